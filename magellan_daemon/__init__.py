@@ -1,0 +1,1 @@
+"""Magellan trading daemon."""

@@ -1,0 +1,7 @@
+"""``python -m magellan_daemon`` is the ``magellan`` command."""
+
+import sys
+
+from magellan_daemon.cli import main
+
+sys.exit(main())

@@ -1,0 +1,55 @@
+"""The ``magellan`` command: one sub-command per module, imported only when used.
+
+Each command module exposes ``configure(parser)`` (adds its arguments) and
+``run(args) -> int`` (the exit code). Exit codes are decided here and in those ``run``
+functions only: 0 success, 1 runtime failure, 2 bad configuration or usage.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+# name -> (module, one-line description shown by ``magellan --help``)
+COMMANDS: dict[str, tuple[str, str]] = {
+    "sim": ("magellan_daemon.sim.cli", "run the Alpaca-compatible simulator on loopback"),
+    "signals": (
+        "magellan_daemon.signals_cli",
+        "run one strategy over recorded bars and write its decisions to CSV",
+    ),
+    "check-config": (
+        "magellan_daemon.check_config",
+        "validate every config and show what would run",
+    ),
+}
+
+
+def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
+    """The top-level parser; only the chosen sub-command's module is imported."""
+    parser = argparse.ArgumentParser(
+        prog="magellan",
+        description="Magellan trading daemon: three equity strategies on Alpaca.",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    chosen = next((a for a in (argv or []) if not a.startswith("-")), None)
+    for name, (module_name, help_text) in COMMANDS.items():
+        sub_parser = sub.add_parser(name, help=help_text, description=help_text)
+        if name == chosen:
+            module = importlib.import_module(module_name)
+            module.configure(sub_parser)
+            sub_parser.set_defaults(_run=module.run)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``magellan`` console script."""
+    args_list = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser(args_list)
+    args = parser.parse_args(args_list)
+    return int(args._run(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

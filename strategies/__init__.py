@@ -1,0 +1,1 @@
+"""Pure strategies: bars and fills in, order intents out."""

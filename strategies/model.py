@@ -1,0 +1,128 @@
+"""The values that cross the boundary between the pure strategies and the daemon.
+
+Strategies take ``Bar`` and ``OrderUpdate`` values (plus the current time, passed in) and
+return ``Intent`` and ``Evaluation`` values. Nothing here does I/O or reads a clock.
+
+Prices inside strategies are floats (indicators are compared with pandas to 1e-9); share
+quantities are ints (whole shares only). The daemon converts to ``Decimal`` at its ledger.
+
+How the daemon executes each ``Intent.action``:
+
+- ``buy`` / ``sell``: a market order (time in force ``day``) for ``qty`` shares, or for the
+  size the router computes from ``sizing`` when ``qty`` is None (entries only). ``execute``
+  says when: ``now`` or ``next_open`` (Daily Trend's 16:05 signal; an hourly signal on the
+  bar that ends at the close).
+- ``place_stop``: a resting GTC stop sell for ``qty`` at ``stop_price`` (Bear Trap's
+  protective stop, placed after the entry fill).
+- ``replace_stop``: change that resting stop to ``qty`` shares at ``stop_price`` (reduce
+  before a partial exit, raise to support after TP2). Emitted *before* the sell it makes room
+  for, in the same list; the router executes a list in order.
+- ``cancel_stop``: cancel that resting stop (before the final exit).
+
+The daemon reports back with ``OrderUpdate`` values for the strategy's own orders only:
+one per fill increment (``kind="fill"``, ``qty`` the increment, not the cumulative) and one
+when an order ends without filling completely (``canceled`` / ``expired`` / ``rejected``,
+``qty`` = 0, ``filled_qty`` the total filled before it ended).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Literal
+
+Side = Literal["buy", "sell"]
+Action = Literal["buy", "sell", "place_stop", "replace_stop", "cancel_stop"]
+Execute = Literal["now", "next_open"]
+Decision = Literal["enter", "exit", "hold", "skip"]
+UpdateKind = Literal["fill", "canceled", "expired", "rejected"]
+Timeframe = Literal["1Min", "1Hour", "1Day"]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Bar:
+    """One completed bar. ``t`` is the bar's start (aware UTC), as Alpaca stamps it."""
+
+    symbol: str
+    timeframe: Timeframe
+    t: datetime
+    open: float
+    high: float
+    low: float
+    close: float
+    volume: float
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class FixedDollars:
+    """Entry sizing: ``floor(dollars / price)`` shares (Daily Trend, Hourly Swing)."""
+
+    dollars: float
+    price: float
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RiskBased:
+    """Entry sizing: ``floor(risk_fraction * equity / (price - stop))`` shares, capped at
+    ``floor(max_dollars / price)`` (Bear Trap)."""
+
+    risk_fraction: float
+    price: float
+    stop: float
+    max_dollars: float
+
+
+Sizing = FixedDollars | RiskBased
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Intent:
+    """What a strategy wants done. ``(strategy, symbol, signal_time, leg)`` identifies it:
+    the daemon derives the ``client_order_id`` from exactly these four."""
+
+    strategy: str
+    symbol: str
+    action: Action
+    leg: str  # entry, exit, tp1, tp2, time_stop, eod, stop, ...
+    signal_time: datetime  # start of the bar whose completion triggered it
+    reason: str
+    qty: int | None = None
+    sizing: Sizing | None = None
+    stop_price: float | None = None
+    execute: Execute = "now"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Evaluation:
+    """The record of one symbol evaluated on one bar: enough to answer "why not X?"."""
+
+    strategy: str
+    symbol: str
+    bar_time: datetime
+    decision: Decision
+    reason: str
+    values: dict[str, float | None] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class OrderUpdate:
+    """News about one of the strategy's own orders, identified by ``leg``/``signal_time``."""
+
+    strategy: str
+    symbol: str
+    leg: str
+    signal_time: datetime
+    side: Side
+    kind: UpdateKind
+    time: datetime
+    qty: int = 0  # this fill's increment (0 for non-fills)
+    price: float | None = None  # this fill's price
+    filled_qty: int = 0  # cumulative filled on the order after this update
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Step:
+    """What a strategy returns from one call."""
+
+    intents: tuple[Intent, ...] = ()
+    evaluations: tuple[Evaluation, ...] = ()

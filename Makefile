@@ -24,7 +24,7 @@ fmt: $(STAMP)
 	$(BIN)/ruff check --fix .
 
 test: lint
-	$(BIN)/pytest
+	$(BIN)/pytest -q
 
 run-paper: $(STAMP)
 	$(BIN)/magellan run --config configs/magellan.toml

@@ -1,0 +1,105 @@
+"""Accounts and positions: cash, holdings with average entry price, fills recorded."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+
+from magellan_daemon.sim.orders import ZERO, Order
+
+
+@dataclass(slots=True, kw_only=True)
+class Position:
+    """A long holding; ``cost`` is the total cost basis of the shares held."""
+
+    symbol: str
+    asset_id: str
+    qty: Decimal
+    cost: Decimal
+
+    @property
+    def avg_entry_price(self) -> Decimal:
+        """Average entry price per share."""
+        return self.cost / self.qty if self.qty else ZERO
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Fill:
+    """One execution, as the FILL activity lists it."""
+
+    id: str
+    execution_id: str
+    transaction_time: datetime
+    order_id: str
+    symbol: str
+    side: str
+    qty: Decimal
+    price: Decimal
+    cum_qty: Decimal
+    leaves_qty: Decimal
+    order_status: str
+
+
+@dataclass(slots=True, kw_only=True)
+class Account:
+    """One API key's paper account (cash account, no margin, no shorting)."""
+
+    key: str
+    id: str
+    account_number: str
+    created_at: datetime
+    cash: Decimal
+    last_equity: Decimal
+    positions: dict[str, Position] = field(default_factory=dict)
+    orders: dict[str, Order] = field(default_factory=dict)
+    client_ids: dict[str, str] = field(default_factory=dict)
+    fills: list[Fill] = field(default_factory=list)
+
+    def open_orders(self) -> list[Order]:
+        """Non-terminal orders in submission order."""
+        return [o for o in self.orders.values() if o.is_open]
+
+    def reserved_for_buys(self) -> Decimal:
+        """Buying power held back by open buy orders."""
+        return sum((o.reserved_value() for o in self.orders.values()), ZERO)
+
+    def buying_power(self) -> Decimal:
+        """Cash account: cash minus what open buy orders hold back (never below 0)."""
+        return max(self.cash - self.reserved_for_buys(), ZERO)
+
+    def held_sell_orders(self, symbol: str, excluding: str | None = None) -> list[Order]:
+        """Open sell orders on ``symbol`` (their remaining qty is held), minus ``excluding``."""
+        return [
+            o
+            for o in self.orders.values()
+            if o.is_open and o.side == "sell" and o.symbol == symbol and o.id != excluding
+        ]
+
+    def position_qty(self, symbol: str) -> Decimal:
+        """Shares held (0 when flat)."""
+        held = self.positions.get(symbol)
+        return held.qty if held else ZERO
+
+    def apply_fill(self, order: Order, qty: Decimal, price: Decimal) -> Decimal:
+        """Move cash and the position for one execution; returns the position qty after."""
+        value = qty * price
+        held = self.positions.get(order.symbol)
+        if order.side == "buy":
+            self.cash -= value
+            if held is None:
+                held = Position(symbol=order.symbol, asset_id=order.asset_id, qty=ZERO, cost=ZERO)
+                self.positions[order.symbol] = held
+            held.qty += qty
+            held.cost += value
+            return held.qty
+        self.cash += value
+        if held is None:  # guarded at submission: shorting is disabled
+            raise RuntimeError(f"sell fill without a position in {order.symbol}")
+        avg = held.avg_entry_price
+        held.qty -= qty
+        held.cost = held.qty * avg
+        if held.qty <= 0:
+            del self.positions[order.symbol]
+            return ZERO
+        return held.qty

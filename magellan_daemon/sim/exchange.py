@@ -1,0 +1,781 @@
+"""The exchange core: accounts, orders, positions, matching against bars, trade updates.
+
+Plain synchronous code driven by a ``Clock``: every public method first calls ``advance()``,
+which processes, in time order, everything that became due since the last call (session
+opens, bar completions of symbols with working orders, session closes).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import random
+import uuid
+from collections.abc import Callable
+from dataclasses import replace
+from datetime import date, datetime, timedelta
+from decimal import ROUND_CEILING, ROUND_DOWN, Decimal
+from typing import Any
+
+from magellan_daemon.clock import Clock
+from magellan_daemon.sim import data_api
+from magellan_daemon.sim.account import Account, Fill
+from magellan_daemon.sim.calendar import NEW_YORK, SessionCalendar, new_york_date
+from magellan_daemon.sim.errors import (
+    FORBIDDEN,
+    INVALID_PARAM,
+    UNPROCESSABLE,
+    SimError,
+    invalid,
+    not_found,
+)
+from magellan_daemon.sim.faults import Faults
+from magellan_daemon.sim.market import DAY, HOUR, MINUTE, MarketData, SimBar
+from magellan_daemon.sim.orders import ZERO, Order, match_price, opening_price, price_decimal
+from magellan_daemon.sim.requests import OrderRequest, check_opg_window, validate
+from magellan_daemon.sim.wire import (
+    account_dict,
+    activity_dict,
+    asset_dict,
+    asset_id,
+    dec,
+    order_dict,
+    position_dict,
+    stream_bar_dict,
+    ts,
+    ts_new_york,
+)
+
+log = logging.getLogger(__name__)
+
+Listener = Callable[[str, dict[str, Any]], None]
+ACCOUNT_NAMESPACE = uuid.UUID("0b7e3c52-2f5d-4a8e-bb0c-7a4f1d6e9c30")
+NOTIONAL_QTY_STEP = Decimal("0.000000001")
+MAX_ORDER_LIST = 500
+MAX_ACTIVITY_PAGE = 100
+
+
+class Exchange:
+    """A paper broker: one account per API key, orders matched against the market's bars."""
+
+    def __init__(
+        self,
+        clock: Clock,
+        market: MarketData,
+        calendar: SessionCalendar,
+        *,
+        cash: Decimal = Decimal(100000),
+        slippage_bps: float = 0.0,
+        faults: Faults | None = None,
+        seed: int = 0,
+    ) -> None:
+        self.clock = clock
+        self.market = market
+        self.calendar = calendar
+        self.faults = faults or Faults()
+        self.slippage_bps = slippage_bps
+        self._initial_cash = Decimal(cash)
+        self._rng = random.Random(seed)
+        self._accounts: dict[str, Account] = {}
+        self._working: dict[str, Order] = {}
+        self._listeners: list[Listener] = []
+        self._processed = clock.now()
+        self._symbol_by_asset_id = {asset_id(s): s for s in market.symbols()}
+
+    def add_listener(self, callback: Listener) -> None:
+        """Call ``callback(account_key, message)`` for every trade_updates message."""
+        self._listeners.append(callback)
+
+    # -- time --------------------------------------------------------------------------------
+
+    def advance(self) -> None:
+        """Process everything due up to ``clock.now()`` in time order (idempotent)."""
+        now = self.clock.now()
+        while (due := self._next_event(now)) is not None:
+            self._process(due)
+            self._processed = due
+        self._processed = max(self._processed, now)
+
+    def _next_event(self, now: datetime) -> datetime | None:
+        after = self._processed
+        candidates: list[datetime] = []
+        for upcoming in (self.calendar.next_open, self.calendar.next_close):
+            try:
+                candidates.append(upcoming(after))
+            except ValueError:
+                continue  # beyond the calendar's range
+        for symbol in {o.symbol for o in self._working.values()}:
+            series = self.market.price_series(symbol)
+            i = series.first_completed_after(after) if series else None
+            if series is not None and i is not None:
+                candidates.append(series.done_at(i))
+        due = min(candidates, default=None)
+        return due if due is not None and due <= now else None
+
+    def _process(self, t: datetime) -> None:
+        session = self.calendar.session_at(t)
+        if session is not None and session.open == t:
+            self._open_session(t)
+        for symbol in sorted({o.symbol for o in self._working.values()}):
+            self._match_symbol(symbol, t)
+        if self.calendar.previous_close(t) == t:
+            self._close_session(t)
+
+    def _open_session(self, t: datetime) -> None:
+        for order in list(self._working.values()):
+            if order.active_from is None:
+                order.active_from = t
+                order.status = "new"
+                order.updated_at = t
+                self._emit(order, "new", t)
+
+    def _close_session(self, t: datetime) -> None:
+        for order in list(self._working.values()):
+            if order.expires_at is not None and order.expires_at <= t:
+                order.status = "expired"
+                order.expired_at = order.updated_at = t
+                self._working.pop(order.id)
+                self._emit(order, "expired", t)
+        for account in self._accounts.values():
+            account.last_equity = account.cash + self._long_market_value(account, t)
+
+    def _match_symbol(self, symbol: str, t: datetime) -> None:
+        series = self.market.price_series(symbol)
+        i = series.index_completing_at(t) if series else None
+        if series is None or i is None:
+            return
+        bar = series.bar(i)
+        regular_start = self._regular_start(bar)
+        if regular_start is None:
+            return  # extended-hours bar: orders only fill in the regular session
+        for order in [o for o in self._working.values() if o.symbol == symbol]:
+            if order.active_from is None:
+                continue
+            if regular_start >= order.active_from:
+                self._match(order, bar, t)
+            elif bar.timeframe != MINUTE:
+                # Hourly/daily data only (no minute bars): a bar that began before the order
+                # went live offers just its closing print, so nothing before the order counts.
+                closing = replace(bar, open=bar.close, high=bar.close, low=bar.close)
+                self._match(order, closing, t)
+
+    def _regular_start(self, bar: SimBar) -> datetime | None:
+        """When the regular-session part of ``bar`` starts, None if it has none."""
+        if bar.timeframe == MINUTE:
+            return bar.t if self.calendar.is_open(bar.t) else None
+        if bar.timeframe == HOUR:
+            session = self.calendar.session_at(bar.t + timedelta(minutes=30))
+            return max(bar.t, session.open) if session else None
+        session = self.calendar.session(new_york_date(bar.t)) if bar.timeframe == DAY else None
+        return session.open if session else None
+
+    def _match(self, order: Order, bar: SimBar, t: datetime) -> None:
+        if order.time_in_force == "opg":
+            price = opening_price(order, bar)
+        else:
+            price = match_price(order, bar, self.slippage_bps)
+        if price is not None:
+            self._fill(order, price, t)
+        if order.time_in_force in ("opg", "ioc") and order.is_open:
+            self._cancel(order, t)
+
+    def _fill(self, order: Order, raw_price: float, t: datetime) -> None:
+        price = price_decimal(raw_price)
+        if order.notional is not None:
+            qty = (order.notional / price).quantize(NOTIONAL_QTY_STEP, rounding=ROUND_DOWN)
+        else:
+            qty = self._fill_qty(order.remaining_qty)
+        account = self._accounts[order.account_key]
+        position_qty = account.apply_fill(order, qty, price)
+        order.filled_qty += qty
+        order.filled_value += qty * price
+        complete = order.notional is not None or order.remaining_qty == 0
+        order.status = "filled" if complete else "partially_filled"
+        order.updated_at = t
+        if complete:
+            order.filled_at = t
+            self._working.pop(order.id, None)
+        execution_id = self._uuid()
+        account.fills.append(
+            Fill(
+                id=f"{t.strftime('%Y%m%d%H%M%S')}{t.microsecond // 1000:03d}::{execution_id}",
+                execution_id=execution_id,
+                transaction_time=t,
+                order_id=order.id,
+                symbol=order.symbol,
+                side=order.side,
+                qty=qty,
+                price=price,
+                cum_qty=order.filled_qty,
+                leaves_qty=ZERO if complete else order.remaining_qty,
+                order_status=order.status,
+            )
+        )
+        self._emit(
+            order,
+            "fill" if complete else "partial_fill",
+            t,
+            execution_id=execution_id,
+            price=dec(price),
+            qty=dec(qty),
+            position_qty=dec(position_qty),
+        )
+
+    def _fill_qty(self, remaining: Decimal) -> Decimal:
+        ratio = self.faults.partial_fill_ratio
+        if ratio <= 0:
+            return remaining
+        part = (remaining * Decimal(repr(ratio))).to_integral_value(rounding=ROUND_CEILING)
+        return min(remaining, max(Decimal(1), part))
+
+    def _cancel(self, order: Order, t: datetime) -> None:
+        order.status = "canceled"
+        order.canceled_at = order.updated_at = t
+        self._working.pop(order.id, None)
+        self._emit(order, "canceled", t)
+
+    def _emit(self, order: Order, event: str, t: datetime, **fill: str | None) -> None:
+        message = {
+            "stream": "trade_updates",
+            "data": {"event": event, "timestamp": ts(t), "order": order_dict(order), **fill},
+        }
+        for callback in list(self._listeners):
+            try:
+                callback(order.account_key, message)
+            except Exception:
+                log.exception("trade_updates listener failed on %s %s", event, order.id)
+
+    # -- accounts ----------------------------------------------------------------------------
+
+    def _account(self, key: str) -> Account:
+        account = self._accounts.get(key)
+        if account is None:
+            digest = int(hashlib.sha256(key.encode()).hexdigest(), 16)
+            account = Account(
+                key=key,
+                id=str(uuid.uuid5(ACCOUNT_NAMESPACE, key)),
+                account_number=f"PA{digest % 10**10:010d}",
+                created_at=self.clock.now(),
+                cash=self._initial_cash,
+                last_equity=self._initial_cash,
+            )
+            self._accounts[key] = account
+        return account
+
+    def _uuid(self) -> str:
+        return str(uuid.UUID(int=self._rng.getrandbits(128), version=4))
+
+    def _price(self, symbol: str, now: datetime) -> Decimal | None:
+        last = self.market.last_price(symbol, now)
+        return None if last is None else Decimal(repr(last))
+
+    def _long_market_value(self, account: Account, now: datetime) -> Decimal:
+        total = ZERO
+        for position in account.positions.values():
+            price = self._price(position.symbol, now) or position.avg_entry_price
+            total += position.qty * price
+        return total
+
+    def get_account(self, key: str) -> dict[str, Any]:
+        """The account, valued at the latest completed bars."""
+        self.advance()
+        account = self._account(key)
+        return account_dict(account, self._long_market_value(account, self.clock.now()))
+
+    def get_clock(self) -> dict[str, Any]:
+        """Market clock in New York time."""
+        self.advance()
+        now = self.clock.now()
+        return {
+            "timestamp": ts_new_york(now),
+            "is_open": self.calendar.is_open(now),
+            "next_open": ts_new_york(self.calendar.next_open(now)),
+            "next_close": ts_new_york(self.calendar.next_close(now)),
+        }
+
+    def get_calendar(self, start: date | None, end: date | None) -> list[dict[str, Any]]:
+        """Sessions from ``start`` to ``end`` inclusive (whole calendar by default)."""
+        self.advance()
+        first = start or self.calendar.first_date
+        last = end or self.calendar.last_date
+        if last < first:
+            raise invalid("end must not be before start")
+        sessions = self.calendar.sessions(first, last + timedelta(days=10))
+        out = []
+        for i, session in enumerate(sessions):
+            if session.date > last:
+                break
+            following = sessions[i + 1].date if i + 1 < len(sessions) else session.date
+            out.append(
+                {
+                    "date": session.date.isoformat(),
+                    "open": session.open.astimezone(NEW_YORK).strftime("%H:%M"),
+                    "close": session.close.astimezone(NEW_YORK).strftime("%H:%M"),
+                    "session_open": "0400",
+                    "session_close": "2000",
+                    "settlement_date": following.isoformat(),
+                }
+            )
+        return out
+
+    def _symbol(self, symbol_or_id: str) -> str | None:
+        if self.market.has_symbol(symbol_or_id):
+            return symbol_or_id
+        return self._symbol_by_asset_id.get(symbol_or_id.lower())
+
+    def get_asset(self, key: str, symbol_or_id: str) -> dict[str, Any]:
+        """The asset for a symbol or asset id (404 if the market does not have it)."""
+        self.advance()
+        self._account(key)
+        symbol = self._symbol(symbol_or_id)
+        if symbol is None:
+            raise not_found(f"asset not found for {symbol_or_id}")
+        return asset_dict(symbol)
+
+    # -- orders ------------------------------------------------------------------------------
+
+    def submit_order(
+        self,
+        key: str,
+        *,
+        symbol: str,
+        qty: Decimal | None,
+        notional: Decimal | None,
+        side: str,
+        type: str,
+        time_in_force: str,
+        limit_price: Decimal | None,
+        stop_price: Decimal | None,
+        client_order_id: str | None,
+        extended_hours: bool,
+    ) -> dict[str, Any]:
+        """Accept a new order (Alpaca's 403/422 checks) and return it."""
+        self.advance()
+        account = self._account(key)
+        now = self.clock.now()
+        request = OrderRequest(
+            symbol=symbol,
+            qty=qty,
+            notional=notional,
+            side=side,
+            type=type,
+            time_in_force=time_in_force,
+            limit_price=limit_price,
+            stop_price=stop_price,
+            client_order_id=client_order_id,
+            extended_hours=extended_hours,
+        )
+        self._check_request(account, request, now)
+        reserved = self._reserved_price(request, now)
+        self._check_affordable(account, request, reserved, replacing=None)
+        order = self._create(account, request, now, reserved, replaces=None)
+        if self.faults.reject_next_orders > 0:
+            self.faults.reject_next_orders -= 1
+            accepted = order_dict(order)
+            order.status = "rejected"
+            order.failed_at = order.updated_at = now
+            self._working.pop(order.id)
+            self._emit(order, "rejected", now)
+            return accepted
+        self._activate_if_open(order, now)
+        return order_dict(order)
+
+    def _check_request(self, account: Account, request: OrderRequest, now: datetime) -> None:
+        validate(request)
+        if not self.market.has_symbol(request.symbol):
+            raise invalid("invalid symbol")
+        if request.time_in_force == "opg":
+            check_opg_window(now)
+        if request.client_order_id in account.client_ids:
+            raise SimError(422, INVALID_PARAM, "client_order_id must be unique")
+
+    def _reserved_price(self, request: OrderRequest, now: datetime) -> Decimal:
+        """Per-share price a buy holds back: its limit, its stop, else the last price."""
+        if request.side != "buy" or request.notional is not None:
+            return ZERO
+        if request.limit_price is not None:
+            return request.limit_price
+        last = self._price(request.symbol, now)
+        if request.stop_price is not None:
+            return max(request.stop_price, last or ZERO)
+        if last is None:
+            raise SimError(422, UNPROCESSABLE, f"no market price for {request.symbol} yet")
+        return last
+
+    def _check_affordable(
+        self, account: Account, request: OrderRequest, reserved: Decimal, replacing: Order | None
+    ) -> None:
+        if request.side == "buy":
+            cost = (
+                request.notional if request.notional is not None else reserved * (request.qty or 0)
+            )
+            power = account.buying_power() + (replacing.reserved_value() if replacing else ZERO)
+            if cost > power:
+                raise SimError(
+                    403,
+                    FORBIDDEN,
+                    "insufficient buying power",
+                    buying_power=dec(power.quantize(Decimal("0.01"))),
+                    cost_basis=dec(cost.quantize(Decimal("0.01"))),
+                )
+            return
+        holders = account.held_sell_orders(request.symbol, replacing.id if replacing else None)
+        held = sum((o.remaining_qty for o in holders), ZERO)
+        existing = account.position_qty(request.symbol)
+        available = max(existing - held, ZERO)
+        requested = request.qty or ZERO
+        if requested > available:
+            raise SimError(
+                403,
+                FORBIDDEN,
+                f"insufficient qty available for order (requested: {dec(requested)}, "
+                f"available: {dec(available)})",
+                available=dec(available),
+                existing_qty=dec(existing),
+                held_for_orders=dec(held),
+                related_orders=[o.id for o in holders],
+                symbol=request.symbol,
+            )
+
+    def _create(
+        self,
+        account: Account,
+        request: OrderRequest,
+        now: datetime,
+        reserved: Decimal,
+        replaces: str | None,
+    ) -> Order:
+        client_order_id = request.client_order_id or self._uuid()
+        expires = None
+        if request.time_in_force != "gtc":
+            expires = self.calendar.next_session(now).close
+        order = Order(
+            id=self._uuid(),
+            client_order_id=client_order_id,
+            account_key=account.key,
+            symbol=request.symbol,
+            asset_id=asset_id(request.symbol),
+            side=request.side,
+            type=request.type,
+            time_in_force=request.time_in_force,
+            qty=request.qty,
+            notional=request.notional,
+            limit_price=request.limit_price,
+            stop_price=request.stop_price,
+            extended_hours=request.extended_hours,
+            status="accepted",
+            created_at=now,
+            updated_at=now,
+            submitted_at=now,
+            active_from=None,
+            expires_at=expires,
+            reserved_price=reserved,
+            replaces=replaces,
+        )
+        account.orders[order.id] = order
+        account.client_ids[client_order_id] = order.id
+        self._working[order.id] = order
+        return order
+
+    def _activate_if_open(self, order: Order, now: datetime) -> None:
+        # OPG orders always wait for the open; others go live at once during the session.
+        if order.time_in_force != "opg" and self.calendar.is_open(now):
+            order.status = "new"
+            order.active_from = now
+            self._emit(order, "new", now)
+
+    def _find(self, account: Account, order_id: str) -> Order:
+        order = account.orders.get(order_id)
+        if order is None:
+            raise not_found(f"order not found for {order_id}")
+        return order
+
+    def list_orders(
+        self,
+        key: str,
+        *,
+        status: str = "open",
+        after: datetime | None = None,
+        until: datetime | None = None,
+        limit: int = 50,
+        direction: str = "desc",
+        nested: bool = False,
+        symbols: list[str] | None = None,
+        side: str | None = None,
+    ) -> list[dict[str, Any]]:
+        """Orders filtered like Alpaca (``after``/``until`` exclusive on submission time)."""
+        self.advance()
+        account = self._account(key)
+        if status not in ("open", "closed", "all"):
+            raise invalid("status must be open, closed or all")
+        if direction not in ("asc", "desc"):
+            raise invalid("direction must be asc or desc")
+        if not 1 <= limit <= MAX_ORDER_LIST:
+            raise invalid(f"limit must be between 1 and {MAX_ORDER_LIST}")
+        if side is not None and side not in ("buy", "sell"):
+            raise invalid("side must be buy or sell")
+        wanted = set(symbols) if symbols else None
+        chosen = [
+            o
+            for o in account.orders.values()
+            if (status == "all" or o.is_open == (status == "open"))
+            and (after is None or o.submitted_at > after)
+            and (until is None or o.submitted_at < until)
+            and (wanted is None or o.symbol in wanted)
+            and (side is None or o.side == side)
+        ]
+        if direction == "desc":
+            chosen.reverse()  # orders dict keeps submission order
+        return [order_dict(o) for o in chosen[:limit]]
+
+    def get_order(self, key: str, order_id: str) -> dict[str, Any]:
+        """One order by id (404 when unknown)."""
+        self.advance()
+        return order_dict(self._find(self._account(key), order_id))
+
+    def get_order_by_client_id(self, key: str, client_order_id: str) -> dict[str, Any]:
+        """One order by client_order_id (404 when unknown)."""
+        self.advance()
+        account = self._account(key)
+        order_id = account.client_ids.get(client_order_id)
+        if order_id is None:
+            raise not_found(f"order not found for {client_order_id}")
+        return order_dict(account.orders[order_id])
+
+    def replace_order(
+        self,
+        key: str,
+        order_id: str,
+        *,
+        qty: Decimal | None,
+        limit_price: Decimal | None,
+        stop_price: Decimal | None,
+        time_in_force: str | None,
+        client_order_id: str | None,
+    ) -> dict[str, Any]:
+        """Replace an open order by a new one; the old one becomes ``replaced``."""
+        self.advance()
+        account = self._account(key)
+        old = self._find(account, order_id)
+        if not old.is_open:
+            raise _terminal(old)
+        if old.notional is not None:
+            raise SimError(422, UNPROCESSABLE, "notional orders cannot be replaced")
+        now = self.clock.now()
+        request = OrderRequest(
+            symbol=old.symbol,
+            qty=qty if qty is not None else old.remaining_qty,
+            notional=None,
+            side=old.side,
+            type=old.type,
+            time_in_force=time_in_force or old.time_in_force,
+            limit_price=limit_price if limit_price is not None else old.limit_price,
+            stop_price=stop_price if stop_price is not None else old.stop_price,
+            client_order_id=client_order_id,
+            extended_hours=old.extended_hours,
+        )
+        unchanged = (request.qty, request.limit_price, request.stop_price) == (
+            old.remaining_qty,
+            old.limit_price,
+            old.stop_price,
+        ) and request.time_in_force == old.time_in_force
+        if unchanged and client_order_id is None:
+            raise SimError(403, FORBIDDEN, "order parameters are not changed")
+        self._check_request(account, request, now)
+        reserved = self._reserved_price(request, now)
+        self._check_affordable(account, request, reserved, replacing=old)
+        new = self._create(account, request, now, reserved, replaces=old.id)
+        old.status = "replaced"
+        old.replaced_at = old.updated_at = now
+        old.replaced_by = new.id
+        self._working.pop(old.id, None)
+        self._emit(old, "replaced", now)
+        self._activate_if_open(new, now)
+        return order_dict(new)
+
+    def cancel_order(self, key: str, order_id: str) -> None:
+        """Cancel an open order (422 if it is already terminal)."""
+        self.advance()
+        order = self._find(self._account(key), order_id)
+        if not order.is_open:
+            raise _terminal(order)
+        self._cancel(order, self.clock.now())
+
+    def cancel_all_orders(self, key: str) -> list[dict[str, Any]]:
+        """Cancel every open order: 207 items ``{"id","status","body"}``."""
+        self.advance()
+        now = self.clock.now()
+        out = []
+        for order in self._account(key).open_orders():
+            self._cancel(order, now)
+            out.append({"id": order.id, "status": 200, "body": order_dict(order)})
+        return out
+
+    # -- positions ---------------------------------------------------------------------------
+
+    def _position_view(self, account: Account, symbol: str, now: datetime) -> dict[str, Any]:
+        position = account.positions[symbol]
+        price = self._price(symbol, now) or position.avg_entry_price
+        previous_close = self.calendar.previous_close(self.calendar.next_session(now).open)
+        lastday = (self._price(symbol, previous_close) if previous_close else None) or price
+        held = sum((o.remaining_qty for o in account.held_sell_orders(symbol)), ZERO)
+        return position_dict(position, price, lastday, max(position.qty - held, ZERO))
+
+    def list_positions(self, key: str) -> list[dict[str, Any]]:
+        """Open positions, by symbol."""
+        self.advance()
+        account = self._account(key)
+        now = self.clock.now()
+        return [self._position_view(account, s, now) for s in sorted(account.positions)]
+
+    def get_position(self, key: str, symbol_or_asset_id: str) -> dict[str, Any]:
+        """One position (404 "position does not exist")."""
+        self.advance()
+        account = self._account(key)
+        symbol = self._symbol(symbol_or_asset_id)
+        if symbol is None or symbol not in account.positions:
+            raise not_found("position does not exist")
+        return self._position_view(account, symbol, self.clock.now())
+
+    def close_position(
+        self,
+        key: str,
+        symbol_or_asset_id: str,
+        *,
+        qty: Decimal | None,
+        percentage: Decimal | None,
+    ) -> dict[str, Any]:
+        """Submit the liquidating market sell (all, ``qty`` or ``percentage``) and return it."""
+        self.advance()
+        account = self._account(key)
+        symbol = self._symbol(symbol_or_asset_id)
+        position = account.positions.get(symbol) if symbol else None
+        if symbol is None or position is None:
+            raise not_found("position does not exist")
+        amount = position.qty
+        if qty is not None and percentage is not None:
+            raise invalid("only one of qty or percentage may be given")
+        if qty is not None:
+            amount = qty
+        elif percentage is not None:
+            if not 0 < percentage <= 100:
+                raise invalid("percentage must be between 0 and 100")
+            amount = position.qty * percentage / 100
+            if position.qty == position.qty.to_integral_value():
+                amount = amount.to_integral_value(rounding=ROUND_DOWN)
+            if amount <= 0:
+                raise invalid("percentage gives a qty of 0")
+        return self.submit_order(
+            key,
+            symbol=symbol,
+            qty=amount,
+            notional=None,
+            side="sell",
+            type="market",
+            time_in_force="day",
+            limit_price=None,
+            stop_price=None,
+            client_order_id=None,
+            extended_hours=False,
+        )
+
+    def close_all_positions(self, key: str, *, cancel_orders: bool) -> list[dict[str, Any]]:
+        """Liquidate every position: 207 items ``{"symbol","status","body"}``."""
+        self.advance()
+        if cancel_orders:
+            self.cancel_all_orders(key)
+        out = []
+        for symbol in sorted(self._account(key).positions):
+            try:
+                order = self.close_position(key, symbol, qty=None, percentage=None)
+                out.append({"symbol": symbol, "status": 200, "body": order})
+            except SimError as error:
+                out.append({"symbol": symbol, "status": error.status, "body": error.body()})
+        return out
+
+    # -- activities --------------------------------------------------------------------------
+
+    def activities(
+        self,
+        key: str,
+        *,
+        activity_types: list[str] | None,
+        after: datetime | None = None,
+        until: datetime | None = None,
+        direction: str = "desc",
+        page_size: int = 100,
+        page_token: str | None = None,
+    ) -> list[dict[str, Any]]:
+        """FILL activities (the only kind simulated), paged by the last id seen."""
+        self.advance()
+        account = self._account(key)
+        if direction not in ("asc", "desc"):
+            raise invalid("direction must be asc or desc")
+        if not 1 <= page_size <= MAX_ACTIVITY_PAGE:
+            raise invalid(f"page_size must be between 1 and {MAX_ACTIVITY_PAGE}")
+        if activity_types and "FILL" not in activity_types:
+            return []
+        fills = [
+            f
+            for f in account.fills
+            if (after is None or f.transaction_time > after)
+            and (until is None or f.transaction_time < until)
+        ]
+        if direction == "desc":
+            fills.reverse()
+        if page_token is not None:
+            ids = [f.id for f in fills]
+            if page_token not in ids:
+                raise invalid("invalid page_token")
+            fills = fills[ids.index(page_token) + 1 :]
+        return [activity_dict(f) for f in fills[:page_size]]
+
+    # -- market data -------------------------------------------------------------------------
+
+    def get_bars(
+        self,
+        *,
+        symbols: list[str],
+        timeframe: str,
+        start: datetime | None,
+        end: datetime | None,
+        limit: int = 1000,
+        page_token: str | None = None,
+        sort: str = "asc",
+    ) -> dict[str, Any]:
+        """Historical bars (completed only), ``{"bars": {...}, "next_page_token": ...}``."""
+        self.advance()
+        return data_api.get_bars(
+            self.market,
+            self.clock.now(),
+            symbols=symbols,
+            timeframe=timeframe,
+            start=start,
+            end=end,
+            limit=limit,
+            page_token=page_token,
+            sort=sort,
+        )
+
+    def latest_bars(self, symbols: list[str]) -> dict[str, Any]:
+        """``{"bars": {sym: bar}}`` of the latest completed bars."""
+        self.advance()
+        return data_api.latest_bars(self.market, self.clock.now(), symbols)
+
+    def latest_trades(self, symbols: list[str]) -> dict[str, Any]:
+        """``{"trades": {sym: trade}}`` from the latest completed bars."""
+        self.advance()
+        return data_api.latest_trades(self.market, self.clock.now(), symbols)
+
+    def latest_quotes(self, symbols: list[str]) -> dict[str, Any]:
+        """``{"quotes": {sym: quote}}`` around the latest completed bars."""
+        self.advance()
+        return data_api.latest_quotes(self.market, self.clock.now(), symbols)
+
+    def stream_bar(self, bar: SimBar) -> dict[str, Any]:
+        """The data-stream map of a minute bar (``t`` left as a datetime)."""
+        return stream_bar_dict(bar)
+
+
+def _terminal(order: Order) -> SimError:
+    return SimError(422, UNPROCESSABLE, f'order is already in "{order.status}" state')

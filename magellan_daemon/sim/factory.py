@@ -1,0 +1,62 @@
+"""Build a simulator exchange (clock, calendar, market, exchange) from plain options.
+
+Shared by ``magellan sim`` and the daemon's embedded simulator so both start the same way.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from decimal import Decimal
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+from magellan_daemon.clock import VirtualClock
+from magellan_daemon.sim.calendar import SessionCalendar, new_york_date
+from magellan_daemon.sim.exchange import Exchange
+from magellan_daemon.sim.faults import Faults
+from magellan_daemon.sim.market import MarketData
+
+NEW_YORK = ZoneInfo("America/New_York")
+# 09:25 New York on a session inside the shared data's minute coverage (which ends
+# 2025-01-17): five minutes before the open, so a client connects before the first bar.
+DEFAULT_START = datetime(2025, 1, 16, 9, 25, tzinfo=NEW_YORK).astimezone(UTC)
+SYNTHETIC_SESSIONS_BEFORE_START = 5
+SYNTHETIC_SESSIONS_AFTER_START = 30
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SimOptions:
+    """What a simulator is made of; every field has the ``magellan sim`` default."""
+
+    bars_dir: Path | None = None
+    start: datetime = DEFAULT_START
+    speed: float = 1.0
+    seed: int = 0
+    cash: Decimal = Decimal(100_000)
+    slippage_bps: float = 0.0
+
+
+def build_exchange(options: SimOptions, clock: VirtualClock | None = None) -> Exchange:
+    """An ``Exchange`` on real bars (``bars_dir``) or the seeded synthetic market."""
+    calendar = SessionCalendar()
+    clock = clock or VirtualClock(options.start, options.speed)
+    if options.bars_dir is not None:
+        market = MarketData.from_dir(options.bars_dir, calendar)
+    else:
+        day = new_york_date(options.start)
+        # a few sessions of minute bars before the start, so "latest bar/trade/quote" and
+        # intraday history exist from the first request on
+        before = calendar.sessions_before(day, SYNTHETIC_SESSIONS_BEFORE_START)
+        after = calendar.sessions_from(day, SYNTHETIC_SESSIONS_AFTER_START)
+        first = before[0].date if before else day
+        end = after[-1].date if after else day
+        market = MarketData.synthetic(options.seed, None, first, end, calendar)
+    return Exchange(
+        clock,
+        market,
+        calendar,
+        cash=options.cash,
+        slippage_bps=options.slippage_bps,
+        faults=Faults(seed=options.seed),
+    )

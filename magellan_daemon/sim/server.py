@@ -1,0 +1,330 @@
+"""The simulator's HTTP server: Alpaca's wire protocol on one loopback port.
+
+Trading REST at ``/v2/...``, market-data REST at ``/v2/stocks/...``, the trade-updates
+stream at ``/stream`` (and ``/stream/``), the market-data stream at ``/v2/iex`` and
+``/v2/sip``, and the ``/sim/...`` control endpoints. Middleware, outermost first: error
+shaping (a handler's unexpected exception is a logged 500, never a dead server), injected
+faults, authentication, the per-key rate limit. A minute publisher advances the exchange at
+each virtual minute boundary and streams that minute's bars.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+from collections.abc import Awaitable, Callable
+from datetime import datetime, timedelta
+from typing import Any
+
+import orjson
+from aiohttp import web
+
+from magellan_daemon.sim.auth import Credentials
+from magellan_daemon.sim.errors import SimError
+from magellan_daemon.sim.exchange import Exchange
+from magellan_daemon.sim.params import parse_json_body, to_datetime, to_decimal
+from magellan_daemon.sim.ratelimit import RateDecision, RateLimiter
+from magellan_daemon.sim.rest import ACCOUNT_KEY, RestRoutes, json_response
+from magellan_daemon.sim.streams import StreamHub
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+MINUTE = timedelta(minutes=1)
+STREAM_PATHS = frozenset({"/stream", "/stream/", "/v2/iex", "/v2/sip"})
+RATE_DECISION = web.RequestKey("sim_rate_decision", RateDecision)
+FAULT_WATCH_SECONDS = 0.05
+MAX_BODY = 1 << 20
+
+
+def _floor_minute(t: datetime) -> datetime:
+    return t.replace(second=0, microsecond=0)
+
+
+def _is_rest(request: web.Request) -> bool:
+    return request.path.startswith("/v2/") and request.path not in STREAM_PATHS
+
+
+def _status_error(status: int, message: str) -> web.Response:
+    return json_response({"code": status * 100_000, "message": message}, status)
+
+
+@web.middleware
+async def _error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Alpaca-shaped JSON for every error; an unexpected exception is a logged 500."""
+    try:
+        return await handler(request)
+    except SimError as exc:
+        return json_response(exc.body(), exc.status)
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        return _status_error(exc.status, (exc.reason or "error").lower())
+    except (asyncio.CancelledError, ConnectionError):
+        raise
+    except Exception:
+        log.exception("unexpected error serving %s %s", request.method, request.path)
+        return json_response({"code": 50010000, "message": "internal server error"}, 500)
+
+
+class SimServer:
+    """The aiohttp app over one ``Exchange``, started and stopped in-process."""
+
+    def __init__(
+        self,
+        exchange: Exchange,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        key: str | None = None,
+        secret: str | None = None,
+        rate_limit: int = 200,
+    ) -> None:
+        self.exchange = exchange
+        self.host = host
+        self._requested_port = port
+        self._credentials = Credentials(key, secret)
+        self._limiter = RateLimiter(rate_limit)
+        self._hub = StreamHub(self._credentials, exchange.stream_bar)
+        self._fault_rng = random.Random(exchange.faults.seed)
+        self._fault_seed = exchange.faults.seed
+        self._processed = _floor_minute(exchange.clock.now())
+        self._progress = asyncio.Condition()
+        self._tasks: list[asyncio.Task[None]] = []
+        self._runner: web.AppRunner | None = None
+        self.port: int | None = None
+        exchange.add_listener(self._hub.on_trade_event)
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    @property
+    def url(self) -> str:
+        """``http://HOST:PORT``: the REST base for TradingClient and the data client."""
+        if self.port is None:
+            raise RuntimeError("server not started")
+        return f"http://{self.host}:{self.port}"
+
+    @property
+    def trading_ws_url(self) -> str:
+        """The trade-updates stream URL (TradingStream's ``url_override``)."""
+        return self.url.replace("http://", "ws://", 1) + "/stream"
+
+    def data_ws_url(self, feed: str = "iex") -> str:
+        """The market-data stream URL for ``feed`` (StockDataStream's ``url_override``)."""
+        return self.url.replace("http://", "ws://", 1) + f"/v2/{feed}"
+
+    async def start(self) -> None:
+        """Bind (port 0 = a free port) and start the minute publisher."""
+        self._runner = web.AppRunner(self.build_app(), access_log=None, handle_signals=False)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, self.host, self._requested_port)
+        await site.start()
+        self.port = int(self._runner.addresses[0][1])
+        self._processed = _floor_minute(self.exchange.clock.now())
+        self._tasks = [
+            asyncio.create_task(self._publish_minutes(), name="sim-minute-publisher"),
+            asyncio.create_task(self._watch_drop_streams(), name="sim-fault-watch"),
+        ]
+        log.info("simulator serving on %s", self.url)
+
+    async def stop(self) -> None:
+        """Stop the background tasks, close every websocket, release the port."""
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._tasks = []
+        await self._hub.close_all()
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    def build_app(self) -> web.Application:
+        """The aiohttp application with every route and middleware."""
+        app = web.Application(
+            middlewares=[
+                _error_middleware,
+                self._fault_middleware,
+                self._auth_middleware,
+                self._rate_limit_middleware,
+            ],
+            client_max_size=MAX_BODY,
+        )
+        RestRoutes(self.exchange).register(app.router)
+        for path in ("/stream", "/stream/"):
+            app.router.add_get(path, self._hub.trade_stream)
+        for path in ("/v2/iex", "/v2/sip"):
+            app.router.add_get(path, self._hub.data_stream)
+        app.router.add_get("/sim/clock", self._get_clock)
+        app.router.add_post("/sim/clock", self._post_clock)
+        app.router.add_get("/sim/faults", self._get_faults)
+        app.router.add_post("/sim/faults", self._post_faults)
+        app.on_response_prepare.append(_add_rate_headers)
+        return app
+
+    # -- hooks for tests and the daemon ----------------------------------------------------
+
+    async def wait_processed(self, t: datetime | None = None) -> None:
+        """Return once the publisher has advanced the exchange and sent the bars of every
+        minute boundary up to ``t`` (default: the clock's current time)."""
+        target = _floor_minute(t or self.exchange.clock.now())
+        async with self._progress:
+            await self._progress.wait_for(lambda: self._processed >= target)
+
+    async def wait_trade_listeners(self, key: str, count: int = 1) -> None:
+        """Return once ``count`` trade-stream connections of ``key`` listen to trade_updates."""
+        await self._hub.wait_until(lambda: self._hub.trade_listeners(key) >= count)
+
+    async def wait_bar_subscribers(self, symbol: str, count: int = 1) -> None:
+        """Return once ``count`` data-stream connections subscribe to ``symbol``'s bars."""
+        await self._hub.wait_until(lambda: self._hub.bar_subscribers(symbol) >= count)
+
+    async def drop_streams(self) -> int:
+        """Close every open websocket once (the ``drop_streams`` fault); returns how many."""
+        self.exchange.faults.drop_streams = False
+        dropped = await self._hub.close_all()
+        log.info("fault injection dropped %d websocket(s)", dropped)
+        return dropped
+
+    def _reseed_faults(self) -> None:
+        self._fault_seed = self.exchange.faults.seed
+        self._fault_rng = random.Random(self._fault_seed)
+
+    # -- middleware ------------------------------------------------------------------------
+
+    @web.middleware
+    async def _fault_middleware(self, request: web.Request, handler: Handler) -> Any:
+        """Injected latency and HTTP errors on REST requests, decided before the core runs."""
+        if not _is_rest(request):
+            return await handler(request)
+        faults = self.exchange.faults
+        if faults.drop_streams:
+            await self.drop_streams()
+        if faults.latency_ms > 0:
+            await asyncio.sleep(faults.latency_ms / 1000)
+        if faults.seed != self._fault_seed:
+            self._reseed_faults()
+        if faults.http_error_rate > 0 and self._fault_rng.random() < faults.http_error_rate:
+            status = faults.http_status
+            return _status_error(status, f"injected fault: http {status}")
+        return await handler(request)
+
+    @web.middleware
+    async def _auth_middleware(self, request: web.Request, handler: Handler) -> Any:
+        """Identify the account from the credentials; 401 when they are refused."""
+        if not _is_rest(request):
+            return await handler(request)
+        account = self._credentials.account_for_headers(request.headers)
+        if account is None:
+            return json_response({"code": 40110000, "message": "request is not authorized"}, 401)
+        request[ACCOUNT_KEY] = account
+        return await handler(request)
+
+    @web.middleware
+    async def _rate_limit_middleware(self, request: web.Request, handler: Handler) -> Any:
+        """Per key and API (trading vs market data), N requests per rolling wall minute."""
+        if not _is_rest(request):
+            return await handler(request)
+        api = "data" if request.path.startswith("/v2/stocks/") else "trading"
+        decision = self._limiter.check(f"{api}:{request[ACCOUNT_KEY]}")
+        request[RATE_DECISION] = decision
+        if not decision.allowed:
+            return json_response({"code": 42910000, "message": "rate limit exceeded"}, 429)
+        return await handler(request)
+
+    # -- control endpoints -------------------------------------------------------------------
+
+    def _clock_state(self) -> dict[str, Any]:
+        clock = self.exchange.clock
+        state: dict[str, Any] = {"now": clock.now().isoformat()}
+        if hasattr(clock, "anchor"):
+            state.update(clock.anchor())
+        else:
+            state["speed"] = 1.0
+        state.setdefault("speed", getattr(clock, "speed", 1.0))
+        return state
+
+    async def _get_clock(self, request: web.Request) -> web.Response:
+        """GET /sim/clock: virtual now, speed and the clock's affine anchor."""
+        return json_response(self._clock_state())
+
+    async def _post_clock(self, request: web.Request) -> web.Response:
+        """POST /sim/clock {"set": iso, "advance_seconds": s, "speed": x} (any subset)."""
+        clock = self.exchange.clock
+        if not hasattr(clock, "set_speed"):
+            raise SimError(422, 42210000, "the simulator runs on a clock that cannot be set")
+        body = parse_json_body(await request.read())
+        target = to_datetime(body.get("set"), "set")
+        advance = to_decimal(body.get("advance_seconds"), "advance_seconds", positive=False)
+        speed = to_decimal(body.get("speed"), "speed", positive=False)
+        try:
+            if target is not None:
+                clock.set(target)
+            if advance is not None:
+                clock.advance(float(advance))
+            if speed is not None:
+                clock.set_speed(float(speed))
+        except (ValueError, TypeError, OverflowError) as exc:
+            raise SimError(422, 40010001, str(exc)) from exc
+        return json_response(self._clock_state())
+
+    async def _get_faults(self, request: web.Request) -> web.Response:
+        """GET /sim/faults: the current fault settings."""
+        return json_response(self.exchange.faults.as_dict())
+
+    async def _post_faults(self, request: web.Request) -> web.Response:
+        """POST /sim/faults {field: value, ...}: update the faults (422 names a bad field)."""
+        try:
+            body = orjson.loads(await request.read() or b"{}")
+        except orjson.JSONDecodeError as exc:
+            raise SimError(400, 40010000, "malformed request body: invalid JSON") from exc
+        if not isinstance(body, dict):
+            raise SimError(400, 40010000, "malformed request body: expected a JSON object")
+        try:
+            self.exchange.faults.update(**body)
+        except ValueError as exc:
+            raise SimError(422, 40010001, str(exc)) from exc
+        if "seed" in body:
+            # setting the seed, even to its current value, restarts the fault sequence
+            self._reseed_faults()
+        if self.exchange.faults.drop_streams:
+            await self.drop_streams()
+        return json_response(self.exchange.faults.as_dict())
+
+    # -- background tasks ------------------------------------------------------------------
+
+    async def _publish_minutes(self) -> None:
+        """At each virtual minute boundary: advance the exchange, stream that minute's bars."""
+        clock = self.exchange.clock
+        while True:
+            boundary = self._processed + MINUTE
+            await clock.sleep_until(boundary)
+            if not self._hub.wants_bars():
+                # nobody streams bars: catch up in one step instead of minute by minute
+                boundary = max(boundary, _floor_minute(clock.now()))
+            try:
+                self.exchange.advance()
+                if self._hub.wants_bars():
+                    self._hub.publish_bars(self.exchange.market.minute_bars_ending_at(boundary))
+            except Exception:
+                log.exception("minute publisher failed at %s", boundary.isoformat())
+            async with self._progress:
+                self._processed = boundary
+                self._progress.notify_all()
+            # a jump of many minutes must not starve the socket writers
+            await asyncio.sleep(0)
+
+    async def _watch_drop_streams(self) -> None:
+        """Apply ``faults.drop_streams`` set through the Python API (the HTTP one acts at once)."""
+        while True:
+            if self.exchange.faults.drop_streams:
+                await self.drop_streams()
+            await asyncio.sleep(FAULT_WATCH_SECONDS)
+
+
+async def _add_rate_headers(request: web.Request, response: web.StreamResponse) -> None:
+    decision = request.get(RATE_DECISION)
+    if decision is not None:
+        response.headers.update(decision.headers())

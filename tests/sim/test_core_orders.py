@@ -1,0 +1,365 @@
+"""Order matching on the real AMC minute bars of 2024-12-10 (values quoted from the CSV)."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from magellan_daemon.clock import VirtualClock
+from magellan_daemon.sim.errors import SimError
+from magellan_daemon.sim.exchange import Exchange
+from magellan_daemon.sim.market import MarketData
+
+KEY = "core-key"
+# 2024-12-10 (EST): the session opens 14:30Z and closes 21:00Z.
+OPEN = datetime(2024, 12, 10, 14, 30, tzinfo=UTC)
+CLOSE = datetime(2024, 12, 10, 21, 0, tzinfo=UTC)
+
+
+def at(hour: int, minute: int, second: int = 0) -> datetime:
+    """An instant on 2024-12-10 (UTC)."""
+    return datetime(2024, 12, 10, hour, minute, second, tzinfo=UTC)
+
+
+@dataclass
+class Desk:
+    """An exchange on a stepped clock, recording every trade update."""
+
+    exchange: Exchange
+    clock: VirtualClock
+    events: list[dict[str, Any]] = field(default_factory=list)
+
+    @classmethod
+    def start(cls, market: MarketData, when: datetime, **kwargs: Any) -> Desk:
+        """A fresh exchange at ``when``."""
+        clock = VirtualClock(when, speed=0)
+        desk = cls(Exchange(clock, market, market.calendar, **kwargs), clock)
+        desk.exchange.add_listener(lambda key, message: desk.events.append(message["data"]))
+        return desk
+
+    def to(self, when: datetime) -> None:
+        """Move the clock to ``when`` and let the exchange catch up."""
+        self.clock.set(when)
+        self.exchange.advance()
+
+    def order(self, symbol: str = "AMC", qty: str | None = "100", **fields: Any) -> dict:
+        """Submit with Alpaca's defaults (market day buy)."""
+        params: dict[str, Any] = {
+            "symbol": symbol,
+            "qty": None if qty is None else Decimal(qty),
+            "notional": None,
+            "side": "buy",
+            "type": "market",
+            "time_in_force": "day",
+            "limit_price": None,
+            "stop_price": None,
+            "client_order_id": None,
+            "extended_hours": False,
+        }
+        params.update(fields)
+        return self.exchange.submit_order(KEY, **params)
+
+    def event_names(self, order_id: str | None = None) -> list[str]:
+        """Event names so far (of one order if given)."""
+        return [e["event"] for e in self.events if order_id in (None, e["order"]["id"])]
+
+
+@pytest.fixture(scope="module")
+def real_market(bars_dir: Path) -> MarketData:
+    """The shared real bars (loaded lazily)."""
+    return MarketData.from_dir(bars_dir)
+
+
+def test_market_buy_in_session_fills_at_next_bar_open(real_market: MarketData) -> None:
+    desk = Desk.start(real_market, at(14, 30, 30))
+    order = desk.order(client_order_id="mkt-1")
+    assert order["status"] == "new"
+    assert desk.event_names() == ["new"]
+    # The first bar starting at/after 14:30:30 is 14:31 (open 4.485); it completes at 14:32.
+    desk.to(at(14, 31, 59))
+    assert desk.event_names() == ["new"]
+    desk.to(at(14, 32))
+    fill = desk.events[-1]
+    assert fill["event"] == "fill"
+    assert (fill["price"], fill["qty"], fill["position_qty"]) == ("4.485", "100", "100")
+    assert fill["timestamp"] == "2024-12-10T14:32:00Z"
+    uuid.UUID(fill["execution_id"])
+    assert fill["order"]["status"] == "filled"
+    assert fill["order"]["filled_avg_price"] == "4.485"
+    account = desk.exchange.get_account(KEY)
+    assert account["cash"] == "99551.5"
+    position = desk.exchange.get_position(KEY, "AMC")
+    assert (position["qty"], position["avg_entry_price"]) == ("100", "4.485")
+    # Valued at the latest completed bar (14:31 closes 4.48).
+    assert position["current_price"] == "4.48"
+    assert account["equity"] == "99999.5"
+
+
+def test_market_order_while_closed_waits_for_the_open(real_market: MarketData) -> None:
+    desk = Desk.start(real_market, at(14, 25))
+    order = desk.order()
+    assert order["status"] == "accepted"
+    assert desk.events == []
+    desk.to(OPEN)
+    assert desk.event_names() == ["new"]
+    assert desk.exchange.get_order(KEY, order["id"])["status"] == "new"
+    desk.to(at(14, 31))  # the 14:30 bar (open 4.53) completed
+    assert desk.event_names() == ["new", "fill"]
+    assert desk.events[-1]["price"] == "4.53"
+
+
+def test_limit_and_stop_trigger_on_the_bar_range(real_market: MarketData) -> None:
+    desk = Desk.start(real_market, at(14, 25))
+    desk.order(qty="300")
+    desk.to(at(14, 31))  # bought 300 at the 14:30 open
+    limit = desk.order(type="limit", limit_price=Decimal("4.45"), time_in_force="gtc")
+    stop = desk.order(side="sell", type="stop", stop_price=Decimal("4.46"), qty="100")
+    gap = desk.order(side="sell", type="stop", stop_price=Decimal("4.50"), qty="100")
+    desk.to(at(14, 32))
+    # 14:31 bar: open 4.485, low 4.465. The 4.50 stop is gapped through: fills at the open.
+    assert desk.event_names(gap["id"])[-1] == "fill"
+    assert desk.events[-1]["price"] == "4.485"
+    assert desk.event_names(stop["id"]) == ["new"]
+    assert desk.event_names(limit["id"]) == ["new"]
+    desk.to(at(14, 33))
+    # 14:32 bar: open 4.4888, low 4.45: the stop fills at 4.46, the limit at 4.45.
+    prices = {e["order"]["id"]: e["price"] for e in desk.events if e["event"] == "fill"}
+    assert prices[stop["id"]] == "4.46"
+    assert prices[limit["id"]] == "4.45"
+    assert desk.exchange.get_position(KEY, "AMC")["qty"] == "200"
+
+
+def test_stop_limit_and_ioc(real_market: MarketData) -> None:
+    desk = Desk.start(real_market, at(14, 31))
+    stop_limit = desk.order(
+        type="stop_limit", stop_price=Decimal("4.49"), limit_price=Decimal("4.50")
+    )
+    ioc = desk.order(type="limit", limit_price=Decimal("4.40"), time_in_force="ioc")
+    desk.to(at(14, 32))
+    # 14:31 bar high 4.4999 reaches the 4.49 buy stop; the trigger price 4.49 is within 4.50.
+    assert desk.event_names(stop_limit["id"]) == ["new", "fill"]
+    assert desk.exchange.get_order(KEY, stop_limit["id"])["filled_avg_price"] == "4.49"
+    # The IOC limit 4.40 is below the bar's low 4.465: canceled after its one bar.
+    assert desk.event_names(ioc["id"]) == ["new", "canceled"]
+
+
+def test_day_orders_expire_at_the_close_gtc_persists(real_market: MarketData) -> None:
+    desk = Desk.start(real_market, at(15, 0))
+    day = desk.order(type="limit", limit_price=Decimal("1"))
+    gtc = desk.order(type="limit", limit_price=Decimal("1"), time_in_force="gtc")
+    desk.to(at(20, 59, 59))
+    assert desk.event_names(day["id"]) == ["new"]
+    desk.to(CLOSE)
+    assert desk.event_names(day["id"]) == ["new", "expired"]
+    expired = desk.exchange.get_order(KEY, day["id"])
+    assert (expired["status"], expired["expired_at"]) == ("expired", "2024-12-10T21:00:00Z")
+    assert desk.exchange.get_order(KEY, gtc["id"])["status"] == "new"
+    assert [o["id"] for o in desk.exchange.list_orders(KEY)] == [gtc["id"]]
+
+
+def test_opg_window_and_opening_fill(real_market: MarketData) -> None:
+    desk = Desk.start(real_market, at(14, 29))  # 09:29 New York
+    with pytest.raises(SimError) as refused:
+        desk.order(time_in_force="opg")
+    assert refused.value.status == 422
+    assert refused.value.message == "opg orders must be submitted after 7:00pm and before 9:28am"
+    desk = Desk.start(real_market, at(14, 27))  # 09:27 New York
+    opg = desk.order(time_in_force="opg")
+    assert opg["status"] == "accepted"
+    desk.to(at(14, 31))
+    assert desk.event_names(opg["id"]) == ["new", "fill"]
+    assert desk.events[-1]["price"] == "4.53"  # the session's first bar's open
+
+
+def test_replace_and_cancel_events(real_market: MarketData) -> None:
+    desk = Desk.start(real_market, at(15, 0))
+    old = desk.order(type="limit", limit_price=Decimal("4"), time_in_force="gtc")
+    new = desk.exchange.replace_order(
+        KEY,
+        old["id"],
+        qty=None,
+        limit_price=Decimal("4.1"),
+        stop_price=None,
+        time_in_force=None,
+        client_order_id=None,
+    )
+    assert new["replaces"] == old["id"]
+    assert new["limit_price"] == "4.1"
+    assert new["qty"] == "100"
+    replaced = desk.events[-2]
+    assert replaced["event"] == "replaced"
+    assert replaced["order"]["id"] == old["id"]
+    assert replaced["order"]["status"] == "replaced"
+    assert replaced["order"]["replaced_by"] == new["id"]
+    assert (desk.events[-1]["event"], desk.events[-1]["order"]["id"]) == ("new", new["id"])
+    desk.exchange.cancel_order(KEY, new["id"])
+    assert desk.event_names(new["id"]) == ["new", "canceled"]
+    for order_id, state in ((new["id"], "canceled"), (old["id"], "replaced")):
+        with pytest.raises(SimError) as terminal:
+            desk.exchange.cancel_order(KEY, order_id)
+        assert (terminal.value.status, terminal.value.code) == (422, 42210000)
+        assert terminal.value.message == f'order is already in "{state}" state'
+
+
+def test_held_for_orders_blocks_a_sell_until_the_stop_is_reduced(
+    real_market: MarketData,
+) -> None:
+    desk = Desk.start(real_market, at(15, 0))
+    desk.order()
+    desk.to(at(15, 2))
+    stop = desk.order(side="sell", type="stop", stop_price=Decimal("3"), time_in_force="gtc")
+    with pytest.raises(SimError) as blocked:
+        desk.order(side="sell", qty="10")
+    body = blocked.value.body()
+    assert blocked.value.status == 403
+    assert body["code"] == 40310000
+    assert body["message"] == "insufficient qty available for order (requested: 10, available: 0)"
+    assert (body["available"], body["existing_qty"], body["held_for_orders"]) == ("0", "100", "100")
+    assert body["related_orders"] == [stop["id"]]
+    assert body["symbol"] == "AMC"
+    assert desk.exchange.get_position(KEY, "AMC")["qty_available"] == "0"
+    # A replace counts the order's own reservation as available.
+    smaller = desk.exchange.replace_order(
+        KEY,
+        stop["id"],
+        qty=Decimal(90),
+        limit_price=None,
+        stop_price=None,
+        time_in_force=None,
+        client_order_id=None,
+    )
+    sold = desk.order(side="sell", qty="10")
+    assert sold["status"] == "new"
+    with pytest.raises(SimError):
+        desk.exchange.close_position(KEY, "AMC", qty=None, percentage=None)
+    desk.exchange.cancel_order(KEY, smaller["id"])
+    with pytest.raises(SimError) as short:
+        desk.order(side="sell", qty="200")  # shorting is disabled
+    assert short.value.status == 403
+
+
+def test_client_order_id_unique_forever_and_unknown_order(real_market: MarketData) -> None:
+    desk = Desk.start(real_market, at(15, 0))
+    first = desk.order(client_order_id="dup", type="limit", limit_price=Decimal("1"))
+    desk.exchange.cancel_order(KEY, first["id"])
+    with pytest.raises(SimError) as duplicate:
+        desk.order(client_order_id="dup")
+    assert duplicate.value.body() == {"code": 40010001, "message": "client_order_id must be unique"}
+    assert duplicate.value.status == 422
+    assert desk.exchange.get_order_by_client_id(KEY, "dup")["id"] == first["id"]
+    missing = str(uuid.uuid4())
+    with pytest.raises(SimError) as unknown:
+        desk.exchange.get_order(KEY, missing)
+    assert (unknown.value.status, unknown.value.code) == (404, 40410000)
+    assert unknown.value.message == f"order not found for {missing}"
+    with pytest.raises(SimError) as no_position:
+        desk.exchange.get_position(KEY, "AMC")
+    assert no_position.value.message == "position does not exist"
+
+
+def test_buying_power_checks_count_open_buys(real_market: MarketData) -> None:
+    desk = Desk.start(real_market, at(15, 0))
+    with pytest.raises(SimError) as too_big:
+        desk.order(qty="30000")  # ~ $132k at AMC's 4.40 last price
+    assert (too_big.value.status, too_big.value.code) == (403, 40310000)
+    assert too_big.value.message == "insufficient buying power"
+    assert too_big.value.extra["buying_power"] == "100000"
+    desk.order(qty="20000", type="limit", limit_price=Decimal("4.5"))  # holds $90k
+    assert desk.exchange.get_account(KEY)["buying_power"] == "10000"
+    with pytest.raises(SimError) as second:
+        desk.order(qty="3000", type="limit", limit_price=Decimal("4.5"))
+    assert second.value.extra["cost_basis"] == "13500"
+
+
+def test_bad_parameters_name_the_field(real_market: MarketData) -> None:
+    desk = Desk.start(real_market, at(15, 0))
+    cases = [
+        ({"qty": None}, "qty is required"),
+        ({"symbol": "ZZZZ"}, "invalid symbol"),
+        ({"type": "limit"}, "limit_price is required for limit orders"),
+        ({"time_in_force": "fok"}, "time_in_force"),
+        ({"qty": "-1"}, "qty must be > 0"),
+    ]
+    for fields, message in cases:
+        with pytest.raises(SimError) as bad:
+            desk.order(**fields)
+        assert (bad.value.status, bad.value.code) == (422, 40010001)
+        assert message in bad.value.message
+
+
+def test_partial_fills_then_fill_and_activities(real_market: MarketData) -> None:
+    desk = Desk.start(real_market, at(15, 0))
+    desk.exchange.faults.update(partial_fill_ratio=0.3)
+    order = desk.order(qty="10")
+    desk.to(at(15, 10))
+    fills = [e for e in desk.events if e["event"] in ("partial_fill", "fill")]
+    assert [e["event"] for e in fills] == ["partial_fill"] * 4 + ["fill"]
+    assert [e["qty"] for e in fills] == ["3", "3", "2", "1", "1"]
+    assert [e["position_qty"] for e in fills] == ["3", "6", "8", "9", "10"]
+    assert [e["order"]["filled_qty"] for e in fills] == ["3", "6", "8", "9", "10"]
+    activities = desk.exchange.activities(KEY, activity_types=["FILL"], direction="asc")
+    assert [a["cum_qty"] for a in activities] == ["3", "6", "8", "9", "10"]
+    assert [a["type"] for a in activities] == ["partial_fill"] * 4 + ["fill"]
+    assert {a["order_id"] for a in activities} == {order["id"]}
+    first_page = desk.exchange.activities(KEY, activity_types=None, page_size=2)
+    assert [a["cum_qty"] for a in first_page] == ["10", "9"]
+    next_page = desk.exchange.activities(
+        KEY, activity_types=None, page_size=2, page_token=first_page[-1]["id"]
+    )
+    assert [a["cum_qty"] for a in next_page] == ["8", "6"]
+    cost = sum(Decimal(a["price"]) * Decimal(a["qty"]) for a in activities)
+    assert Decimal(desk.exchange.get_account(KEY)["cash"]) == Decimal(100000) - cost
+
+
+def test_rejected_by_fault_and_close_all(real_market: MarketData) -> None:
+    desk = Desk.start(real_market, at(15, 0))
+    desk.exchange.faults.update(reject_next_orders=1)
+    rejected = desk.order()
+    assert rejected["status"] == "accepted"
+    assert desk.event_names(rejected["id"]) == ["rejected"]
+    assert desk.exchange.get_order(KEY, rejected["id"])["status"] == "rejected"
+    desk.order()
+    desk.to(at(15, 2))
+    desk.order(type="limit", limit_price=Decimal("1"))
+    items = desk.exchange.close_all_positions(KEY, cancel_orders=True)
+    assert [(i["symbol"], i["status"], i["body"]["side"]) for i in items] == [("AMC", 200, "sell")]
+    assert desk.exchange.list_orders(KEY, status="open")[0]["side"] == "sell"
+    desk.to(at(15, 4))
+    assert desk.exchange.list_positions(KEY) == []
+
+
+def test_daily_and_hourly_only_symbols_fill_without_look_ahead(real_market: MarketData) -> None:
+    desk = Desk.start(real_market, at(15, 0))  # SPY has 1Day bars only, NVDA 1Hour
+    spy = desk.order(symbol="SPY", qty="1")
+    nvda = desk.order(symbol="NVDA", qty="1")
+    desk.to(at(15, 15))
+    late = desk.order(symbol="NVDA", qty="1")
+    desk.to(at(16, 0))
+    # NVDA's 15:00 bar started before ``late``: it only gets that bar's closing print.
+    assert desk.exchange.get_order(KEY, nvda["id"])["filled_avg_price"] == "140.925"
+    assert desk.exchange.get_order(KEY, late["id"])["filled_avg_price"] == "138.145"
+    assert desk.event_names(spy["id"]) == ["new"]
+    desk.to(CLOSE)
+    # The day's bar completes at the close: the order placed mid-session gets its close.
+    assert desk.event_names(spy["id"]) == ["new", "fill"]
+    assert desk.exchange.get_order(KEY, spy["id"])["filled_avg_price"] == "603.26"
+    overnight = desk.order(symbol="SPY", qty="1")
+    assert overnight["status"] == "accepted"
+    desk.to(CLOSE + timedelta(days=1))
+    assert desk.exchange.get_order(KEY, overnight["id"])["filled_avg_price"] == "603.26"
+
+
+def test_notional_buy_fills_fractional_qty(real_market: MarketData) -> None:
+    desk = Desk.start(real_market, at(14, 30, 30))
+    order = desk.order(qty=None, notional=Decimal(1000))
+    assert (order["qty"], order["notional"]) == (None, "1000")
+    desk.to(at(14, 32))
+    filled = desk.exchange.get_order(KEY, order["id"])
+    assert filled["status"] == "filled"
+    assert filled["filled_qty"] == "222.965440356"  # $1000 / 4.485, truncated to 1e-9

@@ -1,0 +1,175 @@
+"""Loading and validating the daemon's TOML configs (``configs/magellan.toml`` + one per
+strategy).
+
+``load_config(path)`` reads the daemon file, resolves each strategy's ``config`` path
+against the daemon file's folder, validates every file with its pydantic model
+(frozen, ``extra="forbid"``) and returns a ``MagellanConfig``. Any problem raises
+``ConfigError(file, field, reason)``. Accounts hold the NAMES of the environment variables
+with the API key and secret, never the keys themselves.
+"""
+
+from __future__ import annotations
+
+import importlib
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field, ValidationError
+
+from magellan_daemon.errors import ConfigError
+from strategies.params import FrozenModel
+
+StrategyName = Literal["daily_trend", "hourly_swing", "bear_trap"]
+STRATEGY_NAMES: tuple[str, ...] = ("daily_trend", "hourly_swing", "bear_trap")
+# strategy name -> (module, strategy class, params model)
+STRATEGY_CLASSES: dict[str, tuple[str, str, str]] = {
+    "daily_trend": ("strategies.daily_trend", "DailyTrend", "DailyTrendParams"),
+    "hourly_swing": ("strategies.hourly_swing", "HourlySwing", "HourlySwingParams"),
+    "bear_trap": ("strategies.bear_trap", "BearTrap", "BearTrapParams"),
+}
+ENV_NAME_PATTERN = r"^[A-Z_][A-Z0-9_]*$"
+
+
+class AccountConfig(FrozenModel):
+    """One Alpaca account: the names of the env vars holding its key id and secret."""
+
+    key_env: str = Field(pattern=ENV_NAME_PATTERN, description="Env var with the API key id.")
+    secret_env: str = Field(pattern=ENV_NAME_PATTERN, description="Env var with the secret.")
+
+
+class StrategyEntry(FrozenModel):
+    """Where a strategy's parameters live and which account it trades."""
+
+    config: Path
+    account: str
+    enabled: bool = True
+
+
+class MagellanFile(FrozenModel):
+    """The daemon file as written (``configs/magellan.toml``)."""
+
+    mode: Literal["paper", "live"] = "paper"
+    feed: Literal["iex", "sip"] = "iex"
+    state_dir: Path = Path("./var")
+    accounts: dict[str, AccountConfig] = Field(min_length=1)
+    strategies: dict[StrategyName, StrategyEntry] = Field(min_length=1)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StrategyConfig:
+    """One strategy with its validated parameters."""
+
+    name: str
+    config_path: Path
+    account: str
+    enabled: bool
+    params: BaseModel
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MagellanConfig:
+    """The whole validated configuration; paths are absolute."""
+
+    path: Path
+    mode: Literal["paper", "live"]
+    feed: Literal["iex", "sip"]
+    state_dir: Path
+    accounts: dict[str, AccountConfig]
+    strategies: dict[str, StrategyConfig]
+
+
+def read_toml(path: Path) -> dict[str, Any]:
+    """Parse a TOML file; a missing file or bad syntax is a ``ConfigError``."""
+    try:
+        with path.open("rb") as handle:
+            return tomllib.load(handle)
+    except FileNotFoundError:
+        raise ConfigError(path, "(file)", "file not found") from None
+    except OSError as exc:
+        raise ConfigError(path, "(file)", f"cannot read: {exc.strerror or exc}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(path, "(syntax)", f"TOML syntax error: {exc}") from None
+
+
+def validation_error(path: Path, exc: ValidationError) -> ConfigError:
+    """The first pydantic error as a ``ConfigError`` (field path dotted, reason readable)."""
+    first = exc.errors()[0]
+    field = ".".join(str(part) for part in first["loc"]) or "(top level)"
+    reason = str(first["msg"]).removeprefix("Value error, ")
+    secret_ish = first["loc"][:1] == ("accounts",)
+    if first["type"] == "extra_forbidden":
+        reason = "unknown field"
+    elif first["type"] == "string_pattern_mismatch" and secret_ish:
+        # Never echo what was typed there: it may be a pasted API key.
+        reason = "must be the NAME of an environment variable (like APCA_API_KEY_ID), not a key"
+    elif isinstance(first.get("input"), str | int | float | bool) and not secret_ish:
+        reason = f"{reason} (got {first['input']!r})"
+    more = exc.error_count() - 1
+    if more:
+        reason = f"{reason} (and {more} more error{'s' if more > 1 else ''})"
+    return ConfigError(path, field, reason)
+
+
+def params_model(name: str, path: Path | None = None) -> type[BaseModel]:
+    """The params model class of strategy ``name``."""
+    module_name, _, model_name = STRATEGY_CLASSES[name]
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise ConfigError(path or module_name, name, f"strategy not available: {exc}") from None
+    model: type[BaseModel] = getattr(module, model_name)
+    return model
+
+
+def strategy_class(name: str) -> type:
+    """The strategy class of strategy ``name``."""
+    module_name, class_name, _ = STRATEGY_CLASSES[name]
+    cls: type = getattr(importlib.import_module(module_name), class_name)
+    return cls
+
+
+def load_strategy_params(name: str, path: Path) -> BaseModel:
+    """Read and validate one strategy's TOML file."""
+    data = read_toml(path)
+    model = params_model(name, path)
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise validation_error(path, exc) from None
+
+
+def load_config(path: str | Path) -> MagellanConfig:
+    """Load ``magellan.toml`` and every strategy file it names; raise ``ConfigError``."""
+    path = Path(path).resolve()
+    try:
+        daemon = MagellanFile.model_validate(read_toml(path))
+    except ValidationError as exc:
+        raise validation_error(path, exc) from None
+    folder = path.parent
+    strategies: dict[str, StrategyConfig] = {}
+    for name, entry in daemon.strategies.items():
+        if entry.account not in daemon.accounts:
+            known = ", ".join(sorted(daemon.accounts))
+            raise ConfigError(
+                path,
+                f"strategies.{name}.account",
+                f"unknown account {entry.account!r} (accounts: {known})",
+            )
+        params_path = (folder / entry.config).resolve()
+        strategies[name] = StrategyConfig(
+            name=name,
+            config_path=params_path,
+            account=entry.account,
+            enabled=entry.enabled,
+            params=load_strategy_params(name, params_path),
+        )
+    return MagellanConfig(
+        path=path,
+        mode=daemon.mode,
+        feed=daemon.feed,
+        state_dir=(folder / daemon.state_dir).resolve(),
+        accounts=dict(daemon.accounts),
+        strategies=strategies,
+    )

@@ -1,0 +1,132 @@
+"""``magellan signals``: run one strategy alone over recorded bars, write its decisions.
+
+Reads ``--bars DIR/<timeframe>/<SYMBOL>.csv.gz`` for the strategy's timeframe and the
+symbols of its config, replays them through ``signals_replay.Replay`` (fills at the next
+bar's open, no account-level gates, sizing at a notional ``--equity``) and writes the CSV
+``strategy,symbol,signal_time,action,price,reason``. Exit codes: 0 done, 1 bad bar data,
+2 bad config or usage.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from collections.abc import Iterator
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+from magellan_daemon.config import STRATEGY_NAMES, load_config, load_strategy_params, read_toml
+from magellan_daemon.config import strategy_class as load_strategy_class
+from magellan_daemon.errors import ConfigError
+from magellan_daemon.signals_replay import Decision, Replay, SessionLookup, write_decisions
+from strategies.bars_csv import BarFileError, iter_bars, symbol_files
+
+DEFAULT_EQUITY = 100_000.0
+DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "configs" / "magellan.toml"
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    """Add the command's arguments."""
+    parser.add_argument("--strategy", required=True, choices=STRATEGY_NAMES)
+    parser.add_argument("--bars", required=True, type=Path, help="folder with 1Day/ 1Hour/ 1Min/")
+    parser.add_argument("--start", type=date.fromisoformat, help="first New York date (incl.)")
+    parser.add_argument("--end", type=date.fromisoformat, help="last New York date (incl.)")
+    parser.add_argument(
+        "--config",
+        type=Path,
+        default=DEFAULT_CONFIG,
+        help="magellan.toml, or the strategy's own TOML (default: %(default)s)",
+    )
+    parser.add_argument("--out", required=True, type=Path, help="CSV file to write")
+    parser.add_argument(
+        "--equity",
+        type=float,
+        default=DEFAULT_EQUITY,
+        help="notional equity for sizing entries (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--all-symbols",
+        action="store_true",
+        help="bear_trap only: watch every symbol with a bar file, not just the universe",
+    )
+
+
+def strategy_params(name: str, config: Path) -> Any:
+    """The strategy's params from a daemon config or from its own TOML file."""
+    if "strategies" in read_toml(config):
+        entry = load_config(config).strategies.get(name)
+        if entry is None:
+            raise ConfigError(config, f"strategies.{name}", "strategy not configured")
+        return entry.params
+    return load_strategy_params(name, config)
+
+
+def universe(params: Any) -> set[str] | None:
+    """The configured symbols (None: every symbol)."""
+    symbols = getattr(params, "symbols", None)
+    if symbols is None:
+        symbols = getattr(params, "universe", ())
+    return None if "*" in symbols else set(symbols)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the replay; print a one-line summary."""
+    try:
+        params = strategy_params(args.strategy, args.config)
+    except ConfigError as err:
+        print(f"magellan signals: {err}", file=sys.stderr)
+        return 2
+    if args.all_symbols:
+        if args.strategy != "bear_trap":
+            print("magellan signals: --all-symbols is for bear_trap only", file=sys.stderr)
+            return 2
+        params = params.model_copy(update={"universe": ("*",)})
+    if args.start and args.end and args.start > args.end:
+        print("magellan signals: --start is after --end", file=sys.stderr)
+        return 2
+    strategy = load_strategy_class(args.strategy)(params)
+    files = symbol_files(args.bars, strategy.timeframe)
+    wanted = universe(params)
+    chosen = {s: p for s, p in files.items() if wanted is None or s in wanted}
+    missing = sorted((wanted or set()) - set(files))
+    if missing:
+        print(f"  no bar files for: {' '.join(missing)}", file=sys.stderr)
+    if not chosen:
+        where = args.bars / strategy.timeframe
+        print(f"magellan signals: no bar files for the strategy in {where}", file=sys.stderr)
+        return 2
+    from magellan_daemon.sim.calendar import SessionCalendar
+
+    replay = Replay(
+        strategy,
+        SessionLookup(SessionCalendar()),
+        equity=args.equity,
+        start=args.start,
+        end=args.end,
+    )
+    began = time.perf_counter()
+    try:
+        with args.out.open("w", newline="", encoding="utf-8") as out:
+            write_decisions(out, _all_decisions(replay, chosen, strategy.timeframe))
+    except BarFileError as err:
+        print(f"magellan signals: {err}", file=sys.stderr)
+        return 1
+    elapsed = max(time.perf_counter() - began, 1e-9)
+    st = replay.stats
+    print(
+        f"{args.strategy}: {st.decisions} decisions ({st.entries} enter, {st.exits} exit), "
+        f"{st.symbols} symbols, {st.bars} bars in {elapsed:.2f} s "
+        f"({st.bars / elapsed:,.0f} bars/s) -> {args.out}"
+    )
+    return 0
+
+
+def _all_decisions(replay: Replay, files: dict[str, Path], timeframe: str) -> Iterator[Decision]:
+    for symbol, path in sorted(files.items()):
+        before = replay.stats.decisions
+        yield from replay.run_symbol(symbol, iter_bars(path, symbol, timeframe))
+        bars = replay.stats.per_symbol.get(symbol, 0)
+        decided = replay.stats.decisions - before
+        print(f"  {symbol}: {bars} bars, {decided} decisions", file=sys.stderr)

@@ -1,0 +1,643 @@
+"""Bear Trap: buy the reclaim of a new session low on a stock down 15% on the day (pure).
+
+Rules: ``../shared/spec/strategies.md`` section 3, with its correction (the reclaim compares
+the close with the session low *before* the bar). Bars: 1Min, regular session only; every
+per-symbol update is O(1), so the universe may be the whole market (``universe = ["*"]``).
+
+Per symbol: the session tracker (open/high/low of the New York session), ATR(14) and the
+20-bar volume mean (both over regular-session bars, carried across days), and, while a trade
+is on, its ``TradePlan``: stop, support, TP levels fixed at entry, the shares held by this
+strategy's own fills, the protective stop order at the broker and the pending markers.
+
+Decisions this module makes where the spec is silent (each has a table test):
+
+- Exit quantities: TP1 sells ``floor(0.40 * entry_qty)``, TP2 ``floor(0.30 * entry_qty)``,
+  the runner is the rest, so the three always sum to the entry quantity. A part that rounds
+  to 0 shares sends nothing (TP2 still raises the stop). Every sell is capped at the shares
+  held.
+- Several exits on one bar: a touched stop wins (the resting stop sells everything, and a
+  market sell would compete with it for the same shares); then a due final exit (time stop,
+  then EOD) wins over TP1/TP2, because it sells a superset of the shares and the position
+  must be flat by close - 5 min; then TP1, then TP2. At most one exit per bar: a bar whose
+  high passes both TP levels takes TP1, and TP2 waits for a later bar that reaches the
+  session high again (TP2 is only armed once TP1 has been done).
+- While an exit order is outstanding no other exit is sent (the touched-stop record still
+  is). A rejected or canceled partial exit restores the protective stop to the shares held;
+  a rejected final exit places a new stop and the final exit is retried on the next bar.
+- The entry's pending marker is cleared by its first fill (the strategy cannot know the size
+  the router chose); later fills of the same entry order still add to the position and
+  resize the stop. Time stop: 30 minutes after the first entry fill.
+- Stop management intents (``place_stop``/``replace_stop``/``cancel_stop``, leg
+  ``protective_stop``) carry the ``signal_time`` of the intent that placed the stop order, so
+  the router always knows which order they are about.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Callable, Iterable
+from datetime import date, datetime, timedelta
+from typing import Any, ClassVar
+from zoneinfo import ZoneInfo
+
+from pydantic import Field, model_validator
+
+from strategies.bear_trap_plan import STOP_LEGS, TradePlan, exit_split
+from strategies.indicators import ATR, SessionTracker, VolumeMean
+from strategies.model import Bar, Decision, Evaluation, Intent, OrderUpdate, RiskBased, Step
+from strategies.params import EmergencyStop, FrozenModel, RiskLimits
+from strategies.session import Session
+
+log = logging.getLogger(__name__)
+
+NEW_YORK = ZoneInfo("America/New_York")
+BAR_LENGTH = timedelta(minutes=1)
+STATE_VERSION = 1
+TERMINAL_NON_FILLS = frozenset({"canceled", "expired", "rejected"})
+ALL_SYMBOLS = "*"
+DEFAULT_UNIVERSE = (
+    "ONDS",
+    "ACB",
+    "AMC",
+    "WKHS",
+    "MULN",
+    "GOEV",
+    "BTCS",
+    "SENS",
+    "DNUT",
+    "CVNA",
+    "PLUG",
+    "KOSS",
+    "TLRY",
+    "DVLT",
+    "NVAX",
+    "NTLA",
+    "MARA",
+    "RIOT",
+    "OCGN",
+    "NKLA",
+    "GME",
+)
+
+
+class BearTrapParams(FrozenModel):
+    """Bear Trap parameters (defaults: strategies.md section 3)."""
+
+    universe: tuple[str, ...] = Field(
+        default=DEFAULT_UNIVERSE,
+        min_length=1,
+        description='Symbols watched; ["*"] watches every symbol whose bars arrive.',
+    )
+    atr_period: int = Field(default=14, ge=1, description="ATR window, regular-session bars.")
+    volume_window: int = Field(
+        default=20, ge=1, description="Volume mean window (bars, current bar included)."
+    )
+    min_drop_pct: float = Field(
+        default=0.15, gt=0, lt=1, description="Entry needs close/session_open - 1 <= -this."
+    )
+    min_wick_ratio: float = Field(default=0.15, ge=0, le=1, description="Lower wick / range.")
+    min_body_ratio: float = Field(default=0.20, ge=0, le=1, description="Body / range.")
+    volume_multiple: float = Field(
+        default=1.20, ge=0, description="Entry bar volume >= this x the volume mean."
+    )
+    stop_atr_multiple: float = Field(
+        default=0.45, ge=0, description="stop = support - this x ATR (support = bar's low)."
+    )
+    tp1_target_fraction: float = Field(
+        default=0.5,
+        gt=0,
+        le=1,
+        description="TP1 level = entry + this x (session_high_at_entry - entry).",
+    )
+    tp1_fraction: float = Field(
+        default=0.40, ge=0, le=1, description="Share of the entry qty sold at TP1."
+    )
+    tp2_fraction: float = Field(
+        default=0.30, ge=0, le=1, description="Share of the entry qty sold at TP2."
+    )
+    time_stop_minutes: int = Field(
+        default=30, ge=1, description="Sell the rest this long after the entry fill."
+    )
+    eod_minutes_before_close: int = Field(
+        default=5, ge=1, description="Sell the rest this long before the session close."
+    )
+    risk_fraction: float = Field(
+        default=0.02, gt=0, le=1, description="Equity risked per trade (entry to stop)."
+    )
+    max_position_dollars: float = Field(
+        default=50_000, gt=0, description="Dollar cap on one entry (sizing)."
+    )
+    max_spread_pct: float = Field(
+        default=0.02, gt=0, description="Liquidity gate: max (ask-bid)/mid, as a fraction."
+    )
+    min_liquidity_shares: int = Field(
+        default=50, ge=0, description="Liquidity gate: min shares at the bid and the ask."
+    )
+    risk: RiskLimits = Field(
+        default=RiskLimits(
+            max_open_positions=5,
+            max_position_dollars=50_000,
+            max_trades_per_day=10,
+            max_daily_loss_dollars=10_000,
+        ),
+        description="Per-strategy gates applied by the router.",
+    )
+    emergency: EmergencyStop = Field(default_factory=EmergencyStop)
+
+    @model_validator(mode="after")
+    def _check(self) -> BearTrapParams:
+        if self.tp1_fraction + self.tp2_fraction > 1:
+            raise ValueError(
+                f"tp1_fraction + tp2_fraction = {self.tp1_fraction + self.tp2_fraction:g} exceeds 1"
+            )
+        if ALL_SYMBOLS in self.universe and len(self.universe) > 1:
+            raise ValueError('universe "*" must be the only entry')
+        return self
+
+
+class SymbolState:
+    """One symbol's indicators and, while a trade is on, its plan."""
+
+    __slots__ = ("atr", "plan", "session", "volume")
+
+    def __init__(self, atr_period: int, volume_window: int) -> None:
+        self.session = SessionTracker()
+        self.atr = ATR(atr_period)
+        self.volume = VolumeMean(volume_window)
+        self.plan: TradePlan | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """Serialisable state."""
+        return {
+            "session": self.session.to_dict(),
+            "atr": self.atr.to_dict(),
+            "volume": self.volume.to_dict(),
+            "plan": None if self.plan is None else self.plan.to_dict(),
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> SymbolState:
+        """Rebuild from ``to_dict`` output."""
+        st = cls.__new__(cls)
+        st.session = SessionTracker.from_dict(data["session"])
+        st.atr = ATR.from_dict(data["atr"])
+        st.volume = VolumeMean.from_dict(data["volume"])
+        st.plan = None if data["plan"] is None else TradePlan.from_dict(data["plan"])
+        return st
+
+
+def _valid_bar(bar: Bar) -> bool:
+    values = (bar.open, bar.high, bar.low, bar.close, bar.volume)
+    if not all(math.isfinite(v) for v in values):
+        return False
+    return (
+        0 < bar.low <= min(bar.open, bar.close)
+        and max(bar.open, bar.close) <= bar.high
+        and (bar.volume >= 0)
+    )
+
+
+def in_regular_session(bar: Bar, session: Session | None) -> bool:
+    """True when the 1Min bar ``[t, t+1min)`` lies inside the session's regular hours."""
+    return session is not None and session.open <= bar.t and bar.t + BAR_LENGTH <= session.close
+
+
+class BearTrap:
+    """The Bear Trap strategy (see the module docstring)."""
+
+    name: ClassVar[str] = "bear_trap"
+    timeframe: ClassVar[str] = "1Min"
+
+    def __init__(self, params: BearTrapParams, state: dict | None = None) -> None:
+        self.params = params
+        self._all = ALL_SYMBOLS in params.universe
+        self._universe = frozenset(params.universe)
+        self._eod = timedelta(minutes=params.eod_minutes_before_close)
+        self._time_stop = timedelta(minutes=params.time_stop_minutes)
+        self._symbols: dict[str, SymbolState] = {}
+        if state is not None:
+            self._restore(state)
+
+    # -- the strategy contract --------------------------------------------------------------
+
+    def position(self, symbol: str) -> int:
+        """Shares this strategy holds in ``symbol`` by its own fills."""
+        st = self._symbols.get(symbol)
+        return 0 if st is None or st.plan is None else st.plan.position
+
+    def plan(self, symbol: str) -> TradePlan | None:
+        """The trade plan for ``symbol`` (None when flat with nothing pending)."""
+        st = self._symbols.get(symbol)
+        return None if st is None else st.plan
+
+    def on_bar(self, bar: Bar, *, session: Session | None) -> Step:
+        """Evaluate one completed 1Min bar: manage the open trade or look for an entry."""
+        if not (self._all or bar.symbol in self._universe):
+            return self._step(bar, "skip", "symbol not in the universe")
+        if not in_regular_session(bar, session):
+            return self._step(bar, "skip", "outside regular session")
+        assert session is not None
+        if not _valid_bar(bar):
+            return self._step(bar, "skip", "invalid bar (non-finite, non-positive or high<low)")
+        st = self._state(bar.symbol)
+        self._update_indicators(st, bar, session.date)
+        now = bar.t + BAR_LENGTH
+        if st.plan is not None and (st.plan.position > 0 or st.plan.entry_pending):
+            return self._manage(st, st.plan, bar, now, session)
+        return self._look_for_entry(st, bar, now, session)
+
+    def on_order_update(self, update: OrderUpdate) -> Step:
+        """Book a fill or terminal non-fill of one of this strategy's own orders."""
+        st = self._symbols.get(update.symbol)
+        plan = None if st is None else st.plan
+        if plan is None or st is None:
+            if update.kind == "fill" and update.qty > 0:
+                log.error("%s %s: fill with no trade plan: %r", self.name, update.symbol, update)
+            return Step()
+        if update.kind == "fill":
+            intents = (
+                self._on_entry_fill(plan, update)
+                if update.side == "buy"
+                else self._on_exit_fill(plan, update)
+            )
+        else:
+            intents = self._on_terminal(plan, update)
+        if plan.position <= 0 and not plan.entry_pending and plan.exit_pending is None:
+            st.plan = None
+        return Step(intents=tuple(intents))
+
+    def warmup(self, bars: Iterable[Bar], sessions: Callable[[date], Session | None]) -> None:
+        """Feed history into the session tracker, ATR and volume mean (no intents)."""
+        for bar in bars:
+            if not (self._all or bar.symbol in self._universe) or not _valid_bar(bar):
+                continue
+            session = sessions(bar.t.astimezone(NEW_YORK).date())
+            if in_regular_session(bar, session):
+                assert session is not None
+                self._update_indicators(self._state(bar.symbol), bar, session.date)
+
+    def snapshot(self) -> dict[str, Any]:
+        """JSON-serialisable state; ``BearTrap(params, state=snapshot)`` continues identically."""
+        return {
+            "version": STATE_VERSION,
+            "strategy": self.name,
+            "symbols": {sym: st.to_dict() for sym, st in sorted(self._symbols.items())},
+        }
+
+    # -- indicators and state -----------------------------------------------------------
+
+    def _state(self, symbol: str) -> SymbolState:
+        st = self._symbols.get(symbol)
+        if st is None:
+            st = self._symbols[symbol] = SymbolState(
+                self.params.atr_period, self.params.volume_window
+            )
+        return st
+
+    @staticmethod
+    def _update_indicators(st: SymbolState, bar: Bar, day: date) -> None:
+        st.session.update(day, bar.open, bar.high, bar.low)
+        st.atr.update(bar.high, bar.low, bar.close)
+        st.volume.update(bar.volume)
+
+    def _restore(self, state: dict[str, Any]) -> None:
+        if state.get("version") != STATE_VERSION or state.get("strategy") != self.name:
+            raise ValueError(
+                f"{self.name}: cannot restore state version={state.get('version')!r} "
+                f"strategy={state.get('strategy')!r}"
+            )
+        for symbol, data in state["symbols"].items():
+            st = SymbolState.from_dict(data)
+            if (st.atr.period, st.volume.window) != (
+                self.params.atr_period,
+                self.params.volume_window,
+            ):
+                # The config changed a window: the old values mean nothing; warm up again.
+                log.warning("%s %s: indicator windows changed, reset", self.name, symbol)
+                fresh = SymbolState(self.params.atr_period, self.params.volume_window)
+                fresh.session, fresh.plan = st.session, st.plan
+                st = fresh
+            self._symbols[symbol] = st
+
+    # -- entry ----------------------------------------------------------------------------
+
+    def _look_for_entry(self, st: SymbolState, bar: Bar, now: datetime, session: Session) -> Step:
+        p = self.params
+        values = self._entry_values(st, bar)
+        if now >= session.close - self._eod:
+            return self._step(bar, "skip", "entry cutoff: end of day", values)
+        reason = self._first_failing_filter(st, bar, values)
+        if reason:
+            return self._step(bar, "skip", reason, values)
+        stop = values["stop"]
+        assert stop is not None and st.session.high is not None
+        sizing = RiskBased(
+            risk_fraction=p.risk_fraction,
+            price=bar.close,
+            stop=stop,
+            max_dollars=p.max_position_dollars,
+        )
+        reason = (
+            f"entry: down {-100 * (values['drawdown_pct'] or 0):.1f}%, trap+reclaim of "
+            f"{values['session_low_prior']:.4g}, wick {values['wick_ratio']:.2f}, body "
+            f"{values['body_ratio']:.2f}, volume {values['volume_ratio']:.2f}x; stop {stop:.4g}"
+        )
+        intent = Intent(
+            strategy=self.name,
+            symbol=bar.symbol,
+            action="buy",
+            leg="entry",
+            signal_time=bar.t,
+            reason=reason,
+            sizing=sizing,
+        )
+        st.plan = TradePlan.at_signal(
+            signal_time=bar.t,
+            session_date=session.date,
+            support=bar.low,
+            stop=stop,
+            session_high=st.session.high,
+            tp1_target_fraction=p.tp1_target_fraction,
+        )
+        return Step(intents=(intent,), evaluations=(self._eval(bar, "enter", reason, values),))
+
+    def _entry_values(self, st: SymbolState, bar: Bar) -> dict[str, float | None]:
+        tracker = st.session
+        rng = bar.high - bar.low
+        atr, mean = st.atr.value, st.volume.value
+        values: dict[str, float | None] = {
+            "session_open": tracker.open,
+            "session_low_prior": tracker.prior_low,
+            "drawdown_pct": None,
+            "wick_ratio": (min(bar.open, bar.close) - bar.low) / rng if rng > 0 else None,
+            "body_ratio": abs(bar.close - bar.open) / rng if rng > 0 else None,
+            "volume_ratio": bar.volume / mean if mean else None,
+            "atr": atr,
+            "stop": None if atr is None else bar.low - self.params.stop_atr_multiple * atr,
+        }
+        if tracker.open:
+            values["drawdown_pct"] = (bar.close - tracker.open) / tracker.open
+        return values
+
+    def _first_failing_filter(self, st: SymbolState, bar: Bar, v: dict[str, float | None]) -> str:
+        p = self.params
+        if st.atr.value is None or st.volume.value is None:
+            return "warming up (ATR or volume mean not yet full)"
+        prior_low, drop = v["session_low_prior"], v["drawdown_pct"]
+        if prior_low is None or drop is None:
+            return "first bar of the session"
+        if not drop <= -p.min_drop_pct:
+            return f"not down {100 * p.min_drop_pct:g}% ({100 * drop:+.1f}%)"
+        if not bar.low < prior_low:
+            return f"no trap (low {bar.low:.4g} >= prior low {prior_low:.4g})"
+        if not bar.close > prior_low:
+            return f"no reclaim (close {bar.close:.4g} <= prior low {prior_low:.4g})"
+        wick, body, vol_ratio = v["wick_ratio"], v["body_ratio"], v["volume_ratio"]
+        if wick is None or body is None:
+            return "zero range"
+        if not wick >= p.min_wick_ratio:
+            return f"wick {wick:.2f} < {p.min_wick_ratio:g}"
+        if not body >= p.min_body_ratio:
+            return f"body {body:.2f} < {p.min_body_ratio:g}"
+        # Compared as volume >= k * mean (not the ratio) so the rule is exactly the spec's.
+        mean = st.volume.value
+        if not bar.volume >= p.volume_multiple * mean:
+            return f"volume {vol_ratio or 0:.2f}x < {p.volume_multiple:g}x"
+        stop = v["stop"]
+        assert stop is not None
+        if not bar.close > stop:
+            return f"close {bar.close:.4g} <= stop {stop:.4g}"
+        return ""
+
+    # -- the open trade -------------------------------------------------------------------
+
+    def _manage(
+        self, st: SymbolState, plan: TradePlan, bar: Bar, now: datetime, session: Session
+    ) -> Step:
+        values = plan.values()
+        if plan.position <= 0:
+            return self._step(bar, "hold", "entry order pending", values)
+        if plan.stop_touched and plan.exit_pending is None:
+            # The stop was touched one bar ago and the shares are still here: sell them.
+            return self._final_exit(plan, bar, "stop", "stop touched and not filled", values)
+        if bar.low <= plan.stop:
+            if plan.stop_order is not None:
+                plan.stop_touched = True
+                reason = f"stop touched: resting stop order exits (low {bar.low:.4g})"
+                return self._step(bar, "hold", reason, values)
+            if plan.exit_pending is None:
+                reason = f"stop: low {bar.low:.4g} <= {plan.stop:.4g}, no resting stop"
+                return self._final_exit(plan, bar, "stop", reason, values)
+        if plan.exit_pending is not None:
+            return self._step(bar, "hold", f"exit pending ({plan.exit_pending['leg']})", values)
+        if plan.entry_time is not None and now >= plan.entry_time + self._time_stop:
+            reason = f"time stop: {self.params.time_stop_minutes} min after entry"
+            return self._final_exit(plan, bar, "time_stop", reason, values)
+        if now >= session.close - self._eod:
+            reason = f"eod: {self.params.eod_minutes_before_close} min before the close"
+            return self._final_exit(plan, bar, "eod", reason, values)
+        tp1, tp2, _ = exit_split(plan.entry_qty, self.params.tp1_fraction, self.params.tp2_fraction)
+        if not plan.tp1_done and bar.high >= plan.tp1_level:
+            plan.tp1_done = True
+            reason = f"tp1: high {bar.high:.4g} >= {plan.tp1_level:.4g}"
+            return self._partial_exit(plan, bar, "tp1", tp1, plan.stop, reason, values)
+        if plan.tp1_done and not plan.tp2_done and bar.high >= plan.tp2_level:
+            plan.tp2_done = True
+            reason = f"tp2: high {bar.high:.4g} >= {plan.tp2_level:.4g}; stop to support"
+            plan.stop = plan.support
+            return self._partial_exit(plan, bar, "tp2", tp2, plan.support, reason, values)
+        return self._step(bar, "hold", "holding", values)
+
+    def _partial_exit(
+        self,
+        plan: TradePlan,
+        bar: Bar,
+        leg: str,
+        qty: int,
+        stop_price: float,
+        reason: str,
+        values: dict[str, float | None],
+    ) -> Step:
+        qty = min(qty, plan.position)
+        if qty >= plan.position:
+            return self._final_exit(plan, bar, leg, reason, values)
+        intents: list[Intent] = []
+        left = plan.position - qty
+        if plan.stop_order is not None:
+            intents.append(self._stop_intent(plan, bar, "replace_stop", left, stop_price, reason))
+        if qty > 0:
+            intents.append(self._sell(plan, bar, leg, qty, reason))
+        decision: Decision = "exit" if qty > 0 else "hold"
+        if qty == 0:
+            reason += " (0 shares to sell)"
+        return Step(
+            intents=tuple(intents), evaluations=(self._eval(bar, decision, reason, values),)
+        )
+
+    def _final_exit(
+        self, plan: TradePlan, bar: Bar, leg: str, reason: str, values: dict[str, float | None]
+    ) -> Step:
+        intents: list[Intent] = []
+        if plan.stop_order is not None:
+            intents.append(self._stop_intent(plan, bar, "cancel_stop", None, None, reason))
+            plan.stop_order = None
+        plan.stop_touched = False
+        intents.append(self._sell(plan, bar, leg, plan.position, reason))
+        return Step(intents=tuple(intents), evaluations=(self._eval(bar, "exit", reason, values),))
+
+    def _sell(self, plan: TradePlan, bar: Bar, leg: str, qty: int, reason: str) -> Intent:
+        plan.exit_pending = {"leg": leg, "signal_time": bar.t.isoformat(), "qty": qty, "filled": 0}
+        return Intent(
+            strategy=self.name,
+            symbol=bar.symbol,
+            action="sell",
+            leg=leg,
+            signal_time=bar.t,
+            reason=reason,
+            qty=qty,
+        )
+
+    def _stop_intent(
+        self,
+        plan: TradePlan,
+        bar: Bar,
+        action: str,
+        qty: int | None,
+        stop_price: float | None,
+        reason: str,
+    ) -> Intent:
+        order = plan.stop_order
+        assert order is not None
+        if qty is not None and stop_price is not None:
+            order["qty"], order["price"] = qty, stop_price
+        return Intent(
+            strategy=self.name,
+            symbol=bar.symbol,
+            action=action,  # type: ignore[arg-type]
+            leg="protective_stop",
+            signal_time=datetime.fromisoformat(order["signal_time"]),
+            reason=reason,
+            qty=qty,
+            stop_price=stop_price,
+        )
+
+    # -- order updates --------------------------------------------------------------------
+
+    def _on_entry_fill(self, plan: TradePlan, update: OrderUpdate) -> list[Intent]:
+        if update.leg != "entry" or update.signal_time != plan.signal_time or update.qty <= 0:
+            log.error("%s %s: unexpected buy update %r", self.name, update.symbol, update)
+            return []
+        plan.add_entry_fill(update.qty, update.price, update.time, self.params.tp1_target_fraction)
+        reason = f"protective stop for {plan.position} shares"
+        if plan.stop_order is None:
+            plan.stop_order = {
+                "signal_time": plan.signal_time.isoformat(),
+                "qty": plan.position,
+                "price": plan.stop,
+            }
+            action = "place_stop"
+        else:
+            plan.stop_order["qty"] = plan.position
+            action = "replace_stop"
+        return [self._stop_update_intent(plan, update, action, reason)]
+
+    def _stop_update_intent(
+        self, plan: TradePlan, update: OrderUpdate, action: str, reason: str
+    ) -> Intent:
+        order = plan.stop_order
+        assert order is not None
+        return Intent(
+            strategy=self.name,
+            symbol=update.symbol,
+            action=action,  # type: ignore[arg-type]
+            leg="protective_stop",
+            signal_time=datetime.fromisoformat(order["signal_time"]),
+            reason=reason,
+            qty=order["qty"],
+            stop_price=order["price"],
+        )
+
+    def _on_exit_fill(self, plan: TradePlan, update: OrderUpdate) -> list[Intent]:
+        if update.qty > plan.position:
+            log.error(
+                "%s %s: sell fill of %d exceeds the %d held; booking flat",
+                self.name,
+                update.symbol,
+                update.qty,
+                plan.position,
+            )
+        plan.position = max(0, plan.position - update.qty)
+        pending = plan.exit_pending
+        order = plan.stop_order
+        # A pending market sell is matched first: its (leg, signal_time) is the more specific.
+        if pending is not None and _matches(pending, update):
+            pending["filled"] += update.qty
+            if pending["filled"] >= pending["qty"]:
+                plan.exit_pending = None
+        elif order is not None and _is_stop_order(order, update):
+            order["qty"] = max(0, order["qty"] - update.qty)
+            if order["qty"] == 0:
+                plan.stop_order = None
+        if plan.position == 0:
+            plan.exit_pending = None
+            plan.stop_order = None
+            plan.stop_touched = False
+        return []
+
+    def _on_terminal(self, plan: TradePlan, update: OrderUpdate) -> list[Intent]:
+        if update.leg == "entry":
+            if update.signal_time == plan.signal_time:
+                plan.entry_pending = False
+            return []
+        pending = plan.exit_pending
+        if pending is None or not _matches(pending, update):
+            order = plan.stop_order
+            if order is not None and _is_stop_order(order, update):
+                plan.stop_order = None  # the stop order is gone (ours or the broker's doing)
+            return []
+        plan.exit_pending = None
+        if plan.position <= 0:
+            return []
+        # The exit did not (fully) happen: protect the shares still held again.
+        reason = f"{update.leg} {update.kind}: protective stop for {plan.position} shares"
+        if plan.stop_order is not None:
+            plan.stop_order["qty"] = plan.position
+            return [self._stop_update_intent(plan, update, "replace_stop", reason)]
+        plan.stop_order = {
+            "signal_time": update.signal_time.isoformat(),
+            "qty": plan.position,
+            "price": plan.stop,
+        }
+        return [self._stop_update_intent(plan, update, "place_stop", reason)]
+
+    # -- evaluations ----------------------------------------------------------------------
+
+    def _eval(
+        self, bar: Bar, decision: Decision, reason: str, values: dict[str, float | None]
+    ) -> Evaluation:
+        return Evaluation(
+            strategy=self.name,
+            symbol=bar.symbol,
+            bar_time=bar.t,
+            decision=decision,
+            reason=reason,
+            values=values,
+        )
+
+    def _step(
+        self,
+        bar: Bar,
+        decision: Decision,
+        reason: str,
+        values: dict[str, float | None] | None = None,
+    ) -> Step:
+        return Step(evaluations=(self._eval(bar, decision, reason, values or {}),))
+
+
+def _matches(pending: dict[str, Any], update: OrderUpdate) -> bool:
+    return pending["leg"] == update.leg and pending["signal_time"] == update.signal_time.isoformat()
+
+
+def _is_stop_order(order: dict[str, Any], update: OrderUpdate) -> bool:
+    return update.leg in STOP_LEGS and order["signal_time"] == update.signal_time.isoformat()

@@ -1,0 +1,55 @@
+"""Hourly Swing (strategies.md §2): RSI Schmitt trigger on regular-session hourly bars.
+
+Bar alignment: Alpaca's clock-hour bars (a bar stamped ``t`` covers ``[t, t + 1h)``). Only
+bars lying entirely inside the regular session count: ``t >= open`` and ``t + 1h <= close``,
+i.e. the bars starting 10:00..15:00 ET on a normal day and 10:00..12:00 ET on a 13:00 close.
+The 09:00 bar (half pre-market) and every extended-hours bar are skipped and never reach the
+RSI. Each bar is evaluated at its completion; orders go out at once (``execute="now"``)
+except on the bar that ends at the close, whose orders execute at the next open.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any, ClassVar, Literal
+
+from pydantic import Field
+
+from strategies.hysteresis import HysteresisStrategy
+from strategies.indicators import RsiMethod
+from strategies.model import Bar, Execute
+from strategies.params import EmergencyStop, FrozenModel, HysteresisBands, RiskLimits
+from strategies.session import Session
+
+BAR_LENGTH = timedelta(hours=1)
+
+
+class HourlySwingParams(FrozenModel):
+    """Everything Hourly Swing needs (configs/hourly_swing.toml). Each entry buys
+    ``risk.max_position_dollars`` worth (equal allocation)."""
+
+    symbols: dict[str, HysteresisBands] = Field(min_length=1)
+    rsi_method: Literal["ema", "wilder"] = "ema"
+    risk: RiskLimits
+    emergency: EmergencyStop = EmergencyStop()
+
+
+class HourlySwing(HysteresisStrategy):
+    """Hourly RSI hysteresis; overnight holds allowed; long only."""
+
+    name: ClassVar[str] = "hourly_swing"
+    timeframe: ClassVar[str] = "1Hour"
+
+    def __init__(self, params: HourlySwingParams, state: dict[str, Any] | None = None) -> None:
+        self.params = params
+        method: RsiMethod = params.rsi_method
+        super().__init__(dict(params.symbols), method, state)
+
+    def _bar_in_session(self, bar: Bar, session: Session | None) -> bool:
+        return session is not None and session.contains_bar(bar.t, bar.t + BAR_LENGTH)
+
+    def _entry_dollars(self, symbol: str) -> float:
+        return self.params.risk.max_position_dollars
+
+    def _execute(self, bar: Bar, session: Session) -> Execute:
+        return "next_open" if bar.t + BAR_LENGTH >= session.close else "now"

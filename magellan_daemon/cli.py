@@ -14,6 +14,7 @@ from collections.abc import Sequence
 
 # name -> (module, one-line description shown by ``magellan --help``)
 COMMANDS: dict[str, tuple[str, str]] = {
+    "run": ("magellan_daemon.run_cli", "run the trading daemon (sim, paper or live)"),
     "sim": ("magellan_daemon.sim.cli", "run the Alpaca-compatible simulator on loopback"),
     "signals": (
         "magellan_daemon.signals_cli",

@@ -179,6 +179,16 @@ class VirtualClock:
             raise ValueError(f"clock speed must be >= 0, got {speed}")
         self._reanchor(self.now(), float(speed))
 
+    def adopt(self, anchor: dict[str, float | str]) -> bool:
+        """Follow another process's clock (its ``anchor()``); True when it changed."""
+        virtual = _utc(datetime.fromisoformat(str(anchor["anchor_virtual"])))
+        wall, speed = float(anchor["anchor_wall"]), float(anchor["speed"])
+        if (virtual, wall, speed) == (self._anchor_virtual, self._anchor_wall, self._speed):
+            return False
+        self._anchor_virtual, self._anchor_wall, self._speed = virtual, wall, speed
+        self._notify()
+        return True
+
     def add_listener(self, callback: Callable[[], None]) -> None:
         """Call ``callback()`` after every re-anchoring."""
         self._listeners.append(callback)
@@ -192,6 +202,9 @@ class VirtualClock:
         self._anchor_virtual = virtual
         self._anchor_wall = self._wall()
         self._speed = speed
+        self._notify()
+
+    def _notify(self) -> None:
         if self._changed is not None:
             self._changed.set()
             self._changed = None

@@ -247,6 +247,44 @@ class BearTrap:
             return self._manage(st, st.plan, bar, now, session)
         return self._look_for_entry(st, bar, now, session)
 
+    def on_clock(self, now: datetime, session: Session | None) -> Step:
+        """The time alone: sell what the time stop or the end of day says must go, for
+        symbols whose bars stopped coming (a thin stock may print no bar at 15:54). Bars do
+        the same when they arrive; an exit already pending is never sent twice."""
+        if session is None or not session.open < now <= session.close:
+            return Step()
+        minute_start = now.replace(second=0, microsecond=0) - BAR_LENGTH
+        steps: list[Step] = []
+        for symbol, st in sorted(self._symbols.items()):
+            plan = st.plan
+            if plan is None or plan.position <= 0 or plan.exit_pending is not None:
+                continue
+            if plan.entry_time is not None and now >= plan.entry_time + self._time_stop:
+                leg, reason = (
+                    "time_stop",
+                    f"time stop: {self.params.time_stop_minutes} min after entry",
+                )
+            elif now >= session.close - self._eod:
+                leg = "eod"
+                reason = f"eod: {self.params.eod_minutes_before_close} min before the close"
+            else:
+                continue
+            marker = Bar(
+                symbol=symbol,
+                timeframe="1Min",
+                t=minute_start,
+                open=math.nan,
+                high=math.nan,
+                low=math.nan,
+                close=math.nan,
+                volume=0.0,
+            )
+            steps.append(self._final_exit(plan, marker, leg, f"{reason} (no bar)", plan.values()))
+        return Step(
+            intents=tuple(i for s in steps for i in s.intents),
+            evaluations=tuple(e for s in steps for e in s.evaluations),
+        )
+
     def on_order_update(self, update: OrderUpdate) -> Step:
         """Book a fill or terminal non-fill of one of this strategy's own orders."""
         st = self._symbols.get(update.symbol)

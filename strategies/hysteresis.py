@@ -145,7 +145,8 @@ class HysteresisStrategy:
                     )
                 st.position = max(0, st.position - update.qty)
         if st.pending is not None and self._matches_pending(st.pending, update):
-            done_filling = update.kind == "fill" and update.filled_qty >= st.pending["qty"]
+            wanted = update.order_qty if update.order_qty is not None else st.pending["qty"]
+            done_filling = update.kind == "fill" and update.filled_qty >= wanted
             if done_filling or update.kind in TERMINAL_NON_FILLS:
                 st.pending = None
         return Step()

@@ -22,7 +22,10 @@ How the daemon executes each ``Intent.action``:
 The daemon reports back with ``OrderUpdate`` values for the strategy's own orders only:
 one per fill increment (``kind="fill"``, ``qty`` the increment, not the cumulative) and one
 when an order ends without filling completely (``canceled`` / ``expired`` / ``rejected``,
-``qty`` = 0, ``filled_qty`` the total filled before it ended).
+``qty`` = 0, ``filled_qty`` the total filled before it ended). ``order_qty`` is the order's
+size, so a strategy knows when its order is completely filled. An intent the router does not
+send at all (a risk gate, size 0, nothing to sell) comes back as ``rejected`` with
+``order_qty`` 0.
 """
 
 from __future__ import annotations
@@ -118,6 +121,7 @@ class OrderUpdate:
     qty: int = 0  # this fill's increment (0 for non-fills)
     price: float | None = None  # this fill's price
     filled_qty: int = 0  # cumulative filled on the order after this update
+    order_qty: int | None = None  # the order's total quantity (None when never sent)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -89,22 +89,29 @@ def latest_trades(market: MarketData, now: datetime, symbols: list[str]) -> dict
 
 
 def latest_quotes(market: MarketData, now: datetime, symbols: list[str]) -> dict[str, Any]:
-    """A quote per symbol: one tick either side of the latest completed bar's close."""
+    """A quote per symbol: one tick either side of the latest completed bar's close, with a
+    size in shares that grows with that bar's volume (a thin bar shows a thin book)."""
     quotes = {}
     for symbol, bar in _latest(market, now, symbols).items():
         tick = 0.01 if bar.close >= 1 else 0.0001
+        size = _book_size(bar.volume)
         quotes[symbol] = {
             "t": ts(_last_instant(bar)),
             "ax": "V",
             "ap": round(bar.close + tick, 4),
-            "as": 1,
+            "as": size,
             "bx": "V",
             "bp": round(max(bar.close - tick, tick), 4),
-            "bs": 1,
+            "bs": size,
             "c": ["R"],
             "z": "C",
         }
     return {"quotes": quotes}
+
+
+def _book_size(volume: float) -> int:
+    """Shares shown at the touch: 5% of the minute's volume in round lots, 100 to 10,000."""
+    return int(min(10_000, max(100, round(volume * 0.05, -2))))
 
 
 def _latest(market: MarketData, now: datetime, symbols: list[str]) -> dict[str, SimBar]:

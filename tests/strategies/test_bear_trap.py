@@ -538,3 +538,28 @@ def test_zero_share_tp1_sends_nothing_but_counts_as_done() -> None:
     assert step.evaluations[0].decision == "hold"
     plan = bt.plan("AMC")
     assert plan is not None and plan.tp1_done
+
+
+# -- the clock alone (no bar for the symbol) ---------------------------------------------------
+
+
+def test_on_clock_sells_at_eod_when_no_bar_comes() -> None:
+    bt, _, _ = entered(EARLY, start=159)  # filled at 17:31Z: the time stop would be 18:01Z
+    eod = EARLY.close - timedelta(minutes=5)
+    assert bt.on_clock(eod - timedelta(minutes=1), EARLY).intents == ()
+    step = bt.on_clock(eod, EARLY)
+    assert shape(step.intents) == [
+        ("cancel_stop", "protective_stop", None, None),
+        ("sell", "eod", 100, None),
+    ]
+    assert step.intents[1].signal_time == eod - timedelta(minutes=1)
+    assert bt.on_clock(eod + timedelta(minutes=1), EARLY).intents == ()  # exit pending
+
+
+def test_on_clock_time_stop_and_nothing_when_flat() -> None:
+    bt, _, filled_at = entered(SESSION, start=0)
+    due = filled_at + timedelta(minutes=30)
+    assert bt.on_clock(due - timedelta(minutes=1), SESSION).intents == ()
+    assert [i.leg for i in bt.on_clock(due, SESSION).intents] == ["protective_stop", "time_stop"]
+    assert BearTrap(BearTrapParams()).on_clock(due, SESSION).intents == ()
+    assert bt.on_clock(SESSION.close + timedelta(hours=1), SESSION).intents == ()

@@ -1,0 +1,474 @@
+"""The daemon's lifecycle: ordered startup, reversed teardown, drain on SIGTERM.
+
+Startup: config → ledger → broker clients → trade-updates streams → first reconciliation
+(refuse to go READY if the broker cannot be read) → strategies (restore + warm-up) → market
+data stream → scheduler. ``stop()`` (SIGTERM/SIGINT, ``--sim-until``) then: stop the
+scheduler, let the submissions in flight finish (bounded), close the streams, flush and
+close the ledger, stop the embedded simulator.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from magellan_daemon.broker.errors import BrokerError
+from magellan_daemon.broker.rest import AlpacaBroker
+from magellan_daemon.broker.stream import SupervisedStream, bar_stream, trade_updates_stream
+from magellan_daemon.clock import Clock
+from magellan_daemon.config import MagellanConfig, StrategyConfig, strategy_class
+from magellan_daemon.domain import BrokerEvent
+from magellan_daemon.engine import StrategyRunner
+from magellan_daemon.events import EventSink
+from magellan_daemon.ledger.store import Ledger, parse_iso
+from magellan_daemon.ledger.tradelog import rebuild_all
+from magellan_daemon.reconcile import reconcile
+from magellan_daemon.router import OrderRouter, StrategyRouting
+from magellan_daemon.scheduler import JobScheduler
+from magellan_daemon.sessions import NEW_YORK, SessionBook, calendar_window
+from magellan_daemon.tasks import spawn
+from strategies.model import Bar, OrderUpdate
+from strategies.session import Session
+
+log = logging.getLogger(__name__)
+RECONCILE_LOOKBACK = timedelta(days=7)
+HOURLY_LAG = timedelta(seconds=2)  # ask for an hourly bar just after it completes
+# The minute clock runs after the minute's bars had their chance to arrive.
+MINUTE_CLOCK_OFFSET = timedelta(minutes=1, seconds=5)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Endpoint:
+    """Where one account's APIs are and the keys to use (held only until clients exist)."""
+
+    account: str
+    key: str = field(repr=False)
+    secret: str = field(repr=False)
+    paper: bool
+    trading_url: str | None  # None = Alpaca's own (paper or live)
+    data_url: str | None
+    trading_ws: str | None
+    data_ws: str | None
+
+    def __repr__(self) -> str:
+        return f"Endpoint(account={self.account!r}, url={self.trading_url or 'alpaca'})"
+
+
+class Daemon:
+    """All the parts of one running Magellan process."""
+
+    def __init__(
+        self,
+        *,
+        config: MagellanConfig,
+        endpoints: dict[str, Endpoint],
+        clock: Clock,
+        state_dir: Path,
+        log_dir: Path,
+    ) -> None:
+        self.config = config
+        self.clock = clock
+        self.state_dir = state_dir
+        self.log_dir = log_dir
+        self.ledger = Ledger.open(state_dir / "ledger.sqlite")
+        self.sessions = SessionBook([])
+        self.runners: dict[str, StrategyRunner] = {}
+        self.brokers: dict[str, AlpacaBroker] = {}
+        self.trade_streams: dict[str, SupervisedStream] = {}
+        self.bar_streams: dict[str, SupervisedStream] = {}
+        self.scheduler = JobScheduler(clock)
+        self.ready = asyncio.Event()
+        self.stopped = asyncio.Event()
+        self._reconciled: dict[str, asyncio.Event] = {}
+        self._endpoints = endpoints
+        self._stop_requested = asyncio.Event()
+        self._tasks: list[asyncio.Task[None]] = []
+        self.sink = EventSink(self.ledger, log_dir, self._notify_strategy)
+        for name, endpoint in endpoints.items():
+            self.brokers[name] = AlpacaBroker(
+                account=name,
+                key=endpoint.key,
+                secret=endpoint.secret,
+                paper=endpoint.paper,
+                trading_url=endpoint.trading_url,
+                data_url=endpoint.data_url,
+                feed=config.feed,
+            )
+        routing = {}
+        for name, strategy in self._enabled().items():
+            params: Any = strategy.params
+            routing[name] = StrategyRouting(
+                account=strategy.account,
+                limits=params.risk,
+                max_spread_pct=getattr(params, "max_spread_pct", None),
+                min_liquidity_shares=getattr(params, "min_liquidity_shares", None),
+            )
+        self.router = OrderRouter(
+            ledger=self.ledger,
+            brokers=self.brokers,
+            sink=self.sink,
+            clock=clock,
+            routing=routing,
+        )
+
+    def __repr__(self) -> str:
+        return (
+            f"Daemon(strategies={sorted(self.runners)}, accounts={sorted(self.brokers)}, "
+            f"router={self.router.stats}, events={self.sink.applied})"
+        )
+
+    def _enabled(self) -> dict[str, StrategyConfig]:
+        return {n: s for n, s in self.config.strategies.items() if s.enabled}
+
+    # -- startup -------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Bring every part up in order; raises when the broker cannot be read."""
+        rebuild_all(self.ledger, self.log_dir)
+        for name, endpoint in self._endpoints.items():
+            self._reconciled[name] = asyncio.Event()
+            stream = trade_updates_stream(
+                account=name,
+                key=endpoint.key,
+                secret=endpoint.secret,
+                paper=endpoint.paper,
+                url=endpoint.trading_ws,
+                on_event=self._on_broker_event,
+                on_connected=self._reconcile_callback(name),
+            )
+            self.trade_streams[name] = stream
+            stream.start()
+        for name, event in self._reconciled.items():
+            try:
+                await asyncio.wait_for(event.wait(), timeout=60)
+            except TimeoutError:
+                raise BrokerError(
+                    f"account {name}: trade stream or first reconciliation not done in 60 s"
+                ) from None
+        await self._load_sessions()
+        for name, strategy in self._enabled().items():
+            await self._start_strategy(name, strategy)
+        self._start_bar_streams()
+        if "bear_trap" in self.runners:
+            self._tasks.append(
+                spawn(self._minute_clock(self.runners["bear_trap"]), name="minute-clock")
+            )
+        self.scheduler.start()
+        self._plan_sessions()
+        self.ready.set()
+        log.info("READY: %s", self.status_line())
+
+    async def _load_sessions(self) -> None:
+        start, end = calendar_window(self.clock.now())
+        broker = next(iter(self.brokers.values()))
+        self.sessions = SessionBook(await broker.sessions(start, end))
+        log.info("calendar: %d sessions %s", len(self.sessions), self.sessions.span())
+
+    async def _start_strategy(self, name: str, config: StrategyConfig) -> None:
+        cls = strategy_class(name)
+        params: Any = config.params
+        symbols = _symbols_of(name, params)
+        runner = StrategyRunner(
+            name=name,
+            strategy=cls(params),
+            symbols=symbols,
+            ledger=self.ledger,
+            router=self.router,
+            clock=self.clock,
+            sessions=lambda: self.sessions,
+            execution_delay=timedelta(seconds=getattr(params, "execution_delay_seconds", 0)),
+        )
+        restored = runner.restore(lambda state: cls(params, state=state))
+        self.runners[name] = runner
+        fed = await self._warm(runner)
+        log.info(
+            "strategy %s: %s, %d symbols, %d warm-up bars",
+            name,
+            "restored from the ledger" if restored else "fresh",
+            len(symbols),
+            fed,
+        )
+
+    async def _warm(self, runner: StrategyRunner) -> int:
+        """History the strategy has not seen, up to the last completed bar, as warm-up."""
+        now = self.clock.now()
+        lookback = {"1Day": timedelta(days=420), "1Hour": timedelta(days=60)}.get(
+            runner.timeframe, timedelta(days=4)
+        )
+        bars = await self._fetch(runner, now - lookback, now)
+        catch_up = self._catch_up_session() if runner.timeframe == "1Day" else None
+        if catch_up is not None:
+            bars = [b for b in bars if b.t.astimezone(NEW_YORK).date() < catch_up.date]
+        return await runner.warmup(bars)
+
+    async def _fetch(self, runner: StrategyRunner, start: datetime, end: datetime) -> list[Bar]:
+        broker = self.brokers[self.config.strategies[runner.name].account]
+        if not runner.symbols or runner.symbols == ["*"]:
+            return []
+        try:
+            found = await broker.bars(runner.symbols, runner.timeframe, start, end)  # type: ignore[arg-type]
+        except BrokerError as exc:
+            log.warning("bars for %s unavailable: %s", runner.name, exc)
+            return []
+        return [b for rows in found.values() for b in rows]
+
+    def _start_bar_streams(self) -> None:
+        runner = self.runners.get("bear_trap")
+        if runner is None:
+            return
+        account = self.config.strategies["bear_trap"].account
+        endpoint = self._endpoints[account]
+        first_connect = [True]
+
+        async def on_connected() -> None:
+            if first_connect[0]:
+                first_connect[0] = False
+                return
+            fed = await self._warm(runner)  # bars missed while disconnected
+            log.warning("bar stream reconnected: %d missed bars fed as warm-up", fed)
+
+        stream = bar_stream(
+            account=account,
+            key=endpoint.key,
+            secret=endpoint.secret,
+            feed=self.config.feed,
+            url=endpoint.data_ws,
+            symbols=runner.symbols,
+            on_bar=lambda bar: runner.on_bars([bar]),
+            on_connected=on_connected,
+        )
+        self.bar_streams[account] = stream
+        stream.start()
+
+    async def _minute_clock(self, runner: StrategyRunner) -> None:
+        """A few seconds after each minute: time-driven exits for symbols with no bar."""
+        while True:
+            now = self.clock.now()
+            await self.clock.sleep_until(now.replace(second=0, microsecond=0) + MINUTE_CLOCK_OFFSET)
+            await runner.on_clock()
+
+    # -- broker events and reconciliation ------------------------------------------------
+
+    async def _on_broker_event(self, event: BrokerEvent) -> None:
+        await self.sink.apply(event)
+        self.ledger.set_meta("last_stream_event", event.ts_event.isoformat())
+
+    async def _notify_strategy(self, strategy: str, update: OrderUpdate) -> None:
+        runner = self.runners.get(strategy)
+        if runner is not None:
+            await runner.on_order_update(update)
+
+    def _reconcile_callback(self, account: str) -> Callable[[], Awaitable[None]]:
+        async def run() -> None:
+            try:
+                await self.reconcile(account)
+            except BrokerError as exc:
+                log.error("reconciliation of %s failed: %s", account, exc)
+                return
+            self._reconciled[account].set()
+
+        return run
+
+    async def reconcile(self, account: str) -> int:
+        """Diff ledger and broker for one account; apply the events; report discrepancies."""
+        now = self.clock.now()
+        open_orders = self.ledger.orders(account=account, open_only=True)
+        since = min([o.created_at for o in open_orders] + [now - RECONCILE_LOOKBACK])
+        snapshot = await self.router.snapshot(account, since - timedelta(minutes=1))
+        orders = [
+            o
+            for o in self.ledger.orders(account=account)
+            if o.created_at >= since - timedelta(days=1)
+        ]
+        result = reconcile(orders, self.ledger.net_positions(account), snapshot, now)
+        for event in result.events:
+            await self.sink.apply(event)
+        for discrepancy in result.discrepancies:
+            self.ledger.record_discrepancy(discrepancy, now)
+            log.warning(
+                "DISCREPANCY %s %s %s: %s",
+                discrepancy.kind,
+                discrepancy.account,
+                discrepancy.symbol,
+                discrepancy.detail,
+                extra={"fields": {"SYMBOL": discrepancy.symbol, "EVENT": "discrepancy"}},
+            )
+        resent = await self.router.resend_not_found(account)
+        log.info(
+            "reconciled %s: %d events applied, %d discrepancies, %d orders re-sent",
+            account,
+            len(result.events),
+            len(result.discrepancies),
+            resent,
+        )
+        return len(result.events)
+
+    # -- jobs ----------------------------------------------------------------------------
+
+    def _catch_up_session(self) -> Session | None:
+        """The last closed session whose daily signal is still actionable: it is past its
+        16:05 (close + 5) and the next open has not come yet. Its bar is held back from
+        warm-up and evaluated by the signal job, so a daemon restarted after a missed signal
+        still sends that signal's orders at the open (and never a stale one later)."""
+        now = self.clock.now()
+        previous = self.sessions.previous(now)
+        if previous is None:
+            return None
+        following = self.sessions.next_after(previous)
+        if previous.close + timedelta(minutes=5) <= now and (
+            following is None or now < following.open
+        ):
+            return previous
+        return None
+
+    def _plan_sessions(self) -> None:
+        """Plan the jobs of the current (or next) session and the one after it."""
+        now = self.clock.now()
+        catch_up = self._catch_up_session()
+        if catch_up is not None and "daily_trend" in self.runners:
+            self.scheduler.at(
+                f"daily-signal-{catch_up.date}",
+                "daily signal (catch-up)",
+                now,
+                self._daily_signal,
+                catch_up,
+            )
+        session = self.sessions.current_or_next(now)
+        for _ in range(2):
+            if session is None:
+                break
+            self._plan_session(session)
+            session = self.sessions.next_after(session)
+
+    def _plan_session(self, session: Session) -> None:
+        day = session.date
+        now = self.clock.now()
+        pending_runners = [r for n, r in self.runners.items() if n != "bear_trap"]
+        if pending_runners:
+            delay = max((r._delay for r in pending_runners), default=timedelta(0))
+            self.scheduler.at(
+                f"open-{day}",
+                "execute pending intents",
+                max(now, session.open + delay),
+                self._execute_pending,
+            )
+        if "hourly_swing" in self.runners:
+            hour = session.open.astimezone(NEW_YORK).replace(minute=0, second=0, microsecond=0)
+            hour += timedelta(hours=1)
+            while hour + timedelta(hours=1) <= session.close:
+                end = hour + timedelta(hours=1)
+                if end > now:
+                    self.scheduler.at(
+                        f"hourly-{end.isoformat()}",
+                        "hourly evaluation",
+                        end + HOURLY_LAG,
+                        self._hourly,
+                        end,
+                    )
+                hour = end
+        if "daily_trend" in self.runners:
+            signal_at = session.close + timedelta(minutes=5)
+            if signal_at > now:
+                self.scheduler.at(
+                    f"daily-signal-{day}", "daily signal", signal_at, self._daily_signal, session
+                )
+        self.scheduler.at(
+            f"close-{day}",
+            "session close",
+            max(now, session.close + timedelta(minutes=10)),
+            self._after_close,
+            session,
+        )
+
+    async def _execute_pending(self) -> None:
+        for name, runner in self.runners.items():
+            if name == "bear_trap":
+                continue
+            sent, expired = await runner.execute_pending()
+            if sent or expired:
+                log.info("%s: %d pending intents sent, %d expired", name, sent, expired)
+
+    async def _hourly(self, bar_end: datetime) -> None:
+        runner = self.runners["hourly_swing"]
+        bars = await self._fetch(runner, bar_end - timedelta(hours=6), bar_end)
+        await runner.on_bars([b for b in bars if b.t + timedelta(hours=1) <= bar_end])
+
+    async def _daily_signal(self, session: Session) -> None:
+        runner = self.runners["daily_trend"]
+        bars = await self._fetch(
+            runner, session.open - timedelta(days=10), session.close + timedelta(minutes=5)
+        )
+        todays = [b for b in bars if b.t.astimezone(NEW_YORK).date() <= session.date]
+        log.info("daily signal for %s: %d bars", session.date, len(todays))
+        await runner.on_bars(todays)
+
+    async def _after_close(self, session: Session) -> None:
+        await self._execute_pending()  # expires what could not be sent
+        if self.sessions.last_date() and self.sessions.last_date() - session.date < timedelta(
+            days=20
+        ):
+            await self._load_sessions()
+        self._plan_sessions()
+        log.info("session %s closed: %s", session.date, self.status_line())
+
+    # -- status and shutdown -------------------------------------------------------------
+
+    def status_line(self) -> str:
+        """One line a person reads: positions, next job, streams."""
+        positions = self.ledger.positions()
+        nxt = self.scheduler.planned()
+        streams = all(s.stats.connected for s in self.trade_streams.values())
+        upcoming = (
+            f"{nxt[0].name} at {nxt[0].when.astimezone(NEW_YORK):%Y-%m-%d %H:%M} ET"
+            if nxt
+            else "none"
+        )
+        return (
+            f"{len(positions)} open positions, next job: {upcoming}, "
+            f"trade stream {'connected' if streams else 'DOWN'}"
+        )
+
+    def request_stop(self) -> None:
+        """Ask the daemon to drain and stop (signal handlers call this)."""
+        self._stop_requested.set()
+
+    async def wait_stop_requested(self) -> None:
+        """Return when a stop was requested."""
+        await self._stop_requested.wait()
+
+    async def stop(self, drain_seconds: float = 15.0) -> None:
+        """Drain and tear down in the reverse order of startup."""
+        await self.scheduler.shutdown()
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        deadline = asyncio.get_running_loop().time() + drain_seconds
+        while self.router.stats.in_flight and asyncio.get_running_loop().time() < deadline:
+            await asyncio.sleep(0.05)
+        for stream in self.bar_streams.values():
+            await stream.stop()
+        for stream in self.trade_streams.values():
+            await stream.stop()
+        for broker in self.brokers.values():
+            broker.close()
+        for runner in self.runners.values():
+            self.ledger.save_strategy_state(runner.name, runner.snapshot(), self.clock.now())
+        self.ledger.close()
+        self.stopped.set()
+
+
+def _symbols_of(name: str, params: Any) -> list[str]:
+    if name == "bear_trap":
+        return list(params.universe)
+    return list(params.symbols)
+
+
+def last_stream_event(ledger: Ledger) -> datetime | None:
+    """When the stream last delivered an event (for status)."""
+    value = ledger.get_meta("last_stream_event")
+    return None if value is None else parse_iso(value)

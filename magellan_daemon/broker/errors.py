@@ -1,0 +1,85 @@
+"""Every broker failure mapped to one behaviour.
+
+- ``BrokerRetryable``: timeout, connection error, 429, 5xx. For a submit this means the
+  outcome is *unknown*: look the order up by ``client_order_id`` before anything else.
+- ``BrokerRejected``: the broker answered no (403 buying power / insufficient qty, 422 bad
+  parameters or terminal order). Terminal: record and move on.
+- ``BrokerDuplicate``: 422 ``client_order_id must be unique``: the order already exists
+  (alpaca-py re-POSTs on 429/504 by itself; a restart may re-send): fetch it.
+- ``BrokerNotFound``: 404.
+- ``BrokerFatal``: 401 or a blocked account: nothing will work; halt and alert.
+
+``classify`` parses the error body defensively: alpaca-py's ``APIError.code`` itself raises
+when the body is not JSON or has no ``code``.
+"""
+
+from __future__ import annotations
+
+import json
+
+import requests
+from alpaca.common.exceptions import APIError
+
+DUPLICATE_CLIENT_ORDER_ID = 40010001
+
+
+class BrokerError(Exception):
+    """Base of the broker taxonomy; ``status`` and ``code`` when the broker answered."""
+
+    def __init__(self, message: str, status: int | None = None, code: int | None = None):
+        super().__init__(message)
+        self.status = status
+        self.code = code
+
+
+class BrokerRetryable(BrokerError):
+    """Try again later (with backoff); for submits the outcome is unknown."""
+
+
+class BrokerRejected(BrokerError):
+    """The broker refused; do not retry the same request."""
+
+
+class BrokerDuplicate(BrokerRejected):
+    """The client_order_id exists already: the order was placed."""
+
+
+class BrokerNotFound(BrokerRejected):
+    """No such order, position or asset."""
+
+
+class BrokerFatal(BrokerError):
+    """Credentials or account unusable."""
+
+
+def _body(error: APIError) -> tuple[int | None, str]:
+    text = str(error)
+    try:
+        body = json.loads(text)
+    except ValueError:
+        return None, text[:200]
+    if not isinstance(body, dict):
+        return None, text[:200]
+    code = body.get("code")
+    return (code if isinstance(code, int) else None), str(body.get("message", text))[:300]
+
+
+def classify(exc: BaseException) -> BrokerError:
+    """Map an alpaca-py / requests / timeout exception to the taxonomy."""
+    if isinstance(exc, BrokerError):
+        return exc
+    if isinstance(exc, APIError):
+        status = exc.status_code
+        code, message = _body(exc)
+        if status == 404:
+            return BrokerNotFound(message, status, code)
+        if status == 422 and "client_order_id must be unique" in message:
+            return BrokerDuplicate(message, status, code)
+        if status in (401,) or (status == 403 and "blocked" in message):
+            return BrokerFatal(message, status, code)
+        if status is not None and (status == 429 or status >= 500):
+            return BrokerRetryable(message, status, code)
+        return BrokerRejected(message, status, code)
+    if isinstance(exc, (requests.Timeout, requests.ConnectionError, TimeoutError, OSError)):
+        return BrokerRetryable(f"{type(exc).__name__}: {exc}"[:300])
+    return BrokerRetryable(f"unexpected {type(exc).__name__}: {exc}"[:300])

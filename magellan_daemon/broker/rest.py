@@ -1,0 +1,375 @@
+"""The REST side of one Alpaca account, made safe to call from the event loop.
+
+alpaca-py's clients are blocking (``requests``), set no HTTP timeout, and re-POST by
+themselves on 429/504 with a blocking ``time.sleep(3)``. So, per account:
+
+- calls run in a small dedicated thread pool (never the loop's default executor), each
+  thread with its own ``TradingClient``/``StockHistoricalDataClient`` (requests sessions are
+  not shared across threads);
+- every request gets a timeout by wrapping the client's session (alpaca-py has no option);
+- the SDK's own retries are turned off (``_retry = 0``): a retry of a submit must first look
+  the order up by ``client_order_id``, which only the router can decide;
+- one ``asyncio-throttle`` budget (200 requests/minute by default) is acquired before each
+  call, shared by everything that talks to this key.
+
+Failures come out as the ``broker.errors`` taxonomy. Keys live only inside the clients; this
+object's ``repr`` shows the account name and URL, never a key.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+import threading
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from datetime import time as dtime
+from decimal import Decimal
+from typing import Any, TypeVar
+from zoneinfo import ZoneInfo
+
+from alpaca.data.enums import DataFeed
+from alpaca.data.historical.stock import StockHistoricalDataClient
+from alpaca.data.requests import StockBarsRequest, StockLatestQuoteRequest
+from alpaca.data.timeframe import TimeFrame
+from alpaca.trading.client import TradingClient
+from alpaca.trading.enums import OrderSide, QueryOrderStatus, TimeInForce
+from alpaca.trading.requests import (
+    GetCalendarRequest,
+    GetOrdersRequest,
+    MarketOrderRequest,
+    ReplaceOrderRequest,
+    StopOrderRequest,
+)
+from asyncio_throttle import Throttler
+
+from magellan_daemon.broker.convert import (
+    dec,
+    fill_from_activity,
+    order_from_model,
+    position_from_model,
+)
+from magellan_daemon.broker.errors import BrokerError, classify
+from magellan_daemon.domain import BrokerFill, BrokerOrder, BrokerPosition
+from strategies.model import Bar, Timeframe
+from strategies.session import Session
+
+log = logging.getLogger(__name__)
+NEW_YORK = ZoneInfo("America/New_York")
+T = TypeVar("T")
+_TIMEFRAMES = {"1Min": TimeFrame.Minute, "1Hour": TimeFrame.Hour, "1Day": TimeFrame.Day}
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AccountInfo:
+    """The numbers the router needs from ``GET /v2/account``."""
+
+    equity: Decimal
+    buying_power: Decimal
+    cash: Decimal
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MarketClock:
+    """``GET /v2/clock``."""
+
+    timestamp: datetime
+    is_open: bool
+    next_open: datetime
+    next_close: datetime
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Quote:
+    """The latest quote (sizes in shares)."""
+
+    bid: float
+    ask: float
+    bid_size: float
+    ask_size: float
+
+
+@dataclass
+class RestStats:
+    """Counters the metrics and the health line read."""
+
+    requests: int = 0
+    errors: int = 0
+    throttle_wait_seconds: float = 0.0
+
+
+class AlpacaBroker:
+    """One Alpaca account's REST API, async, throttled, with timeouts and no SDK retries."""
+
+    def __init__(
+        self,
+        *,
+        account: str,
+        key: str,
+        secret: str,
+        paper: bool,
+        trading_url: str | None = None,
+        data_url: str | None = None,
+        feed: str = "iex",
+        timeout_seconds: float = 10.0,
+        threads: int = 4,
+        requests_per_minute: int = 200,
+    ) -> None:
+        self.account = account
+        self.url = trading_url or ("paper" if paper else "live")
+        self.feed = DataFeed.SIP if feed == "sip" else DataFeed.IEX
+        self.stats = RestStats()
+        self._timeout = timeout_seconds
+        self._local = threading.local()
+        self._pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix=f"rest-{account}")
+        self._throttle = Throttler(rate_limit=requests_per_minute, period=60.0)
+
+        def trading() -> TradingClient:
+            return TradingClient(key, secret, paper=paper, url_override=trading_url)
+
+        def data() -> StockHistoricalDataClient:
+            return StockHistoricalDataClient(key, secret, url_override=data_url)
+
+        self._make_trading: Callable[[], TradingClient] = trading
+        self._make_data: Callable[[], StockHistoricalDataClient] = data
+
+    def __repr__(self) -> str:
+        return f"AlpacaBroker(account={self.account!r}, url={self.url!r})"
+
+    def close(self) -> None:
+        """Stop the thread pool (waits for calls in flight)."""
+        self._pool.shutdown(wait=True, cancel_futures=True)
+
+    # -- plumbing ------------------------------------------------------------------------
+
+    def _client(self, kind: str) -> Any:
+        client = getattr(self._local, kind, None)
+        if client is None:
+            client = self._make_trading() if kind == "trading" else self._make_data()
+            client._retry = 0  # the router decides about retries (see module docstring)
+            session = client._session
+            session.request = functools.partial(session.request, timeout=self._timeout)
+            setattr(self._local, kind, client)
+        return client
+
+    async def _call(self, kind: str, fn: Callable[[Any], T]) -> T:
+        started = time.monotonic()
+        async with self._throttle:
+            self.stats.throttle_wait_seconds += time.monotonic() - started
+            self.stats.requests += 1
+            loop = asyncio.get_running_loop()
+            try:
+                return await loop.run_in_executor(self._pool, lambda: fn(self._client(kind)))
+            except Exception as exc:  # every failure leaves here classified
+                self.stats.errors += 1
+                raise classify(exc) from None
+
+    # -- orders --------------------------------------------------------------------------
+
+    async def submit_order(
+        self,
+        *,
+        client_order_id: str,
+        symbol: str,
+        qty: int,
+        side: str,
+        order_type: str,
+        time_in_force: str,
+        stop_price: Decimal | None = None,
+    ) -> BrokerOrder:
+        """POST /v2/orders. Raises the taxonomy; a retryable error means "unknown"."""
+        common = {
+            "symbol": symbol,
+            "qty": qty,
+            "side": OrderSide(side),
+            "time_in_force": TimeInForce(time_in_force),
+            "client_order_id": client_order_id,
+        }
+        if order_type == "stop":
+            request: Any = StopOrderRequest(**common, stop_price=float(stop_price or 0))
+        else:
+            request = MarketOrderRequest(**common)
+        return await self._call("trading", lambda c: order_from_model(c.submit_order(request)))
+
+    async def order_by_client_id(self, client_order_id: str) -> BrokerOrder:
+        """GET /v2/orders:by_client_order_id (BrokerNotFound when absent)."""
+        return await self._call(
+            "trading", lambda c: order_from_model(c.get_order_by_client_id(client_order_id))
+        )
+
+    async def replace_order(
+        self,
+        broker_order_id: str,
+        *,
+        qty: int,
+        stop_price: Decimal | None,
+        client_order_id: str,
+    ) -> BrokerOrder:
+        """PATCH /v2/orders/{id}: the new order (the old one becomes ``replaced``)."""
+        request = ReplaceOrderRequest(
+            qty=qty,
+            stop_price=None if stop_price is None else float(stop_price),
+            client_order_id=client_order_id,
+        )
+        return await self._call(
+            "trading",
+            lambda c: order_from_model(c.replace_order_by_id(broker_order_id, request)),
+        )
+
+    async def cancel_order(self, broker_order_id: str) -> None:
+        """DELETE /v2/orders/{id} (the ``canceled`` event follows on the stream)."""
+        await self._call("trading", lambda c: c.cancel_order_by_id(broker_order_id))
+
+    async def orders_since(self, after: datetime) -> list[BrokerOrder]:
+        """Every order (any status) submitted after ``after``, oldest first, all pages."""
+        found: dict[str, BrokerOrder] = {}
+        cursor = after
+        while True:
+            request = GetOrdersRequest(
+                status=QueryOrderStatus.ALL, after=cursor, limit=500, direction="asc"
+            )
+            page = await self._call(
+                "trading", lambda c, r=request: [order_from_model(o) for o in c.get_orders(r)]
+            )
+            for order in page:
+                found[order.broker_order_id] = order
+            if len(page) < 500:
+                return sorted(found.values(), key=lambda o: o.submitted_at)
+            cursor = page[-1].submitted_at
+
+    async def positions(self) -> list[BrokerPosition]:
+        """GET /v2/positions."""
+        return await self._call(
+            "trading", lambda c: [position_from_model(p) for p in c.get_all_positions()]
+        )
+
+    async def fill_activities(self, after: datetime) -> list[BrokerFill]:
+        """GET /v2/account/activities/FILL after ``after``, oldest first, all pages."""
+        fills: list[BrokerFill] = []
+        token: str | None = None
+        while True:
+            params: dict[str, Any] = {
+                "after": after.isoformat(),
+                "direction": "asc",
+                "page_size": 100,
+            }
+            if token:
+                params["page_token"] = token
+            page = await self._call(
+                "trading", lambda c, p=params: c.get("/account/activities/FILL", p) or []
+            )
+            fills.extend(fill_from_activity(a) for a in page)
+            if len(page) < 100:
+                return fills
+            token = str(page[-1]["id"])
+
+    # -- account, clock, calendar --------------------------------------------------------
+
+    async def account_info(self) -> AccountInfo:
+        """GET /v2/account."""
+
+        def read(c: TradingClient) -> AccountInfo:
+            a = c.get_account()
+            return AccountInfo(
+                equity=dec(a.equity) or Decimal(0),
+                buying_power=dec(a.buying_power) or Decimal(0),
+                cash=dec(a.cash) or Decimal(0),
+            )
+
+        return await self._call("trading", read)
+
+    async def market_clock(self) -> MarketClock:
+        """GET /v2/clock."""
+
+        def read(c: TradingClient) -> MarketClock:
+            k = c.get_clock()
+            return MarketClock(
+                timestamp=k.timestamp.astimezone(UTC),
+                is_open=bool(k.is_open),
+                next_open=k.next_open.astimezone(UTC),
+                next_close=k.next_close.astimezone(UTC),
+            )
+
+        return await self._call("trading", read)
+
+    async def sessions(self, start: date, end: date) -> list[Session]:
+        """GET /v2/calendar: the sessions from ``start`` to ``end`` with their real closes."""
+
+        def read(c: TradingClient) -> list[Session]:
+            days = c.get_calendar(GetCalendarRequest(start=start, end=end))
+            return [
+                Session(
+                    date=d.date,
+                    open=_new_york(d.date, d.open.time()),
+                    close=_new_york(d.date, d.close.time()),
+                )
+                for d in days
+            ]
+
+        return await self._call("trading", read)
+
+    # -- market data ---------------------------------------------------------------------
+
+    async def bars(
+        self, symbols: Sequence[str], timeframe: Timeframe, start: datetime, end: datetime
+    ) -> dict[str, list[Bar]]:
+        """Historical bars per symbol (all pages), oldest first."""
+        request = StockBarsRequest(
+            symbol_or_symbols=list(symbols),
+            timeframe=_TIMEFRAMES[timeframe],
+            start=start,
+            end=end,
+            feed=self.feed,
+        )
+
+        def read(c: StockHistoricalDataClient) -> dict[str, list[Bar]]:
+            result = c.get_stock_bars(request)
+            out: dict[str, list[Bar]] = {}
+            for symbol, rows in result.data.items():
+                out[symbol] = [
+                    Bar(
+                        symbol=symbol,
+                        timeframe=timeframe,
+                        t=r.timestamp.astimezone(UTC),
+                        open=float(r.open),
+                        high=float(r.high),
+                        low=float(r.low),
+                        close=float(r.close),
+                        volume=float(r.volume),
+                    )
+                    for r in rows
+                ]
+            return out
+
+        return await self._call("data", read)
+
+    async def latest_quote(self, symbol: str) -> Quote | None:
+        """The latest quote, or None when the feed has none."""
+
+        def read(c: StockHistoricalDataClient) -> Quote | None:
+            quotes = c.get_stock_latest_quote(
+                StockLatestQuoteRequest(symbol_or_symbols=[symbol], feed=self.feed)
+            )
+            q = quotes.get(symbol)
+            if q is None:
+                return None
+            return Quote(
+                bid=float(q.bid_price),
+                ask=float(q.ask_price),
+                bid_size=float(q.bid_size),
+                ask_size=float(q.ask_size),
+            )
+
+        try:
+            return await self._call("data", read)
+        except BrokerError as exc:
+            log.warning("latest quote for %s unavailable: %s", symbol, exc)
+            return None
+
+
+def _new_york(day: date, at: dtime) -> datetime:
+    return datetime.combine(day, at, tzinfo=NEW_YORK).astimezone(UTC)

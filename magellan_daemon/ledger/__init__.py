@@ -1,0 +1,1 @@
+"""The durable ledger: SQLite in WAL mode, the order state machine, the CSV trade log."""

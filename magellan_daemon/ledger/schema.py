@@ -1,0 +1,155 @@
+"""The ledger's SQLite schema (idempotent: every statement is IF NOT EXISTS)."""
+
+SCHEMA = """
+-- Magellan ledger. Money and quantities are decimal strings. Times are ISO-8601 UTC.
+-- Columns mirrored from the broker are prefixed broker_.
+PRAGMA journal_mode = WAL;
+PRAGMA synchronous = NORMAL;
+PRAGMA foreign_keys = ON;
+
+CREATE TABLE IF NOT EXISTS meta (
+    key TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
+
+CREATE TABLE IF NOT EXISTS evaluations (
+    id INTEGER PRIMARY KEY,
+    strategy TEXT NOT NULL,
+    symbol TEXT NOT NULL,
+    bar_time TEXT NOT NULL,
+    decision TEXT NOT NULL,
+    reason TEXT NOT NULL,
+    indicator_values TEXT NOT NULL,
+    recorded_at TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS evaluations_by_strategy ON evaluations (strategy, bar_time);
+
+CREATE TABLE IF NOT EXISTS intents (
+    id INTEGER PRIMARY KEY,
+    strategy TEXT NOT NULL,
+    symbol TEXT NOT NULL,
+    action TEXT NOT NULL,
+    leg TEXT NOT NULL,
+    signal_time TEXT NOT NULL,
+    reason TEXT NOT NULL,
+    qty INTEGER,
+    sizing TEXT,
+    stop_price TEXT,
+    execute TEXT NOT NULL,
+    status TEXT NOT NULL,          -- pending, sent, blocked, expired, failed
+    status_reason TEXT NOT NULL DEFAULT '',
+    not_before TEXT,               -- earliest time to send (next open + delay)
+    expires_at TEXT,               -- end of the session it must be sent in
+    created_at TEXT NOT NULL,
+    updated_at TEXT NOT NULL,
+    UNIQUE (strategy, symbol, signal_time, leg, action)
+);
+CREATE INDEX IF NOT EXISTS intents_by_status ON intents (status);
+
+CREATE TABLE IF NOT EXISTS orders (
+    client_order_id TEXT PRIMARY KEY,
+    account TEXT NOT NULL,
+    strategy TEXT NOT NULL,
+    symbol TEXT NOT NULL,
+    side TEXT NOT NULL,
+    order_type TEXT NOT NULL,
+    qty TEXT NOT NULL,
+    stop_price TEXT,
+    time_in_force TEXT NOT NULL,
+    leg TEXT NOT NULL,
+    signal_time TEXT NOT NULL,
+    intent_id INTEGER REFERENCES intents (id),
+    replaces TEXT,                 -- client_order_id of the order this one replaced
+    status TEXT NOT NULL,
+    filled_qty TEXT NOT NULL DEFAULT '0',
+    filled_avg_price TEXT,
+    broker_order_id TEXT UNIQUE,
+    created_at TEXT NOT NULL,
+    updated_at TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS orders_by_status ON orders (status);
+
+CREATE TABLE IF NOT EXISTS order_events (
+    id INTEGER PRIMARY KEY,
+    client_order_id TEXT NOT NULL REFERENCES orders (client_order_id),
+    ts TEXT NOT NULL,
+    event TEXT NOT NULL,
+    source TEXT NOT NULL,
+    from_status TEXT NOT NULL,
+    to_status TEXT NOT NULL,
+    detail TEXT NOT NULL DEFAULT ''
+);
+
+CREATE TABLE IF NOT EXISTS fills (
+    id INTEGER PRIMARY KEY,
+    client_order_id TEXT NOT NULL REFERENCES orders (client_order_id),
+    broker_order_id TEXT NOT NULL,
+    broker_execution_id TEXT UNIQUE,
+    account TEXT NOT NULL,
+    strategy TEXT NOT NULL,
+    symbol TEXT NOT NULL,
+    side TEXT NOT NULL,
+    qty TEXT NOT NULL,
+    price TEXT NOT NULL,
+    cum_qty TEXT NOT NULL,
+    ts TEXT NOT NULL,
+    source TEXT NOT NULL,
+    UNIQUE (broker_order_id, cum_qty)
+);
+
+CREATE TABLE IF NOT EXISTS positions (
+    strategy TEXT NOT NULL,
+    symbol TEXT NOT NULL,
+    account TEXT NOT NULL,
+    qty TEXT NOT NULL,
+    avg_price TEXT NOT NULL,
+    opened_at TEXT,
+    realized_open TEXT NOT NULL DEFAULT '0',   -- realised P&L since the position opened
+    sold_qty TEXT NOT NULL DEFAULT '0',
+    sold_value TEXT NOT NULL DEFAULT '0',
+    bought_qty TEXT NOT NULL DEFAULT '0',
+    PRIMARY KEY (strategy, symbol)
+);
+
+CREATE TABLE IF NOT EXISTS closed_trades (
+    id INTEGER PRIMARY KEY,
+    strategy TEXT NOT NULL,
+    symbol TEXT NOT NULL,
+    qty TEXT NOT NULL,
+    entry_price TEXT NOT NULL,
+    exit_price TEXT NOT NULL,
+    pnl TEXT NOT NULL,
+    entry_time TEXT NOT NULL,
+    exit_time TEXT NOT NULL,
+    session_date TEXT NOT NULL
+);
+
+CREATE TABLE IF NOT EXISTS pnl_daily (
+    strategy TEXT NOT NULL,
+    session_date TEXT NOT NULL,
+    realized TEXT NOT NULL,
+    PRIMARY KEY (strategy, session_date)
+);
+
+CREATE TABLE IF NOT EXISTS halts (
+    strategy TEXT PRIMARY KEY,
+    reason TEXT NOT NULL,
+    since TEXT NOT NULL,
+    source TEXT NOT NULL
+);
+
+CREATE TABLE IF NOT EXISTS strategy_state (
+    strategy TEXT PRIMARY KEY,
+    state TEXT NOT NULL,
+    updated_at TEXT NOT NULL
+);
+
+CREATE TABLE IF NOT EXISTS discrepancies (
+    id INTEGER PRIMARY KEY,
+    ts TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    account TEXT NOT NULL,
+    symbol TEXT NOT NULL,
+    detail TEXT NOT NULL
+);
+"""

@@ -1,0 +1,192 @@
+"""Reconciliation: a pure diff between the ledger and the broker.
+
+``reconcile(ledger_orders, ledger_net, snapshot, now)`` returns the ``BrokerEvent`` values
+that bring the ledger up to the broker (applied through ``Ledger.apply_event``, the same door
+the websocket uses) and the ``Discrepancy`` values to log loudly. No I/O here: the caller
+fetches the snapshot through the router (the only broker caller).
+
+What it repairs:
+- an order whose status at the broker moved on while we were not listening (missed
+  ``new``/``canceled``/``expired``/``replaced`` events);
+- fills we missed: the broker's cumulative ``filled_qty`` is above ours. Each missed
+  execution comes from the FILL activities when they cover it (so the price per execution is
+  right), otherwise one event carries the order's cumulative quantity and average price;
+- orders written ``pending_submit``/``unknown`` that the broker never received
+  (``not_found``), so the router may send them again with the same ``client_order_id``.
+
+What it only reports: a broker position the ledger cannot explain (or a ledger position the
+broker does not have), and broker orders that are not ours. Those are never traded.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+
+from magellan_daemon.domain import (
+    BrokerEvent,
+    BrokerFill,
+    BrokerOrder,
+    BrokerOrderId,
+    BrokerPosition,
+    ClientOrderId,
+    Discrepancy,
+)
+from magellan_daemon.ledger.order_fsm import EVENT_FOR_STATUS, is_terminal
+from magellan_daemon.ledger.store import OrderRow
+
+CLIENT_ID_PREFIX = "mg-"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class BrokerSnapshot:
+    """What the broker said, read through the router for one account."""
+
+    account: str
+    orders: Mapping[ClientOrderId, BrokerOrder]
+    not_found: frozenset[ClientOrderId] = frozenset()
+    fills: Sequence[BrokerFill] = ()
+    positions: Sequence[BrokerPosition] = ()
+    positions_complete: bool = True  # False when the position read failed: then no diff
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ReconcileResult:
+    """Events to apply, in order, and discrepancies to report."""
+
+    events: list[BrokerEvent] = field(default_factory=list)
+    discrepancies: list[Discrepancy] = field(default_factory=list)
+
+
+def reconcile(
+    ledger_orders: Iterable[OrderRow],
+    ledger_net: Mapping[str, Decimal],
+    snapshot: BrokerSnapshot,
+    now: datetime,
+) -> ReconcileResult:
+    """Diff the ledger's orders and net positions of one account against ``snapshot``."""
+    result = ReconcileResult()
+    fills_by_order: dict[BrokerOrderId, list[BrokerFill]] = {}
+    for fill in snapshot.fills:
+        fills_by_order.setdefault(fill.broker_order_id, []).append(fill)
+    ours: set[str] = set()
+    for order in ledger_orders:
+        ours.add(order.client_order_id)
+        broker = snapshot.orders.get(order.client_order_id)
+        if broker is None:
+            if order.client_order_id in snapshot.not_found and order.status in (
+                "pending_submit",
+                "unknown",
+            ):
+                result.events.append(_event("not_found", order, None, now))
+            continue
+        result.events.extend(_order_events(order, broker, fills_by_order, now))
+    for cid, broker in snapshot.orders.items():
+        if cid not in ours and not is_terminal(broker.status):
+            result.discrepancies.append(
+                Discrepancy(
+                    kind="foreign_order",
+                    account=snapshot.account,
+                    symbol=broker.symbol,
+                    detail=f"open broker order {broker.broker_order_id} ({cid}) is not in the "
+                    f"ledger; left alone",
+                )
+            )
+    if snapshot.positions_complete:
+        result.discrepancies.extend(_position_diff(ledger_net, snapshot))
+    return result
+
+
+def _order_events(
+    order: OrderRow,
+    broker: BrokerOrder,
+    fills_by_order: Mapping[BrokerOrderId, list[BrokerFill]],
+    now: datetime,
+) -> list[BrokerEvent]:
+    events: list[BrokerEvent] = []
+    if broker.filled_qty > order.filled_qty:
+        missed = sorted(
+            (
+                f
+                for f in fills_by_order.get(broker.broker_order_id, ())
+                if f.cum_qty > order.filled_qty
+            ),
+            key=lambda f: f.cum_qty,
+        )
+        for fill in missed:
+            complete = fill.cum_qty >= broker.qty
+            events.append(
+                BrokerEvent(
+                    event="fill" if complete else "partial_fill",
+                    client_order_id=order.client_order_id,
+                    broker_order_id=broker.broker_order_id,
+                    ts_event=fill.transaction_time,
+                    source="reconcile",
+                    symbol=broker.symbol,
+                    side=broker.side,
+                    cum_filled_qty=fill.cum_qty,
+                    price=fill.price,
+                    qty=fill.qty,
+                )
+            )
+        covered = missed[-1].cum_qty if missed else order.filled_qty
+        if covered < broker.filled_qty:
+            # Activities did not cover it (paged out or not yet listed): the order's own
+            # cumulative quantity and average price still give the exact position.
+            events.append(
+                BrokerEvent(
+                    event="fill" if broker.filled_qty >= broker.qty else "partial_fill",
+                    client_order_id=order.client_order_id,
+                    broker_order_id=broker.broker_order_id,
+                    ts_event=broker.updated_at,
+                    source="reconcile",
+                    symbol=broker.symbol,
+                    side=broker.side,
+                    cum_filled_qty=broker.filled_qty,
+                    filled_avg_price=broker.filled_avg_price,
+                )
+            )
+    status_event = EVENT_FOR_STATUS.get(broker.status)
+    if broker.status != order.status and status_event not in (None, "fill", "partial_fill"):
+        events.append(_event(status_event, order, broker, now))
+    return events
+
+
+def _event(event: str, order: OrderRow, broker: BrokerOrder | None, now: datetime) -> BrokerEvent:
+    return BrokerEvent(
+        event=event,
+        client_order_id=order.client_order_id,
+        broker_order_id=None if broker is None else broker.broker_order_id,
+        ts_event=now if broker is None else broker.updated_at,
+        source="reconcile",
+        symbol=order.symbol,
+        side=order.side,
+        cum_filled_qty=None if broker is None else broker.filled_qty,
+        filled_avg_price=None if broker is None else broker.filled_avg_price,
+        replaced_by=None if broker is None else broker.replaced_by,
+        order_status=None if broker is None else broker.status,
+    )
+
+
+def _position_diff(
+    ledger_net: Mapping[str, Decimal], snapshot: BrokerSnapshot
+) -> list[Discrepancy]:
+    broker_net = {p.symbol: p.qty for p in snapshot.positions if p.qty}
+    found = []
+    for symbol in sorted(set(broker_net) | {s for s, q in ledger_net.items() if q}):
+        have, want = broker_net.get(symbol, Decimal(0)), ledger_net.get(symbol, Decimal(0))
+        if have == want:
+            continue
+        kind = "unexplained_position" if have > want else "missing_position"
+        found.append(
+            Discrepancy(
+                kind=kind,
+                account=snapshot.account,
+                symbol=symbol,
+                detail=f"broker holds {have}, ledger strategies hold {want}; "
+                f"the difference is never traded",
+            )
+        )
+    return found

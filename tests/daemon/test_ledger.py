@@ -1,0 +1,160 @@
+"""The ledger on a real SQLite file: exactly-once fills, positions per strategy, P&L, CSV."""
+
+from __future__ import annotations
+
+import csv
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+
+from magellan_daemon.domain import BrokerEvent, BrokerOrderId, ClientOrderId, ExecutionId
+from magellan_daemon.ledger.order_fsm import InvalidTransition, next_status
+from magellan_daemon.ledger.store import Ledger
+from magellan_daemon.ledger.tradelog import rebuild_all, trade_log_path, write_day
+
+T0 = datetime(2024, 11, 29, 15, 0, tzinfo=UTC)
+
+
+@pytest.fixture
+def ledger(tmp_path: Path) -> Ledger:
+    led = Ledger.open(tmp_path / "ledger.sqlite")
+    yield led
+    led.close()
+
+
+def _order(ledger: Ledger, cid: str, strategy: str, side: str, qty: int) -> None:
+    ledger.create_order(
+        client_order_id=ClientOrderId(cid),
+        account="main",
+        strategy=strategy,
+        symbol="TSLA",
+        side=side,
+        order_type="market",
+        qty=Decimal(qty),
+        stop_price=None,
+        time_in_force="day",
+        leg="entry" if side == "buy" else "exit",
+        signal_time=T0,
+        intent_id=None,
+        replaces=None,
+        now=T0,
+    )
+
+
+def _event(cid: str, event: str, cum: int | None = None, price: str | None = None, **kw):
+    return BrokerEvent(
+        event=event,
+        client_order_id=ClientOrderId(cid),
+        broker_order_id=BrokerOrderId(f"b-{cid}"),
+        ts_event=kw.pop("ts", T0 + timedelta(minutes=1)),
+        source=kw.pop("source", "stream"),
+        cum_filled_qty=None if cum is None else Decimal(cum),
+        price=None if price is None else Decimal(price),
+        **kw,
+    )
+
+
+def test_wal_mode_and_pending_submit_written_first(ledger: Ledger) -> None:
+    assert ledger.execute_read("PRAGMA journal_mode")[0]["journal_mode"] == "wal"
+    _order(ledger, "a", "daily_trend", "buy", 10)
+    assert ledger.order("a").status == "pending_submit"
+
+
+def test_partial_then_full_fill_applied_once_each(ledger: Ledger) -> None:
+    _order(ledger, "a", "daily_trend", "buy", 10)
+    ledger.apply_event(_event("a", "new"))
+    first = ledger.apply_event(
+        _event("a", "partial_fill", 4, "100", execution_id=ExecutionId("e1"), qty=Decimal(4))
+    )
+    assert first.fill.qty == 4 and first.order.status == "partially_filled"
+    dup = ledger.apply_event(
+        _event("a", "partial_fill", 4, "100", execution_id=ExecutionId("e1"), qty=Decimal(4))
+    )
+    assert dup.duplicate and dup.fill is None
+    # The same execution seen again from REST activities (no execution id) is not re-applied.
+    again = ledger.apply_event(_event("a", "partial_fill", 4, "100", source="reconcile"))
+    assert again.fill is None
+    last = ledger.apply_event(
+        _event("a", "fill", 10, "101", execution_id=ExecutionId("e2"), qty=Decimal(6))
+    )
+    assert last.fill.qty == 6 and last.fill.price == Decimal("101")
+    assert last.order.status == "filled"
+    assert ledger.position_qty("daily_trend", "TSLA") == 10
+    assert len(ledger.fills()) == 2
+
+
+def test_missed_partial_is_recovered_from_cumulative_qty(ledger: Ledger) -> None:
+    _order(ledger, "a", "daily_trend", "buy", 10)
+    # The stream missed the partial fill of 4 @ 100; the final fill says cum 10, avg 100.6.
+    applied = ledger.apply_event(
+        _event(
+            "a",
+            "fill",
+            10,
+            "101",
+            qty=Decimal(6),
+            filled_avg_price=Decimal("100.6"),
+        )
+    )
+    assert applied.fill.qty == 10
+    assert applied.fill.price == Decimal("100.6")
+    assert ledger.position_qty("daily_trend", "TSLA") == 10
+
+
+def test_two_strategies_keep_their_own_shares_and_pnl(ledger: Ledger, tmp_path: Path) -> None:
+    _order(ledger, "dt-buy", "daily_trend", "buy", 10)
+    _order(ledger, "hs-buy", "hourly_swing", "buy", 5)
+    ledger.apply_event(_event("dt-buy", "fill", 10, "100"))
+    ledger.apply_event(_event("hs-buy", "fill", 5, "102"))
+    _order(ledger, "hs-sell", "hourly_swing", "sell", 5)
+    ledger.apply_event(_event("hs-sell", "fill", 5, "110"))
+    assert ledger.position_qty("daily_trend", "TSLA") == 10
+    assert ledger.position_qty("hourly_swing", "TSLA") == 0
+    assert ledger.net_positions("main") == {"TSLA": Decimal(10)}
+    assert ledger.realized_on("hourly_swing", date(2024, 11, 29)) == Decimal(40)
+    trade = ledger.closed_trades("hourly_swing")[0]
+    assert Decimal(trade["pnl"]) == 40 and Decimal(trade["exit_price"]) == 110
+
+    log_dir = tmp_path / "trades"
+    rebuild_all(ledger, log_dir)
+    rows = list(csv.reader(trade_log_path(log_dir, "hourly_swing", date(2024, 11, 29)).open()))
+    assert rows[0] == ["timestamp", "symbol", "action", "qty", "price", "order_id"]
+    assert [r[2:5] for r in rows[1:]] == [["BUY", "5", "102"], ["SELL", "5", "110"]]
+    # Rewriting is idempotent: still one row per fill.
+    write_day(ledger, log_dir, "hourly_swing", date(2024, 11, 29))
+    assert (
+        len(list(csv.reader(trade_log_path(log_dir, "hourly_swing", date(2024, 11, 29)).open())))
+        == 3
+    )
+
+
+def test_fsm_edges() -> None:
+    assert next_status("pending_submit", "new") == "new"
+    assert next_status("new", "fill") == "filled"
+    assert next_status("filled", "fill") == "filled"  # duplicate news is a no-op
+    assert next_status("canceled", "fill") == "filled"  # fill raced the cancel
+    assert next_status("unknown", "not_found") == "not_found"
+    with pytest.raises(InvalidTransition):
+        next_status("filled", "new")
+
+
+def test_invalid_transition_is_recorded_not_forced(ledger: Ledger) -> None:
+    _order(ledger, "a", "daily_trend", "buy", 10)
+    ledger.apply_event(_event("a", "fill", 10, "100"))
+    applied = ledger.apply_event(_event("a", "new"))
+    assert applied.invalid and applied.order.status == "filled"
+
+
+def test_halt_and_state_survive_reopen(tmp_path: Path) -> None:
+    path = tmp_path / "l.sqlite"
+    led = Ledger.open(path)
+    led.halt("bear_trap", "operator", "cli", T0)
+    led.save_strategy_state("bear_trap", {"x": 1}, T0)
+    led.close()
+    led = Ledger.open(path)
+    assert led.halted("bear_trap") == "operator"
+    assert led.load_strategy_state("bear_trap") == {"x": 1}
+    assert led.resume("bear_trap") and led.halted("bear_trap") is None
+    led.close()

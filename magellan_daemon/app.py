@@ -38,6 +38,7 @@ from strategies.session import Session
 log = logging.getLogger(__name__)
 RECONCILE_LOOKBACK = timedelta(days=7)
 HOURLY_LAG = timedelta(seconds=2)  # ask for an hourly bar just after it completes
+UNACKED_CHECK_SECONDS = 5.0
 # The minute clock runs after the minute's bars had their chance to arrive.
 MINUTE_CLOCK_OFFSET = timedelta(minutes=1, seconds=5)
 
@@ -154,6 +155,7 @@ class Daemon:
         for name, strategy in self._enabled().items():
             await self._start_strategy(name, strategy)
         self._start_bar_streams()
+        self._tasks.append(spawn(self._watch_unacked(), name="unacked-orders"))
         if "bear_trap" in self.runners:
             self._tasks.append(
                 spawn(self._minute_clock(self.runners["bear_trap"]), name="minute-clock")
@@ -166,6 +168,13 @@ class Daemon:
     async def _load_sessions(self) -> None:
         start, end = calendar_window(self.clock.now())
         broker = next(iter(self.brokers.values()))
+        market = await broker.market_clock()
+        log.info(
+            "broker clock: market %s, next open %s, next close %s",
+            "OPEN" if market.is_open else "closed",
+            market.next_open.astimezone(NEW_YORK).strftime("%Y-%m-%d %H:%M ET"),
+            market.next_close.astimezone(NEW_YORK).strftime("%Y-%m-%d %H:%M ET"),
+        )
         self.sessions = SessionBook(await broker.sessions(start, end))
         log.info("calendar: %d sessions %s", len(self.sessions), self.sessions.span())
 
@@ -251,6 +260,20 @@ class Daemon:
             now = self.clock.now()
             await self.clock.sleep_until(now.replace(second=0, microsecond=0) + MINUTE_CLOCK_OFFSET)
             await runner.on_clock()
+
+    async def _watch_unacked(self) -> None:
+        """Every few wall seconds: orders with no broker answer are looked up by
+        client_order_id (operational timing, not business timing: wall sleep)."""
+        while True:
+            await asyncio.sleep(UNACKED_CHECK_SECONDS)
+            for account in self.brokers:
+                try:
+                    count = await self.router.resolve_unacked(account)
+                except BrokerError as exc:
+                    log.warning("unacked-order check of %s failed: %s", account, exc)
+                    continue
+                if count:
+                    log.warning("%s: %d unacknowledged orders looked up", account, count)
 
     # -- broker events and reconciliation ------------------------------------------------
 

@@ -72,6 +72,9 @@ def reconcile(
     for fill in snapshot.fills:
         fills_by_order.setdefault(fill.broker_order_id, []).append(fill)
     ours: set[str] = set()
+    # The position diff compares the broker with the ledger AS IT WILL BE once the fill
+    # events below are applied, so repairing a missed fill is not also reported.
+    expected = dict(ledger_net)
     for order in ledger_orders:
         ours.add(order.client_order_id)
         broker = snapshot.orders.get(order.client_order_id)
@@ -83,6 +86,10 @@ def reconcile(
                 result.events.append(_event("not_found", order, None, now))
             continue
         result.events.extend(_order_events(order, broker, fills_by_order, now))
+        missed = max(broker.filled_qty - order.filled_qty, Decimal(0))
+        if missed:
+            sign = 1 if order.side == "buy" else -1
+            expected[order.symbol] = expected.get(order.symbol, Decimal(0)) + sign * missed
     for cid, broker in snapshot.orders.items():
         if cid not in ours and not is_terminal(broker.status):
             result.discrepancies.append(
@@ -95,7 +102,7 @@ def reconcile(
                 )
             )
     if snapshot.positions_complete:
-        result.discrepancies.extend(_position_diff(ledger_net, snapshot))
+        result.discrepancies.extend(_position_diff(expected, snapshot))
     return result
 
 

@@ -22,10 +22,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
+from typing import TypeVar
 
 from magellan_daemon.broker.errors import (
     BrokerDuplicate,
@@ -47,6 +48,7 @@ from strategies.risk import StrategyBook, check_buying_power, check_entry, check
 from strategies.sizing import shares_for
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 STOP_LEG = "protective_stop"
 
 
@@ -93,6 +95,7 @@ class OrderRouter:
         self._attempts = submit_attempts
         self._backoff = backoff_seconds
         self._locks: dict[tuple[str, str], asyncio.Lock] = {}
+        self._sending: set[str] = set()  # client_order_ids with a submit in flight
         self.stats = RouterStats()
 
     # -- intents -------------------------------------------------------------------------
@@ -116,11 +119,23 @@ class OrderRouter:
                         await self._execute_one(intent, intent_id, routing)
                     finally:
                         self.stats.in_flight -= 1
-            except Exception:
+            except Exception as exc:
                 # One symbol's failure never stops another's; the rest of this lane is
                 # skipped because its steps depend on each other (stop before sell).
-                log.exception("intent %s %s %s failed", intent.strategy, intent.symbol, intent.leg)
-                self._mark(intent_id, "failed", "unexpected error (see log)")
+                if isinstance(exc, BrokerError):
+                    log.error(
+                        "intent %s %s %s failed: %s",
+                        intent.strategy,
+                        intent.symbol,
+                        intent.leg,
+                        exc,
+                    )
+                else:
+                    log.exception(
+                        "intent %s %s %s failed", intent.strategy, intent.symbol, intent.leg
+                    )
+                self._mark(intent_id, "failed", f"{type(exc).__name__}: {exc}"[:300])
+                await self._sink.not_sent(intent, self._clock.now())
                 return
 
     async def _execute_one(
@@ -158,12 +173,23 @@ class OrderRouter:
         self._mark(intent_id, "blocked", reason)
         await self._sink.not_sent(intent, self._clock.now())
 
+    async def _read(self, call: Callable[[], Awaitable[T]]) -> T:
+        """A broker read, retried with jittered backoff on retryable errors."""
+        for attempt in range(1, self._attempts + 1):
+            try:
+                return await call()
+            except BrokerRetryable:
+                if attempt == self._attempts:
+                    raise
+                await asyncio.sleep(self._backoff * 2 ** (attempt - 1) * random.uniform(0.5, 1))
+        raise AssertionError("unreachable")
+
     # -- entries and exits ---------------------------------------------------------------
 
     async def _entry(self, intent: Intent, intent_id: int | None, routing: StrategyRouting) -> None:
         broker = self._brokers[routing.account]
         now = self._clock.now()
-        account = await broker.account_info()
+        account = await self._read(broker.account_info)
         price = _reference_price(intent)
         qty = intent.qty if intent.qty is not None else 0
         if intent.sizing is not None:
@@ -393,6 +419,13 @@ class OrderRouter:
 
     async def send(self, order: OrderRow) -> None:
         """Send a ledger order, treating every failure as "unknown" until looked up."""
+        self._sending.add(order.client_order_id)
+        try:
+            await self._send(order)
+        finally:
+            self._sending.discard(order.client_order_id)
+
+    async def _send(self, order: OrderRow) -> None:
         broker = self._brokers[order.account]
         for attempt in range(1, self._attempts + 1):
             if attempt > 1 or order.status in ("unknown", "pending_submit"):
@@ -505,6 +538,27 @@ class OrderRouter:
             fills=fills,
             positions=positions,
         )
+
+    async def resolve_unacked(self, account: str) -> int:
+        """Look up every order still waiting for the broker's answer (written before a
+        submit that crashed, timed out or was never acknowledged), unless a submit of it is
+        in flight right now; re-send those the broker never received. Returns how many were
+        looked up."""
+        stale = [
+            row
+            for row in self._ledger.orders(account=account, open_only=True)
+            if row.status in ("pending_submit", "unknown")
+            and row.client_order_id not in self._sending
+        ]
+        for row in stale:
+            found = await self._lookup(row, account)
+            if found is None:
+                await self._sink.apply(
+                    _status_event("not_found", row.client_order_id, None, self._clock.now())
+                )
+        if stale:
+            await self.resend_not_found(account)
+        return len(stale)
 
     async def resend_not_found(self, account: str) -> int:
         """Send again (same client_order_id) every order the broker never received."""

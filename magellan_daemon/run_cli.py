@@ -28,6 +28,7 @@ from typing import Any
 import uvloop
 
 from magellan_daemon.errors import ConfigError
+from magellan_daemon.logs import FORMATS, configure_logging, register_secret
 
 log = logging.getLogger("magellan")
 
@@ -111,6 +112,15 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--live", action="store_true", help='trade real money (needs mode = "live" in the config)'
     )
+    parser.add_argument(
+        "--log-format",
+        choices=FORMATS,
+        default="auto",
+        help="auto: journald under systemd, else text; or text, json, journal",
+    )
+    parser.add_argument(
+        "--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"]
+    )
 
 
 def _iso(text: str) -> datetime:
@@ -120,12 +130,7 @@ def _iso(text: str) -> datetime:
 
 def run(args: argparse.Namespace) -> int:
     """Run until SIGTERM/SIGINT or ``--sim-until``; 0 on a clean stop, 2 on bad config."""
-    logging.basicConfig(
-        stream=sys.stderr,
-        level=logging.INFO,
-        format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
-    )
-    logging.getLogger("apscheduler").setLevel(logging.WARNING)
+    configure_logging(args.log_format, level=args.log_level, stream=sys.stderr)
     from magellan_daemon.config import load_config
 
     try:
@@ -134,6 +139,9 @@ def run(args: argparse.Namespace) -> int:
         print(f"magellan run: config error: {exc}", file=sys.stderr)
         return 2
     keys = {name: _keys(acct) for name, acct in config.accounts.items()}
+    for pair in keys.values():
+        for value in pair or ():
+            register_secret(value)
     decision = decide_mode(
         config_mode=config.mode,
         live_flag=args.live,

@@ -135,13 +135,13 @@ async def build_runtime(
     log_dir = args.log_dir or state_dir / "trades"
     sim_server = None
     if mode == "sim":
-        clock, sim_server, endpoints = await _embedded_sim(config, args)
         log.warning(
-            "MODE: SIM - embedded Alpaca simulator at %s, virtual time %s at %gx: no real orders",
-            sim_server.url,
-            clock.now().isoformat(),
+            "MODE: SIM - embedded Alpaca simulator (%s), virtual time at %gx: no real orders",
+            "no Alpaca keys in the environment" if not args.sim else "--sim",
             args.sim_speed,
         )
+        clock, sim_server, endpoints = await _embedded_sim(config, args)
+        log.info("simulator at %s, virtual time %s", sim_server.url, clock.now().isoformat())
     else:
         clock, endpoints = _alpaca_endpoints(config, mode, keys, args.broker_url)
         if mode == "live":

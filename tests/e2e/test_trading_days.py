@@ -145,6 +145,8 @@ async def test_two_sessions_end_to_end(session_run) -> None:
     for when, (broker, ledger) in ((k, v) for k, v in snapshots.items() if k != "both hold TSLA"):
         assert broker == ledger, when
 
+    assert daemon.query("SELECT * FROM discrepancies") == []
+
     # -- No client_order_id twice at the broker -----------------------------------------
     cids = [o["client_order_id"] for o in sim.orders()]
     assert len(cids) == len(set(cids))

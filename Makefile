@@ -37,3 +37,42 @@ bench: $(STAMP)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache
+
+# install-systemd: install the daemon as a systemd service on this host (as root; read first).
+# It never starts anything and never overwrites a config or credentials file already there.
+#   sudo make install-systemd                 -> magellan.service, config in /etc/magellan
+#   sudo make install-systemd INSTANCE=main   -> magellan@main.service, config in /etc/magellan/main
+# Steps: a `magellan` system user; a venv in /opt/magellan/.venv with this checkout installed
+# (not editable); the units in /etc/systemd/system; the example configs in /etc/magellan
+# (root:magellan 0640, state_dir pointed at the unit's StateDirectory); the credentials file
+# magellan.env (root:root 0600, read by systemd only); `systemctl daemon-reload`.
+INSTANCE ?=
+OPT_DIR := /opt/magellan
+ETC_DIR := /etc/magellan$(if $(INSTANCE),/$(INSTANCE))
+UNIT_NAME := magellan$(if $(INSTANCE),@$(INSTANCE)).service
+# The unit's StateDirectory=, also written into the installed config (replacing the
+# checkout's "../var") so the operator's CLI verbs find the same ledger.
+STATE_DIR := /var/lib/magellan$(if $(INSTANCE),/$(INSTANCE))
+
+.PHONY: install-systemd
+install-systemd:
+	@test "$$(id -u)" = 0 || { echo "install-systemd: run it as root: sudo make install-systemd"; exit 1; }
+	@command -v systemctl >/dev/null || { echo "install-systemd: systemctl not found"; exit 1; }
+	getent passwd magellan >/dev/null || useradd --system --user-group --home-dir /var/lib/magellan \
+		--no-create-home --shell /usr/sbin/nologin magellan
+	install -d -m 0755 $(OPT_DIR)
+	test -x $(OPT_DIR)/.venv/bin/python || $(PYTHON) -m venv $(OPT_DIR)/.venv
+	$(OPT_DIR)/.venv/bin/pip install --quiet --upgrade pip
+	$(OPT_DIR)/.venv/bin/pip install --quiet --upgrade .
+	install -m 0644 README.md $(OPT_DIR)/README.md
+	install -m 0644 systemd/magellan.service systemd/magellan@.service /etc/systemd/system/
+	install -d -m 0750 -o root -g magellan /etc/magellan $(ETC_DIR)
+	for f in configs/*.toml; do \
+		test -e $(ETC_DIR)/$$(basename $$f) || install -m 0640 -o root -g magellan $$f $(ETC_DIR)/; \
+	done
+	sed -i 's#^state_dir = "\.\./var"#state_dir = "$(STATE_DIR)"#' $(ETC_DIR)/magellan.toml
+	test -e $(ETC_DIR)/magellan.env || \
+		install -m 0600 -o root -g root systemd/magellan.env.example $(ETC_DIR)/magellan.env
+	systemctl daemon-reload
+	@echo "installed $(UNIT_NAME). Next: put the Alpaca keys in $(ETC_DIR)/magellan.env,"
+	@echo "check $(ETC_DIR)/magellan.toml, then: systemctl enable --now $(UNIT_NAME)"

@@ -10,28 +10,36 @@ close the ledger, stop the embedded simulator.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
+import os
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+from magellan_daemon import sdnotify
 from magellan_daemon.broker.errors import BrokerError
 from magellan_daemon.broker.rest import AlpacaBroker
 from magellan_daemon.broker.stream import SupervisedStream, bar_stream, trade_updates_stream
 from magellan_daemon.clock import Clock
 from magellan_daemon.config import MagellanConfig, StrategyConfig, strategy_class
+from magellan_daemon.control import ControlChannel
 from magellan_daemon.domain import BrokerEvent
 from magellan_daemon.engine import StrategyRunner
 from magellan_daemon.events import EventSink
 from magellan_daemon.ledger.store import Ledger, parse_iso
 from magellan_daemon.ledger.tradelog import rebuild_all
+from magellan_daemon.metrics import HEALTHY_LAG_SECONDS, Metrics, MetricsServer
 from magellan_daemon.reconcile import reconcile
 from magellan_daemon.router import OrderRouter, StrategyRouting
 from magellan_daemon.scheduler import JobScheduler
 from magellan_daemon.sessions import NEW_YORK, SessionBook, calendar_window
 from magellan_daemon.tasks import spawn
+from strategies.emergency import ClosedTrade
+from strategies.emergency import evaluate as evaluate_emergency
 from strategies.model import Bar, OrderUpdate
 from strategies.session import Session
 
@@ -39,6 +47,9 @@ log = logging.getLogger(__name__)
 RECONCILE_LOOKBACK = timedelta(days=7)
 HOURLY_LAG = timedelta(seconds=2)  # ask for an hourly bar just after it completes
 UNACKED_CHECK_SECONDS = 5.0
+CONTROL_POLL_SECONDS = 1.0
+STATUS_WRITE_SECONDS = 2.0
+_BAR_LENGTH = {"1Min": timedelta(minutes=1), "1Hour": timedelta(hours=1), "1Day": timedelta(days=1)}
 # The minute clock runs after the minute's bars had their chance to arrive.
 MINUTE_CLOCK_OFFSET = timedelta(minutes=1, seconds=5)
 
@@ -89,7 +100,12 @@ class Daemon:
         self._endpoints = endpoints
         self._stop_requested = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
-        self.sink = EventSink(self.ledger, log_dir, self._notify_strategy)
+        self.mode = "paper"  # set by the runtime that built this daemon
+        self.metrics = Metrics()
+        self.metrics_server: MetricsServer | None = None
+        self.control = ControlChannel(state_dir / "ledger.sqlite")
+        self._halts_seen: dict[str, str] = {}
+        self.sink = EventSink(self.ledger, log_dir, self._notify_strategy, self.metrics)
         for name, endpoint in endpoints.items():
             self.brokers[name] = AlpacaBroker(
                 account=name,
@@ -156,6 +172,13 @@ class Daemon:
             await self._start_strategy(name, strategy)
         self._start_bar_streams()
         self._tasks.append(spawn(self._watch_unacked(), name="unacked-orders"))
+        self._tasks.append(spawn(self._control_loop(), name="control"))
+        self._tasks.append(spawn(self._status_loop(), name="status"))
+        self._tasks.append(spawn(self.metrics.probe_loop_lag(), name="loop-lag"))
+        if self.config.metrics_port is not None:
+            self.metrics.on_scrape(self._refresh_metrics)
+            self.metrics_server = MetricsServer(self.metrics, self.health, self.config.metrics_port)
+            await self.metrics_server.start()
         if "bear_trap" in self.runners:
             self._tasks.append(
                 spawn(self._minute_clock(self.runners["bear_trap"]), name="minute-clock")
@@ -275,6 +298,115 @@ class Daemon:
                 if count:
                     log.warning("%s: %d unacknowledged orders looked up", account, count)
 
+    async def _control_loop(self) -> None:
+        """Every second (wall): operator commands from the CLI, and halts it wrote."""
+        while True:
+            await asyncio.sleep(CONTROL_POLL_SECONDS)
+            for command in self.control.pending():
+                await self._run_command(command)
+            self._notice_halts()
+
+    async def _run_command(self, command: Any) -> None:
+        self.control.start(command.id)
+        log.warning("operator command %s %s", command.kind, command.strategy or "(all)")
+        try:
+            if command.kind != "flatten":
+                self.control.finish(
+                    command.id, False, {"errors": [f"unknown command {command.kind!r}"]}
+                )
+                return
+            names = [command.strategy] if command.strategy else sorted(self.runners)
+            merged: dict[str, list[Any]] = {"canceled": [], "sells": [], "errors": []}
+            for name in names:
+                if name not in self.runners:
+                    merged["errors"].append(f"strategy {name!r} is not running")
+                    continue
+                for key, values in (await self.router.flatten(name)).items():
+                    merged[key].extend(values)
+            self.control.finish(command.id, not merged["errors"], merged)
+        except Exception as exc:
+            log.exception("operator command %s failed", command.kind)
+            self.control.finish(command.id, False, {"errors": [f"{type(exc).__name__}: {exc}"]})
+
+    def _notice_halts(self) -> None:
+        current = {
+            r["strategy"]: r["reason"] for r in self.ledger.execute_read("SELECT * FROM halts")
+        }
+        for name, reason in current.items():
+            if self._halts_seen.get(name) != reason:
+                log.warning(
+                    "%s is HALTED: %s (exits keep working)",
+                    name,
+                    reason,
+                    extra={"fields": {"STRATEGY": name, "EVENT": "halt"}},
+                )
+        for name in set(self._halts_seen) - set(current):
+            log.warning(
+                "%s resumed: new entries allowed",
+                name,
+                extra={"fields": {"STRATEGY": name, "EVENT": "resume"}},
+            )
+        self._halts_seen = current
+
+    async def _status_loop(self) -> None:
+        """Every 2 s (wall): the snapshot `magellan status` reads; prices every ~10 s."""
+        prices: dict[str, str] = {}
+        for tick in itertools.count():
+            if tick % 5 == 0:
+                for account in self.brokers:
+                    try:
+                        prices.update(await self.router.broker_prices(account))
+                    except BrokerError as exc:
+                        log.warning("positions of %s unreadable for status: %s", account, exc)
+            self.control.write_status(self.status_snapshot(prices))
+            sdnotify.status(f"{self.mode}, {len(self.runners)} strategies: {self.status_line()}")
+            await asyncio.sleep(STATUS_WRITE_SECONDS)
+
+    def status_snapshot(self, prices: dict[str, str]) -> dict[str, Any]:
+        """What the operator's `status` shows about the running process."""
+        last_fill = self.ledger.execute_read("SELECT MAX(ts) AS ts FROM fills")[0]["ts"]
+        return {
+            "mode": self.mode,
+            "pid": os.getpid(),
+            "ready": self.ready.is_set(),
+            "virtual_now": self.clock.now().isoformat(),
+            "streams": {a: s.stats.connected for a, s in self.trade_streams.items()},
+            "next_jobs": [
+                {"name": j.name, "when": j.when.isoformat()} for j in self.scheduler.planned()[:5]
+            ],
+            "prices": prices,
+            "last_fill": last_fill,
+            "strategies": {n: {"enabled": n in self.runners} for n in self.config.strategies},
+        }
+
+    def health(self) -> tuple[bool, str]:
+        """Healthy = every trade stream connected and the event loop responsive."""
+        down = [a for a, s in self.trade_streams.items() if not s.stats.connected]
+        if down:
+            return False, f"trade stream down: {', '.join(down)}"
+        lag = self.metrics.last_loop_lag
+        if lag > HEALTHY_LAG_SECONDS:
+            return False, f"event loop lagging {lag:.1f}s"
+        return True, "ok"
+
+    def _refresh_metrics(self) -> None:
+        m = self.metrics
+        m.router_queue.set(self.router.stats.in_flight)
+        while self.router.stats.submit_seconds:
+            m.submit_latency.observe(self.router.stats.submit_seconds.popleft())
+        for account, broker in self.brokers.items():
+            m.throttle_wait.labels(account).set(broker.stats.throttle_wait_seconds)
+        for stream in (*self.trade_streams.values(), *self.bar_streams.values()):
+            m.stream_connected.labels(stream.name).set(1 if stream.stats.connected else 0)
+            m.stream_reconnects.labels(stream.name).set(max(0, stream.stats.connects - 1))
+        now = self.clock.now()
+        for runner in self.runners.values():
+            if runner.last_bar:
+                end = max(runner.last_bar.values()) + _BAR_LENGTH[runner.timeframe]
+                m.bar_age.labels(runner.timeframe).set((now - end).total_seconds())
+            today = now.astimezone(NEW_YORK).date()
+            m.pnl.labels(runner.name).set(float(self.ledger.realized_on(runner.name, today)))
+
     # -- broker events and reconciliation ------------------------------------------------
 
     async def _on_broker_event(self, event: BrokerEvent) -> None:
@@ -285,6 +417,40 @@ class Daemon:
         runner = self.runners.get(strategy)
         if runner is not None:
             await runner.on_order_update(update)
+        if update.kind == "fill" and update.side == "sell":
+            self.check_emergency(strategy)
+
+    def check_emergency(self, strategy: str) -> None:
+        """Evaluate the strategy's emergency-stop conditions over its closed trades; a trip
+        halts it as ``magellan halt`` would (exits keep working) and says so loudly."""
+        config = self.config.strategies.get(strategy)
+        if config is None or self.ledger.halted(strategy):
+            return
+        trades = [
+            ClosedTrade(
+                symbol=t["symbol"],
+                entry_time=parse_iso(t["entry_time"]),
+                exit_time=parse_iso(t["exit_time"]),
+                qty=int(Decimal(t["qty"])),
+                entry_price=float(t["entry_price"]),
+                exit_price=float(t["exit_price"]),
+                pnl=float(t["pnl"]),
+                session_date=date.fromisoformat(t["session_date"]),
+            )
+            for t in self.ledger.closed_trades(strategy)
+        ]
+        reason = evaluate_emergency(config.params.emergency, trades)  # type: ignore[attr-defined]
+        if reason is None:
+            return
+        self.ledger.halt(strategy, f"emergency stop: {reason}", "emergency", self.clock.now())
+        self._halts_seen[strategy] = f"emergency stop: {reason}"
+        log.error(
+            "EMERGENCY STOP %s: %s; no new entries until `magellan resume %s`",
+            strategy,
+            reason,
+            strategy,
+            extra={"fields": {"STRATEGY": strategy, "EVENT": "emergency_stop"}},
+        )
 
     def _reconcile_callback(self, account: str) -> Callable[[], Awaitable[None]]:
         async def run() -> None:
@@ -312,6 +478,7 @@ class Daemon:
         for event in result.events:
             await self.sink.apply(event)
         for discrepancy in result.discrepancies:
+            self.metrics.discrepancies.inc()
             self.ledger.record_discrepancy(discrepancy, now)
             log.warning(
                 "DISCREPANCY %s %s %s: %s",
@@ -432,6 +599,8 @@ class Daemon:
 
     async def _after_close(self, session: Session) -> None:
         await self._execute_pending()  # expires what could not be sent
+        for name in self.runners:
+            self.check_emergency(name)
         if self.sessions.last_date() and self.sessions.last_date() - session.date < timedelta(
             days=20
         ):
@@ -477,8 +646,11 @@ class Daemon:
             await stream.stop()
         for stream in self.trade_streams.values():
             await stream.stop()
+        if self.metrics_server is not None:
+            await self.metrics_server.stop()
         for broker in self.brokers.values():
             broker.close()
+        self.control.close()
         for runner in self.runners.values():
             self.ledger.save_strategy_state(runner.name, runner.snapshot(), self.clock.now())
         self.ledger.close()

@@ -42,19 +42,37 @@ class AccountConfig(FrozenModel):
 class StrategyEntry(FrozenModel):
     """Where a strategy's parameters live and which account it trades."""
 
-    config: Path
-    account: str
-    enabled: bool = True
+    config: Path = Field(description="The strategy's TOML, relative to this file.")
+    account: str = Field(description="Name of the [accounts] entry it trades on.")
+    enabled: bool = Field(default=True, description="false: not run (its state is kept).")
 
 
 class MagellanFile(FrozenModel):
     """The daemon file as written (``configs/magellan.toml``)."""
 
-    mode: Literal["paper", "live"] = "paper"
-    feed: Literal["iex", "sip"] = "iex"
-    state_dir: Path = Path("./var")
-    accounts: dict[str, AccountConfig] = Field(min_length=1)
-    strategies: dict[StrategyName, StrategyEntry] = Field(min_length=1)
+    mode: Literal["paper", "live"] = Field(
+        default="paper", description='"live" trades real money, and only with --live too.'
+    )
+    feed: Literal["iex", "sip"] = Field(
+        default="iex", description="Market-data feed (sip needs a paid subscription)."
+    )
+    state_dir: Path = Field(
+        default=Path("./var"),
+        description="Ledger and trade logs, relative to this file ($STATE_DIRECTORY wins).",
+    )
+    metrics_port: int | None = Field(
+        default=None,
+        ge=0,
+        le=65535,
+        description="Prometheus /metrics and /healthz on 127.0.0.1:PORT; 0 = a free port; "
+        "absent = off.",
+    )
+    accounts: dict[str, AccountConfig] = Field(
+        min_length=1, description="Alpaca accounts by name (env var names, never keys)."
+    )
+    strategies: dict[StrategyName, StrategyEntry] = Field(
+        min_length=1, description="Which strategies run, from which file, on which account."
+    )
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -78,6 +96,7 @@ class MagellanConfig:
     state_dir: Path
     accounts: dict[str, AccountConfig]
     strategies: dict[str, StrategyConfig]
+    metrics_port: int | None = None
 
 
 def read_toml(path: Path) -> dict[str, Any]:
@@ -172,4 +191,5 @@ def load_config(path: str | Path) -> MagellanConfig:
         state_dir=(folder / daemon.state_dir).resolve(),
         accounts=dict(daemon.accounts),
         strategies=strategies,
+        metrics_port=daemon.metrics_port,
     )

@@ -106,6 +106,7 @@ class BrokerPosition:
     symbol: str
     qty: Decimal
     avg_entry_price: Decimal
+    current_price: Decimal | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

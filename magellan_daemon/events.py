@@ -16,6 +16,7 @@ from pathlib import Path
 from magellan_daemon.domain import BrokerEvent
 from magellan_daemon.ledger.store import Applied, Ledger, OrderRow, session_date
 from magellan_daemon.ledger.tradelog import write_day
+from magellan_daemon.metrics import Metrics
 from strategies.model import Intent, OrderUpdate
 
 log = logging.getLogger(__name__)
@@ -48,8 +49,11 @@ def log_fields(order: OrderRow, event: str) -> dict[str, object]:
 class EventSink:
     """Applies broker events and fans them out to the strategies."""
 
-    def __init__(self, ledger: Ledger, log_dir: Path, notify: Notify) -> None:
+    def __init__(
+        self, ledger: Ledger, log_dir: Path, notify: Notify, metrics: Metrics | None = None
+    ) -> None:
         self._ledger = ledger
+        self._metrics = metrics
         self._log_dir = log_dir
         self._notify = notify
         self.applied = 0
@@ -79,6 +83,13 @@ class EventSink:
             log.error(
                 "invalid transition: %s (%s)", applied.invalid, order.client_order_id, extra=extra
             )
+        if self._metrics is not None:
+            if applied.status_changed:
+                self._metrics.orders.labels(order.strategy, order.status).inc()
+                if order.status == "rejected":
+                    self._metrics.rejects.labels(order.strategy).inc()
+            if applied.fill is not None:
+                self._metrics.fills.labels(order.strategy).inc()
         if applied.fill is not None:
             fill = applied.fill
             log.info(order_line("filled", order, fill.qty, fill.price), extra=extra)
@@ -122,6 +133,8 @@ class EventSink:
     async def not_sent(self, intent: Intent, now: datetime) -> None:
         """Tell the strategy its buy/sell intent was never sent (gate, size 0, nothing held),
         so it does not wait for an order that does not exist."""
+        if self._metrics is not None:
+            self._metrics.blocked.labels(intent.strategy).inc()
         if intent.action not in ("buy", "sell"):
             return
         await self._notify(

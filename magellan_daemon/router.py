@@ -22,8 +22,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import time
+from collections import deque
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import TypeVar
@@ -71,6 +73,7 @@ class RouterStats:
     blocked: int = 0
     unknown: int = 0
     in_flight: int = 0
+    submit_seconds: deque[float] = field(default_factory=lambda: deque(maxlen=1000))
 
 
 class OrderRouter:
@@ -443,6 +446,7 @@ class OrderRouter:
                     }
                 },
             )
+            started = time.monotonic()
             try:
                 reply = await broker.submit_order(
                     client_order_id=order.client_order_id,
@@ -472,6 +476,7 @@ class OrderRouter:
                 await asyncio.sleep(self._backoff * 2 ** (attempt - 1) * random.uniform(0.5, 1))
                 continue
             self.stats.submitted += 1
+            self.stats.submit_seconds.append(time.monotonic() - started)
             await self._apply_order(reply, "submit")
             return
         log.error(
@@ -512,6 +517,59 @@ class OrderRouter:
                 order_status=order.status,
             )
         )
+
+    # -- operator actions ----------------------------------------------------------------
+
+    async def flatten(self, strategy: str) -> dict[str, list]:
+        """Cancel the strategy's open orders and sell its own shares (never another
+        strategy's); returns what was done. Skips the gates, like every exit."""
+        routing = self._routing[strategy]
+        result: dict[str, list] = {"canceled": [], "sells": [], "errors": []}
+        for order in self._ledger.orders(strategy=strategy, open_only=True):
+            lock = self._locks.setdefault((routing.account, order.symbol), asyncio.Lock())
+            try:
+                async with lock:
+                    await self._cancel(order, routing.account)
+                result["canceled"].append(order.client_order_id)
+            except BrokerError as exc:
+                result["errors"].append(f"cancel {order.client_order_id}: {exc}")
+        now = self._clock.now()
+        intents = [
+            Intent(
+                strategy=strategy,
+                symbol=position.symbol,
+                action="sell",
+                leg="flatten",
+                signal_time=now.replace(second=0, microsecond=0),
+                reason="operator flatten",
+                qty=int(position.qty),
+            )
+            for position in self._ledger.positions(strategy)
+            if position.qty > 0
+        ]
+        await self.execute(intents)
+        for intent in intents:
+            cid = client_order_id(strategy, intent.symbol, intent.signal_time, "flatten")
+            row = self._ledger.order(cid)
+            if row is None:
+                result["errors"].append(f"{intent.symbol}: sell not sent")
+            else:
+                result["sells"].append(
+                    {"symbol": row.symbol, "qty": str(row.qty), "client_order_id": cid}
+                )
+        log.warning(
+            "flatten   %-12s canceled %d orders, %d sells, %d errors",
+            strategy,
+            len(result["canceled"]),
+            len(result["sells"]),
+            len(result["errors"]),
+        )
+        return result
+
+    async def broker_prices(self, account: str) -> dict[str, str]:
+        """Last prices of the account's positions (for status' unrealised P&L)."""
+        broker = self._brokers[account]
+        return {p.symbol: str(p.current_price) for p in await broker.positions() if p.current_price}
 
     # -- reads for reconciliation and recovery -------------------------------------------
 

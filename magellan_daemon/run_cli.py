@@ -27,6 +27,7 @@ from typing import Any
 
 import uvloop
 
+from magellan_daemon import sdnotify
 from magellan_daemon.errors import ConfigError
 from magellan_daemon.logs import FORMATS, configure_logging, register_secret
 
@@ -42,7 +43,13 @@ class ModeDecision:
 
 
 def decide_mode(
-    *, config_mode: str, live_flag: bool, sim_flag: bool, have_keys: bool, broker_url: str | None
+    *,
+    config_mode: str,
+    live_flag: bool,
+    sim_flag: bool,
+    have_keys: bool,
+    broker_url: str | None,
+    under_systemd: bool = False,
 ) -> ModeDecision:
     """Pure mode decision; see the module docstring."""
     if live_flag and config_mode != "live":
@@ -66,6 +73,13 @@ def decide_mode(
             return ModeDecision(mode=None, error="live mode needs API keys in the environment")
         return ModeDecision(mode="live")
     if sim_flag or (not have_keys and broker_url is None):
+        if under_systemd and not sim_flag:
+            # A service with an empty credentials file must not quietly trade a simulator.
+            return ModeDecision(
+                mode=None,
+                error="no Alpaca keys in the environment of the systemd service: fill the "
+                "EnvironmentFile (or pass --sim to run the simulator on purpose)",
+            )
         return ModeDecision(mode="sim")
     return ModeDecision(mode="paper")
 
@@ -148,6 +162,7 @@ def run(args: argparse.Namespace) -> int:
         sim_flag=args.sim,
         have_keys=all(k is not None for k in keys.values()),
         broker_url=args.broker_url,
+        under_systemd=bool(os.environ.get("INVOCATION_ID")),
     )
     if decision.mode is None:
         print(f"magellan run: refused: {decision.error}", file=sys.stderr)
@@ -165,25 +180,33 @@ def _keys(account: Any) -> tuple[str, str] | None:
 
 async def _main(config: Any, mode: str, keys: dict[str, Any], args: argparse.Namespace) -> int:
     from magellan_daemon.runtime import build_runtime
+    from magellan_daemon.tasks import spawn
 
     runtime = await build_runtime(config, mode, keys, args)
     daemon = runtime.daemon
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, daemon.request_stop)
+    watchdog = spawn(sdnotify.watchdog_task(), name="systemd-watchdog")
     try:
         await daemon.start()
     except Exception as exc:
         log.error("startup failed, not going READY: %s", exc)
+        sdnotify.status(f"startup failed: {exc}")
+        watchdog.cancel()
         await daemon.stop(drain_seconds=1)
         await runtime.close()
         return 1
     runtime.start_helpers()
+    sdnotify.ready(f"{mode.upper()}: {', '.join(sorted(daemon.runners))}; {daemon.status_line()}")
     await daemon.wait_stop_requested()
+    sdnotify.stopping(f"draining {daemon.router.stats.in_flight} in-flight orders")
     log.info("stopping: draining in-flight orders, closing streams, flushing the ledger")
     await runtime.stop_helpers()
     await daemon.stop()
     await runtime.close()
+    watchdog.cancel()  # last: the drain itself is watched too
+    await asyncio.gather(watchdog, return_exceptions=True)
     log.info("stopped cleanly")
     with contextlib.suppress(Exception):
         sys.stderr.flush()

@@ -159,6 +159,7 @@ async def build_runtime(
     daemon = Daemon(
         config=config, endpoints=endpoints, clock=clock, state_dir=state_dir, log_dir=log_dir
     )
+    daemon.mode = mode
     return Runtime(
         daemon=daemon,
         clock=clock,

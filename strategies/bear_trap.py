@@ -143,7 +143,9 @@ class BearTrapParams(FrozenModel):
         ),
         description="Per-strategy gates applied by the router.",
     )
-    emergency: EmergencyStop = Field(default_factory=EmergencyStop)
+    emergency: EmergencyStop = Field(
+        default_factory=EmergencyStop, description="Emergency-stop conditions (see [emergency])."
+    )
 
     @model_validator(mode="after")
     def _check(self) -> BearTrapParams:

@@ -28,11 +28,19 @@ class DailySymbolParams(HysteresisBands):
 class DailyTrendParams(FrozenModel):
     """Everything Daily Trend needs (configs/daily_trend.toml)."""
 
-    symbols: dict[str, DailySymbolParams] = Field(min_length=1)
-    rsi_method: Literal["ema", "wilder"] = "ema"
-    execution_delay_seconds: int = Field(default=60, ge=0, le=3600)
-    risk: RiskLimits
-    emergency: EmergencyStop = EmergencyStop()
+    symbols: dict[str, DailySymbolParams] = Field(
+        min_length=1, description="Universe: per-symbol RSI period, bands and allocation."
+    )
+    rsi_method: Literal["ema", "wilder"] = Field(
+        default="ema", description="RSI smoothing: ema alpha=2/(n+1) (tuned), wilder 1/n."
+    )
+    execution_delay_seconds: int = Field(
+        default=60, ge=0, le=3600, description="Orders go out at the next open + this."
+    )
+    risk: RiskLimits = Field(description="Entry gates (see [risk]).")
+    emergency: EmergencyStop = Field(
+        default_factory=EmergencyStop, description="Emergency-stop conditions (see [emergency])."
+    )
 
 
 class DailyTrend(HysteresisStrategy):

@@ -28,10 +28,16 @@ class HourlySwingParams(FrozenModel):
     """Everything Hourly Swing needs (configs/hourly_swing.toml). Each entry buys
     ``risk.max_position_dollars`` worth (equal allocation)."""
 
-    symbols: dict[str, HysteresisBands] = Field(min_length=1)
-    rsi_method: Literal["ema", "wilder"] = "ema"
-    risk: RiskLimits
-    emergency: EmergencyStop = EmergencyStop()
+    symbols: dict[str, HysteresisBands] = Field(
+        min_length=1, description="Universe: per-symbol RSI period and bands."
+    )
+    rsi_method: Literal["ema", "wilder"] = Field(
+        default="ema", description="RSI smoothing: ema alpha=2/(n+1) (tuned), wilder 1/n."
+    )
+    risk: RiskLimits = Field(description="Entry gates (see [risk]).")
+    emergency: EmergencyStop = Field(
+        default_factory=EmergencyStop, description="Emergency-stop conditions (see [emergency])."
+    )
 
 
 class HourlySwing(HysteresisStrategy):

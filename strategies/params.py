@@ -60,9 +60,9 @@ class EmergencyStop(FrozenModel):
 class HysteresisBands(FrozenModel):
     """RSI period and the Schmitt-trigger bands for one symbol."""
 
-    rsi_period: int = Field(ge=2, le=500)
-    upper: float = Field(gt=0, lt=100)
-    lower: float = Field(gt=0, lt=100)
+    rsi_period: int = Field(ge=2, le=500, description="RSI period in bars (3x warm-up).")
+    upper: float = Field(gt=0, lt=100, description="Flat and RSI above this: enter long.")
+    lower: float = Field(gt=0, lt=100, description="Long and RSI below this: exit all.")
 
     @model_validator(mode="after")
     def _upper_above_lower(self) -> HysteresisBands:

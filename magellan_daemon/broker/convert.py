@@ -106,4 +106,5 @@ def position_from_model(position: Any) -> BrokerPosition:
         symbol=position.symbol,
         qty=dec(position.qty) or Decimal(0),
         avg_entry_price=dec(position.avg_entry_price) or Decimal(0),
+        current_price=dec(position.current_price),
     )

@@ -62,3 +62,24 @@ def test_sim_without_keys_and_never_live_by_accident() -> None:
         config_mode="live", live_flag=True, sim_flag=False, have_keys=False, broker_url=None
     )
     assert no_keys.mode is None and "keys" in (no_keys.error or "")
+
+
+def test_a_systemd_service_without_keys_refuses_instead_of_simulating() -> None:
+    refused = decide_mode(
+        config_mode="paper",
+        live_flag=False,
+        sim_flag=False,
+        have_keys=False,
+        broker_url=None,
+        under_systemd=True,
+    )
+    assert refused.mode is None and "EnvironmentFile" in (refused.error or "")
+    on_purpose = decide_mode(
+        config_mode="paper",
+        live_flag=False,
+        sim_flag=True,
+        have_keys=False,
+        broker_url=None,
+        under_systemd=True,
+    )
+    assert on_purpose.mode == "sim"

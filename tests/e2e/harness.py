@@ -108,7 +108,8 @@ class Daemon:
         """Start the daemon process (paper mode against the simulator, fake keys)."""
         env = {k: v for k, v in os.environ.items() if not k.startswith("APCA_")}
         env.update(APCA_API_KEY_ID=KEY, APCA_API_SECRET_KEY=SECRET, PYTHONUNBUFFERED="1")
-        env.pop("JOURNAL_STREAM", None)
+        for inherited in ("JOURNAL_STREAM", "INVOCATION_ID", "NOTIFY_SOCKET", "WATCHDOG_USEC"):
+            env.pop(inherited, None)  # the test runner may itself be a systemd service
         self._offset = self.log_path.stat().st_size if self.log_path.exists() else 0
         handle = self.log_path.open("ab")
         self.proc = subprocess.Popen(

@@ -13,6 +13,9 @@ dropped trade stream while orders fill.
 
 from __future__ import annotations
 
+import re
+import urllib.error
+import urllib.request
 from collections import Counter
 from decimal import Decimal
 from pathlib import Path
@@ -26,7 +29,10 @@ pytestmark = pytest.mark.timeout(300)
 
 async def test_sigkill_restart_then_stream_drop(bars_dir: Path, tmp_path: Path) -> None:
     async with Sim(bars_dir, ny("2024-11-15", "15:50")) as sim:
-        daemon = Daemon(config_dir(tmp_path), tmp_path / "state", sim.url, tmp_path / "d.log")
+        config = config_dir(
+            tmp_path, {"magellan.toml": ('feed = "iex"', 'feed = "iex"\nmetrics_port = 0')}
+        )
+        daemon = Daemon(config, tmp_path / "state", sim.url, tmp_path / "d.log")
         daemon.start()
         await daemon.wait_ready()
         await sim.run_until(ny("2024-11-15", "16:08"))
@@ -61,6 +67,9 @@ async def test_sigkill_restart_then_stream_drop(bars_dir: Path, tmp_path: Path) 
         await sim.run_until(ny("2024-11-18", "10:02"))
         await daemon.wait_log("reconnected")
         await sim.run_until(ny("2024-11-18", "10:10"))
+        metrics_url = _metrics_url(daemon)
+        await wait_for(lambda: _get(f"{metrics_url}/healthz")[0] == 200, 30, "healthy", daemon)
+        scraped = _get(f"{metrics_url}/metrics")[1]
         await wait_for(
             lambda: len(daemon.query("SELECT 1 FROM fills")) >= len(sim.fills()),
             30,
@@ -88,3 +97,38 @@ async def test_sigkill_restart_then_stream_drop(bars_dir: Path, tmp_path: Path) 
     assert sorted(keys) == sorted((f["order_id"], Decimal(f["cum_qty"])) for f in broker_fills)
     assert any(f["source"] == "reconcile" for f in ledger_fills), ledger_fills
     assert daemon.query("SELECT * FROM discrepancies") == []
+
+    # Metrics scraped over HTTP during the run (127.0.0.1 only).
+    assert metrics_url.startswith("http://127.0.0.1:")
+    values = _samples(scraped)
+    assert values['magellan_stream_connected{stream="trade-updates[main]"}'] == 1
+    assert values['magellan_stream_reconnects{stream="trade-updates[main]"}'] >= 1
+    assert values['magellan_fills_total{strategy="daily_trend"}'] >= 1
+    assert values['magellan_orders_total{status="filled",strategy="daily_trend"}'] >= 1
+    assert "magellan_event_loop_lag_seconds" in values
+    assert "magellan_submit_latency_seconds_count" in values
+    assert any(k.startswith("magellan_throttle_wait_seconds") for k in values)
+    assert any(k.startswith("magellan_last_bar_age_seconds") for k in values)
+
+
+def _metrics_url(daemon: Daemon) -> str:
+    found = re.findall(r"metrics on (http://127\.0\.0\.1:\d+)/metrics", daemon.log_text())
+    assert found, "no metrics line in the log"
+    return found[-1]  # the restarted daemon's
+
+
+def _get(url: str) -> tuple[int, str]:
+    try:
+        with urllib.request.urlopen(url, timeout=5) as response:
+            return response.status, response.read().decode()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read().decode()
+
+
+def _samples(text: str) -> dict[str, float]:
+    values = {}
+    for line in text.splitlines():
+        if line and not line.startswith("#"):
+            name, _, value = line.rpartition(" ")
+            values[name] = float(value)
+    return values

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import sqlite3
 import subprocess
 import sys
@@ -42,7 +43,17 @@ def _fills(state: Path) -> int:
 
 
 def test_no_keys_embedded_simulator_trades_and_stops_on_ctrl_c(tmp_path: Path) -> None:
+    """Also the systemd protocol: with NOTIFY_SOCKET set (a socket this test binds, as
+    systemd would), READY=1 comes after startup, STATUS= lines and watchdog pings while it
+    runs, STOPPING=1 on Ctrl-C."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("APCA_")}
+    notify_path = tmp_path / "notify.sock"
+    notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    notify.bind(str(notify_path))
+    notify.setblocking(False)
+    env.update(NOTIFY_SOCKET=str(notify_path), WATCHDOG_USEC="500000")
+    for inherited in ("WATCHDOG_PID", "INVOCATION_ID", "JOURNAL_STREAM"):
+        env.pop(inherited, None)  # the test's own runner may be a systemd service
     state = tmp_path / "state"
     log_path = tmp_path / "run.log"
     with log_path.open("wb") as log:
@@ -74,3 +85,14 @@ def test_no_keys_embedded_simulator_trades_and_stops_on_ctrl_c(tmp_path: Path) -
     text = log_path.read_text()
     assert "MODE: SIM - embedded Alpaca simulator" in text.splitlines()[0]
     assert "stopped cleanly" in text
+    messages = []
+    while True:
+        try:
+            messages.append(notify.recv(4096).decode())
+        except BlockingIOError:
+            break
+    notify.close()
+    kinds = [m.split("=", 1)[0] for m in messages]
+    assert "READY" in kinds and "STOPPING" in kinds and "WATCHDOG" in kinds, messages
+    assert kinds.index("READY") < kinds.index("STOPPING")
+    assert any(m.startswith("STATUS=") and "open positions" in m for m in messages)

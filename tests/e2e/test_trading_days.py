@@ -26,7 +26,7 @@ from pathlib import Path
 import pytest
 import pytest_asyncio
 
-from tests.e2e.harness import MINUTE, Daemon, Sim, config_dir, ny, wait_for
+from tests.e2e.harness import KEY, MINUTE, SECRET, Daemon, Sim, config_dir, ny, wait_for
 
 pytestmark = [pytest.mark.timeout(240), pytest.mark.asyncio(loop_scope="module")]
 HOURLY_TSLA = (
@@ -166,3 +166,21 @@ async def test_shared_account_exit_sells_only_its_own_shares(session_run) -> Non
     assert end.get(("hourly_swing", "TSLA"), Decimal(0)) == 0
     assert end[("daily_trend", "TSLA")] == daily
     assert sim.positions()["TSLA"] == float(daily)
+
+
+async def test_no_secret_in_any_log_line_ledger_row_or_file(session_run) -> None:
+    """The daemon ran the whole window with recognisable fake keys: neither the key id nor
+    the secret appears in its log, in any ledger row, or in any file it wrote."""
+    _, daemon, _ = session_run
+    needles = [KEY.encode(), SECRET.encode()]
+    written = [daemon.log_path, *(p for p in daemon.state_dir.rglob("*") if p.is_file())]
+    assert len(written) > 3
+    for path in written:
+        data = path.read_bytes()
+        for needle in needles:
+            assert needle not in data, f"{needle!r} found in {path}"
+    tables = [r["name"] for r in daemon.query("SELECT name FROM sqlite_master WHERE type='table'")]
+    for table in tables:
+        for row in daemon.query(f"SELECT * FROM {table}"):
+            text = repr(row)
+            assert KEY not in text and SECRET not in text, (table, row)

@@ -96,38 +96,13 @@ class EventSink:
             write_day(self._ledger, self._log_dir, order.strategy, session_date(fill.ts))
             await self._notify(
                 order.strategy,
-                OrderUpdate(
-                    strategy=order.strategy,
-                    symbol=order.symbol,
-                    leg=order.leg,
-                    signal_time=order.signal_time,
-                    side=order.side,  # type: ignore[arg-type]
-                    kind="fill",
-                    time=fill.ts,
-                    qty=int(fill.qty),
-                    price=float(fill.price),
-                    filled_qty=int(order.filled_qty),
-                    order_qty=int(order.qty),
-                ),
+                _update(order, "fill", fill.ts, qty=int(fill.qty), price=float(fill.price)),
             )
         if applied.status_changed and applied.fill is None:
             log.info(order_line(order.status, order, order.qty, order.stop_price), extra=extra)
         kind = _ENDED_UNFILLED.get(order.status)
         if applied.status_changed and kind and order.filled_qty < order.qty:
-            await self._notify(
-                order.strategy,
-                OrderUpdate(
-                    strategy=order.strategy,
-                    symbol=order.symbol,
-                    leg=order.leg,
-                    signal_time=order.signal_time,
-                    side=order.side,  # type: ignore[arg-type]
-                    kind=kind,  # type: ignore[arg-type]
-                    time=event.ts_event,
-                    filled_qty=int(order.filled_qty),
-                    order_qty=int(order.qty),
-                ),
-            )
+            await self._notify(order.strategy, _update(order, kind, event.ts_event))
         return applied
 
     async def not_sent(self, intent: Intent, now: datetime) -> None:
@@ -150,3 +125,22 @@ class EventSink:
                 order_qty=0,
             ),
         )
+
+
+def _update(
+    order: OrderRow, kind: str, time: datetime, qty: int = 0, price: float | None = None
+) -> OrderUpdate:
+    """What the owning strategy is told about its order after an event."""
+    return OrderUpdate(
+        strategy=order.strategy,
+        symbol=order.symbol,
+        leg=order.leg,
+        signal_time=order.signal_time,
+        side=order.side,  # type: ignore[arg-type]
+        kind=kind,  # type: ignore[arg-type]
+        time=time,
+        qty=qty,
+        price=price,
+        filled_qty=int(order.filled_qty),
+        order_qty=int(order.qty),
+    )

@@ -24,6 +24,17 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "magellan_daemon.check_config",
         "validate every config and show what would run",
     ),
+    "status": (
+        "magellan_daemon.ops.status",
+        "positions, P&L, pending intents, halts and jobs, from the ledger and the daemon",
+    ),
+    "halt": ("magellan_daemon.ops.halt", "stop new entries of a strategy (exits keep working)"),
+    "resume": ("magellan_daemon.ops.resume", "allow a halted strategy to enter again"),
+    "flatten": (
+        "magellan_daemon.ops.flatten",
+        "cancel a strategy's orders and sell its own shares, through the running daemon",
+    ),
+    "trades": ("magellan_daemon.ops.trades", "the ledger's fills and round trips as tables"),
 }
 
 

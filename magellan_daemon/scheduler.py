@@ -108,6 +108,12 @@ class JobScheduler:
             task = asyncio.current_task()
             assert task is not None
             self._running.add(task)
+            log.info(
+                "job %s (planned %s) starts at %s",
+                name,
+                when.astimezone(NEW_YORK).strftime("%Y-%m-%d %H:%M:%S ET"),
+                self._clock.now().astimezone(NEW_YORK).strftime("%Y-%m-%d %H:%M:%S ET"),
+            )
             try:
                 await func(*args)
             except Exception:

@@ -31,7 +31,10 @@ REPO = Path(__file__).resolve().parents[2]
 SPEED = 1000.0  # virtual seconds per wall second while a session runs
 KEY = "PKTESTKEYMAGELLAN0001"  # recognisable fake credentials (the secrets test greps them)
 SECRET = "sk-test-SECRET-do-not-log-9f8e7d"
-SAFETY_TIMEOUT = 120.0  # wall seconds; nothing waits this long when the code works
+SAFETY_TIMEOUT = 120.0
+CHECKPOINT_MARGIN = timedelta(
+    minutes=5
+)  # wall seconds; nothing waits this long when the code works
 
 
 class Sim:
@@ -57,10 +60,20 @@ class Sim:
         return self.server.url
 
     async def run_until(self, t: datetime, speed: float = SPEED) -> None:
-        """Let virtual time run at ``speed`` until ``t`` (and the publisher has caught up)."""
-        if self.clock.now() < t:
+        """Let virtual time run at ``speed`` until ``t``, then stop there exactly.
+
+        The clock runs until a little before ``t`` (wall-clock scheduling would overshoot a
+        running clock by a few ms = a minute at 1000x), then freezes and steps to ``t``, so a
+        test's checkpoints are exact virtual instants whatever the machine's load.
+        """
+        now = self.clock.now()
+        if now < t:
+            margin = min(CHECKPOINT_MARGIN, (t - now) / 2)
             self.clock.set_speed(speed)
-            await asyncio.wait_for(self.clock.sleep_until(t), SAFETY_TIMEOUT)
+            await asyncio.wait_for(self.clock.sleep_until(t - margin), SAFETY_TIMEOUT)
+            self.clock.set_speed(0)
+            if self.clock.now() < t:
+                self.clock.set(t)
         await asyncio.wait_for(self.server.wait_processed(t), SAFETY_TIMEOUT)
 
     def jump(self, t: datetime) -> None:

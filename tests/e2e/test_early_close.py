@@ -71,7 +71,10 @@ async def test_early_close_day(bars_dir: Path, tmp_path: Path) -> None:
     stops = [o for o in bt if o["leg"] == "protective_stop"]
     assert stops and all(o["status"] in ("canceled", "replaced") for o in stops)
 
-    # The daily signal of the early-close day ran at 13:05 (close + 5 minutes).
+    # The daily signal of the early-close day was planned for 13:05 (close + 5 minutes), ran
+    # then (never before; at 1000x a loaded machine may start it a virtual minute or two late)
+    # and evaluated that day's bars.
+    assert "job daily signal (planned 2024-11-29 13:05:00 ET)" in daemon.log_text()
     recorded = [
         _t(e["recorded_at"])
         for e in daemon.query(
@@ -80,7 +83,5 @@ async def test_early_close_day(bars_dir: Path, tmp_path: Path) -> None:
         )
     ]
     assert recorded
-    assert all(
-        ny("2024-11-29", "13:05") <= r < ny("2024-11-29", "13:05") + timedelta(minutes=2)
-        for r in recorded
-    )
+    signal = ny("2024-11-29", "13:05")
+    assert all(signal <= r < signal + timedelta(minutes=5) for r in recorded), recorded

@@ -112,10 +112,12 @@ async def test_two_sessions_end_to_end(session_run) -> None:
     )
 
     # -- Daily Trend: intents at 16:05, orders at the next open + 60 s (not on the weekend)
+    assert "job daily signal (planned 2024-11-15 16:05:00 ET)" in daemon.log_text()
+    assert "job execute pending intents (planned 2024-11-18 09:31:00 ET)" in daemon.log_text()
     intents = daemon.query("SELECT * FROM intents WHERE strategy='daily_trend'")
     for intent in intents:
         created = _t(intent["created_at"])
-        assert ny("2024-11-15", "16:05") <= created < ny("2024-11-15", "16:07"), intent
+        assert ny("2024-11-15", "16:05") <= created < ny("2024-11-15", "16:10"), intent
         assert _t(intent["not_before"]) == ny("2024-11-18", "09:31")
         assert intent["status"] in ("sent", "blocked"), intent
     for order in (o for o in orders if o["strategy"] == "daily_trend"):
@@ -124,7 +126,7 @@ async def test_two_sessions_end_to_end(session_run) -> None:
     # -- Hourly Swing: orders right after an hourly bar completes -----------------------
     for order in (o for o in orders if o["strategy"] == "hourly_swing"):
         bar_end = _t(order["signal_time"]) + timedelta(hours=1)
-        assert timedelta(0) <= _t(order["created_at"]) - bar_end < timedelta(minutes=2), order
+        assert timedelta(0) <= _t(order["created_at"]) - bar_end < timedelta(minutes=5), order
 
     # -- Exactly once: every simulator fill is in the ledger and the CSV once -----------
     broker_fills = sim.fills()

@@ -51,7 +51,13 @@ def notify(*assignments: str, environ: Mapping[str, str] | None = None) -> bool:
     payload = "\n".join(assignments).encode()
     try:
         with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC) as sock:
+            # Never block the event loop: a datagram socket whose reader stopped reading
+            # blocks the sender once its queue is full (net.unix.max_dgram_qlen, often 10).
+            sock.setblocking(False)
             sock.sendto(payload, target)
+    except BlockingIOError:
+        log.warning("sd_notify to %s dropped: the receiver's queue is full", address)
+        return False
     except OSError as exc:
         log.warning("sd_notify to %s failed: %s", address, exc)
         return False

@@ -502,9 +502,11 @@ async def test_halt_flatten_status_against_the_running_daemon(
             sim.pause()
             await wait_for(lambda: not _held(daemon), 30, "hourly exit fill", daemon)
             await wait_for(
-                lambda: daemon.query("SELECT 1 FROM intents WHERE symbol='NVDA'"),
+                lambda: daemon.query(
+                    "SELECT 1 FROM intents WHERE symbol='NVDA' AND status != 'pending'"
+                ),
                 30,
-                "the NVDA entry signal",
+                "the NVDA entry signal, routed",
                 daemon,
             )
         finally:

@@ -152,3 +152,18 @@ async def test_watchdog_pings_at_half_period_and_stop_while_the_loop_is_blocked(
 async def test_watchdog_task_rejects_a_non_positive_interval() -> None:
     with pytest.raises(ValueError, match="positive"):
         await sdnotify.watchdog_task(0)
+
+
+def test_a_receiver_that_stops_reading_never_blocks_the_sender(tmp_path) -> None:
+    """systemd always reads; a stuck reader must cost dropped pings, not a blocked loop."""
+    path = tmp_path / "stuck.sock"
+    receiver = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    receiver.bind(str(path))
+    try:
+        results = [
+            sdnotify.notify("WATCHDOG=1", environ={"NOTIFY_SOCKET": str(path)}) for _ in range(500)
+        ]
+    finally:
+        receiver.close()
+    assert results[0] is True
+    assert results[-1] is False  # the queue filled up: dropped, not blocked

@@ -27,13 +27,13 @@ from magellan_daemon.broker.stream import SupervisedStream, bar_stream, trade_up
 from magellan_daemon.clock import Clock
 from magellan_daemon.config import MagellanConfig, StrategyConfig, strategy_class
 from magellan_daemon.control import ControlChannel
-from magellan_daemon.domain import BrokerEvent
+from magellan_daemon.domain import BrokerEvent, BrokerPosition
 from magellan_daemon.engine import StrategyRunner
 from magellan_daemon.events import EventSink
 from magellan_daemon.ledger.store import Ledger, parse_iso
 from magellan_daemon.ledger.tradelog import rebuild_all
 from magellan_daemon.metrics import HEALTHY_LAG_SECONDS, Metrics, MetricsServer
-from magellan_daemon.reconcile import reconcile
+from magellan_daemon.reconcile import position_diff, reconcile
 from magellan_daemon.router import OrderRouter, StrategyRouting
 from magellan_daemon.scheduler import JobScheduler
 from magellan_daemon.sessions import NEW_YORK, SessionBook, calendar_window
@@ -105,6 +105,8 @@ class Daemon:
         self.metrics_server: MetricsServer | None = None
         self.control = ControlChannel(state_dir / "ledger.sqlite")
         self._halts_seen: dict[str, str] = {}
+        self._position_suspects: dict[str, set[tuple[str, str]]] = {}
+        self._position_reported: set[tuple[str, str]] = set()
         self.sink = EventSink(self.ledger, log_dir, self._notify_strategy, self.metrics)
         for name, endpoint in endpoints.items():
             self.brokers[name] = AlpacaBroker(
@@ -349,18 +351,48 @@ class Daemon:
         self._halts_seen = current
 
     async def _status_loop(self) -> None:
-        """Every 2 s (wall): the snapshot `magellan status` reads; prices every ~10 s."""
+        """Every 2 s (wall): the snapshot `magellan status` reads. Every ~10 s: the broker's
+        positions, for prices and for the position watch."""
         prices: dict[str, str] = {}
         for tick in itertools.count():
             if tick % 5 == 0:
                 for account in self.brokers:
                     try:
-                        prices.update(await self.router.broker_prices(account))
+                        positions = await self.router.broker_positions(account)
                     except BrokerError as exc:
-                        log.warning("positions of %s unreadable for status: %s", account, exc)
+                        log.warning("positions of %s unreadable: %s", account, exc)
+                        continue
+                    prices.update(
+                        {p.symbol: str(p.current_price) for p in positions if p.current_price}
+                    )
+                    self._watch_positions(account, positions)
             self.control.write_status(self.status_snapshot(prices))
             sdnotify.status(f"{self.mode}, {len(self.runners)} strategies: {self.status_line()}")
             await asyncio.sleep(STATUS_WRITE_SECONDS)
+
+    def _watch_positions(self, account: str, positions: list[BrokerPosition]) -> None:
+        """Positions changed outside Magellan (a manual trade, a corporate action) are
+        reported while the daemon runs, not only at the next reconnect. A difference must be
+        seen on two reads in a row: a fill is briefly at the broker before its event is here."""
+        found = {
+            (d.symbol, d.detail): d
+            for d in position_diff(account, self.ledger.net_positions(account), positions)
+        }
+        seen_before = self._position_suspects.get(account, set())
+        for key, discrepancy in found.items():
+            if key in seen_before and key not in self._position_reported:
+                self._position_reported.add(key)
+                self.metrics.discrepancies.inc()
+                self.ledger.record_discrepancy(discrepancy, self.clock.now())
+                log.warning(
+                    "DISCREPANCY %s %s %s: %s",
+                    discrepancy.kind,
+                    account,
+                    discrepancy.symbol,
+                    discrepancy.detail,
+                    extra={"fields": {"SYMBOL": discrepancy.symbol, "EVENT": "discrepancy"}},
+                )
+        self._position_suspects[account] = set(found)
 
     def status_snapshot(self, prices: dict[str, str]) -> dict[str, Any]:
         """What the operator's `status` shows about the running process."""

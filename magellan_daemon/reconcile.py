@@ -102,7 +102,7 @@ def reconcile(
                 )
             )
     if snapshot.positions_complete:
-        result.discrepancies.extend(_position_diff(expected, snapshot))
+        result.discrepancies.extend(position_diff(snapshot.account, expected, snapshot.positions))
     return result
 
 
@@ -177,10 +177,11 @@ def _event(event: str, order: OrderRow, broker: BrokerOrder | None, now: datetim
     )
 
 
-def _position_diff(
-    ledger_net: Mapping[str, Decimal], snapshot: BrokerSnapshot
+def position_diff(
+    account: str, ledger_net: Mapping[str, Decimal], positions: Sequence[BrokerPosition]
 ) -> list[Discrepancy]:
-    broker_net = {p.symbol: p.qty for p in snapshot.positions if p.qty}
+    """Symbols where the broker's net position differs from the ledger strategies' sum."""
+    broker_net = {p.symbol: p.qty for p in positions if p.qty}
     found = []
     for symbol in sorted(set(broker_net) | {s for s, q in ledger_net.items() if q}):
         have, want = broker_net.get(symbol, Decimal(0)), ledger_net.get(symbol, Decimal(0))
@@ -190,7 +191,7 @@ def _position_diff(
         found.append(
             Discrepancy(
                 kind=kind,
-                account=snapshot.account,
+                account=account,
                 symbol=symbol,
                 detail=f"broker holds {have}, ledger strategies hold {want}; "
                 f"the difference is never traded",

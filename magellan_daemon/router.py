@@ -39,7 +39,13 @@ from magellan_daemon.broker.errors import (
 )
 from magellan_daemon.broker.rest import AlpacaBroker
 from magellan_daemon.clock import Clock
-from magellan_daemon.domain import BrokerEvent, BrokerOrder, ClientOrderId, client_order_id
+from magellan_daemon.domain import (
+    BrokerEvent,
+    BrokerOrder,
+    BrokerPosition,
+    ClientOrderId,
+    client_order_id,
+)
 from magellan_daemon.events import EventSink, order_line
 from magellan_daemon.ledger.order_fsm import EVENT_FOR_STATUS
 from magellan_daemon.ledger.store import Ledger, OrderRow, session_date
@@ -566,10 +572,9 @@ class OrderRouter:
         )
         return result
 
-    async def broker_prices(self, account: str) -> dict[str, str]:
-        """Last prices of the account's positions (for status' unrealised P&L)."""
-        broker = self._brokers[account]
-        return {p.symbol: str(p.current_price) for p in await broker.positions() if p.current_price}
+    async def broker_positions(self, account: str) -> list[BrokerPosition]:
+        """The account's positions at the broker (status prices, the position watch)."""
+        return await self._brokers[account].positions()
 
     # -- reads for reconciliation and recovery -------------------------------------------
 

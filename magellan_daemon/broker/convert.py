@@ -16,6 +16,7 @@ from magellan_daemon.domain import (
     ClientOrderId,
     ExecutionId,
 )
+from magellan_daemon.ledger.order_fsm import EVENT_FOR_STATUS
 
 
 def dec(value: Any) -> Decimal | None:
@@ -66,8 +67,12 @@ def event_from_trade_update(data: Mapping[str, Any]) -> BrokerEvent:
     """A raw ``trade_updates`` ``data`` dict to a ``BrokerEvent`` (raises on a bad frame)."""
     order = data["order"]
     execution_id = data.get("execution_id")
+    event = str(data["event"])
+    if event in ("order_replace_rejected", "order_cancel_rejected") and order.get("status"):
+        # The order is as it was before the refused request: apply its status as news.
+        event = EVENT_FOR_STATUS.get(str(order["status"]), event)
     return BrokerEvent(
-        event=str(data["event"]),
+        event=event,
         client_order_id=ClientOrderId(str(order["client_order_id"])),
         broker_order_id=BrokerOrderId(str(order["id"])),
         ts_event=_time(data.get("timestamp") or order.get("updated_at")),

@@ -54,8 +54,8 @@ _EVENT_TARGET: Final = {
     "pending_replace": "pending_replace",
     "replaced": "replaced",
     "rejected": "rejected",
-    "order_replace_rejected": None,  # back to the status before pending_replace (caller)
-    "order_cancel_rejected": None,  # likewise
+    "order_replace_rejected": None,  # no change: see next_status
+    "order_cancel_rejected": None,  # no change
 }
 
 
@@ -82,6 +82,11 @@ def _build_table() -> dict[tuple[str, str], str]:
         table[(src, "pending_replace")] = "pending_replace"
         table[(src, "replaced")] = "replaced"
     table[("pending_replace", "replaced")] = "replaced"
+    # A refused cancel or replace puts the order back where it was: the broker's event then
+    # carries the order's status again (the stream edge maps order_*_rejected to it).
+    for src in ("pending_cancel", "pending_replace"):
+        for event in ("pending_new", "accepted", "new"):
+            table[(src, event)] = _EVENT_TARGET[event]
     # A partially filled order stays partially filled when told "new" again (late event).
     table[("partially_filled", "new")] = "partially_filled"
     table[("partially_filled", "accepted")] = "partially_filled"
@@ -140,6 +145,10 @@ def next_status(status: str, event: str) -> str:
     """
     if _EVENT_TARGET.get(event) == status and event not in ("partial_fill",):
         return status  # duplicate news (stream + reconciliation both told us)
+    if event in _EVENT_TARGET and _EVENT_TARGET[event] is None:
+        # The broker refused a cancel or a replace: the order stays as it was (the
+        # replacement order, if one was written, gets its own `rejected`).
+        return status
     try:
         return TABLE[(status, event)]
     except KeyError:

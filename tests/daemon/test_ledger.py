@@ -136,6 +136,9 @@ def test_fsm_edges() -> None:
     assert next_status("filled", "fill") == "filled"  # duplicate news is a no-op
     assert next_status("canceled", "fill") == "filled"  # fill raced the cancel
     assert next_status("unknown", "not_found") == "not_found"
+    assert next_status("new", "order_replace_rejected") == "new"  # the order is unchanged
+    assert next_status("pending_replace", "order_cancel_rejected") == "pending_replace"
+    assert next_status("pending_replace", "new") == "new"  # the replace was refused
     with pytest.raises(InvalidTransition):
         next_status("filled", "new")
 

@@ -6,7 +6,8 @@ be used inside a running loop, and their sync ``stop()``/``subscribe_*()`` deadl
 loop thread, so we register handlers before starting and stop with ``await stop_ws()``.
 alpaca-py 0.44 reconnects by itself with jittered exponential backoff (0.5 s .. 30 s) and
 re-authenticates; it gives no reconnect callback, so we override ``_start_ws`` to put a
-``CONNECTED`` marker on our queue after every (re)connect. The queue's one consumer handles
+``CONNECTED`` marker on our queue after every (re)connect, and ``close`` (which the SDK calls
+before every reconnect) to put a ``DISCONNECTED`` one. The queue's one consumer handles
 frames and markers in arrival order: a marker triggers reconciliation before any later frame
 is applied. If ``_run_forever`` ever returns or raises while we still want the stream, the
 supervisor restarts it after a jittered backoff, forever.
@@ -37,6 +38,7 @@ from strategies.model import Bar
 
 log = logging.getLogger(__name__)
 CONNECTED = object()
+DISCONNECTED = object()
 
 
 @dataclass
@@ -59,6 +61,12 @@ class _SignallingTradingStream(TradingStream):
         await super()._start_ws()
         self._magellan_queue.put_nowait(CONNECTED)
 
+    async def close(self) -> None:
+        # The SDK closes before every reconnect (and on stop): the stream is down from here
+        # until the next CONNECTED, which health and metrics must see.
+        await super().close()
+        self._magellan_queue.put_nowait(DISCONNECTED)
+
 
 class _SignallingDataStream(StockDataStream):
     def __init__(self, queue: asyncio.Queue[Any], *args: Any, **kwargs: Any) -> None:
@@ -68,6 +76,12 @@ class _SignallingDataStream(StockDataStream):
     async def _start_ws(self) -> None:
         await super()._start_ws()
         self._magellan_queue.put_nowait(CONNECTED)
+
+    async def close(self) -> None:
+        # The SDK closes before every reconnect (and on stop): the stream is down from here
+        # until the next CONNECTED, which health and metrics must see.
+        await super().close()
+        self._magellan_queue.put_nowait(DISCONNECTED)
 
 
 class SupervisedStream:
@@ -141,6 +155,9 @@ class SupervisedStream:
     async def _consume(self) -> None:
         while True:
             item = await self._queue.get()
+            if item is DISCONNECTED:
+                self.stats.connected = False
+                continue
             if item is CONNECTED:
                 self.stats.connected = True
                 self.stats.connects += 1

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from tests.e2e.bars import early_close_crash_bars
-from tests.e2e.harness import MINUTE, Daemon, Sim, config_dir, ny, wait_for
+from tests.e2e.harness import MINUTE, SPEED, Daemon, Sim, config_dir, ny, wait_for
 
 pytestmark = pytest.mark.timeout(240)
 
@@ -37,7 +37,7 @@ async def test_early_close_day(bars_dir: Path, tmp_path: Path) -> None:
         sim.jump(ny("2024-11-29", "09:25"))
         await sim.run_until(ny("2024-11-29", "09:40"))
         await sim.run_until(ny("2024-11-29", "12:25"), speed=5000)
-        await sim.run_until(ny("2024-11-29", "13:10"))
+        await sim.run_until(ny("2024-11-29", "13:10"), speed=SPEED / 2)  # the 12:55 exit
         sim.pause()
         assert await daemon.stop() == 0
 

@@ -65,7 +65,7 @@ async def test_sigkill_restart_then_stream_drop(bars_dir: Path, tmp_path: Path) 
         assert dropped >= 1
         sim.jump(ny("2024-11-18", "10:02"))
         await sim.run_until(ny("2024-11-18", "10:02"))
-        await daemon.wait_log("reconnected")
+        await daemon.wait_log("trade-updates[main]: reconnected")
         await sim.run_until(ny("2024-11-18", "10:10"))
         metrics_url = _metrics_url(daemon)
         await wait_for(lambda: _get(f"{metrics_url}/healthz")[0] == 200, 30, "healthy", daemon)

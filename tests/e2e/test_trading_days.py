@@ -26,7 +26,17 @@ from pathlib import Path
 import pytest
 import pytest_asyncio
 
-from tests.e2e.harness import KEY, MINUTE, SECRET, Daemon, Sim, config_dir, ny, wait_for
+from tests.e2e.harness import (
+    KEY,
+    MINUTE,
+    SECRET,
+    SPEED,
+    Daemon,
+    Sim,
+    config_dir,
+    ny,
+    wait_for,
+)
 
 pytestmark = [pytest.mark.timeout(240), pytest.mark.asyncio(loop_scope="module")]
 HOURLY_TSLA = (
@@ -49,6 +59,8 @@ async def session_run(bars_dir: Path, tmp_path_factory: pytest.TempPathFactory):
         daemon = Daemon(config, tmp_path / "state", sim.url, tmp_path / "daemon.log")
         daemon.start()
         await daemon.wait_ready()
+        # Bear Trap's window at half speed: "within one bar" must hold on a loaded machine.
+        await sim.run_until(ny("2024-11-15", "14:00"), speed=SPEED / 2)
         await sim.run_until(ny("2024-11-15", "16:15"))
         await wait_for(
             lambda: daemon.query("SELECT 1 FROM intents WHERE strategy='daily_trend'"),
@@ -56,15 +68,24 @@ async def session_run(bars_dir: Path, tmp_path_factory: pytest.TempPathFactory):
             "daily intents",
             daemon,
         )
-        snapshots["2024-11-15 close"] = (sim.positions(), _ledger_net(daemon))
+        snapshots["2024-11-15 close"] = await _settled(sim, daemon)
         sim.jump(ny("2024-11-18", "09:25"))
         await sim.run_until(ny("2024-11-18", "12:05"))
+        await _settled(sim, daemon)
         snapshots["both hold TSLA"] = _strategy_positions(daemon)
         await sim.run_until(ny("2024-11-18", "14:05"))
-        sim.pause()
-        snapshots["end"] = (sim.positions(), _ledger_net(daemon))
+        snapshots["end"] = await _settled(sim, daemon)
         assert await daemon.stop() == 0
         yield sim, daemon, snapshots
+
+
+async def _settled(sim: Sim, daemon: Daemon) -> tuple[dict[str, float], dict[str, float]]:
+    """With virtual time frozen at a checkpoint, the ledger must converge on the broker:
+    the strategies' positions sum to the broker's (a fill's event may still be in flight)."""
+    await wait_for(
+        lambda: sim.positions() == _ledger_net(daemon), 30, "ledger equal to broker", daemon
+    )
+    return sim.positions(), _ledger_net(daemon)
 
 
 def _strategy_positions(daemon: Daemon) -> dict[tuple[str, str], Decimal]:

@@ -31,10 +31,9 @@ REPO = Path(__file__).resolve().parents[2]
 SPEED = 1000.0  # virtual seconds per wall second while a session runs
 KEY = "PKTESTKEYMAGELLAN0001"  # recognisable fake credentials (the secrets test greps them)
 SECRET = "sk-test-SECRET-do-not-log-9f8e7d"
-SAFETY_TIMEOUT = 120.0
-CHECKPOINT_MARGIN = timedelta(
-    minutes=5
-)  # wall seconds; nothing waits this long when the code works
+SAFETY_TIMEOUT = 120.0  # wall seconds; nothing waits this long when the code works
+APPROACH = timedelta(minutes=2)  # before a checkpoint, slow down to a tenth of the speed ...
+LANDING = timedelta(seconds=5)  # ... and at this distance freeze and step onto it
 
 
 class Sim:
@@ -62,18 +61,19 @@ class Sim:
     async def run_until(self, t: datetime, speed: float = SPEED) -> None:
         """Let virtual time run at ``speed`` until ``t``, then stop there exactly.
 
-        The clock runs until a little before ``t`` (wall-clock scheduling would overshoot a
-        running clock by a few ms = a minute at 1000x), then freezes and steps to ``t``, so a
-        test's checkpoints are exact virtual instants whatever the machine's load.
+        A running clock overshoots a wall-clock wake-up by the machine's scheduling latency
+        (a few ms = seconds to a minute of virtual time at 1000x). So the clock runs at
+        ``speed`` until two minutes before ``t``, at a tenth of it until five seconds before,
+        then freezes and steps to ``t``: checkpoints are exact virtual instants on a loaded
+        machine, and nothing but the last five seconds is ever skipped.
         """
-        now = self.clock.now()
-        if now < t:
-            margin = min(CHECKPOINT_MARGIN, (t - now) / 2)
-            self.clock.set_speed(speed)
-            await asyncio.wait_for(self.clock.sleep_until(t - margin), SAFETY_TIMEOUT)
-            self.clock.set_speed(0)
-            if self.clock.now() < t:
-                self.clock.set(t)
+        for until, pace in ((t - APPROACH, speed), (t - LANDING, speed / 10)):
+            if self.clock.now() < until:
+                self.clock.set_speed(pace)
+                await asyncio.wait_for(self.clock.sleep_until(until), SAFETY_TIMEOUT)
+        self.clock.set_speed(0)
+        if self.clock.now() < t:
+            self.clock.set(t)
         await asyncio.wait_for(self.server.wait_processed(t), SAFETY_TIMEOUT)
 
     def jump(self, t: datetime) -> None:

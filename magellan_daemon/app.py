@@ -25,11 +25,13 @@ from magellan_daemon.broker.errors import BrokerError
 from magellan_daemon.broker.rest import AlpacaBroker
 from magellan_daemon.broker.stream import SupervisedStream, bar_stream, trade_updates_stream
 from magellan_daemon.clock import Clock
+from magellan_daemon.commands import OperatorCommands
 from magellan_daemon.config import MagellanConfig, StrategyConfig, strategy_class
 from magellan_daemon.control import ControlChannel
 from magellan_daemon.domain import BrokerEvent, BrokerPosition
 from magellan_daemon.engine import StrategyRunner
 from magellan_daemon.events import EventSink
+from magellan_daemon.jobs import SessionJobs
 from magellan_daemon.ledger.store import Ledger, parse_iso
 from magellan_daemon.ledger.tradelog import rebuild_all
 from magellan_daemon.metrics import HEALTHY_LAG_SECONDS, Metrics, MetricsServer
@@ -45,9 +47,7 @@ from strategies.session import Session
 
 log = logging.getLogger(__name__)
 RECONCILE_LOOKBACK = timedelta(days=7)
-HOURLY_LAG = timedelta(seconds=2)  # ask for an hourly bar just after it completes
 UNACKED_CHECK_SECONDS = 5.0
-CONTROL_POLL_SECONDS = 1.0
 STATUS_WRITE_SECONDS = 2.0
 _BAR_LENGTH = {"1Min": timedelta(minutes=1), "1Hour": timedelta(hours=1), "1Day": timedelta(days=1)}
 # The minute clock runs after the minute's bars had their chance to arrive.
@@ -94,6 +94,14 @@ class Daemon:
         self.trade_streams: dict[str, SupervisedStream] = {}
         self.bar_streams: dict[str, SupervisedStream] = {}
         self.scheduler = JobScheduler(clock)
+        self.jobs = SessionJobs(
+            scheduler=self.scheduler,
+            clock=clock,
+            runners=self.runners,
+            sessions=lambda: self.sessions,
+            fetch=self._fetch,
+            after_close=self._after_close,
+        )
         self.ready = asyncio.Event()
         self.stopped = asyncio.Event()
         self._reconciled: dict[str, asyncio.Event] = {}
@@ -104,7 +112,6 @@ class Daemon:
         self.metrics = Metrics()
         self.metrics_server: MetricsServer | None = None
         self.control = ControlChannel(state_dir / "ledger.sqlite")
-        self._halts_seen: dict[str, str] = {}
         self._position_suspects: dict[str, set[tuple[str, str]]] = {}
         self._position_reported: set[tuple[str, str]] = set()
         self.sink = EventSink(self.ledger, log_dir, self._notify_strategy, self.metrics)
@@ -133,6 +140,12 @@ class Daemon:
             sink=self.sink,
             clock=clock,
             routing=routing,
+        )
+        self.commands = OperatorCommands(
+            control=self.control,
+            ledger=self.ledger,
+            router=self.router,
+            running=lambda: sorted(self.runners),
         )
 
     def __repr__(self) -> str:
@@ -174,7 +187,7 @@ class Daemon:
             await self._start_strategy(name, strategy)
         self._start_bar_streams()
         self._tasks.append(spawn(self._watch_unacked(), name="unacked-orders"))
-        self._tasks.append(spawn(self._control_loop(), name="control"))
+        self._tasks.append(spawn(self.commands.poll_forever(), name="control"))
         self._tasks.append(spawn(self._status_loop(), name="status"))
         self._tasks.append(spawn(self.metrics.probe_loop_lag(), name="loop-lag"))
         if self.config.metrics_port is not None:
@@ -186,7 +199,7 @@ class Daemon:
                 spawn(self._minute_clock(self.runners["bear_trap"]), name="minute-clock")
             )
         self.scheduler.start()
-        self._plan_sessions()
+        self.jobs.plan()
         self.ready.set()
         log.info("READY: %s", self.status_line())
 
@@ -235,7 +248,7 @@ class Daemon:
             runner.timeframe, timedelta(days=4)
         )
         bars = await self._fetch(runner, now - lookback, now)
-        catch_up = self._catch_up_session() if runner.timeframe == "1Day" else None
+        catch_up = self.jobs.catch_up_session() if runner.timeframe == "1Day" else None
         if catch_up is not None:
             bars = [b for b in bars if b.t.astimezone(NEW_YORK).date() < catch_up.date]
         return await runner.warmup(bars)
@@ -299,56 +312,6 @@ class Daemon:
                     continue
                 if count:
                     log.warning("%s: %d unacknowledged orders looked up", account, count)
-
-    async def _control_loop(self) -> None:
-        """Every second (wall): operator commands from the CLI, and halts it wrote."""
-        while True:
-            await asyncio.sleep(CONTROL_POLL_SECONDS)
-            for command in self.control.pending():
-                await self._run_command(command)
-            self._notice_halts()
-
-    async def _run_command(self, command: Any) -> None:
-        self.control.start(command.id)
-        log.warning("operator command %s %s", command.kind, command.strategy or "(all)")
-        try:
-            if command.kind != "flatten":
-                self.control.finish(
-                    command.id, False, {"errors": [f"unknown command {command.kind!r}"]}
-                )
-                return
-            names = [command.strategy] if command.strategy else sorted(self.runners)
-            merged: dict[str, list[Any]] = {"canceled": [], "sells": [], "errors": []}
-            for name in names:
-                if name not in self.runners:
-                    merged["errors"].append(f"strategy {name!r} is not running")
-                    continue
-                for key, values in (await self.router.flatten(name)).items():
-                    merged[key].extend(values)
-            self.control.finish(command.id, not merged["errors"], merged)
-        except Exception as exc:
-            log.exception("operator command %s failed", command.kind)
-            self.control.finish(command.id, False, {"errors": [f"{type(exc).__name__}: {exc}"]})
-
-    def _notice_halts(self) -> None:
-        current = {
-            r["strategy"]: r["reason"] for r in self.ledger.execute_read("SELECT * FROM halts")
-        }
-        for name, reason in current.items():
-            if self._halts_seen.get(name) != reason:
-                log.warning(
-                    "%s is HALTED: %s (exits keep working)",
-                    name,
-                    reason,
-                    extra={"fields": {"STRATEGY": name, "EVENT": "halt"}},
-                )
-        for name in set(self._halts_seen) - set(current):
-            log.warning(
-                "%s resumed: new entries allowed",
-                name,
-                extra={"fields": {"STRATEGY": name, "EVENT": "resume"}},
-            )
-        self._halts_seen = current
 
     async def _status_loop(self) -> None:
         """Every 2 s (wall): the snapshot `magellan status` reads. Every ~10 s: the broker's
@@ -475,7 +438,6 @@ class Daemon:
         if reason is None:
             return
         self.ledger.halt(strategy, f"emergency stop: {reason}", "emergency", self.clock.now())
-        self._halts_seen[strategy] = f"emergency stop: {reason}"
         log.error(
             "EMERGENCY STOP %s: %s; no new entries until `magellan resume %s`",
             strategy,
@@ -530,114 +492,13 @@ class Daemon:
         )
         return len(result.events)
 
-    # -- jobs ----------------------------------------------------------------------------
-
-    def _catch_up_session(self) -> Session | None:
-        """The last closed session whose daily signal is still actionable: it is past its
-        16:05 (close + 5) and the next open has not come yet. Its bar is held back from
-        warm-up and evaluated by the signal job, so a daemon restarted after a missed signal
-        still sends that signal's orders at the open (and never a stale one later)."""
-        now = self.clock.now()
-        previous = self.sessions.previous(now)
-        if previous is None:
-            return None
-        following = self.sessions.next_after(previous)
-        if previous.close + timedelta(minutes=5) <= now and (
-            following is None or now < following.open
-        ):
-            return previous
-        return None
-
-    def _plan_sessions(self) -> None:
-        """Plan the jobs of the current (or next) session and the one after it."""
-        now = self.clock.now()
-        catch_up = self._catch_up_session()
-        if catch_up is not None and "daily_trend" in self.runners:
-            self.scheduler.at(
-                f"daily-signal-{catch_up.date}",
-                "daily signal (catch-up)",
-                now,
-                self._daily_signal,
-                catch_up,
-            )
-        session = self.sessions.current_or_next(now)
-        for _ in range(2):
-            if session is None:
-                break
-            self._plan_session(session)
-            session = self.sessions.next_after(session)
-
-    def _plan_session(self, session: Session) -> None:
-        day = session.date
-        now = self.clock.now()
-        pending_runners = [r for n, r in self.runners.items() if n != "bear_trap"]
-        if pending_runners:
-            delay = max((r._delay for r in pending_runners), default=timedelta(0))
-            self.scheduler.at(
-                f"open-{day}",
-                "execute pending intents",
-                max(now, session.open + delay),
-                self._execute_pending,
-            )
-        if "hourly_swing" in self.runners:
-            hour = session.open.astimezone(NEW_YORK).replace(minute=0, second=0, microsecond=0)
-            hour += timedelta(hours=1)
-            while hour + timedelta(hours=1) <= session.close:
-                end = hour + timedelta(hours=1)
-                if end > now:
-                    self.scheduler.at(
-                        f"hourly-{end.isoformat()}",
-                        "hourly evaluation",
-                        end + HOURLY_LAG,
-                        self._hourly,
-                        end,
-                    )
-                hour = end
-        if "daily_trend" in self.runners:
-            signal_at = session.close + timedelta(minutes=5)
-            if signal_at > now:
-                self.scheduler.at(
-                    f"daily-signal-{day}", "daily signal", signal_at, self._daily_signal, session
-                )
-        self.scheduler.at(
-            f"close-{day}",
-            "session close",
-            max(now, session.close + timedelta(minutes=10)),
-            self._after_close,
-            session,
-        )
-
-    async def _execute_pending(self) -> None:
-        for name, runner in self.runners.items():
-            if name == "bear_trap":
-                continue
-            sent, expired = await runner.execute_pending()
-            if sent or expired:
-                log.info("%s: %d pending intents sent, %d expired", name, sent, expired)
-
-    async def _hourly(self, bar_end: datetime) -> None:
-        runner = self.runners["hourly_swing"]
-        bars = await self._fetch(runner, bar_end - timedelta(hours=6), bar_end)
-        await runner.on_bars([b for b in bars if b.t + timedelta(hours=1) <= bar_end])
-
-    async def _daily_signal(self, session: Session) -> None:
-        runner = self.runners["daily_trend"]
-        bars = await self._fetch(
-            runner, session.open - timedelta(days=10), session.close + timedelta(minutes=5)
-        )
-        todays = [b for b in bars if b.t.astimezone(NEW_YORK).date() <= session.date]
-        log.info("daily signal for %s: %d bars", session.date, len(todays))
-        await runner.on_bars(todays)
-
     async def _after_close(self, session: Session) -> None:
-        await self._execute_pending()  # expires what could not be sent
+        """After each close: emergency stops, the calendar refreshed when it runs short."""
         for name in self.runners:
             self.check_emergency(name)
-        if self.sessions.last_date() and self.sessions.last_date() - session.date < timedelta(
-            days=20
-        ):
+        last = self.sessions.last_date()
+        if last is not None and last - session.date < timedelta(days=20):
             await self._load_sessions()
-        self._plan_sessions()
         log.info("session %s closed: %s", session.date, self.status_line())
 
     # -- status and shutdown -------------------------------------------------------------

@@ -52,7 +52,7 @@ class StrategyRunner:
         self._router = router
         self._clock = clock
         self._sessions = sessions
-        self._delay = execution_delay
+        self.execution_delay = execution_delay
         self._lock = asyncio.Lock()
         self.last_bar: dict[str, datetime] = {}
         self.bars_seen = 0
@@ -180,7 +180,7 @@ class StrategyRunner:
                 row = self._ledger.add_intent(
                     intent,
                     now=now,
-                    not_before=session.open + self._delay,
+                    not_before=session.open + self.execution_delay,
                     expires_at=session.close,
                 )
                 log.info(
@@ -189,7 +189,7 @@ class StrategyRunner:
                     intent.symbol,
                     intent.action,
                     intent.leg,
-                    (session.open + self._delay).isoformat(),
+                    (session.open + self.execution_delay).isoformat(),
                 )
                 continue
             row = self._ledger.add_intent(intent, now=now)

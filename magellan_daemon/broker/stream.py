@@ -52,36 +52,30 @@ class StreamStats:
     last_frame_at: datetime | None = None
 
 
-class _SignallingTradingStream(TradingStream):
-    def __init__(self, queue: asyncio.Queue[Any], *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self._magellan_queue = queue
+def _signalling(sdk_stream: type[Any]) -> type[Any]:
+    """``sdk_stream`` (an alpaca-py stream class) that reports its connection state on our
+    queue: ``CONNECTED`` after every (re)connect, ``DISCONNECTED`` on every close (the SDK
+    closes before each reconnect, and on stop), which health and metrics must see."""
 
-    async def _start_ws(self) -> None:
-        await super()._start_ws()
-        self._magellan_queue.put_nowait(CONNECTED)
+    class Signalling(sdk_stream):  # type: ignore[misc, valid-type]
+        def __init__(self, queue: asyncio.Queue[Any], *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            self._magellan_queue = queue
 
-    async def close(self) -> None:
-        # The SDK closes before every reconnect (and on stop): the stream is down from here
-        # until the next CONNECTED, which health and metrics must see.
-        await super().close()
-        self._magellan_queue.put_nowait(DISCONNECTED)
+        async def _start_ws(self) -> None:
+            await super()._start_ws()
+            self._magellan_queue.put_nowait(CONNECTED)
+
+        async def close(self) -> None:
+            await super().close()
+            self._magellan_queue.put_nowait(DISCONNECTED)
+
+    Signalling.__name__ = f"Signalling{sdk_stream.__name__}"
+    return Signalling
 
 
-class _SignallingDataStream(StockDataStream):
-    def __init__(self, queue: asyncio.Queue[Any], *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self._magellan_queue = queue
-
-    async def _start_ws(self) -> None:
-        await super()._start_ws()
-        self._magellan_queue.put_nowait(CONNECTED)
-
-    async def close(self) -> None:
-        # The SDK closes before every reconnect (and on stop): the stream is down from here
-        # until the next CONNECTED, which health and metrics must see.
-        await super().close()
-        self._magellan_queue.put_nowait(DISCONNECTED)
+_SignallingTradingStream = _signalling(TradingStream)
+_SignallingDataStream = _signalling(StockDataStream)
 
 
 class SupervisedStream:

@@ -100,41 +100,6 @@ def _entry(qty_dollars: float = 1000.0) -> Intent:
     )
 
 
-async def test_entry_is_sent_once_with_the_derived_client_order_id(setup: Setup) -> None:
-    await setup.router.execute([_entry()])
-    await setup.router.execute([_entry()])  # the same intent again: not sent twice
-    orders = setup.broker_orders()
-    assert [o["client_order_id"] for o in orders] == [
-        client_order_id("bear_trap", "AMC", NOW - timedelta(minutes=1), "entry")
-    ]
-    assert orders[0]["qty"] == "250"
-    assert setup.ledger.order(orders[0]["client_order_id"]).status in ("new", "accepted")
-
-
-async def test_crash_before_the_post_is_resent_once(setup: Setup) -> None:
-    cid = ClientOrderId("mg-bt-AMC-test-entry")
-    setup.ledger.create_order(
-        client_order_id=cid,
-        account="main",
-        strategy="bear_trap",
-        symbol="AMC",
-        side="buy",
-        order_type="market",
-        qty=Decimal(10),
-        stop_price=None,
-        time_in_force="day",
-        leg="entry",
-        signal_time=NOW,
-        intent_id=None,
-        replaces=None,
-        now=NOW,
-    )  # ... and the process died before the HTTP call
-    assert await setup.router.resolve_unacked("main") == 1
-    assert [o["client_order_id"] for o in setup.broker_orders()] == [cid]
-    assert await setup.router.resolve_unacked("main") == 0  # now known: nothing to do
-    assert len(setup.broker_orders()) == 1
-
-
 def _row(setup: Setup, cid: str):
     return setup.ledger.create_order(
         client_order_id=ClientOrderId(cid),
@@ -152,6 +117,26 @@ def _row(setup: Setup, cid: str):
         replaces=None,
         now=NOW,
     )
+
+
+async def test_entry_is_sent_once_with_the_derived_client_order_id(setup: Setup) -> None:
+    await setup.router.execute([_entry()])
+    await setup.router.execute([_entry()])  # the same intent again: not sent twice
+    orders = setup.broker_orders()
+    assert [o["client_order_id"] for o in orders] == [
+        client_order_id("bear_trap", "AMC", NOW - timedelta(minutes=1), "entry")
+    ]
+    assert orders[0]["qty"] == "250"
+    assert setup.ledger.order(orders[0]["client_order_id"]).status in ("new", "accepted")
+
+
+async def test_crash_before_the_post_is_resent_once(setup: Setup) -> None:
+    cid = _row(setup, "mg-bt-AMC-test-entry").client_order_id
+    # ... and the process died before the HTTP call
+    assert await setup.router.resolve_unacked("main") == 1
+    assert [o["client_order_id"] for o in setup.broker_orders()] == [cid]
+    assert await setup.router.resolve_unacked("main") == 0  # now known: nothing to do
+    assert len(setup.broker_orders()) == 1
 
 
 @pytest.mark.parametrize("setup", [0.3], indirect=True)

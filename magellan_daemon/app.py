@@ -28,8 +28,8 @@ from magellan_daemon.clock import Clock
 from magellan_daemon.commands import OperatorCommands
 from magellan_daemon.config import MagellanConfig, StrategyConfig, strategy_class
 from magellan_daemon.control import ControlChannel
-from magellan_daemon.domain import BrokerEvent, BrokerPosition
-from magellan_daemon.engine import StrategyRunner
+from magellan_daemon.domain import BrokerPosition
+from magellan_daemon.engine import TIMEFRAME_LENGTH, StrategyRunner
 from magellan_daemon.events import EventSink
 from magellan_daemon.jobs import SessionJobs
 from magellan_daemon.ledger.store import Ledger, parse_iso
@@ -49,7 +49,6 @@ log = logging.getLogger(__name__)
 RECONCILE_LOOKBACK = timedelta(days=7)
 UNACKED_CHECK_SECONDS = 5.0
 STATUS_WRITE_SECONDS = 2.0
-_BAR_LENGTH = {"1Min": timedelta(minutes=1), "1Hour": timedelta(hours=1), "1Day": timedelta(days=1)}
 # The minute clock runs after the minute's bars had their chance to arrive.
 MINUTE_CLOCK_OFFSET = timedelta(minutes=1, seconds=5)
 
@@ -170,7 +169,7 @@ class Daemon:
                 secret=endpoint.secret,
                 paper=endpoint.paper,
                 url=endpoint.trading_ws,
-                on_event=self._on_broker_event,
+                on_event=self.sink.apply,
                 on_connected=self._reconcile_callback(name),
             )
             self.trade_streams[name] = stream
@@ -397,16 +396,12 @@ class Daemon:
         now = self.clock.now()
         for runner in self.runners.values():
             if runner.last_bar:
-                end = max(runner.last_bar.values()) + _BAR_LENGTH[runner.timeframe]
+                end = max(runner.last_bar.values()) + TIMEFRAME_LENGTH[runner.timeframe]
                 m.bar_age.labels(runner.timeframe).set((now - end).total_seconds())
             today = now.astimezone(NEW_YORK).date()
             m.pnl.labels(runner.name).set(float(self.ledger.realized_on(runner.name, today)))
 
     # -- broker events and reconciliation ------------------------------------------------
-
-    async def _on_broker_event(self, event: BrokerEvent) -> None:
-        await self.sink.apply(event)
-        self.ledger.set_meta("last_stream_event", event.ts_event.isoformat())
 
     async def _notify_strategy(self, strategy: str, update: OrderUpdate) -> None:
         runner = self.runners.get(strategy)
@@ -554,9 +549,3 @@ def _symbols_of(name: str, params: Any) -> list[str]:
     if name == "bear_trap":
         return list(params.universe)
     return list(params.symbols)
-
-
-def last_stream_event(ledger: Ledger) -> datetime | None:
-    """When the stream last delivered an event (for status)."""
-    value = ledger.get_meta("last_stream_event")
-    return None if value is None else parse_iso(value)

@@ -22,7 +22,7 @@ from magellan_daemon.sessions import SessionBook
 from strategies.model import Bar, OrderUpdate, Step
 
 log = logging.getLogger(__name__)
-_TIMEFRAME_LENGTH = {
+TIMEFRAME_LENGTH = {  # how long a bar of each timeframe lasts
     "1Min": timedelta(minutes=1),
     "1Hour": timedelta(hours=1),
     "1Day": timedelta(days=1),

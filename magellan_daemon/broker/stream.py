@@ -171,7 +171,7 @@ def trade_updates_stream(
     secret: str,
     paper: bool,
     url: str | None,
-    on_event: Callable[[BrokerEvent], Awaitable[None]],
+    on_event: Callable[[BrokerEvent], Awaitable[object]],
     on_connected: Callable[[], Awaitable[None]],
 ) -> SupervisedStream:
     """One account's ``trade_updates``: every event parsed and handed to ``on_event``;

@@ -11,6 +11,7 @@ wall-clock sleep. Wall-clock timeouts exist only as safety nets.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import os
 import signal
 import sqlite3
@@ -233,3 +234,41 @@ def config_dir(tmp: Path, replace: dict[str, tuple[str, str]] | None = None) -> 
             text = text.replace(old, new)
         (folder / source.name).write_text(text)
     return folder / "magellan.toml"
+
+
+def assert_stop_rested_until_exit(broker_orders: list[dict], symbol: str) -> None:
+    """Read from the broker's own orders: no moment between the first protective stop and
+    the exit without a resting stop for the position."""
+    ours = [o for o in broker_orders if o["client_order_id"].startswith(f"mg-bt-{symbol}-")]
+    stops = sorted(
+        (o for o in ours if "-ps-" in o["client_order_id"]), key=lambda o: o["submitted_at"]
+    )
+    sells = [o for o in ours if o["side"] == "sell" and "-ps-" not in o["client_order_id"]]
+    assert stops, f"no protective stop at the broker for {symbol}"
+
+    def end(order: dict) -> datetime | None:
+        ended = [order.get(k) for k in ("filled_at", "canceled_at", "replaced_at", "expired_at")]
+        found = [_parse(e) for e in ended if e]
+        return min(found) if found else None
+
+    for before, after in itertools.pairwise(stops):
+        ended = end(before)
+        assert ended is not None and _parse(after["submitted_at"]) <= ended + timedelta(
+            seconds=1
+        ), (
+            before["client_order_id"],
+            after["client_order_id"],
+        )
+    last = stops[-1]
+    if last["status"] == "filled":  # the stop was the exit
+        return
+    last_end = end(last)
+    assert last_end is not None, "a stop still rests after the exit"
+    final_sell = max(_parse(o["submitted_at"]) for o in sells)
+    # Cancel-then-sell is the only gap (Alpaca holds shares for the resting stop); it lasts
+    # a REST round trip or two: well under a bar, even at 500x virtual speed.
+    assert timedelta(0) <= final_sell - last_end <= MINUTE, (last_end, final_sell)
+
+
+def _parse(text: str) -> datetime:
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))

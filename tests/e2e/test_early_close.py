@@ -12,7 +12,16 @@ from pathlib import Path
 import pytest
 
 from tests.e2e.bars import early_close_crash_bars
-from tests.e2e.harness import MINUTE, SPEED, Daemon, Sim, config_dir, ny, wait_for
+from tests.e2e.harness import (
+    MINUTE,
+    SPEED,
+    Daemon,
+    Sim,
+    assert_stop_rested_until_exit,
+    config_dir,
+    ny,
+    wait_for,
+)
 
 pytestmark = pytest.mark.timeout(240)
 
@@ -39,6 +48,7 @@ async def test_early_close_day(bars_dir: Path, tmp_path: Path) -> None:
         await sim.run_until(ny("2024-11-29", "12:25"), speed=5000)
         await sim.run_until(ny("2024-11-29", "13:10"), speed=SPEED / 2)  # the 12:55 exit
         sim.pause()
+        broker_orders = sim.orders()
         assert await daemon.stop() == 0
 
     # The 11-27 signal's orders: sent on 11-29 at 09:31, never on Thanksgiving.
@@ -70,6 +80,7 @@ async def test_early_close_day(bars_dir: Path, tmp_path: Path) -> None:
     # Its protective stop was cancelled before the final sell.
     stops = [o for o in bt if o["leg"] == "protective_stop"]
     assert stops and all(o["status"] in ("canceled", "replaced") for o in stops)
+    assert_stop_rested_until_exit(broker_orders, "GME")
 
     # The daily signal of the early-close day was planned for 13:05 (close + 5 minutes), ran
     # then (never before; at 1000x a loaded machine may start it a virtual minute or two late)

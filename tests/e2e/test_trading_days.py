@@ -33,6 +33,7 @@ from tests.e2e.harness import (
     SPEED,
     Daemon,
     Sim,
+    assert_stop_rested_until_exit,
     config_dir,
     ny,
     wait_for,
@@ -123,14 +124,16 @@ async def test_two_sessions_end_to_end(session_run) -> None:
     )[0]["ts"]
     first_stop = min(_t(s["created_at"]) for s in stops)
     assert first_stop - _t(entry_fill) <= 2 * MINUTE  # placed right after the entry filled
-    # Flat at the end, and no shares ever held without a stop resting for them: every
-    # bear-trap sell other than the stop itself happens after the stop was reduced/cancelled.
+    # Flat at the end, and a stop rested at the broker from just after the entry fill until
+    # the exit: the broker's stop orders (the replace chain) cover that time without a gap,
+    # and the last one either was the exit or ended only when the final sell went out.
     assert (
         daemon.query(
             "SELECT qty FROM positions WHERE strategy='bear_trap' AND CAST(qty AS REAL) != 0"
         )
         == []
     )
+    assert_stop_rested_until_exit(sim.orders(), "MULN")
 
     # -- Daily Trend: intents at 16:05, orders at the next open + 60 s (not on the weekend)
     assert "job daily signal (planned 2024-11-15 16:05:00 ET)" in daemon.log_text()

@@ -1,16 +1,33 @@
-"""The daemon's lifecycle: ordered startup, reversed teardown, drain on SIGTERM.
+"""The daemon's lifecycle: ordered startup, teardown that always finishes, fatal paths.
 
-Startup: config → ledger → broker clients → trade-updates streams → first reconciliation
-(refuse to go READY if the broker cannot be read) → strategies (restore + warm-up) → market
-data stream → scheduler. ``stop()`` (SIGTERM/SIGINT, ``--sim-until``) then: stop the
-scheduler, let the submissions in flight finish (bounded), close the streams, flush and
-close the ledger, stop the embedded simulator.
+Startup (``start``), each broker call retried with backoff on retryable errors (bounded and
+logged), so a bad minute at Alpaca delays READY by seconds instead of aborting it:
+
+1. the CSV trade logs rebuilt from the ledger, the calendar loaded;
+2. the strategies restored from their snapshots, each with its own worker;
+3. intents a previous process wrote but never routed are expired (their strategy decides
+   again), the trade-update streams started, and the first reconciliation run: the fills it
+   repairs reach the restored strategies like any other news;
+4. each strategy's view reconciled with the ledger (``Strategy.sync``): positions and open
+   orders as the ledger knows them, protective stops placed where they are missing;
+5. warm-up (completed bars only; the daily bar the next signal owns stays out of it), the
+   minute-bar stream (gapless hand-off), the recovery loops, the scheduler: READY.
+
+A broker that refuses our credentials (``BrokerFatal``) stops entries at once, is logged at
+CRITICAL with what to do, and ends the process with ``EXIT_BROKER_FATAL`` (systemd does not
+restart it). A critical task that dies (a fill consumer, a strategy worker, the trade-log
+writer) ends it with ``EXIT_FAILURE``: systemd restarts it and startup repairs the state.
+
+``stop`` runs every teardown step even when one fails or hangs (each is bounded): the
+scheduler stops first, the bar stream next, then the orders in flight are drained, and only
+then the control channel, the strategy workers and the trade streams go; the ledger is
+flushed and closed last.
 """
 
 from __future__ import annotations
 
 import asyncio
-import itertools
+import contextlib
 import logging
 import os
 from collections.abc import Awaitable, Callable
@@ -18,39 +35,56 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
+
+from tenacity import (
+    AsyncRetrying,
+    before_sleep_log,
+    retry_if_exception_type,
+    stop_after_attempt,
+    wait_exponential_jitter,
+)
 
 from magellan_daemon import sdnotify
-from magellan_daemon.broker.errors import BrokerError
+from magellan_daemon.bar_feed import BarFeed
+from magellan_daemon.broker.errors import BrokerError, BrokerFatal, BrokerRetryable
 from magellan_daemon.broker.rest import AlpacaBroker
 from magellan_daemon.broker.stream import SupervisedStream, bar_stream, trade_updates_stream
-from magellan_daemon.clock import Clock
+from magellan_daemon.clock import Clock, pause
 from magellan_daemon.commands import OperatorCommands
 from magellan_daemon.config import MagellanConfig, StrategyConfig, strategy_class
 from magellan_daemon.control import ControlChannel
-from magellan_daemon.domain import BrokerPosition
 from magellan_daemon.engine import TIMEFRAME_LENGTH, StrategyRunner
 from magellan_daemon.events import EventSink
-from magellan_daemon.jobs import SessionJobs
-from magellan_daemon.ledger.store import Ledger, parse_iso
-from magellan_daemon.ledger.tradelog import rebuild_all
+from magellan_daemon.jobs import SessionJobs, daily_bar_completed
+from magellan_daemon.ledger.store import Ledger
+from magellan_daemon.ledger.tradelog import TradeLogWriter, rebuild_all
 from magellan_daemon.metrics import HEALTHY_LAG_SECONDS, Metrics, MetricsServer
-from magellan_daemon.reconcile import position_diff, reconcile
+from magellan_daemon.order_path import OrderPath
+from magellan_daemon.order_watch import OrderWatch
+from magellan_daemon.recovery import Recovery
 from magellan_daemon.router import OrderRouter, StrategyRouting
 from magellan_daemon.scheduler import JobScheduler
-from magellan_daemon.sessions import NEW_YORK, SessionBook, calendar_window
-from magellan_daemon.tasks import spawn
+from magellan_daemon.sessions import SessionBook, calendar_window
+from magellan_daemon.tasks import Supervisor, spawn
+from magellan_daemon.timefmt import NEW_YORK, parse_iso
 from strategies.emergency import ClosedTrade
 from strategies.emergency import evaluate as evaluate_emergency
-from strategies.model import Bar, OrderUpdate
-from strategies.session import Session
+from strategies.model import Bar, HoldingView, OpenOrderView, OrderUpdate
 
 log = logging.getLogger(__name__)
-RECONCILE_LOOKBACK = timedelta(days=7)
+T = TypeVar("T")
+EXIT_OK, EXIT_FAILURE, EXIT_BROKER_FATAL = 0, 1, 3
+STARTUP_ATTEMPTS = 6  # per broker call: about 15 s of backoff at most
+STREAM_CONNECT_SECONDS = 30.0
 UNACKED_CHECK_SECONDS = 5.0
+OPEN_ORDER_POLL_SECONDS = 5.0
 STATUS_WRITE_SECONDS = 2.0
+POSITION_EVERY = 5  # status ticks between two reads of the broker's positions
+DATA_SILENCE = timedelta(minutes=3)  # no streamed bar this long in a session: reconnect
 # The minute clock runs after the minute's bars had their chance to arrive.
 MINUTE_CLOCK_OFFSET = timedelta(minutes=1, seconds=5)
+WARMUP_LOOKBACK = {"1Day": timedelta(days=420), "1Hour": timedelta(days=60)}
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -92,6 +126,7 @@ class Daemon:
         self.brokers: dict[str, AlpacaBroker] = {}
         self.trade_streams: dict[str, SupervisedStream] = {}
         self.bar_streams: dict[str, SupervisedStream] = {}
+        self.bar_feed: BarFeed | None = None
         self.scheduler = JobScheduler(clock)
         self.jobs = SessionJobs(
             scheduler=self.scheduler,
@@ -102,18 +137,20 @@ class Daemon:
             after_close=self._after_close,
         )
         self.ready = asyncio.Event()
-        self.stopped = asyncio.Event()
-        self._reconciled: dict[str, asyncio.Event] = {}
+        self.exit_code = EXIT_OK
         self._endpoints = endpoints
         self._stop_requested = asyncio.Event()
-        self._tasks: list[asyncio.Task[None]] = []
+        self._tasks: list[asyncio.Task[Any]] = []
+        self.supervisor = Supervisor(self._task_died)
         self.mode = "paper"  # set by the runtime that built this daemon
         self.metrics = Metrics()
         self.metrics_server: MetricsServer | None = None
         self.control = ControlChannel(state_dir / "ledger.sqlite")
-        self._position_suspects: dict[str, set[tuple[str, str]]] = {}
-        self._position_reported: set[tuple[str, str]] = set()
-        self.sink = EventSink(self.ledger, log_dir, self._notify_strategy, self.metrics)
+        self.watch = OrderWatch()
+        self.trade_log = TradeLogWriter(self.ledger, log_dir)
+        self.sink = EventSink(
+            self.ledger, self.trade_log, self._post_update, self.watch, clock.now, self.metrics
+        )
         for name, endpoint in endpoints.items():
             self.brokers[name] = AlpacaBroker(
                 account=name,
@@ -124,6 +161,9 @@ class Daemon:
                 data_url=endpoint.data_url,
                 feed=config.feed,
             )
+        self.path = OrderPath(
+            ledger=self.ledger, brokers=self.brokers, sink=self.sink, watch=self.watch, clock=clock
+        )
         routing = {}
         for name, strategy in self._enabled().items():
             params: Any = strategy.params
@@ -135,10 +175,19 @@ class Daemon:
             )
         self.router = OrderRouter(
             ledger=self.ledger,
-            brokers=self.brokers,
+            path=self.path,
             sink=self.sink,
             clock=clock,
             routing=routing,
+            on_fatal=self.broker_fatal,
+        )
+        self.recovery = Recovery(
+            ledger=self.ledger,
+            path=self.path,
+            sink=self.sink,
+            clock=clock,
+            accounts=list(endpoints),
+            reconnect=self._reconnect_trade_stream,
         )
         self.commands = OperatorCommands(
             control=self.control,
@@ -160,9 +209,13 @@ class Daemon:
 
     async def start(self) -> None:
         """Bring every part up in order; raises when the broker cannot be read."""
-        rebuild_all(self.ledger, self.log_dir)
+        await asyncio.to_thread(rebuild_all, self.ledger, self.log_dir)
+        self.supervisor.spawn(self.trade_log.run(), name="trade-log")
+        await self._load_sessions()
+        for name, strategy in self._enabled().items():
+            self._restore_strategy(name, strategy)
+        self._expire_unrouted_intents()
         for name, endpoint in self._endpoints.items():
-            self._reconciled[name] = asyncio.Event()
             stream = trade_updates_stream(
                 account=name,
                 key=endpoint.key,
@@ -170,59 +223,69 @@ class Daemon:
                 paper=endpoint.paper,
                 url=endpoint.trading_ws,
                 on_event=self.sink.apply,
-                on_connected=self._reconcile_callback(name),
+                on_connected=lambda account=name: self.recovery.schedule(account),
             )
             self.trade_streams[name] = stream
-            stream.start()
-        for name, event in self._reconciled.items():
-            try:
-                await asyncio.wait_for(event.wait(), timeout=60)
-            except TimeoutError:
-                raise BrokerError(
-                    f"account {name}: trade stream or first reconciliation not done in 60 s"
-                ) from None
-        await self._load_sessions()
-        for name, strategy in self._enabled().items():
-            await self._start_strategy(name, strategy)
+            stream.start(self.supervisor.spawn)
+        await self._wait_streams_connected()
+        for account in self._endpoints:
+            await self.recovery.reconcile_with_retry(account)
+            self.recovery.reconciled[account].set()
+        for runner in self.runners.values():
+            intents = await runner.sync(self._holding_views(runner.name))
+            if intents:
+                log.warning("strategy %s: %d intents after the restart sync", runner.name, intents)
+        for runner in self.runners.values():
+            fed = await self._warm(runner)
+            log.info(
+                "strategy %s: %d symbols, %d warm-up bars", runner.name, len(runner.symbols), fed
+            )
         self._start_bar_streams()
-        self._tasks.append(spawn(self._watch_unacked(), name="unacked-orders"))
-        self._tasks.append(spawn(self.commands.poll_forever(), name="control"))
-        self._tasks.append(spawn(self._status_loop(), name="status"))
-        self._tasks.append(spawn(self.metrics.probe_loop_lag(), name="loop-lag"))
+        self._start_loops()
         if self.config.metrics_port is not None:
             self.metrics.on_scrape(self._refresh_metrics)
             self.metrics_server = MetricsServer(self.metrics, self.health, self.config.metrics_port)
             await self.metrics_server.start()
-        if "bear_trap" in self.runners:
-            self._tasks.append(
-                spawn(self._minute_clock(self.runners["bear_trap"]), name="minute-clock")
-            )
         self.scheduler.start()
         self.jobs.plan()
         self.ready.set()
         log.info("READY: %s", self.status_line())
 
+    async def _startup_call(self, what: str, call: Callable[[], Awaitable[T]]) -> T:
+        """A broker call at startup, retried with backoff on retryable errors."""
+        async for attempt in AsyncRetrying(
+            retry=retry_if_exception_type(BrokerRetryable),
+            stop=stop_after_attempt(STARTUP_ATTEMPTS),
+            wait=wait_exponential_jitter(initial=0.25, max=4.0),
+            sleep=lambda seconds: pause(self.clock, seconds),
+            before_sleep=before_sleep_log(log, logging.WARNING),
+            reraise=True,
+        ):
+            with attempt:
+                return await call()
+        raise AssertionError(f"unreachable: {what}")
+
     async def _load_sessions(self) -> None:
         start, end = calendar_window(self.clock.now())
         broker = next(iter(self.brokers.values()))
-        market = await broker.market_clock()
+        market = await self._startup_call("clock", broker.market_clock)
         log.info(
             "broker clock: market %s, next open %s, next close %s",
             "OPEN" if market.is_open else "closed",
             market.next_open.astimezone(NEW_YORK).strftime("%Y-%m-%d %H:%M ET"),
             market.next_close.astimezone(NEW_YORK).strftime("%Y-%m-%d %H:%M ET"),
         )
-        self.sessions = SessionBook(await broker.sessions(start, end))
+        sessions = await self._startup_call("calendar", lambda: broker.sessions(start, end))
+        self.sessions = SessionBook(sessions)
         log.info("calendar: %d sessions %s", len(self.sessions), self.sessions.span())
 
-    async def _start_strategy(self, name: str, config: StrategyConfig) -> None:
+    def _restore_strategy(self, name: str, config: StrategyConfig) -> None:
         cls = strategy_class(name)
         params: Any = config.params
-        symbols = _symbols_of(name, params)
         runner = StrategyRunner(
             name=name,
             strategy=cls(params),
-            symbols=symbols,
+            symbols=_symbols_of(name, params),
             ledger=self.ledger,
             router=self.router,
             clock=self.clock,
@@ -231,34 +294,112 @@ class Daemon:
         )
         restored = runner.restore(lambda state: cls(params, state=state))
         self.runners[name] = runner
-        fed = await self._warm(runner)
-        log.info(
-            "strategy %s: %s, %d symbols, %d warm-up bars",
-            name,
-            "restored from the ledger" if restored else "fresh",
-            len(symbols),
-            fed,
-        )
+        self.supervisor.spawn(runner.run(), name=f"strategy-{name}")
+        log.info("strategy %s: %s", name, "restored from the ledger" if restored else "fresh")
+
+    def _expire_unrouted_intents(self) -> None:
+        """Intents to be sent at once that a previous process wrote and never routed: their
+        moment has passed, so they are not sent now; their strategy decides again."""
+        now = self.clock.now()
+        for row in self.ledger.intents("pending"):
+            if row.intent.execute != "now":
+                continue
+            if self.ledger.orders_of_intent(row.id):
+                self.ledger.set_intent_status(row.id, "sent", "sent before the restart", now)
+                continue
+            self.ledger.set_intent_status(row.id, "expired", "not routed before a restart", now)
+            log.warning(
+                "expired   %-12s %-6s %s %s: not routed before the restart; its strategy "
+                "decides again",
+                row.intent.strategy,
+                row.intent.symbol,
+                row.intent.action,
+                row.intent.leg,
+            )
+
+    async def _wait_streams_connected(self) -> None:
+        loop = asyncio.get_running_loop()
+        end = loop.time() + STREAM_CONNECT_SECONDS
+        while not all(s.stats.connected for s in self.trade_streams.values()):
+            if loop.time() > end:
+                down = [a for a, s in self.trade_streams.items() if not s.stats.connected]
+                raise BrokerError(
+                    f"trade stream of {', '.join(down)} not connected in "
+                    f"{STREAM_CONNECT_SECONDS:g} s"
+                )
+            await asyncio.sleep(0.02)
+
+    def _holding_views(self, strategy: str) -> dict[str, HoldingView]:
+        """The ledger's view of a strategy's holdings: positions, open orders, unsent
+        next-open intents."""
+        positions = {p.symbol: int(p.qty) for p in self.ledger.positions(strategy)}
+        orders: dict[str, list[OpenOrderView]] = {}
+        for o in self.ledger.orders(strategy=strategy, open_only=True):
+            orders.setdefault(o.symbol, []).append(
+                OpenOrderView(
+                    leg=o.leg,
+                    signal_time=o.signal_time,
+                    side=o.side,  # type: ignore[arg-type]
+                    remaining=int(o.qty - o.filled_qty),
+                    stop_price=None if o.stop_price is None else float(o.stop_price),
+                )
+            )
+        for row in self.ledger.intents("pending"):
+            intent = row.intent
+            if intent.strategy != strategy or intent.action not in ("buy", "sell"):
+                continue
+            orders.setdefault(intent.symbol, []).append(
+                OpenOrderView(
+                    leg=intent.leg,
+                    signal_time=intent.signal_time,
+                    side=intent.action,
+                    remaining=intent.qty or 0,
+                )
+            )
+        return {
+            symbol: HoldingView(
+                symbol=symbol,
+                position=positions.get(symbol, 0),
+                open_orders=tuple(orders.get(symbol, ())),
+            )
+            for symbol in sorted(set(positions) | set(orders))
+        }
 
     async def _warm(self, runner: StrategyRunner) -> int:
-        """History the strategy has not seen, up to the last completed bar, as warm-up."""
+        """History the strategy has not seen, up to the last completed bar, as warm-up. The
+        daily bar the next signal owns (and any of a session still open) stays out."""
         now = self.clock.now()
-        lookback = {"1Day": timedelta(days=420), "1Hour": timedelta(days=60)}.get(
-            runner.timeframe, timedelta(days=4)
-        )
-        bars = await self._fetch(runner, now - lookback, now)
-        catch_up = self.jobs.catch_up_session() if runner.timeframe == "1Day" else None
-        if catch_up is not None:
-            bars = [b for b in bars if b.t.astimezone(NEW_YORK).date() < catch_up.date]
+        lookback = WARMUP_LOOKBACK.get(runner.timeframe, timedelta(days=4))
+        bars = await self._fetch(runner, now - lookback, now, startup=True)
+        if runner.timeframe == "1Day":
+            owed = self.jobs.owed()
+            bars = [
+                b
+                for b in bars
+                if daily_bar_completed(b, self.sessions, now)
+                and (owed is None or b.t.astimezone(NEW_YORK).date() < owed.date)
+            ]
+        else:
+            length = TIMEFRAME_LENGTH[runner.timeframe]
+            bars = [b for b in bars if b.t + length <= now]
         return await runner.warmup(bars)
 
-    async def _fetch(self, runner: StrategyRunner, start: datetime, end: datetime) -> list[Bar]:
+    async def _fetch(
+        self, runner: StrategyRunner, start: datetime, end: datetime, *, startup: bool = False
+    ) -> list[Bar]:
+        """The runner's bars from ``start`` to ``end`` (retried); at startup a failure is
+        raised, later it is logged and the job goes without."""
         broker = self.brokers[self.config.strategies[runner.name].account]
         if not runner.symbols or runner.symbols == ["*"]:
             return []
         try:
-            found = await broker.bars(runner.symbols, runner.timeframe, start, end)  # type: ignore[arg-type]
+            found = await self._startup_call(
+                "bars",
+                lambda: broker.bars(runner.symbols, runner.timeframe, start, end),  # type: ignore[arg-type]
+            )
         except BrokerError as exc:
+            if startup:
+                raise
             log.warning("bars for %s unavailable: %s", runner.name, exc)
             return []
         return [b for rows in found.values() for b in rows]
@@ -269,15 +410,12 @@ class Daemon:
             return
         account = self.config.strategies["bear_trap"].account
         endpoint = self._endpoints[account]
-        first_connect = [True]
 
-        async def on_connected() -> None:
-            if first_connect[0]:
-                first_connect[0] = False
-                return
-            fed = await self._warm(runner)  # bars missed while disconnected
-            log.warning("bar stream reconnected: %d missed bars fed as warm-up", fed)
+        async def fetch(start: datetime, end: datetime) -> list[Bar]:
+            return await self._fetch(runner, start, end)
 
+        feed = BarFeed(runner, fetch, self.clock)
+        self.bar_feed = feed
         stream = bar_stream(
             account=account,
             key=endpoint.key,
@@ -285,80 +423,81 @@ class Daemon:
             feed=self.config.feed,
             url=endpoint.data_ws,
             symbols=runner.symbols,
-            on_bar=lambda bar: runner.on_bars([bar]),
-            on_connected=on_connected,
+            on_bar=feed.on_bar,
+            on_connected=feed.on_connected,
         )
         self.bar_streams[account] = stream
-        stream.start()
+        stream.start(self.supervisor.spawn)
+
+    def _start_loops(self) -> None:
+        recovery, critical = self.recovery, self.supervisor.spawn
+        critical(
+            recovery.forever(UNACKED_CHECK_SECONDS, recovery.resolve_unacked, "unacked check"),
+            name="unacked-orders",
+        )
+        critical(
+            recovery.forever(OPEN_ORDER_POLL_SECONDS, recovery.poll_open_orders, "open-order poll"),
+            name="open-order-poll",
+        )
+        critical(self._status_loop(), name="status")
+        critical(self.metrics.probe_loop_lag(), name="loop-lag")
+        if "bear_trap" in self.runners:
+            critical(self._minute_clock(self.runners["bear_trap"]), name="minute-clock")
+        self._tasks.append(spawn(self.commands.poll_forever(), name="control"))
 
     async def _minute_clock(self, runner: StrategyRunner) -> None:
-        """A few seconds after each minute: time-driven exits for symbols with no bar."""
+        """A few seconds after each minute: time-driven exits for symbols with no bar, and a
+        check that the minute-bar stream still speaks during the session."""
         while True:
             now = self.clock.now()
             await self.clock.sleep_until(now.replace(second=0, microsecond=0) + MINUTE_CLOCK_OFFSET)
-            await runner.on_clock()
+            now = self.clock.now()
+            runner.post_clock(now)
+            await self._check_bar_silence(now)
 
-    async def _watch_unacked(self) -> None:
-        """Every few wall seconds: orders with no broker answer are looked up by
-        client_order_id (operational timing, not business timing: wall sleep)."""
-        while True:
-            await asyncio.sleep(UNACKED_CHECK_SECONDS)
-            for account in self.brokers:
-                try:
-                    count = await self.router.resolve_unacked(account)
-                except BrokerError as exc:
-                    log.warning("unacked-order check of %s failed: %s", account, exc)
-                    continue
-                if count:
-                    log.warning("%s: %d unacknowledged orders looked up", account, count)
+    async def _check_bar_silence(self, now: datetime) -> None:
+        feed = self.bar_feed
+        session = self.sessions.for_bar_start(now)
+        if feed is None or session is None or not session.open + DATA_SILENCE < now:
+            return
+        if now > session.close:
+            return
+        last = feed.last_streamed or session.open
+        if now - max(last, session.open) > DATA_SILENCE:
+            for stream in self.bar_streams.values():
+                log.warning("%s: no bar for %s in the session", stream.name, now - last)
+                await stream.reconnect()
+            feed.last_streamed = now  # give the reconnect its own time
 
     async def _status_loop(self) -> None:
         """Every 2 s (wall): the snapshot `magellan status` reads. Every ~10 s: the broker's
         positions, for prices and for the position watch."""
         prices: dict[str, str] = {}
-        for tick in itertools.count():
-            if tick % 5 == 0:
+        tick = 0
+        while True:
+            if tick % POSITION_EVERY == 0:
                 for account in self.brokers:
                     try:
-                        positions = await self.router.broker_positions(account)
-                    except BrokerError as exc:
+                        positions = await self.brokers[account].positions()
+                    except BrokerRetryable as exc:
                         log.warning("positions of %s unreadable: %s", account, exc)
                         continue
                     prices.update(
                         {p.symbol: str(p.current_price) for p in positions if p.current_price}
                     )
-                    self._watch_positions(account, positions)
+                    self.recovery.watch_positions(account, positions)
+            tick += 1
             self.control.write_status(self.status_snapshot(prices))
             sdnotify.status(f"{self.mode}, {len(self.runners)} strategies: {self.status_line()}")
             await asyncio.sleep(STATUS_WRITE_SECONDS)
 
-    def _watch_positions(self, account: str, positions: list[BrokerPosition]) -> None:
-        """Positions changed outside Magellan (a manual trade, a corporate action) are
-        reported while the daemon runs, not only at the next reconnect. A difference must be
-        seen on two reads in a row: a fill is briefly at the broker before its event is here."""
-        found = {
-            (d.symbol, d.detail): d
-            for d in position_diff(account, self.ledger.net_positions(account), positions)
-        }
-        seen_before = self._position_suspects.get(account, set())
-        for key, discrepancy in found.items():
-            if key in seen_before and key not in self._position_reported:
-                self._position_reported.add(key)
-                self.metrics.discrepancies.inc()
-                self.ledger.record_discrepancy(discrepancy, self.clock.now())
-                log.warning(
-                    "DISCREPANCY %s %s %s: %s",
-                    discrepancy.kind,
-                    account,
-                    discrepancy.symbol,
-                    discrepancy.detail,
-                    extra={"fields": {"SYMBOL": discrepancy.symbol, "EVENT": "discrepancy"}},
-                )
-        self._position_suspects[account] = set(found)
+    async def _reconnect_trade_stream(self, account: str) -> None:
+        stream = self.trade_streams.get(account)
+        if stream is not None:
+            await stream.reconnect()
 
     def status_snapshot(self, prices: dict[str, str]) -> dict[str, Any]:
         """What the operator's `status` shows about the running process."""
-        last_fill = self.ledger.execute_read("SELECT MAX(ts) AS ts FROM fills")[0]["ts"]
         return {
             "mode": self.mode,
             "pid": os.getpid(),
@@ -369,12 +508,22 @@ class Daemon:
                 {"name": j.name, "when": j.when.isoformat()} for j in self.scheduler.planned()[:5]
             ],
             "prices": prices,
-            "last_fill": last_fill,
+            "last_fill": self.ledger.last_fill_time(),
             "strategies": {n: {"enabled": n in self.runners} for n in self.config.strategies},
         }
 
+    def alive(self) -> bool:
+        """The daemon's own tasks run and its loop answers (what the watchdog pings for)."""
+        return not self.supervisor.dead() and self.metrics.last_loop_lag <= HEALTHY_LAG_SECONDS
+
     def health(self) -> tuple[bool, str]:
-        """Healthy = every trade stream connected and the event loop responsive."""
+        """Healthy = every critical task alive, every trade stream connected, the event loop
+        responsive and the broker still accepting us."""
+        dead = self.supervisor.dead()
+        if dead:
+            return False, f"task died: {', '.join(dead)}"
+        if self.router.entries_stopped:
+            return False, f"broker refused us: {self.router.entries_stopped}"
         down = [a for a, s in self.trade_streams.items() if not s.stats.connected]
         if down:
             return False, f"trade stream down: {', '.join(down)}"
@@ -386,8 +535,8 @@ class Daemon:
     def _refresh_metrics(self) -> None:
         m = self.metrics
         m.router_queue.set(self.router.stats.in_flight)
-        while self.router.stats.submit_seconds:
-            m.submit_latency.observe(self.router.stats.submit_seconds.popleft())
+        while self.path.stats.submit_seconds:
+            m.submit_latency.observe(self.path.stats.submit_seconds.popleft())
         for account, broker in self.brokers.items():
             m.throttle_wait.labels(account).set(broker.stats.throttle_wait_seconds)
         for stream in (*self.trade_streams.values(), *self.bar_streams.values()):
@@ -401,12 +550,13 @@ class Daemon:
             today = now.astimezone(NEW_YORK).date()
             m.pnl.labels(runner.name).set(float(self.ledger.realized_on(runner.name, today)))
 
-    # -- broker events and reconciliation ------------------------------------------------
+    # -- broker events -------------------------------------------------------------------
 
-    async def _notify_strategy(self, strategy: str, update: OrderUpdate) -> None:
+    def _post_update(self, strategy: str, update: OrderUpdate) -> None:
+        """The sink's news for a strategy: queued for its worker (never waits)."""
         runner = self.runners.get(strategy)
         if runner is not None:
-            await runner.on_order_update(update)
+            runner.post_update(update)
         if update.kind == "fill" and update.side == "sell":
             self.check_emergency(strategy)
 
@@ -441,53 +591,40 @@ class Daemon:
             extra={"fields": {"STRATEGY": strategy, "EVENT": "emergency_stop"}},
         )
 
-    def _reconcile_callback(self, account: str) -> Callable[[], Awaitable[None]]:
-        async def run() -> None:
-            try:
-                await self.reconcile(account)
-            except BrokerError as exc:
-                log.error("reconciliation of %s failed: %s", account, exc)
-                return
-            self._reconciled[account].set()
-
-        return run
-
-    async def reconcile(self, account: str) -> int:
-        """Diff ledger and broker for one account; apply the events; report discrepancies."""
-        now = self.clock.now()
-        open_orders = self.ledger.orders(account=account, open_only=True)
-        since = min([o.created_at for o in open_orders] + [now - RECONCILE_LOOKBACK])
-        snapshot = await self.router.snapshot(account, since - timedelta(minutes=1))
-        orders = [
-            o
-            for o in self.ledger.orders(account=account)
-            if o.created_at >= since - timedelta(days=1)
-        ]
-        result = reconcile(orders, self.ledger.net_positions(account), snapshot, now)
-        for event in result.events:
-            await self.sink.apply(event)
-        for discrepancy in result.discrepancies:
-            self.metrics.discrepancies.inc()
-            self.ledger.record_discrepancy(discrepancy, now)
-            log.warning(
-                "DISCREPANCY %s %s %s: %s",
-                discrepancy.kind,
-                discrepancy.account,
-                discrepancy.symbol,
-                discrepancy.detail,
-                extra={"fields": {"SYMBOL": discrepancy.symbol, "EVENT": "discrepancy"}},
+    def broker_fatal(self, exc: BrokerFatal) -> None:
+        """The broker refuses our credentials or the account: stop entries, say what to do,
+        and end the process with ``EXIT_BROKER_FATAL``."""
+        if self.router.entries_stopped is None:
+            self.router.entries_stopped = str(exc)
+            log.critical(
+                "BROKER REFUSED US (%s): no new orders. Check the API key pair in the "
+                "credentials file and the account's status at Alpaca, then start the daemon "
+                "again. Exiting with code %d.",
+                exc,
+                EXIT_BROKER_FATAL,
+                extra={"fields": {"EVENT": "broker_fatal"}},
             )
-        resent = await self.router.resend_not_found(account)
-        log.info(
-            "reconciled %s: %d events applied, %d discrepancies, %d orders re-sent",
-            account,
-            len(result.events),
-            len(result.discrepancies),
-            resent,
-        )
-        return len(result.events)
+        self.exit_code = EXIT_BROKER_FATAL
+        self.request_stop()
 
-    async def _after_close(self, session: Session) -> None:
+    def _task_died(self, name: str, exc: BaseException | None) -> None:
+        if isinstance(exc, BrokerFatal):
+            self.broker_fatal(exc)
+            return
+        log.critical(
+            "task %s ended (%s): the daemon cannot trade without it; exiting with code %d so "
+            "that systemd restarts it and the startup reconciliation repairs the state",
+            name,
+            "no error" if exc is None else f"{type(exc).__name__}: {exc}",
+            EXIT_FAILURE,
+            exc_info=exc,
+            extra={"fields": {"EVENT": "task_died"}},
+        )
+        if self.exit_code == EXIT_OK:
+            self.exit_code = EXIT_FAILURE
+        self.request_stop()
+
+    async def _after_close(self, session: Any) -> None:
         """After each close: emergency stops, the calendar refreshed when it runs short."""
         for name in self.runners:
             self.check_emergency(name)
@@ -521,28 +658,63 @@ class Daemon:
         """Return when a stop was requested."""
         await self._stop_requested.wait()
 
+    @property
+    def stop_requested(self) -> bool:
+        """True once a stop was requested."""
+        return self._stop_requested.is_set()
+
     async def stop(self, drain_seconds: float = 15.0) -> None:
-        """Drain and tear down in the reverse order of startup."""
-        await self.scheduler.shutdown()
+        """Tear down in the reverse order of startup; every step runs, each is bounded."""
+        self.supervisor.stopping = True
+        async with contextlib.AsyncExitStack() as stack:
+            # Pushed in reverse: the last pushed runs first.
+            stack.push_async_callback(self._step, "ledger", self._close_ledger, 10)
+            stack.push_async_callback(self._step, "brokers", self._close_brokers, 5)
+            stack.push_async_callback(self._step, "trade log", self.trade_log.flush, 10)
+            stack.push_async_callback(self._step, "metrics", self._stop_metrics, 5)
+            stack.push_async_callback(self._step, "trade streams", self._stop_trade_streams, 10)
+            stack.push_async_callback(self._step, "tasks", self._cancel_tasks, 10)
+            stack.push_async_callback(
+                self._step, "orders", self.router.drain, drain_seconds + 1, drain_seconds
+            )
+            stack.push_async_callback(self._step, "bar streams", self._stop_bar_streams, 10)
+            stack.push_async_callback(self._step, "scheduler", self.scheduler.shutdown, 20)
+
+    async def _step(self, name: str, fn: Callable[..., Awaitable[Any]], timeout: float, *args: Any):
+        try:
+            await asyncio.wait_for(fn(*args), timeout)
+        except TimeoutError:
+            log.warning("shutdown: %s did not finish in %g s; going on", name, timeout)
+        except Exception:
+            log.exception("shutdown: %s failed; going on", name)
+
+    async def _stop_bar_streams(self) -> None:
+        for stream in self.bar_streams.values():
+            await stream.stop()
+
+    async def _cancel_tasks(self) -> None:
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
-        deadline = asyncio.get_running_loop().time() + drain_seconds
-        while self.router.stats.in_flight and asyncio.get_running_loop().time() < deadline:
-            await asyncio.sleep(0.05)
-        for stream in self.bar_streams.values():
-            await stream.stop()
+        await self.supervisor.cancel_all()
+
+    async def _stop_trade_streams(self) -> None:
         for stream in self.trade_streams.values():
             await stream.stop()
+
+    async def _stop_metrics(self) -> None:
         if self.metrics_server is not None:
             await self.metrics_server.stop()
+
+    async def _close_brokers(self) -> None:
         for broker in self.brokers.values():
             broker.close()
-        self.control.close()
+
+    async def _close_ledger(self) -> None:
         for runner in self.runners.values():
             self.ledger.save_strategy_state(runner.name, runner.snapshot(), self.clock.now())
+        self.control.close()
         self.ledger.close()
-        self.stopped.set()
 
 
 def _symbols_of(name: str, params: Any) -> list[str]:

@@ -218,3 +218,36 @@ class VirtualClock:
 
     def __repr__(self) -> str:
         return f"VirtualClock(now={self.now().isoformat()}, speed={self._speed})"
+
+
+class Deadline:
+    """Operational timing (retries, waits for the broker): expires after ``seconds`` of the
+    clock's time or of wall time, whichever comes first. At 1x both agree; on a fast virtual
+    clock the virtual bound keeps a wait short in market time; on a frozen one the wall bound
+    still ends it."""
+
+    def __init__(self, clock: Clock, seconds: float) -> None:
+        self._clock = clock
+        self._virtual_end = clock.now() + timedelta(seconds=seconds)
+        self._wall_end = time.monotonic() + seconds
+
+    def remaining(self) -> float:
+        """Wall seconds left (0 when expired)."""
+        wall_left = self._wall_end - time.monotonic()
+        reached = self._clock.to_wall(self._virtual_end)
+        if reached is not None:
+            wall_left = min(wall_left, (reached - datetime.now(UTC)).total_seconds())
+            if self._clock.now() >= self._virtual_end:
+                return 0.0
+        return max(0.0, wall_left)
+
+    def expired(self) -> bool:
+        """True once either bound has passed."""
+        return self.remaining() <= 0.0
+
+
+async def pause(clock: Clock, seconds: float) -> None:
+    """Sleep ``seconds`` of operational time (see ``Deadline``)."""
+    deadline = Deadline(clock, seconds)
+    while (left := deadline.remaining()) > 0:
+        await asyncio.sleep(min(left, 0.25))

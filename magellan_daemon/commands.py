@@ -58,7 +58,12 @@ class OperatorCommands:
                 return
             running = self._running()
             names = [command.strategy] if command.strategy else running
-            merged: dict[str, list[Any]] = {"canceled": [], "sells": [], "errors": []}
+            merged: dict[str, list[Any]] = {
+                "canceled": [],
+                "sells": [],
+                "refused": [],
+                "errors": [],
+            }
             for name in names:
                 if name not in running:
                     merged["errors"].append(f"strategy {name!r} is not running")

@@ -1,28 +1,41 @@
 """The one door for broker news: stream events, submit replies and reconciliation alike.
 
 ``EventSink.apply`` writes the event to the ledger (exactly once), logs every order state
-change in one fixed shape, rewrites the day's CSV trade log after a fill, and tells the
-owning strategy what happened to its order (fill increments; orders that ended unfilled).
+change in one fixed shape, marks the day's CSV trade log for rewriting, wakes whoever waits
+on the order (``OrderWatch``) and posts to the owning strategy what happened to its order
+(fill increments; orders that ended unfilled). It is synchronous and never waits on anything:
+the stream consumer that calls it never waits on REST, on a lane, or on a strategy.
+
+What the state machine judges old news (the POST reply after the stream's fill) is logged at
+DEBUG; a real contradiction at ERROR; a position that goes short (long-only strategies) is a
+DISCREPANCY at ERROR, stored as it is and never booked as zero.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from datetime import datetime
 from decimal import Decimal
-from pathlib import Path
 
-from magellan_daemon.domain import BrokerEvent
-from magellan_daemon.ledger.store import Applied, Ledger, OrderRow, session_date
-from magellan_daemon.ledger.tradelog import write_day
+from magellan_daemon.domain import BrokerEvent, Discrepancy
+from magellan_daemon.ledger.store import Applied, Ledger, OrderRow
+from magellan_daemon.ledger.tradelog import TradeLogWriter
 from magellan_daemon.metrics import Metrics
+from magellan_daemon.order_watch import OrderWatch
+from magellan_daemon.timefmt import session_date
 from strategies.model import Intent, OrderUpdate
 
 log = logging.getLogger(__name__)
-_ENDED_UNFILLED = {"canceled": "canceled", "expired": "expired", "rejected": "rejected"}
+# Statuses an order can end in without filling completely, and what the strategy is told.
+_ENDED_UNFILLED = {
+    "canceled": "canceled",
+    "expired": "expired",
+    "rejected": "rejected",
+    "not_found": "rejected",  # the broker never received it
+}
 
-Notify = Callable[[str, OrderUpdate], Awaitable[None]]
+Notify = Callable[[str, OrderUpdate], None]
 
 
 def order_line(verb: str, order: OrderRow, qty: Decimal, price: Decimal | None) -> str:
@@ -47,23 +60,31 @@ def log_fields(order: OrderRow, event: str) -> dict[str, object]:
 
 
 class EventSink:
-    """Applies broker events and fans them out to the strategies."""
+    """Applies broker events and posts the strategies' order news."""
 
     def __init__(
-        self, ledger: Ledger, log_dir: Path, notify: Notify, metrics: Metrics | None = None
+        self,
+        ledger: Ledger,
+        trade_log: TradeLogWriter,
+        notify: Notify,
+        watch: OrderWatch,
+        clock_now: Callable[[], datetime],
+        metrics: Metrics | None = None,
     ) -> None:
         self._ledger = ledger
-        self._metrics = metrics
-        self._log_dir = log_dir
+        self._trade_log = trade_log
         self._notify = notify
+        self._watch = watch
+        self._now = clock_now
+        self._metrics = metrics
         self.applied = 0
-        self.duplicates = 0
         self.unknown = 0
 
-    async def apply(self, event: BrokerEvent) -> Applied:
+    def apply(self, event: BrokerEvent) -> Applied:
         """Apply one event; returns what the ledger did with it."""
         applied = self._ledger.apply_event(event)
-        if applied.order is None:
+        order = applied.order
+        if order is None:
             self.unknown += 1
             log.warning(
                 "event %s for order %s (%s) that is not ours: ignored",
@@ -72,47 +93,90 @@ class EventSink:
                 event.symbol,
             )
             return applied
-
         if applied.duplicate:
-            self.duplicates += 1
             return applied
         self.applied += 1
-        order = applied.order
         extra = {"fields": log_fields(order, event.event)}
-        if applied.invalid:
+        if applied.verdict == "invalid":
             log.error(
-                "invalid transition: %s (%s)", applied.invalid, order.client_order_id, extra=extra
+                "invalid transition: %s (%s, from %s)",
+                applied.reason,
+                order.client_order_id,
+                event.source,
+                extra=extra,
             )
-        if self._metrics is not None:
-            if applied.status_changed:
-                self._metrics.orders.labels(order.strategy, order.status).inc()
-                if order.status == "rejected":
-                    self._metrics.rejects.labels(order.strategy).inc()
-            if applied.fill is not None:
-                self._metrics.fills.labels(order.strategy).inc()
+        elif applied.verdict == "stale":
+            log.debug("%s (%s, from %s)", applied.reason, order.client_order_id, event.source)
+        self._count(applied)
         if applied.fill is not None:
             fill = applied.fill
             log.info(order_line("filled", order, fill.qty, fill.price), extra=extra)
-            write_day(self._ledger, self._log_dir, order.strategy, session_date(fill.ts))
-            await self._notify(
+            self._trade_log.mark(order.strategy, session_date(fill.ts))
+            if fill.position_after < 0:
+                self._short(order, fill.position_after)
+            self._notify(
                 order.strategy,
                 _update(order, "fill", fill.ts, qty=int(fill.qty), price=float(fill.price)),
             )
+        if applied.restated:
+            log.warning(
+                order_line(f"{event.event}", order, order.filled_qty, order.filled_avg_price),
+                extra=extra,
+            )
+            for day in {session_date(event.ts_event), session_date(order.created_at)}:
+                self._trade_log.mark(order.strategy, day)
         if applied.status_changed and applied.fill is None:
             log.info(order_line(order.status, order, order.qty, order.stop_price), extra=extra)
         kind = _ENDED_UNFILLED.get(order.status)
         if applied.status_changed and kind and order.filled_qty < order.qty:
-            await self._notify(order.strategy, _update(order, kind, event.ts_event))
+            self._notify(order.strategy, _update(order, kind, event.ts_event))
+        self._watch.notify(order.client_order_id, event.event)
         return applied
 
-    async def not_sent(self, intent: Intent, now: datetime) -> None:
-        """Tell the strategy its buy/sell intent was never sent (gate, size 0, nothing held),
-        so it does not wait for an order that does not exist."""
+    def _count(self, applied: Applied) -> None:
+        order = applied.order
+        if self._metrics is None or order is None:
+            return
+        if applied.status_changed:
+            self._metrics.orders.labels(order.strategy, order.status).inc()
+            if order.status == "rejected":
+                self._metrics.rejects.labels(order.strategy).inc()
+        if applied.fill is not None:
+            self._metrics.fills.labels(order.strategy).inc()
+
+    def _short(self, order: OrderRow, qty: Decimal) -> None:
+        discrepancy = Discrepancy(
+            kind="short_position",
+            account=order.account,
+            symbol=order.symbol,
+            detail=f"{order.strategy} is short {-qty} shares after {order.client_order_id} "
+            f"filled (long-only): booked as it is; an operator must look",
+        )
+        self.discrepancy(discrepancy, level=logging.ERROR)
+
+    def discrepancy(self, discrepancy: Discrepancy, level: int = logging.WARNING) -> None:
+        """Record and log one discrepancy (the ledger keeps it for ``magellan status``)."""
         if self._metrics is not None:
-            self._metrics.blocked.labels(intent.strategy).inc()
+            self._metrics.discrepancies.inc()
+        self._ledger.record_discrepancy(discrepancy, self._now())
+        log.log(
+            level,
+            "DISCREPANCY %s %s %s: %s",
+            discrepancy.kind,
+            discrepancy.account,
+            discrepancy.symbol,
+            discrepancy.detail,
+            extra={"fields": {"SYMBOL": discrepancy.symbol, "EVENT": "discrepancy"}},
+        )
+
+    def not_sent(self, intent: Intent, reason: str) -> None:
+        """Tell the strategy its buy/sell intent was not sent (gate, size 0, nothing held,
+        shares still held by a stop), so it does not wait for an order that does not exist."""
+        if self._metrics is not None:
+            self._metrics.not_sent.labels(intent.strategy).inc()
         if intent.action not in ("buy", "sell"):
             return
-        await self._notify(
+        self._notify(
             intent.strategy,
             OrderUpdate(
                 strategy=intent.strategy,
@@ -121,8 +185,33 @@ class EventSink:
                 signal_time=intent.signal_time,
                 side=intent.action,
                 kind="rejected",
-                time=now,
+                time=self._now(),
                 order_qty=0,
+                reason=reason,
+            ),
+        )
+
+    def stop_report(
+        self,
+        strategy: str,
+        symbol: str,
+        signal_time: datetime,
+        qty: Decimal,
+        price: Decimal | None,
+    ) -> None:
+        """Tell the strategy what protective stop rests now (after one of its stop intents)."""
+        self._notify(
+            strategy,
+            OrderUpdate(
+                strategy=strategy,
+                symbol=symbol,
+                leg="protective_stop",
+                signal_time=signal_time,
+                side="sell",
+                kind="stop",
+                time=self._now(),
+                qty=int(qty),
+                price=None if price is None or qty <= 0 else float(price),
             ),
         )
 

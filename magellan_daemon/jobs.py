@@ -3,8 +3,13 @@
 For every session: the pending intents go out at the open + the strategies' execution delay;
 Hourly Swing is evaluated as each clock-hour bar inside the session completes; Daily Trend's
 signal runs at the close + 5 minutes (16:05, or 13:05 on an early close); after the close the
-unsent intents expire and the next sessions are planned. A daily signal missed while the daemon
-was down still runs on restart, as long as its orders can still go out at the next open.
+unsent intents expire and the next sessions are planned.
+
+Which session's daily bar the next daily signal owns is decided once, from the calendar
+(``owed_signal_session``): the last closed session whose next open has not come yet, from its
+close onward. Its signal is always planned, at ``max(now, close + 5 min)``, whenever the
+daemon starts (at 16:02, at 16:06, or at 03:00 after a night down), and its bar is kept out
+of the warm-up, so the signal job is the one that evaluates it.
 """
 
 from __future__ import annotations
@@ -16,13 +21,34 @@ from datetime import datetime, timedelta
 from magellan_daemon.clock import Clock
 from magellan_daemon.engine import StrategyRunner
 from magellan_daemon.scheduler import JobScheduler
-from magellan_daemon.sessions import NEW_YORK, SessionBook
+from magellan_daemon.sessions import SessionBook
+from magellan_daemon.timefmt import NEW_YORK
 from strategies.model import Bar
 from strategies.session import Session
 
 log = logging.getLogger(__name__)
 HOURLY_LAG = timedelta(seconds=2)  # ask for an hourly bar just after it completes
+SIGNAL_DELAY = timedelta(minutes=5)  # the daily signal runs this long after the close
 Fetch = Callable[[StrategyRunner, datetime, datetime], Awaitable[list[Bar]]]
+
+
+def owed_signal_session(sessions: SessionBook, now: datetime) -> Session | None:
+    """The session whose daily bar the next daily signal evaluates, if one is owed now: the
+    last session that has closed, as long as the next session has not opened."""
+    previous = sessions.previous(now)
+    if previous is None:
+        return None
+    following = sessions.next_after(previous)
+    if following is None or now < following.open:
+        return previous
+    return None
+
+
+def daily_bar_completed(bar: Bar, sessions: SessionBook, now: datetime) -> bool:
+    """A daily bar counts once its session has closed (the bar of a session still open is
+    still forming)."""
+    session = sessions.on(bar.t.astimezone(NEW_YORK).date())
+    return session is not None and session.close <= now
 
 
 class SessionJobs:
@@ -45,40 +71,31 @@ class SessionJobs:
         self._fetch = fetch
         self._on_close = after_close
 
-    def catch_up_session(self) -> Session | None:
-        """The last closed session whose daily signal is still actionable: it is past its
-        16:05 (close + 5) and the next open has not come yet. Its bar is held back from
-        warm-up and evaluated by the signal job, so a daemon restarted after a missed signal
-        still sends that signal's orders at the open (and never a stale one later)."""
-        now = self._clock.now()
-        previous = self._sessions().previous(now)
-        if previous is None:
-            return None
-        following = self._sessions().next_after(previous)
-        if previous.close + timedelta(minutes=5) <= now and (
-            following is None or now < following.open
-        ):
-            return previous
-        return None
+    def owed(self) -> Session | None:
+        """``owed_signal_session`` now."""
+        return owed_signal_session(self._sessions(), self._clock.now())
 
     def plan(self) -> None:
-        """Plan the jobs of the current (or next) session and the one after it."""
+        """Plan the owed daily signal, the current (or next) session and the one after it."""
         now = self._clock.now()
-        catch_up = self.catch_up_session()
-        if catch_up is not None and "daily_trend" in self._runners:
-            self._scheduler.at(
-                f"daily-signal-{catch_up.date}",
-                "daily signal (catch-up)",
-                now,
-                self._daily_signal,
-                catch_up,
-            )
+        owed = self.owed()
+        if owed is not None and "daily_trend" in self._runners:
+            self._plan_signal(owed, now)
         session = self._sessions().current_or_next(now)
         for _ in range(2):
             if session is None:
                 break
             self._plan_session(session)
             session = self._sessions().next_after(session)
+
+    def _plan_signal(self, session: Session, now: datetime) -> None:
+        self._scheduler.at(
+            f"daily-signal-{session.date}",
+            "daily signal",
+            max(now, session.close + SIGNAL_DELAY),
+            self._daily_signal,
+            session,
+        )
 
     def _plan_session(self, session: Session) -> None:
         day = session.date
@@ -106,12 +123,8 @@ class SessionJobs:
                         end,
                     )
                 hour = end
-        if "daily_trend" in self._runners:
-            signal_at = session.close + timedelta(minutes=5)
-            if signal_at > now:
-                self._scheduler.at(
-                    f"daily-signal-{day}", "daily signal", signal_at, self._daily_signal, session
-                )
+        if "daily_trend" in self._runners and session.close + SIGNAL_DELAY > now:
+            self._plan_signal(session, now)
         self._scheduler.at(
             f"close-{day}",
             "session close",
@@ -121,26 +134,50 @@ class SessionJobs:
         )
 
     async def _execute_pending(self) -> None:
+        total_sent = total_expired = 0
         for name, runner in self._runners.items():
             if name == "bear_trap":
                 continue
             sent, expired = await runner.execute_pending()
+            total_sent, total_expired = total_sent + sent, total_expired + expired
             if sent or expired:
-                log.info("%s: %d pending intents sent, %d expired", name, sent, expired)
+                log.info("%s: %d pending intents routed, %d expired", name, sent, expired)
+        if not (total_sent or total_expired):
+            log.info("pending intents: none due")
 
     async def _hourly(self, bar_end: datetime) -> None:
         runner = self._runners["hourly_swing"]
         bars = await self._fetch(runner, bar_end - timedelta(hours=6), bar_end)
-        await runner.on_bars([b for b in bars if b.t + timedelta(hours=1) <= bar_end])
+        completed = [b for b in bars if b.t + timedelta(hours=1) <= bar_end]
+        fresh = await runner.feed(completed)
+        if not fresh:
+            log.info("hourly evaluation at %s: no new bar", bar_end.astimezone(NEW_YORK))
 
     async def _daily_signal(self, session: Session) -> None:
         runner = self._runners["daily_trend"]
-        bars = await self._fetch(
-            runner, session.open - timedelta(days=10), session.close + timedelta(minutes=5)
+        consumed = sorted(
+            s for s, t in runner.last_bar.items() if t.astimezone(NEW_YORK).date() >= session.date
         )
-        todays = [b for b in bars if b.t.astimezone(NEW_YORK).date() <= session.date]
-        log.info("daily signal for %s: %d bars", session.date, len(todays))
-        await runner.on_bars(todays)
+        if consumed:
+            log.error(
+                "daily signal for %s: the bar of that session was already consumed for %s "
+                "(by warm-up?): no signal for them",
+                session.date,
+                ", ".join(consumed),
+            )
+        now = self._clock.now()
+        bars = await self._fetch(runner, session.open - timedelta(days=10), now)
+        book = self._sessions()
+        todays = [
+            b
+            for b in bars
+            if b.t.astimezone(NEW_YORK).date() <= session.date and daily_bar_completed(b, book, now)
+        ]
+        fresh = await runner.feed(todays)
+        if fresh:
+            log.info("daily signal for %s: %d new bars evaluated", session.date, fresh)
+        else:
+            log.info("daily signal for %s: nothing new (no bar of that session yet)", session.date)
 
     async def _after_close(self, session: Session) -> None:
         await self._execute_pending()  # expires what could not be sent

@@ -5,8 +5,9 @@ app on the daemon's own event loop — so a scrape also proves the loop answers.
 incremented where things happen (the event sink, the router); gauges that mirror state the
 daemon already keeps (stream flags, throttle waits, P&L) are read at scrape time.
 
-``/healthz`` answers 200 only when every trade stream is connected and the event loop's lag is
-under ``HEALTHY_LAG_SECONDS``; otherwise 503 with the reason.
+``/healthz`` answers 200 only when every task the daemon cannot trade without is alive, every
+trade stream is connected and the event loop's lag is under ``HEALTHY_LAG_SECONDS``;
+otherwise 503 with the reason.
 """
 
 from __future__ import annotations
@@ -44,8 +45,11 @@ class Metrics:
         self.rejects = Counter(
             "magellan_rejects", "Orders rejected by the broker", ["strategy"], registry=r
         )
-        self.blocked = Counter(
-            "magellan_intents_blocked", "Intents stopped by a gate", ["strategy"], registry=r
+        self.not_sent = Counter(
+            "magellan_intents_not_sent",
+            "Intents not sent (a gate, nothing to sell, a step that failed)",
+            ["strategy"],
+            registry=r,
         )
         self.submit_latency = Histogram(
             "magellan_submit_latency_seconds",

@@ -34,7 +34,7 @@ from magellan_daemon.domain import (
     ClientOrderId,
     Discrepancy,
 )
-from magellan_daemon.ledger.order_fsm import EVENT_FOR_STATUS, is_terminal
+from magellan_daemon.ledger.order_fsm import EVENT_FOR_STATUS, is_open
 from magellan_daemon.ledger.store import OrderRow
 
 CLIENT_ID_PREFIX = "mg-"
@@ -91,7 +91,7 @@ def reconcile(
             sign = 1 if order.side == "buy" else -1
             expected[order.symbol] = expected.get(order.symbol, Decimal(0)) + sign * missed
     for cid, broker in snapshot.orders.items():
-        if cid not in ours and not is_terminal(broker.status):
+        if cid not in ours and is_open(broker.status):
             result.discrepancies.append(
                 Discrepancy(
                     kind="foreign_order",

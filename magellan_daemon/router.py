@@ -1,63 +1,58 @@
-"""The order router: the only code that sends anything to the broker.
+"""The order router: lanes, dispatch, and the entry / exit / stop decisions.
 
-For each intent, in the order a strategy emitted them:
+Intents are handed over with ``submit`` and return at once: nothing a strategy, a stream
+consumer or a job does ever waits for the broker. Each (account, symbol) has one lane, a
+queue worked by one task, so the intents of one symbol run in the order they were emitted
+(a stop is reduced before the sell it makes room for) while other symbols run alongside and
+one symbol's failure never stops another's. No strategy code runs in a lane: what the router
+has to tell a strategy (not sent, the stop that rests now) is posted to the strategy's own
+queue through the event sink, and what the strategy answers comes back to the lane's queue.
 
-- entries pass the strategy's gates (halt, positions, trades per day, daily loss, dollar cap),
-  sizing and buying power (pure code from ``strategies``); exits, stop resizing and cancels
-  skip the gates: a halt blocks new positions, never the way out;
-- a sell is never larger than the strategy's own ledger position, so two strategies sharing
-  a symbol on one account never touch each other's shares;
-- the ``client_order_id`` comes from (strategy, symbol, signal time, leg) and the order is
-  written to the ledger as ``pending_submit`` BEFORE the HTTP call;
-- a failed or timed-out submit is "unknown": the order is looked up by ``client_order_id``
-  before anything is re-sent (with backoff); a 422 "must be unique" means it exists.
+Each step is judged on the facts of the moment, not on whether the step before it worked:
 
-Intents of one symbol run one after another under a per-(account, symbol) lock (a stop must
-be reduced before the sell it makes room for); different symbols run concurrently and one
-symbol's failure never stops another's.
+- an entry passes the strategy's gates and buying power (``entry_gate.decide_entry``, pure),
+  and its order row is written in the same breath, so concurrent lanes reserve slots and
+  dollars; exits and stops skip the gates: a halt blocks new positions, never the way out;
+- a sell is at most the strategy's own shares minus what its open orders already hold,
+  including a protective stop whose cancel the broker has not confirmed: such a sell is not
+  sent and the strategy is told, so it decides again at the next bar or clock tick;
+- ``place_stop`` / ``replace_stop`` make the resting stop cover what is asked (placing,
+  replacing or cancelling as the ledger's open stop requires, waiting for the broker's word),
+  ``cancel_stop`` removes it; after each, the strategy is told what really rests.
+
+The ``client_order_id`` comes from (strategy, symbol, signal time, leg) and the order is
+written to the ledger as ``pending_submit`` BEFORE the HTTP call (``order_path``).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import random
-import time
 from collections import deque
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
 from decimal import Decimal
-from typing import TypeVar
 
-from magellan_daemon.broker.errors import (
-    BrokerDuplicate,
-    BrokerError,
-    BrokerNotFound,
-    BrokerRejected,
-    BrokerRetryable,
-)
-from magellan_daemon.broker.rest import AlpacaBroker
-from magellan_daemon.clock import Clock
-from magellan_daemon.domain import (
-    BrokerEvent,
-    BrokerOrder,
-    BrokerPosition,
-    ClientOrderId,
-    client_order_id,
-)
-from magellan_daemon.events import EventSink, order_line
-from magellan_daemon.ledger.order_fsm import EVENT_FOR_STATUS
-from magellan_daemon.ledger.store import Ledger, OrderRow, session_date
-from magellan_daemon.reconcile import BrokerSnapshot
+from magellan_daemon.broker.errors import BrokerError, BrokerFatal
+from magellan_daemon.clock import Clock, Deadline
+from magellan_daemon.domain import ClientOrderId, client_order_id
+from magellan_daemon.entry_gate import EntryFacts, QuoteFacts, decide_entry, reference_price
+from magellan_daemon.events import EventSink
+from magellan_daemon.ledger.order_fsm import OrderStatus
+from magellan_daemon.ledger.store import Ledger, OrderRow
+from magellan_daemon.order_path import OrderPath
+from magellan_daemon.tasks import spawn
+from magellan_daemon.timefmt import session_date
 from strategies.model import Intent
 from strategies.params import RiskLimits
-from strategies.risk import StrategyBook, check_buying_power, check_entry, check_liquidity
-from strategies.sizing import shares_for
 
 log = logging.getLogger(__name__)
-T = TypeVar("T")
 STOP_LEG = "protective_stop"
+PRE_BROKER = frozenset({OrderStatus.PENDING_SUBMIT, OrderStatus.UNKNOWN})
+# A protective stop cannot rest while the position's own entry buy still works (Alpaca's
+# wash-trade protection refuses it): wait this long for the entry to finish, then cancel its
+# remainder, because protecting the shares held matters more than buying the last ones.
+ENTRY_SETTLE_SECONDS = 30.0
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -74,284 +69,347 @@ class StrategyRouting:
 class RouterStats:
     """Counters for the health line and metrics."""
 
-    submitted: int = 0
-    rejected: int = 0
-    blocked: int = 0
-    unknown: int = 0
+    not_sent: int = 0
+    failed: int = 0
     in_flight: int = 0
-    submit_seconds: deque[float] = field(default_factory=lambda: deque(maxlen=1000))
+
+
+@dataclass(eq=False)
+class _Work:
+    """One item of a lane: an intent, or the operator's flatten of one symbol."""
+
+    strategy: str
+    symbol: str
+    intent: Intent | None
+    intent_id: int | None
+    done: asyncio.Future[object]
+
+
+@dataclass(eq=False)
+class _Lane:
+    queue: deque[_Work] = field(default_factory=deque)
+    task: asyncio.Task[None] | None = None
 
 
 class OrderRouter:
-    """Sends intents to the broker of each strategy's account."""
+    """Routes intents to the order path of each strategy's account."""
 
     def __init__(
         self,
         *,
         ledger: Ledger,
-        brokers: Mapping[str, AlpacaBroker],
+        path: OrderPath,
         sink: EventSink,
         clock: Clock,
         routing: Mapping[str, StrategyRouting],
-        submit_attempts: int = 5,
-        backoff_seconds: float = 0.5,
+        on_fatal: Callable[[BrokerFatal], None],
     ) -> None:
         self._ledger = ledger
-        self._brokers = brokers
+        self._path = path
         self._sink = sink
         self._clock = clock
         self._routing = routing
-        self._attempts = submit_attempts
-        self._backoff = backoff_seconds
-        self._locks: dict[tuple[str, str], asyncio.Lock] = {}
-        self._sending: set[str] = set()  # client_order_ids with a submit in flight
+        self._on_fatal = on_fatal
+        self._lanes: dict[tuple[str, str], _Lane] = {}
+        self._reserved: dict[str, float] = {}  # entry cid -> dollars, until the broker knows it
+        self.entries_stopped: str | None = None  # set when the broker refuses us for good
         self.stats = RouterStats()
 
-    # -- intents -------------------------------------------------------------------------
+    # -- lanes -------------------------------------------------------------------------
 
-    async def execute(self, intents: Sequence[Intent], intent_ids: Sequence[int | None] = ()):
-        """Execute intents: per symbol in order, symbols concurrently."""
+    def submit(
+        self, intents: Sequence[Intent], intent_ids: Sequence[int | None] = ()
+    ) -> list[asyncio.Future[object]]:
+        """Queue intents on their lanes (never waits); each future completes when its
+        intent was executed (or not), with the result of that step."""
         ids = list(intent_ids) or [None] * len(intents)
-        by_symbol: dict[tuple[str, str], list[tuple[Intent, int | None]]] = {}
-        for intent, intent_id in zip(intents, ids, strict=True):
-            by_symbol.setdefault((intent.strategy, intent.symbol), []).append((intent, intent_id))
-        await asyncio.gather(*(self._run_lane(lane) for lane in by_symbol.values()))
+        return [
+            self._enqueue(intent.strategy, intent.symbol, intent, intent_id)
+            for intent, intent_id in zip(intents, ids, strict=True)
+        ]
 
-    async def _run_lane(self, lane: list[tuple[Intent, int | None]]) -> None:
-        for intent, intent_id in lane:
-            routing = self._routing[intent.strategy]
-            lock = self._locks.setdefault((routing.account, intent.symbol), asyncio.Lock())
-            try:
-                async with lock:
-                    self.stats.in_flight += 1
-                    try:
-                        await self._execute_one(intent, intent_id, routing)
-                    finally:
-                        self.stats.in_flight -= 1
-            except Exception as exc:
-                # One symbol's failure never stops another's; the rest of this lane is
-                # skipped because its steps depend on each other (stop before sell).
-                if isinstance(exc, BrokerError):
-                    log.error(
-                        "intent %s %s %s failed: %s",
-                        intent.strategy,
-                        intent.symbol,
-                        intent.leg,
-                        exc,
-                    )
-                else:
-                    log.exception(
-                        "intent %s %s %s failed", intent.strategy, intent.symbol, intent.leg
-                    )
-                self._mark(intent_id, "failed", f"{type(exc).__name__}: {exc}"[:300])
-                await self._sink.not_sent(intent, self._clock.now())
-                return
-
-    async def _execute_one(
-        self, intent: Intent, intent_id: int | None, routing: StrategyRouting
+    async def execute(
+        self, intents: Sequence[Intent], intent_ids: Sequence[int | None] = ()
     ) -> None:
+        """``submit`` and wait until every intent was executed."""
+        await asyncio.gather(*self.submit(intents, intent_ids))
+
+    def busy(self) -> bool:
+        """True while any lane has work."""
+        return any(lane.queue or lane.task for lane in self._lanes.values())
+
+    async def drain(self, timeout: float) -> bool:
+        """Wait (wall ``timeout``) until every lane is idle; False if work was left."""
+        loop = asyncio.get_running_loop()
+        end = loop.time() + timeout
+        while self.busy():
+            if loop.time() >= end:
+                return False
+            await asyncio.sleep(0.02)
+        return True
+
+    def _enqueue(
+        self, strategy: str, symbol: str, intent: Intent | None, intent_id: int | None
+    ) -> asyncio.Future[object]:
+        routing = self._routing[strategy]
+        key = (routing.account, symbol)
+        lane = self._lanes.setdefault(key, _Lane())
+        work = _Work(
+            strategy, symbol, intent, intent_id, asyncio.get_running_loop().create_future()
+        )
+        lane.queue.append(work)
+        if lane.task is None:
+            lane.task = spawn(self._run_lane(key, lane), name=f"lane-{key[0]}-{symbol}")
+        return work.done
+
+    async def _run_lane(self, key: tuple[str, str], lane: _Lane) -> None:
+        try:
+            while lane.queue:
+                work = lane.queue.popleft()
+                self.stats.in_flight += 1
+                try:
+                    result = await self._do(work)
+                except BrokerFatal as exc:
+                    self._failed(work, exc)
+                    self._on_fatal(exc)
+                    result = None
+                except Exception as exc:  # one step's failure never stops the lane
+                    self._failed(work, exc)
+                    result = None
+                finally:
+                    self.stats.in_flight -= 1
+                if not work.done.done():
+                    work.done.set_result(result)
+        finally:
+            lane.task = None
+            for work in lane.queue:  # only if this task itself was cancelled (shutdown)
+                if not work.done.done():
+                    work.done.set_result(None)
+            if not lane.queue:
+                self._lanes.pop(key, None)
+
+    def _failed(self, work: _Work, exc: BaseException) -> None:
+        intent = work.intent
+        what = f"{work.strategy} {work.symbol} {intent.leg if intent else 'flatten'}"
+        if isinstance(exc, BrokerError):
+            log.error("%s failed: %s", what, exc)
+        else:
+            log.error("%s failed", what, exc_info=exc)
+        self.stats.failed += 1
+        if intent is None:
+            return
+        reason = f"{type(exc).__name__}: {exc}"[:300]
+        self._mark(work.intent_id, "failed", reason)
+        if intent.action in ("buy", "sell"):
+            self._not_sent(intent, work.intent_id, reason, status="failed")
+        else:
+            self._report_stop(intent)
+
+    async def _do(self, work: _Work) -> object:
+        intent = work.intent
+        if intent is None:
+            return await self._flatten_symbol(work.strategy, work.symbol)
+        routing = self._routing[intent.strategy]
         if intent.action == "buy":
-            await self._entry(intent, intent_id, routing)
+            await self._entry(intent, work.intent_id, routing)
         elif intent.action == "sell":
-            await self._exit(intent, intent_id, routing)
-        elif intent.action == "place_stop":
-            await self._place_stop(intent, intent_id, routing)
-        elif intent.action == "replace_stop":
-            await self._replace_stop(intent, intent_id, routing)
+            await self._exit(intent, work.intent_id, routing)
+        elif intent.action in ("place_stop", "replace_stop"):
+            try:
+                await self._set_stop(intent, work.intent_id, routing)
+            finally:
+                self._report_stop(intent)
         elif intent.action == "cancel_stop":
-            await self._cancel_stop(intent, intent_id, routing)
+            try:
+                await self._cancel_stop(intent, work.intent_id)
+            finally:
+                self._report_stop(intent)
         else:
             raise ValueError(f"unknown intent action {intent.action!r}")
+        return None
+
+    # -- bookkeeping -------------------------------------------------------------------
 
     def _mark(self, intent_id: int | None, status: str, reason: str) -> None:
         if intent_id is not None:
             self._ledger.set_intent_status(intent_id, status, reason, self._clock.now())
 
-    async def _blocked(self, intent: Intent, intent_id: int | None, reason: str) -> None:
-        self.stats.blocked += 1
+    def _not_sent(
+        self, intent: Intent, intent_id: int | None, reason: str, status: str = "blocked"
+    ) -> None:
+        self.stats.not_sent += 1
         log.info(
-            "blocked   %-12s %-6s %s: %s",
+            "not sent  %-12s %-6s %s: %s",
             intent.strategy,
             intent.symbol,
             intent.leg,
             reason,
             extra={
-                "fields": {"STRATEGY": intent.strategy, "SYMBOL": intent.symbol, "EVENT": "blocked"}
+                "fields": {"STRATEGY": intent.strategy, "SYMBOL": intent.symbol, "EVENT": status}
             },
         )
-        self._mark(intent_id, "blocked", reason)
-        await self._sink.not_sent(intent, self._clock.now())
+        self._mark(intent_id, status, reason)
+        self._sink.not_sent(intent, reason)
 
-    async def _read(self, call: Callable[[], Awaitable[T]]) -> T:
-        """A broker read, retried with jittered backoff on retryable errors."""
-        for attempt in range(1, self._attempts + 1):
-            try:
-                return await call()
-            except BrokerRetryable:
-                if attempt == self._attempts:
-                    raise
-                await asyncio.sleep(self._backoff * 2 ** (attempt - 1) * random.uniform(0.5, 1))
-        raise AssertionError("unreachable")
-
-    # -- entries and exits ---------------------------------------------------------------
-
-    async def _entry(self, intent: Intent, intent_id: int | None, routing: StrategyRouting) -> None:
-        broker = self._brokers[routing.account]
-        now = self._clock.now()
-        account = await self._read(broker.account_info)
-        price = _reference_price(intent)
-        qty = intent.qty if intent.qty is not None else 0
-        if intent.sizing is not None:
-            qty = shares_for(intent.sizing, float(account.equity))
-        today = session_date(now)
-        book = StrategyBook(
-            open_positions={p.symbol: int(p.qty) for p in self._ledger.positions(intent.strategy)},
-            entries_today=self._ledger.entries_on(intent.strategy, today),
-            realised_pnl_today=float(self._ledger.realized_on(intent.strategy, today)),
-        )
-        if self._has_open(intent.strategy, intent.symbol, "buy"):
-            await self._blocked(intent, intent_id, "an entry order is already open")
-            return
-        gate = check_entry(
-            routing.limits,
-            book,
-            intent.symbol,
-            qty,
-            price,
-            self._ledger.halted(intent.strategy),
-        )
-        if gate.allowed:
-            gate = check_buying_power(gate.qty, price, float(account.buying_power))
-        if gate.allowed and routing.max_spread_pct is not None:
-            quote = await broker.latest_quote(intent.symbol)
-            if quote is not None:
-                liquidity = check_liquidity(
-                    quote.bid,
-                    quote.ask,
-                    quote.bid_size,
-                    quote.ask_size,
-                    routing.max_spread_pct,
-                    routing.min_liquidity_shares or 0,
-                )
-                if not liquidity.allowed:
-                    gate = liquidity
-        if not gate.allowed:
-            await self._blocked(intent, intent_id, gate.reason)
-            return
-        await self._submit_new(intent, intent_id, routing, "buy", gate.qty, "market", "day")
-
-    async def _exit(self, intent: Intent, intent_id: int | None, routing: StrategyRouting) -> None:
-        held = int(self._ledger.position_qty(intent.strategy, intent.symbol))
-        pending = sum(
-            int(o.qty - o.filled_qty)
-            for o in self._ledger.orders(
-                strategy=intent.strategy, symbol=intent.symbol, open_only=True
-            )
-            if o.side == "sell" and o.leg != STOP_LEG
-        )
-        qty = min(intent.qty or 0, held - pending)
-        if qty <= 0:
-            await self._blocked(
-                intent, intent_id, f"nothing to sell (holds {held}, selling {pending})"
-            )
-            return
-        await self._submit_new(intent, intent_id, routing, "sell", qty, "market", "day")
-
-    def _has_open(self, strategy: str, symbol: str, side: str) -> bool:
-        return any(
-            o.side == side and o.leg != STOP_LEG
-            for o in self._ledger.orders(strategy=strategy, symbol=symbol, open_only=True)
-        )
-
-    # -- the protective stop -------------------------------------------------------------
+    def _open(self, strategy: str, symbol: str) -> list[OrderRow]:
+        return self._ledger.orders(strategy=strategy, symbol=symbol, open_only=True)
 
     def _open_stop(self, strategy: str, symbol: str) -> OrderRow | None:
-        stops = [
-            o
-            for o in self._ledger.orders(strategy=strategy, symbol=symbol, open_only=True)
-            if o.leg == STOP_LEG
-        ]
+        stops = [o for o in self._open(strategy, symbol) if o.leg == STOP_LEG]
         return stops[-1] if stops else None
 
-    async def _place_stop(self, intent: Intent, intent_id: int | None, routing: StrategyRouting):
-        if self._open_stop(intent.strategy, intent.symbol) is not None:
-            await self._replace_stop(intent, intent_id, routing)
-            return
-        held = int(self._ledger.position_qty(intent.strategy, intent.symbol))
-        qty = min(intent.qty or 0, held)
-        if qty <= 0:
-            await self._blocked(intent, intent_id, f"no shares to protect (holds {held})")
-            return
-        await self._submit_new(
-            intent,
-            intent_id,
-            routing,
-            "sell",
-            qty,
-            "stop",
-            "gtc",
-            stop_price=_cents(intent.stop_price),
+    def _held_by_orders(self, strategy: str, symbol: str) -> tuple[Decimal, Decimal]:
+        """Shares the strategy's open sells hold: (non-stop sells, its protective stop). A
+        stop being replaced is two rows at the broker holding the larger of the two."""
+        sells = [o for o in self._open(strategy, symbol) if o.side == "sell"]
+        others = sum((o.qty - o.filled_qty for o in sells if o.leg != STOP_LEG), Decimal(0))
+        stop = max((o.qty - o.filled_qty for o in sells if o.leg == STOP_LEG), default=Decimal(0))
+        return others, stop
+
+    def _report_stop(self, intent: Intent) -> None:
+        """Tell the strategy what protective stop rests now (a fact from the ledger)."""
+        stop = self._open_stop(intent.strategy, intent.symbol)
+        _, resting = self._held_by_orders(intent.strategy, intent.symbol)
+        self._sink.stop_report(
+            intent.strategy,
+            intent.symbol,
+            intent.signal_time if stop is None else stop.signal_time,
+            resting,
+            None if stop is None else stop.stop_price,
         )
 
-    async def _replace_stop(self, intent: Intent, intent_id: int | None, routing: StrategyRouting):
-        current = self._open_stop(intent.strategy, intent.symbol)
-        if current is None:
-            if (intent.qty or 0) > 0:
-                await self._place_stop(intent, intent_id, routing)
-            return
-        if not current.broker_order_id:
-            await self._resolve(current, routing.account)
-            current = self._ledger.order(current.client_order_id) or current
-        qty = int(intent.qty or 0)
-        stop_price = _cents(intent.stop_price) if intent.stop_price else current.stop_price
-        if qty <= 0:
-            await self._cancel(current, routing.account)
-            self._mark(intent_id, "sent", "stop canceled (no shares left)")
-            return
-        if qty == int(current.qty - current.filled_qty) and stop_price == current.stop_price:
-            self._mark(intent_id, "sent", "stop unchanged")
-            return
-        new_cid = self._next_stop_id(intent)
-        now = self._clock.now()
-        self._ledger.create_order(
-            client_order_id=new_cid,
+    def _new_order(
+        self,
+        intent: Intent,
+        intent_id: int | None,
+        routing: StrategyRouting,
+        *,
+        cid: ClientOrderId,
+        side: str,
+        qty: int,
+        order_type: str = "market",
+        time_in_force: str = "day",
+        stop_price: Decimal | None = None,
+        replaces: ClientOrderId | None = None,
+    ) -> OrderRow:
+        return self._ledger.create_order(
+            client_order_id=cid,
             account=routing.account,
             strategy=intent.strategy,
             symbol=intent.symbol,
-            side="sell",
-            order_type="stop",
+            side=side,
+            order_type=order_type,
             qty=Decimal(qty),
             stop_price=stop_price,
-            time_in_force="gtc",
-            leg=STOP_LEG,
+            time_in_force=time_in_force,
+            leg=intent.leg,
             signal_time=intent.signal_time,
             intent_id=intent_id,
-            replaces=current.client_order_id,
-            now=now,
+            replaces=replaces,
+            now=self._clock.now(),
         )
-        broker = self._brokers[routing.account]
+
+    def _existing(self, cid: ClientOrderId, intent_id: int | None) -> OrderRow | None:
+        """The order of this intent if it was sent already (a repeated intent)."""
+        row = self._ledger.order(cid)
+        if row is not None and row.status not in (*PRE_BROKER, OrderStatus.NOT_FOUND):
+            log.info("order %s already exists (%s): not sent again", cid, row.status)
+            self._mark(intent_id, "sent", f"already {row.status}")
+            return row
+        return None
+
+    # -- entries -----------------------------------------------------------------------
+
+    async def _entry(self, intent: Intent, intent_id: int | None, routing: StrategyRouting):
+        cid = client_order_id(intent.strategy, intent.symbol, intent.signal_time, intent.leg)
+        if self._existing(cid, intent_id) is not None:
+            return
+        if self.entries_stopped:
+            self._not_sent(intent, intent_id, f"entries stopped: {self.entries_stopped}")
+            return
+        account = await self._path.read(routing.account, lambda b: b.account_info())
+        quote = None
+        if routing.max_spread_pct is not None:
+            found = await self._path.broker(routing.account).latest_quote(intent.symbol)
+            if found is not None:
+                quote = QuoteFacts(
+                    bid=found.bid, ask=found.ask, bid_size=found.bid_size, ask_size=found.ask_size
+                )
+        # From here to the order row nothing is awaited: the facts hold while we decide.
+        gate = decide_entry(self._entry_facts(intent, routing, account, quote))
+        if not gate.allowed:
+            self._not_sent(intent, intent_id, gate.reason)
+            return
+        if gate.reason:
+            log.info("entry %s %s: %s", intent.strategy, intent.symbol, gate.reason)
+        row = self._ledger.order(cid) or self._new_order(
+            intent, intent_id, routing, cid=cid, side="buy", qty=gate.qty
+        )
+        self._reserved[cid] = gate.qty * reference_price(intent.sizing)
         try:
-            replacement = await broker.replace_order(
-                current.broker_order_id or "",
-                qty=qty,
-                stop_price=stop_price,
-                client_order_id=new_cid,
-            )
-        except BrokerRejected as exc:
-            await self._sink.apply(_status_event("rejected", new_cid, None, now))
-            log.warning("replace of %s refused: %s", current.client_order_id, exc)
-            self._mark(intent_id, "failed", f"replace refused: {exc}")
-            return
-        except BrokerRetryable:
-            await self._sink.apply(_status_event("submit_unknown", new_cid, None, now))
-            await self._resolve(self._ledger.order(new_cid), routing.account)
-            self._mark(intent_id, "sent", "replace outcome looked up")
-            return
-        await self._apply_order(replacement, "submit")
-        await self._sink.apply(
-            _status_event("replaced", current.client_order_id, current.broker_order_id, now)
-        )
+            await self._path.send(row)
+        finally:
+            self._reserved.pop(cid, None)
         self._mark(intent_id, "sent", "")
+
+    def _entry_facts(
+        self, intent: Intent, routing: StrategyRouting, account: object, quote: QuoteFacts | None
+    ) -> EntryFacts:
+        strategy = intent.strategy
+        today = session_date(self._clock.now())
+        open_entries = frozenset(
+            o.symbol
+            for o in self._ledger.orders(strategy=strategy, open_only=True)
+            if o.side == "buy" and o.leg != STOP_LEG
+        )
+        return EntryFacts(
+            symbol=intent.symbol,
+            limits=routing.limits,
+            halted=self._ledger.halted(strategy),
+            equity=float(account.equity),  # type: ignore[attr-defined]
+            buying_power=float(account.buying_power),  # type: ignore[attr-defined]
+            reserved_dollars=sum(self._reserved.values()),
+            positions={p.symbol: int(p.qty) for p in self._ledger.positions(strategy)},
+            open_entries=open_entries,
+            entries_today=self._ledger.entries_on(strategy, today),
+            realised_pnl_today=float(self._ledger.realized_on(strategy, today)),
+            price=reference_price(intent.sizing),
+            qty=intent.qty,
+            sizing=intent.sizing,
+            quote=quote,
+            max_spread_pct=routing.max_spread_pct,
+            min_liquidity_shares=routing.min_liquidity_shares,
+        )
+
+    # -- exits -------------------------------------------------------------------------
+
+    def _sellable(self, strategy: str, symbol: str) -> tuple[int, str]:
+        held = int(self._ledger.position_qty(strategy, symbol))
+        others, stop = self._held_by_orders(strategy, symbol)
+        free = held - int(others) - int(stop)
+        why = f"holds {held}"
+        if others:
+            why += f", {others} in open sells"
+        if stop:
+            why += f", {stop} held by the protective stop"
+        return free, why
+
+    async def _exit(self, intent: Intent, intent_id: int | None, routing: StrategyRouting):
+        cid = client_order_id(intent.strategy, intent.symbol, intent.signal_time, intent.leg)
+        if self._existing(cid, intent_id) is not None:
+            return
+        free, why = self._sellable(intent.strategy, intent.symbol)
+        qty = min(intent.qty or 0, free)
+        if qty <= 0:
+            self._not_sent(intent, intent_id, f"nothing to sell ({why})")
+            return
+        row = self._ledger.order(cid) or self._new_order(
+            intent, intent_id, routing, cid=cid, side="sell", qty=qty
+        )
+        await self._path.send(row)
+        self._mark(intent_id, "sent", "" if qty == intent.qty else f"reduced to {qty} ({why})")
+
+    # -- the protective stop -----------------------------------------------------------
 
     def _next_stop_id(self, intent: Intent) -> ClientOrderId:
         base = client_order_id(intent.strategy, intent.symbol, intent.signal_time, "ps")
@@ -363,304 +421,167 @@ class OrderRouter:
             seq=self._ledger.count_orders_like(base) + 1,
         )
 
-    async def _cancel_stop(self, intent: Intent, intent_id: int | None, routing: StrategyRouting):
-        current = self._open_stop(intent.strategy, intent.symbol)
+    async def _current_stop(self, intent: Intent) -> OrderRow | None:
+        """The open stop row, after resolving one whose submit is still unknown."""
+        stop = self._open_stop(intent.strategy, intent.symbol)
+        if stop is not None and stop.status in PRE_BROKER:
+            found = await self._path.lookup(stop)
+            if found.missing:
+                self._path.mark(stop.client_order_id, "not_found")
+            stop = self._open_stop(intent.strategy, intent.symbol)
+        return stop
+
+    async def _set_stop(self, intent: Intent, intent_id: int | None, routing: StrategyRouting):
+        current = await self._current_stop(intent)
+        held = int(self._ledger.position_qty(intent.strategy, intent.symbol))
+        others, _ = self._held_by_orders(intent.strategy, intent.symbol)
+        want = min(intent.qty or 0, held - int(others))
+        price = _cents(intent.stop_price)
+        if current is None:
+            if want <= 0:
+                self._mark(intent_id, "blocked", f"no shares to protect (holds {held})")
+                return
+            await self._settle_entry(intent)
+            row = self._new_order(
+                intent,
+                intent_id,
+                routing,
+                cid=self._next_stop_id(intent),
+                side="sell",
+                qty=want,
+                order_type="stop",
+                time_in_force="gtc",
+                stop_price=price,
+            )
+            await self._path.send(row)
+            self._mark(intent_id, "sent", "")
+            return
+        if want <= 0:
+            outcome = await self._path.cancel(current)
+            self._mark(intent_id, "sent", f"stop cancel {outcome} (no shares left)")
+            return
+        price = price or current.stop_price
+        if want == int(current.qty - current.filled_qty) and price == current.stop_price:
+            self._mark(intent_id, "sent", "stop unchanged")
+            return
+        new = self._new_order(
+            intent,
+            intent_id,
+            routing,
+            cid=self._next_stop_id(intent),
+            side="sell",
+            qty=want,
+            order_type="stop",
+            time_in_force="gtc",
+            stop_price=price,
+            replaces=current.client_order_id,
+        )
+        outcome = await self._path.replace(current, new, qty=want, stop_price=price)
+        self._mark(intent_id, "sent" if outcome == "replaced" else "failed", f"replace {outcome}")
+
+    async def _settle_entry(self, intent: Intent) -> None:
+        """Wait for the strategy's working entry on the symbol to finish (see
+        ``ENTRY_SETTLE_SECONDS``); cancel what is left of it after that."""
+        deadline = Deadline(self._clock, ENTRY_SETTLE_SECONDS)
+        while True:
+            entries = [
+                o
+                for o in self._open(intent.strategy, intent.symbol)
+                if o.side == "buy" and o.status not in PRE_BROKER
+            ]
+            if not entries:
+                return
+            if deadline.expired():
+                for entry in entries:
+                    outcome = await self._path.cancel(entry)
+                    log.warning(
+                        "entry %s still working %g s after its first fill: rest cancelled "
+                        "(%s) so the shares held can be protected",
+                        entry.client_order_id,
+                        ENTRY_SETTLE_SECONDS,
+                        outcome,
+                    )
+                return
+            await asyncio.sleep(min(0.25, deadline.remaining()))
+
+    async def _cancel_stop(self, intent: Intent, intent_id: int | None) -> None:
+        current = await self._current_stop(intent)
         if current is None:
             self._mark(intent_id, "sent", "no open stop")
             return
-        await self._cancel(current, routing.account)
-        self._mark(intent_id, "sent", "")
+        outcome = await self._path.cancel(current)
+        self._mark(intent_id, "sent" if outcome != "refused" else "failed", f"cancel {outcome}")
 
-    async def _cancel(self, order: OrderRow, account: str) -> None:
-        broker = self._brokers[account]
-        if not order.broker_order_id:
-            await self._resolve(order, account)
-            order = self._ledger.order(order.client_order_id) or order
-            if not order.broker_order_id:
-                return
-        try:
-            await broker.cancel_order(order.broker_order_id)
-        except BrokerRejected as exc:
-            log.info("cancel of %s refused (%s): reading its state", order.client_order_id, exc)
-        await self._resolve(order, account)
-
-    # -- sending -------------------------------------------------------------------------
-
-    async def _submit_new(
-        self,
-        intent: Intent,
-        intent_id: int | None,
-        routing: StrategyRouting,
-        side: str,
-        qty: int,
-        order_type: str,
-        time_in_force: str,
-        stop_price: Decimal | None = None,
-    ) -> None:
-        leg = "ps" if intent.leg == STOP_LEG else intent.leg
-        cid = client_order_id(intent.strategy, intent.symbol, intent.signal_time, leg)
-        if order_type == "stop":
-            cid = self._next_stop_id(intent)
-        order = self._ledger.order(cid)
-        if order is not None and order.status not in ("pending_submit", "unknown", "not_found"):
-            log.info("order %s already exists (%s): not sent again", cid, order.status)
-            self._mark(intent_id, "sent", f"already {order.status}")
-            return
-        if order is None:
-            order = self._ledger.create_order(
-                client_order_id=cid,
-                account=routing.account,
-                strategy=intent.strategy,
-                symbol=intent.symbol,
-                side=side,
-                order_type=order_type,
-                qty=Decimal(qty),
-                stop_price=stop_price,
-                time_in_force=time_in_force,
-                leg=intent.leg,
-                signal_time=intent.signal_time,
-                intent_id=intent_id,
-                replaces=None,
-                now=self._clock.now(),
-            )
-        await self.send(order)
-        self._mark(intent_id, "sent", "")
-
-    async def send(self, order: OrderRow) -> None:
-        """Send a ledger order, treating every failure as "unknown" until looked up."""
-        self._sending.add(order.client_order_id)
-        try:
-            await self._send(order)
-        finally:
-            self._sending.discard(order.client_order_id)
-
-    async def _send(self, order: OrderRow) -> None:
-        broker = self._brokers[order.account]
-        for attempt in range(1, self._attempts + 1):
-            if attempt > 1 or order.status in ("unknown", "pending_submit"):
-                found = await self._lookup(order, order.account)
-                if found is not None:
-                    return
-            log.info(
-                order_line("submit", order, order.qty, order.stop_price),
-                extra={
-                    "fields": {
-                        "STRATEGY": order.strategy,
-                        "SYMBOL": order.symbol,
-                        "CLIENT_ORDER_ID": order.client_order_id,
-                        "EVENT": "submit",
-                    }
-                },
-            )
-            started = time.monotonic()
-            try:
-                reply = await broker.submit_order(
-                    client_order_id=order.client_order_id,
-                    symbol=order.symbol,
-                    qty=int(order.qty),
-                    side=order.side,
-                    order_type=order.order_type,
-                    time_in_force=order.time_in_force,
-                    stop_price=order.stop_price,
-                )
-            except BrokerDuplicate:
-                continue  # it exists: the lookup at the top of the next attempt applies it
-            except BrokerRejected as exc:
-                self.stats.rejected += 1
-                log.warning("rejected  %s: %s", order.client_order_id, exc)
-                await self._sink.apply(
-                    _status_event("rejected", order.client_order_id, None, self._clock.now())
-                )
-                return
-            except BrokerRetryable as exc:
-                self.stats.unknown += 1
-                log.warning("submit of %s unknown (%s): looking it up", order.client_order_id, exc)
-                await self._sink.apply(
-                    _status_event("submit_unknown", order.client_order_id, None, self._clock.now())
-                )
-                order = self._ledger.order(order.client_order_id) or order
-                await asyncio.sleep(self._backoff * 2 ** (attempt - 1) * random.uniform(0.5, 1))
-                continue
-            self.stats.submitted += 1
-            self.stats.submit_seconds.append(time.monotonic() - started)
-            await self._apply_order(reply, "submit")
-            return
-        log.error(
-            "order %s still unknown after %d attempts; reconciliation will resolve it",
-            order.client_order_id,
-            self._attempts,
-        )
-
-    async def _lookup(self, order: OrderRow, account: str) -> BrokerOrder | None:
-        try:
-            found = await self._brokers[account].order_by_client_id(order.client_order_id)
-        except BrokerNotFound:
-            return None
-        except BrokerError as exc:
-            log.warning("lookup of %s failed: %s", order.client_order_id, exc)
-            return None
-        await self._apply_order(found, "lookup")
-        return found
-
-    async def _resolve(self, order: OrderRow | None, account: str) -> None:
-        if order is not None:
-            await self._lookup(order, account)
-
-    async def _apply_order(self, order: BrokerOrder, source: str) -> None:
-        """Turn a REST order into the event its status stands for, through the sink."""
-        event = EVENT_FOR_STATUS.get(order.status, "new")
-        await self._sink.apply(
-            BrokerEvent(
-                event=event,
-                client_order_id=order.client_order_id,
-                broker_order_id=order.broker_order_id,
-                ts_event=order.updated_at,
-                source=source,
-                symbol=order.symbol,
-                side=order.side,
-                cum_filled_qty=order.filled_qty,
-                filled_avg_price=order.filled_avg_price,
-                order_status=order.status,
-            )
-        )
-
-    # -- operator actions ----------------------------------------------------------------
+    # -- operator actions --------------------------------------------------------------
 
     async def flatten(self, strategy: str) -> dict[str, list]:
         """Cancel the strategy's open orders and sell its own shares (never another
-        strategy's); returns what was done. Skips the gates, like every exit."""
-        routing = self._routing[strategy]
-        result: dict[str, list] = {"canceled": [], "sells": [], "errors": []}
-        for order in self._ledger.orders(strategy=strategy, open_only=True):
-            lock = self._locks.setdefault((routing.account, order.symbol), asyncio.Lock())
-            try:
-                async with lock:
-                    await self._cancel(order, routing.account)
-                result["canceled"].append(order.client_order_id)
-            except BrokerError as exc:
-                result["errors"].append(f"cancel {order.client_order_id}: {exc}")
-        now = self._clock.now()
-        intents = [
-            Intent(
-                strategy=strategy,
-                symbol=position.symbol,
-                action="sell",
-                leg="flatten",
-                signal_time=now.replace(second=0, microsecond=0),
-                reason="operator flatten",
-                qty=int(position.qty),
-            )
-            for position in self._ledger.positions(strategy)
-            if position.qty > 0
-        ]
-        await self.execute(intents)
-        for intent in intents:
-            cid = client_order_id(strategy, intent.symbol, intent.signal_time, "flatten")
-            row = self._ledger.order(cid)
-            if row is None:
-                result["errors"].append(f"{intent.symbol}: sell not sent")
-            else:
-                result["sells"].append(
-                    {"symbol": row.symbol, "qty": str(row.qty), "client_order_id": cid}
-                )
+        strategy's), symbol by symbol on their lanes; returns what was done. Skips the
+        gates, like every exit."""
+        symbols = {o.symbol for o in self._ledger.orders(strategy=strategy, open_only=True)}
+        symbols |= {p.symbol for p in self._ledger.positions(strategy) if p.qty > 0}
+        done = [self._enqueue(strategy, symbol, None, None) for symbol in sorted(symbols)]
+        result: dict[str, list] = {"canceled": [], "sells": [], "refused": [], "errors": []}
+        for part in await asyncio.gather(*done):
+            if not isinstance(part, dict):
+                result["errors"].append("a symbol's flatten failed (see the log)")
+                continue
+            for key, values in part.items():
+                result[key].extend(values)
         log.warning(
-            "flatten   %-12s canceled %d orders, %d sells, %d errors",
+            "flatten   %-12s canceled %d orders, %d sells, %d refused, %d errors",
             strategy,
             len(result["canceled"]),
             len(result["sells"]),
+            len(result["refused"]),
             len(result["errors"]),
         )
         return result
 
-    async def broker_positions(self, account: str) -> list[BrokerPosition]:
-        """The account's positions at the broker (status prices, the position watch)."""
-        return await self._brokers[account].positions()
-
-    # -- reads for reconciliation and recovery -------------------------------------------
-
-    async def snapshot(self, account: str, since: datetime) -> BrokerSnapshot:
-        """Read the broker's orders, fills and positions for reconciliation."""
-        broker = self._brokers[account]
-        orders = await broker.orders_since(since)
-        by_cid = {o.client_order_id: o for o in orders}
-        not_found: set[ClientOrderId] = set()
-        for row in self._ledger.orders(account=account, open_only=True):
-            if row.client_order_id in by_cid:
-                continue
-            try:
-                found = await broker.order_by_client_id(row.client_order_id)
-                by_cid[found.client_order_id] = found
-            except BrokerNotFound:
-                not_found.add(row.client_order_id)
-        fills = await broker.fill_activities(since)
-        positions = await broker.positions()
-        return BrokerSnapshot(
-            account=account,
-            orders=by_cid,
-            not_found=frozenset(not_found),
-            fills=fills,
-            positions=positions,
+    async def _flatten_symbol(self, strategy: str, symbol: str) -> dict[str, list]:
+        result: dict[str, list] = {"canceled": [], "sells": [], "refused": [], "errors": []}
+        for order in self._open(strategy, symbol):
+            outcome = await self._path.cancel(order)
+            if outcome in ("canceled", "gone", "filled"):
+                result["canceled"].append(order.client_order_id)
+            else:
+                result["errors"].append(f"cancel {order.client_order_id}: {outcome}")
+        free, why = self._sellable(strategy, symbol)
+        if free <= 0:
+            if int(self._ledger.position_qty(strategy, symbol)) > 0:
+                result["errors"].append(f"{symbol}: nothing sellable ({why})")
+            return result
+        now = self._clock.now()
+        intent = Intent(
+            strategy=strategy,
+            symbol=symbol,
+            action="sell",
+            leg="flatten",
+            signal_time=now.replace(second=0, microsecond=0),
+            reason="operator flatten",
+            qty=free,
         )
+        cid = client_order_id(strategy, symbol, intent.signal_time, "flatten")
+        row = self._ledger.order(cid) or self._new_order(
+            intent, None, self._routing[strategy], cid=cid, side="sell", qty=free
+        )
+        row = await self._path.send(row)
+        entry = {"symbol": symbol, "qty": str(row.qty), "client_order_id": cid}
+        if row.status == OrderStatus.REJECTED:
+            result["refused"].append({**entry, "status": row.status})
+            result["errors"].append(f"sell {symbol} refused by the broker")
+        elif row.status in PRE_BROKER:
+            result["errors"].append(f"sell {symbol}: outcome unknown ({cid})")
+        else:
+            result["sells"].append(entry)
+        return result
 
-    async def resolve_unacked(self, account: str) -> int:
-        """Look up every order still waiting for the broker's answer (written before a
-        submit that crashed, timed out or was never acknowledged), unless a submit of it is
-        in flight right now; re-send those the broker never received. Returns how many were
-        looked up."""
-        stale = [
-            row
-            for row in self._ledger.orders(account=account, open_only=True)
-            if row.status in ("pending_submit", "unknown")
-            and row.client_order_id not in self._sending
-        ]
-        for row in stale:
-            found = await self._lookup(row, account)
-            if found is None:
-                await self._sink.apply(
-                    _status_event("not_found", row.client_order_id, None, self._clock.now())
-                )
-        if stale:
-            await self.resend_not_found(account)
-        return len(stale)
-
-    async def resend_not_found(self, account: str) -> int:
-        """Send again (same client_order_id) every order the broker never received."""
-        count = 0
-        for row in self._ledger.orders(account=account):
-            if (
-                row.status == "not_found"
-                and row.order_type == "market"
-                and _same_session(row, self._clock.now())
-            ):
-                await self.send(row)
-                count += 1
-        return count
-
-
-def _same_session(order: OrderRow, now: datetime) -> bool:
-    return now - order.created_at < timedelta(hours=8)
-
-
-def _reference_price(intent: Intent) -> float:
-    sizing = intent.sizing
-    if sizing is not None:
-        return float(sizing.price)
-    return float("nan")
+    def routing_of(self, strategy: str) -> StrategyRouting:
+        """The routing of a strategy."""
+        return self._routing[strategy]
 
 
 def _cents(price: float | None) -> Decimal | None:
     if price is None:
         return None
     return Decimal(str(round(price, 2 if price >= 1 else 4)))
-
-
-def _status_event(
-    event: str, cid: ClientOrderId, broker_order_id: str | None, now: datetime
-) -> BrokerEvent:
-    return BrokerEvent(
-        event=event,
-        client_order_id=cid,
-        broker_order_id=broker_order_id,  # type: ignore[arg-type]
-        ts_event=now,
-        source="router",
-    )

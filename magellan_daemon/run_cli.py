@@ -179,6 +179,8 @@ def _keys(account: Any) -> tuple[str, str] | None:
 
 
 async def _main(config: Any, mode: str, keys: dict[str, Any], args: argparse.Namespace) -> int:
+    from magellan_daemon.app import EXIT_BROKER_FATAL, EXIT_FAILURE
+    from magellan_daemon.broker.errors import BrokerFatal
     from magellan_daemon.runtime import build_runtime
     from magellan_daemon.tasks import spawn
 
@@ -187,19 +189,35 @@ async def _main(config: Any, mode: str, keys: dict[str, Any], args: argparse.Nam
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, daemon.request_stop)
-    watchdog = spawn(sdnotify.watchdog_task(), name="systemd-watchdog")
-    try:
-        await daemon.start()
-    except Exception as exc:
-        log.error("startup failed, not going READY: %s", exc)
-        sdnotify.status(f"startup failed: {exc}")
-        watchdog.cancel()
+    watchdog = spawn(sdnotify.watchdog_task(alive=daemon.alive), name="systemd-watchdog")
+    starting = asyncio.ensure_future(daemon.start())
+    stopping = asyncio.ensure_future(daemon.wait_stop_requested())
+    # A stop requested while starting (SIGTERM, a fatal broker answer) ends the startup.
+    await asyncio.wait({starting, stopping}, return_when=asyncio.FIRST_COMPLETED)
+    failure: BaseException | None = None
+    if not starting.done():
+        starting.cancel()
+        with contextlib.suppress(BaseException):
+            await starting
+        log.warning("stop requested during startup: not going READY")
+    else:
+        failure = starting.exception()
+    if failure is not None or not daemon.ready.is_set():
+        if isinstance(failure, BrokerFatal):
+            daemon.broker_fatal(failure)
+        elif failure is not None:
+            log.error("startup failed, not going READY: %s", failure)
+            sdnotify.status(f"startup failed: {failure}")
+        stopping.cancel()
         await daemon.stop(drain_seconds=1)
         await runtime.close()
-        return 1
+        watchdog.cancel()
+        if daemon.exit_code == EXIT_BROKER_FATAL:
+            return EXIT_BROKER_FATAL
+        return EXIT_FAILURE if failure is not None or daemon.exit_code else 0
     runtime.start_helpers()
     sdnotify.ready(f"{mode.upper()}: {', '.join(sorted(daemon.runners))}; {daemon.status_line()}")
-    await daemon.wait_stop_requested()
+    await stopping
     sdnotify.stopping(f"draining {daemon.router.stats.in_flight} in-flight orders")
     log.info("stopping: draining in-flight orders, closing streams, flushing the ledger")
     await runtime.stop_helpers()
@@ -207,7 +225,10 @@ async def _main(config: Any, mode: str, keys: dict[str, Any], args: argparse.Nam
     await runtime.close()
     watchdog.cancel()  # last: the drain itself is watched too
     await asyncio.gather(watchdog, return_exceptions=True)
-    log.info("stopped cleanly")
+    if daemon.exit_code:
+        log.error("stopped with exit code %d", daemon.exit_code)
+    else:
+        log.info("stopped cleanly")
     with contextlib.suppress(Exception):
         sys.stderr.flush()
-    return 0
+    return daemon.exit_code

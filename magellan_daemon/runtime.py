@@ -113,7 +113,7 @@ class Runtime:
         daemon = self.daemon
         now = self.clock.now()
         session = daemon.sessions.current_or_next(now)
-        if session is None or session.open <= now or daemon.router.stats.in_flight:
+        if session is None or session.open <= now or daemon.router.busy():
             return None
         candidates = [session.open - FAST_FORWARD_MARGIN]
         candidates += [j.when - FAST_FORWARD_MARGIN for j in daemon.scheduler.planned()]

@@ -23,7 +23,7 @@ import asyncio
 import logging
 import os
 import socket
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 log = logging.getLogger(__name__)
 
@@ -116,8 +116,12 @@ def watchdog_interval(environ: Mapping[str, str] | None = None) -> float | None:
     return usec / 1_000_000 * WATCHDOG_PING_FRACTION
 
 
-async def watchdog_task(clock_free_interval: float | None = None) -> None:
-    """Ping WATCHDOG=1 every ``clock_free_interval`` wall seconds (default: from the env).
+async def watchdog_task(
+    clock_free_interval: float | None = None, alive: Callable[[], bool] | None = None
+) -> None:
+    """Ping WATCHDOG=1 every ``clock_free_interval`` wall seconds (default: from the env),
+    as long as ``alive()`` says the daemon's own tasks are alive (a dead fill consumer must
+    not be kept alive by a loop that still answers).
 
     Returns at once when no watchdog is configured; otherwise runs until cancelled. Start it
     with ``magellan_daemon.tasks.spawn`` on the daemon's loop.
@@ -129,5 +133,6 @@ async def watchdog_task(clock_free_interval: float | None = None) -> None:
         raise ValueError(f"watchdog interval must be positive, got {interval}")
     log.info("systemd watchdog: pinging every %.1f s", interval)
     while True:
-        watchdog()
+        if alive is None or alive():
+            watchdog()
         await asyncio.sleep(interval)

@@ -23,27 +23,16 @@ import csv
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
-from typing import Any, Protocol, TextIO
+from typing import Any, TextIO
 from zoneinfo import ZoneInfo
 
-from strategies.model import Bar, Intent, OrderUpdate, Step
+from strategies.model import Bar, Intent, OrderUpdate, Step, Strategy
 from strategies.session import Session
 from strategies.sizing import shares_for
 
 NEW_YORK = ZoneInfo("America/New_York")
 CSV_COLUMNS = ("strategy", "symbol", "signal_time", "action", "price", "reason")
 STOP_ACTIONS = frozenset({"place_stop", "replace_stop", "cancel_stop"})
-
-
-class Strategy(Protocol):
-    """The strategy contract as the replay uses it."""
-
-    name: str
-    timeframe: str
-
-    def on_bar(self, bar: Bar, *, session: Session | None) -> Step: ...
-    def on_order_update(self, update: OrderUpdate) -> Step: ...
-    def warmup(self, bars: Iterable[Bar], sessions: Callable[[date], Session | None]) -> None: ...
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -257,17 +246,35 @@ class Replay:
     def _handle(self, step: Step, bar: Bar, session: Session | None) -> Iterator[Decision]:
         for intent in step.intents:
             if intent.action in STOP_ACTIONS:
-                self._apply_stop(intent)
+                yield from self._apply_stop(intent, bar)
             else:
                 yield from self._queue_order(intent, bar, session)
 
-    def _apply_stop(self, intent: Intent) -> None:
+    def _apply_stop(self, intent: Intent, bar: Bar) -> Iterator[Decision]:
+        """Rest, resize or cancel the stop at once, and report what rests, as the router does
+        (a stop never rests for more than the shares held)."""
         if intent.action == "cancel_stop":
             self._stop = None
         elif intent.qty is not None and intent.stop_price is not None:
-            self._stop = RestingStop(
-                signal_time=intent.signal_time, qty=intent.qty, stop_price=intent.stop_price
+            qty = min(intent.qty, self._held)
+            self._stop = (
+                RestingStop(signal_time=intent.signal_time, qty=qty, stop_price=intent.stop_price)
+                if qty > 0
+                else None
             )
+        stop = self._stop
+        report = OrderUpdate(
+            strategy=self.strategy.name,
+            symbol=intent.symbol,
+            leg="protective_stop",
+            signal_time=intent.signal_time if stop is None else stop.signal_time,
+            side="sell",
+            kind="stop",
+            time=bar.t,
+            qty=0 if stop is None else stop.qty,
+            price=None if stop is None else stop.stop_price,
+        )
+        yield from self._handle(self.strategy.on_order_update(report), bar, None)
 
     def _queue_order(self, intent: Intent, bar: Bar, session: Session | None) -> Iterator[Decision]:
         entry = intent.action == "buy"

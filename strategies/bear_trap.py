@@ -36,16 +36,25 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from datetime import date, datetime, timedelta
 from typing import Any, ClassVar
 from zoneinfo import ZoneInfo
 
 from pydantic import Field, model_validator
 
-from strategies.bear_trap_plan import STOP_LEGS, TradePlan, exit_split
+from strategies.bear_trap_plan import STOP_LEGS, TradePlan, exit_split, same_stop_price
 from strategies.indicators import ATR, SessionTracker, VolumeMean
-from strategies.model import Bar, Decision, Evaluation, Intent, OrderUpdate, RiskBased, Step
+from strategies.model import (
+    Bar,
+    Decision,
+    Evaluation,
+    HoldingView,
+    Intent,
+    OrderUpdate,
+    RiskBased,
+    Step,
+)
 from strategies.params import EmergencyStop, FrozenModel, RiskLimits
 from strategies.session import Session
 
@@ -270,6 +279,9 @@ class BearTrap:
                 leg = "eod"
                 reason = f"eod: {self.params.eod_minutes_before_close} min before the close"
             else:
+                if plan.stop_order is None and plan.stop_requests == 0:
+                    reason = f"no resting stop: placing it for {plan.position} shares (no bar)"
+                    steps.append(Step(intents=tuple(self._protect(plan, symbol, reason))))
                 continue
             marker = Bar(
                 symbol=symbol,
@@ -288,14 +300,16 @@ class BearTrap:
         )
 
     def on_order_update(self, update: OrderUpdate) -> Step:
-        """Book a fill or terminal non-fill of one of this strategy's own orders."""
+        """Book a fill, a terminal non-fill or a stop report of this strategy's own orders."""
         st = self._symbols.get(update.symbol)
         plan = None if st is None else st.plan
         if plan is None or st is None:
             if update.kind == "fill" and update.qty > 0:
                 log.error("%s %s: fill with no trade plan: %r", self.name, update.symbol, update)
             return Step()
-        if update.kind == "fill":
+        if update.kind == "stop":
+            intents = self._on_stop_report(plan, update)
+        elif update.kind == "fill":
             intents = (
                 self._on_entry_fill(plan, update)
                 if update.side == "buy"
@@ -303,8 +317,30 @@ class BearTrap:
             )
         else:
             intents = self._on_terminal(plan, update)
-        if plan.position <= 0 and not plan.entry_pending and plan.exit_pending is None:
-            st.plan = None
+        self._drop_if_done(st)
+        return Step(intents=tuple(intents))
+
+    def sync(self, views: Mapping[str, HoldingView], now: datetime) -> Step:
+        """After a restart: take the ledger's positions and open orders as the truth (a fill
+        booked after the last snapshot, an exit or entry order that ended while down), then
+        protect what is held, or take away a stop that protects nothing."""
+        intents: list[Intent] = []
+        for symbol in sorted(set(views) | {s for s, st in self._symbols.items() if st.plan}):
+            view = views.get(symbol) or HoldingView(symbol=symbol, position=0)
+            st = self._state(symbol)
+            if st.plan is None:
+                if view.position <= 0:
+                    continue
+                log.error(
+                    "%s %s: the ledger holds %d shares with no trade plan: exit at the time "
+                    "stop or the close",
+                    self.name,
+                    symbol,
+                    view.position,
+                )
+                st.plan = TradePlan.orphan(view.position, now, view.resting_stop())
+            intents += self._sync_plan(st.plan, view, now)
+            self._drop_if_done(st)
         return Step(intents=tuple(intents))
 
     def warmup(self, bars: Iterable[Bar], sessions: Callable[[date], Session | None]) -> None:
@@ -477,6 +513,20 @@ class BearTrap:
         if now >= session.close - self._eod:
             reason = f"eod: {self.params.eod_minutes_before_close} min before the close"
             return self._final_exit(plan, bar, "eod", reason, values)
+        taken = self._take_profit(plan, bar, values)
+        if taken is not None:
+            return taken
+        if plan.stop_order is None and plan.stop_requests == 0:
+            reason = f"no resting stop: placing it for {plan.position} shares"
+            intents = self._protect(plan, bar.symbol, reason)
+            return Step(
+                intents=tuple(intents), evaluations=(self._eval(bar, "hold", reason, values),)
+            )
+        return self._step(bar, "hold", "holding", values)
+
+    def _take_profit(
+        self, plan: TradePlan, bar: Bar, values: dict[str, float | None]
+    ) -> Step | None:
         tp1, tp2, _ = exit_split(plan.entry_qty, self.params.tp1_fraction, self.params.tp2_fraction)
         if not plan.tp1_done and bar.high >= plan.tp1_level:
             plan.tp1_done = True
@@ -485,9 +535,12 @@ class BearTrap:
         if plan.tp1_done and not plan.tp2_done and bar.high >= plan.tp2_level:
             plan.tp2_done = True
             reason = f"tp2: high {bar.high:.4g} >= {plan.tp2_level:.4g}; stop to support"
-            plan.stop = plan.support
-            return self._partial_exit(plan, bar, "tp2", tp2, plan.support, reason, values)
-        return self._step(bar, "hold", "holding", values)
+            stop_before, plan.stop = plan.stop, plan.support
+            step = self._partial_exit(plan, bar, "tp2", tp2, plan.support, reason, values)
+            if plan.exit_pending is not None:
+                plan.exit_pending["stop_before"] = stop_before
+            return step
+        return None
 
     def _partial_exit(
         self,
@@ -551,6 +604,7 @@ class BearTrap:
         assert order is not None
         if qty is not None and stop_price is not None:
             order["qty"], order["price"] = qty, stop_price
+        plan.stop_requests += 1
         return Intent(
             strategy=self.name,
             symbol=bar.symbol,
@@ -587,6 +641,7 @@ class BearTrap:
     ) -> Intent:
         order = plan.stop_order
         assert order is not None
+        plan.stop_requests += 1
         return Intent(
             strategy=self.name,
             symbol=update.symbol,
@@ -594,8 +649,8 @@ class BearTrap:
             leg="protective_stop",
             signal_time=datetime.fromisoformat(order["signal_time"]),
             reason=reason,
-            qty=order["qty"],
-            stop_price=order["price"],
+            qty=None if action == "cancel_stop" else order["qty"],
+            stop_price=None if action == "cancel_stop" else order["price"],
         )
 
     def _on_exit_fill(self, plan: TradePlan, update: OrderUpdate) -> list[Intent]:
@@ -630,26 +685,127 @@ class BearTrap:
             if update.signal_time == plan.signal_time:
                 plan.entry_pending = False
             return []
+        order = plan.stop_order
+        if update.leg in STOP_LEGS:
+            # A stop order ended unfilled. While stop intents are out, their report tells what
+            # rests; otherwise it went away outside our requests: placed again next bar.
+            if plan.stop_requests == 0 and order is not None and _is_stop_order(order, update):
+                plan.stop_order = None
+            return []
         pending = plan.exit_pending
         if pending is None or not _matches(pending, update):
-            order = plan.stop_order
-            if order is not None and _is_stop_order(order, update):
-                plan.stop_order = None  # the stop order is gone (ours or the broker's doing)
             return []
         plan.exit_pending = None
-        if plan.position <= 0:
+        if pending["filled"] == 0:
+            # Nothing of this exit happened: TP1/TP2 are decided again on a later bar (and
+            # TP2's raised stop goes back); the final exits are re-decided by the next bar or
+            # clock tick anyway.
+            if pending["leg"] == "tp1":
+                plan.tp1_done = False
+            elif pending["leg"] == "tp2":
+                plan.tp2_done = False
+                plan.stop = pending.get("stop_before", plan.stop)
+        why = f" ({update.reason})" if update.reason else ""
+        reason = f"{update.leg} {update.kind}{why}: protective stop for {plan.position} shares"
+        return self._protect(plan, update.symbol, reason)
+
+    def _on_stop_report(self, plan: TradePlan, update: OrderUpdate) -> list[Intent]:
+        plan.stop_requests = max(0, plan.stop_requests - 1)
+        if plan.stop_requests > 0:
+            return []  # a later report says what rests in the end
+        plan.set_resting_stop(update.signal_time, update.qty, update.price)
+        if plan.position <= 0 and plan.stop_order is not None and plan.exit_pending is None:
+            # Nothing left to protect: a resting stop would sell shares we do not hold.
+            return [self._stop_update_intent(plan, update, "cancel_stop", "flat: stop not needed")]
+        return []
+
+    def _protect(self, plan: TradePlan, symbol: str, reason: str) -> list[Intent]:
+        """Intents that make the resting stop cover exactly the shares held at ``plan.stop``."""
+        if plan.position <= 0 or plan.exit_pending is not None or plan.stop_requests > 0:
             return []
-        # The exit did not (fully) happen: protect the shares still held again.
-        reason = f"{update.leg} {update.kind}: protective stop for {plan.position} shares"
-        if plan.stop_order is not None:
-            plan.stop_order["qty"] = plan.position
-            return [self._stop_update_intent(plan, update, "replace_stop", reason)]
-        plan.stop_order = {
-            "signal_time": update.signal_time.isoformat(),
-            "qty": plan.position,
-            "price": plan.stop,
-        }
-        return [self._stop_update_intent(plan, update, "place_stop", reason)]
+        if plan.stop <= 0:
+            return []  # no stop level known (an orphan position): the time stop exits it
+        order = plan.stop_order
+        if (
+            order is not None
+            and order["qty"] == plan.position
+            and same_stop_price(order["price"], plan.stop)
+        ):
+            return []
+        action = "place_stop" if order is None else "replace_stop"
+        if order is None:
+            signal = plan.signal_time.isoformat()
+            plan.stop_order = order = {"signal_time": signal, "qty": 0, "price": plan.stop}
+        order["qty"], order["price"] = plan.position, plan.stop
+        plan.stop_requests += 1
+        return [
+            Intent(
+                strategy=self.name,
+                symbol=symbol,
+                action=action,  # type: ignore[arg-type]
+                leg="protective_stop",
+                signal_time=datetime.fromisoformat(order["signal_time"]),
+                reason=reason,
+                qty=plan.position,
+                stop_price=plan.stop,
+            )
+        ]
+
+    def _sync_plan(self, plan: TradePlan, view: HoldingView, now: datetime) -> list[Intent]:
+        plan.stop_requests = 0
+        stop = view.resting_stop()
+        if stop is None:
+            plan.stop_order = None
+        else:
+            plan.set_resting_stop(stop.signal_time, stop.remaining, stop.stop_price)
+        if view.position != plan.position:
+            log.warning(
+                "%s %s: the ledger holds %d shares, the snapshot %d: taking the ledger's",
+                self.name,
+                view.symbol,
+                view.position,
+                plan.position,
+            )
+            if view.position > plan.position:
+                plan.entry_qty += view.position - plan.position
+                plan.entry_time = plan.entry_time or now
+            plan.position = view.position
+        sells = [o for o in view.open_orders if o.side == "sell" and o.leg not in STOP_LEGS]
+        plan.entry_pending = any(o.side == "buy" for o in view.open_orders)
+        pending = plan.exit_pending
+        if pending is not None and not any(
+            o.leg == pending["leg"] and o.signal_time.isoformat() == pending["signal_time"]
+            for o in sells
+        ):
+            plan.exit_pending = None  # it ended while we were down: decided again next bar
+        if plan.position <= 0:
+            if plan.stop_order is not None and plan.exit_pending is None:
+                plan.stop_requests += 1
+                order = plan.stop_order
+                return [
+                    Intent(
+                        strategy=self.name,
+                        symbol=view.symbol,
+                        action="cancel_stop",
+                        leg="protective_stop",
+                        signal_time=datetime.fromisoformat(order["signal_time"]),
+                        reason="flat after restart: stop not needed",
+                    )
+                ]
+            return []
+        return self._protect(plan, view.symbol, f"after restart: stop for {plan.position} shares")
+
+    def _drop_if_done(self, st: SymbolState) -> None:
+        plan = st.plan
+        if (
+            plan is not None
+            and plan.position <= 0
+            and not plan.entry_pending
+            and plan.exit_pending is None
+            and plan.stop_requests == 0
+            and plan.stop_order is None
+        ):
+            st.plan = None
 
     # -- evaluations ----------------------------------------------------------------------
 

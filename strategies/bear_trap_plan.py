@@ -10,6 +10,13 @@ from typing import Any
 STOP_LEGS = frozenset({"stop", "protective_stop"})
 
 
+def same_stop_price(a: float, b: float) -> bool:
+    """Whether two stop prices are the same order price: the broker's stop rests at our level
+    rounded to its tick (a cent, or 0.0001 below $1), so closer than half a tick is equal."""
+    tick = 0.01 if min(a, b) >= 1 else 0.0001
+    return abs(a - b) < tick / 2 + 1e-12
+
+
 def exit_split(entry_qty: int, tp1_fraction: float, tp2_fraction: float) -> tuple[int, int, int]:
     """``(tp1, tp2, runner)`` shares for an entry of ``entry_qty``: TP1 and TP2 are floored,
     the runner takes the rest, so the three always sum to ``entry_qty``."""
@@ -25,7 +32,10 @@ class TradePlan:
 
     ``stop_order`` mirrors the protective stop at the broker as this strategy last asked for
     it: ``{"signal_time": ISO of the place intent, "qty", "price"}``, or None when none rests.
-    ``exit_pending``: ``{"leg", "signal_time" (ISO), "qty", "filled"}`` while a sell is out.
+    ``stop_requests`` counts the stop intents the router has not reported on yet; when it is
+    back at 0, the last report (what really rests) replaces ``stop_order``.
+    ``exit_pending``: ``{"leg", "signal_time" (ISO), "qty", "filled"}`` while a sell is out
+    (plus ``"stop_before"`` for TP2, the stop level to go back to if its sell never goes out).
     """
 
     __slots__ = (
@@ -40,6 +50,7 @@ class TradePlan:
         "signal_time",
         "stop",
         "stop_order",
+        "stop_requests",
         "stop_touched",
         "support",
         "tp1_done",
@@ -80,10 +91,31 @@ class TradePlan:
             tp1_done=False,
             tp2_done=False,
             stop_order=None,
+            stop_requests=0,
             stop_touched=False,
             entry_pending=True,
             exit_pending=None,
         )
+
+    @classmethod
+    def orphan(cls, position: int, now: datetime, resting_stop: Any) -> TradePlan:
+        """A plan for shares the ledger holds but no snapshot explains (lost state): no
+        targets, the stop that rests (if any) kept, the time stop counted from ``now``."""
+        stop = float(resting_stop.stop_price) if resting_stop is not None else 0.0
+        signal = resting_stop.signal_time if resting_stop is not None else now
+        plan = cls.at_signal(
+            signal_time=signal,
+            session_date=now.date(),
+            support=stop,
+            stop=stop,
+            session_high=math.inf,
+            tp1_target_fraction=0.5,
+        )
+        plan.entry_pending = False
+        plan.entry_qty = plan.position = position
+        plan.entry_time = now
+        plan.tp1_done = plan.tp2_done = True
+        return plan
 
     def add_entry_fill(
         self, qty: int, price: float | None, time: datetime, tp1_target_fraction: float
@@ -105,6 +137,13 @@ class TradePlan:
         if entry is not None:
             self.tp1_level = entry + tp1_target_fraction * (self.session_high - entry)
         self.tp2_level = self.session_high
+
+    def set_resting_stop(self, signal_time: datetime, qty: int, price: float | None) -> None:
+        """What the router reported rests at the broker (0 shares: no stop)."""
+        if qty <= 0 or price is None:
+            self.stop_order = None
+        else:
+            self.stop_order = {"signal_time": signal_time.isoformat(), "qty": qty, "price": price}
 
     def values(self) -> dict[str, float | None]:
         """The plan's numbers for an evaluation record."""
@@ -131,7 +170,7 @@ class TradePlan:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> TradePlan:
         """Rebuild from ``to_dict`` output."""
-        fields = dict(data)
+        fields = {"stop_requests": 0, **data}  # snapshots before stop reports had no counter
         fields["signal_time"] = datetime.fromisoformat(data["signal_time"])
         fields["session_date"] = date.fromisoformat(data["session_date"])
         entry_time = data["entry_time"]

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from datetime import date, datetime
 from typing import Any, ClassVar
 from zoneinfo import ZoneInfo
@@ -29,6 +29,7 @@ from strategies.model import (
     Evaluation,
     Execute,
     FixedDollars,
+    HoldingView,
     Intent,
     OrderUpdate,
     Step,
@@ -148,6 +149,34 @@ class HysteresisStrategy:
             wanted = update.order_qty if update.order_qty is not None else st.pending["qty"]
             done_filling = update.kind == "fill" and update.filled_qty >= wanted
             if done_filling or update.kind in TERMINAL_NON_FILLS:
+                st.pending = None
+        return Step()
+
+    def sync(self, views: Mapping[str, HoldingView], now: datetime) -> Step:
+        """After a restart: the ledger's positions are the truth, and an outstanding-order
+        marker whose order (or unsent intent) no longer exists is cleared, so the next bar
+        decides again. Nothing is sent from here."""
+        for symbol in sorted(set(views) | set(self._symbols)):
+            view = views.get(symbol) or HoldingView(symbol=symbol, position=0)
+            st = self._symbols.get(symbol)
+            if st is None:
+                st = self._symbols[symbol] = SymbolState(self._new_rsi(symbol))
+            if st.position != view.position:
+                log.warning(
+                    "%s %s: the ledger holds %d shares, the snapshot %d: taking the ledger's",
+                    self.name,
+                    symbol,
+                    view.position,
+                    st.position,
+                )
+                st.position = view.position
+            pending = st.pending
+            if pending is not None and not any(
+                o.leg == pending["leg"]
+                and o.side == pending["side"]
+                and _iso(o.signal_time) == pending["signal_time"]
+                for o in view.open_orders
+            ):
                 st.pending = None
         return Step()
 

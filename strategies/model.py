@@ -24,21 +24,36 @@ one per fill increment (``kind="fill"``, ``qty`` the increment, not the cumulati
 when an order ends without filling completely (``canceled`` / ``expired`` / ``rejected``,
 ``qty`` = 0, ``filled_qty`` the total filled before it ended). ``order_qty`` is the order's
 size, so a strategy knows when its order is completely filled. An intent the router does not
-send at all (a risk gate, size 0, nothing to sell) comes back as ``rejected`` with
-``order_qty`` 0.
+send at all (a risk gate, size 0, nothing to sell, shares still held by a stop the broker has
+not confirmed cancelled) comes back as ``rejected`` with ``order_qty`` 0 and the reason.
+
+After every stop intent (``place_stop`` / ``replace_stop`` / ``cancel_stop``), done or not,
+the router reports once what rests at the broker now: ``kind="stop"``, ``qty`` the shares of
+the strategy's resting protective stop (0: none), ``price`` its stop price. It is a fact, not
+an echo of the request: a refused replace reports the old stop that still rests.
+
+Updates arrive in the order the daemon learned of them, never while the router works on the
+strategy's orders: a strategy's answer to an update is queued behind what is already going.
+
+After a restart the daemon calls ``sync`` with the ledger's view of every symbol the
+strategy holds or has orders on (``HoldingView``), so the strategy can correct what it
+missed while it was down (a fill booked after its last snapshot, an order that ended).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
-from typing import Literal
+from datetime import date, datetime
+from typing import Any, Literal, Protocol
+
+from strategies.session import Session
 
 Side = Literal["buy", "sell"]
 Action = Literal["buy", "sell", "place_stop", "replace_stop", "cancel_stop"]
 Execute = Literal["now", "next_open"]
 Decision = Literal["enter", "exit", "hold", "skip"]
-UpdateKind = Literal["fill", "canceled", "expired", "rejected"]
+UpdateKind = Literal["fill", "canceled", "expired", "rejected", "stop"]
 Timeframe = Literal["1Min", "1Hour", "1Day"]
 
 
@@ -118,10 +133,11 @@ class OrderUpdate:
     side: Side
     kind: UpdateKind
     time: datetime
-    qty: int = 0  # this fill's increment (0 for non-fills)
-    price: float | None = None  # this fill's price
+    qty: int = 0  # this fill's increment (0 for non-fills); the resting qty for "stop"
+    price: float | None = None  # this fill's price; the resting stop price for "stop"
     filled_qty: int = 0  # cumulative filled on the order after this update
     order_qty: int | None = None  # the order's total quantity (None when never sent)
+    reason: str = ""  # why an order was not sent or ended (for the evaluation record)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -130,3 +146,55 @@ class Step:
 
     intents: tuple[Intent, ...] = ()
     evaluations: tuple[Evaluation, ...] = ()
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class OpenOrderView:
+    """One of the strategy's orders still working at the broker, or an intent not yet sent."""
+
+    leg: str
+    signal_time: datetime
+    side: Side
+    remaining: int  # shares still to fill
+    stop_price: float | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class HoldingView:
+    """What the ledger knows of one symbol for one strategy (``Strategy.sync``)."""
+
+    symbol: str
+    position: int  # the strategy's own shares, by its fills
+    open_orders: tuple[OpenOrderView, ...] = ()
+
+    def resting_stop(self) -> OpenOrderView | None:
+        """The protective stop working for this position, if any."""
+        stops = [o for o in self.open_orders if o.leg == "protective_stop"]
+        return stops[-1] if stops else None
+
+
+class Strategy(Protocol):
+    """The contract between a pure strategy and the daemon that drives it."""
+
+    name: str
+    timeframe: str
+
+    def on_bar(self, bar: Bar, *, session: Session | None) -> Step:
+        """Evaluate one completed bar."""
+        ...
+
+    def on_order_update(self, update: OrderUpdate) -> Step:
+        """Book news about one of the strategy's own orders."""
+        ...
+
+    def warmup(self, bars: Iterable[Bar], sessions: Callable[[date], Session | None]) -> None:
+        """Feed history without deciding anything."""
+        ...
+
+    def sync(self, views: Mapping[str, HoldingView], now: datetime) -> Step:
+        """Take the ledger's view after a restart as the truth; return what to do about it."""
+        ...
+
+    def snapshot(self) -> dict[str, Any]:
+        """JSON-serialisable state."""
+        ...

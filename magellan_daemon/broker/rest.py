@@ -141,8 +141,9 @@ class AlpacaBroker:
         return f"AlpacaBroker(account={self.account!r}, url={self.url!r})"
 
     def close(self) -> None:
-        """Stop the thread pool (waits for calls in flight)."""
-        self._pool.shutdown(wait=True, cancel_futures=True)
+        """Stop the thread pool without waiting: queued calls are dropped, a call in flight
+        ends within its HTTP timeout (so shutting down never hangs on a silent broker)."""
+        self._pool.shutdown(wait=False, cancel_futures=True)
 
     # -- plumbing ------------------------------------------------------------------------
 
@@ -240,6 +241,13 @@ class AlpacaBroker:
             if len(page) < 500:
                 return sorted(found.values(), key=lambda o: o.submitted_at)
             cursor = page[-1].submitted_at
+
+    async def open_orders(self) -> list[BrokerOrder]:
+        """GET /v2/orders?status=open (up to 500, Alpaca's page maximum)."""
+        request = GetOrdersRequest(status=QueryOrderStatus.OPEN, limit=500)
+        return await self._call(
+            "trading", lambda c: [order_from_model(o) for o in c.get_orders(request)]
+        )
 
     async def positions(self) -> list[BrokerPosition]:
         """GET /v2/positions."""

@@ -8,13 +8,17 @@ alpaca-py 0.44 reconnects by itself with jittered exponential backoff (0.5 s .. 
 re-authenticates; it gives no reconnect callback, so we override ``_start_ws`` to put a
 ``CONNECTED`` marker on our queue after every (re)connect, and ``close`` (which the SDK calls
 before every reconnect) to put a ``DISCONNECTED`` one. The queue's one consumer handles
-frames and markers in arrival order: a marker triggers reconciliation before any later frame
-is applied. If ``_run_forever`` ever returns or raises while we still want the stream, the
-supervisor restarts it after a jittered backoff, forever.
+frames and markers in arrival order with synchronous callbacks: it never awaits REST, a
+lane or a strategy. A ``CONNECTED`` marker *schedules* the reconciliation (or the bar
+backfill) in its own task. If ``_run_forever`` ever returns or raises while we still want
+the stream, the supervisor restarts it after a jittered backoff, forever; ``reconnect``
+makes it do so on purpose (a socket that is connected but silent).
 
 Frames are taken raw (``raw_data=True``) so a frame the SDK's models reject is not lost inside
 the SDK: we parse it ourselves and send a bad one to a WARNING line and a counter. The handler
-does one thing: ``queue.put_nowait``.
+does one thing: ``queue.put_nowait``. Anything else that fails in the consumer (the ledger
+cannot be written) ends it, and the daemon treats that as fatal: it exits non-zero, systemd
+restarts it, and the startup reconciliation repairs what was missed.
 """
 
 from __future__ import annotations
@@ -47,9 +51,7 @@ class StreamStats:
 
     connected: bool = False
     connects: int = 0
-    frames: int = 0
     bad_frames: int = 0
-    last_frame_at: datetime | None = None
 
 
 def _signalling(sdk_stream: type[Any]) -> type[Any]:
@@ -90,8 +92,8 @@ class SupervisedStream:
         self,
         name: str,
         make_sdk: Callable[[asyncio.Queue[Any], Callable[[Any], Awaitable[None]]], Any],
-        on_frame: Callable[[Any], Awaitable[None]],
-        on_connected: Callable[[], Awaitable[None]],
+        on_frame: Callable[[Any], None],
+        on_connected: Callable[[], None],
     ) -> None:
         self.name = name
         self.stats = StreamStats()
@@ -109,14 +111,25 @@ class SupervisedStream:
         except Exception:  # never raise into the SDK's receive loop
             log.exception("%s: could not queue a frame", self.name)
 
-    def start(self) -> None:
-        """Start the SDK loop and the consumer (call once, from the event loop)."""
+    def start(self, supervise: Callable[..., asyncio.Task[Any]] = spawn) -> None:
+        """Start the SDK loop and the consumer (call once, from the event loop); ``supervise``
+        spawns them (the daemon's ``Supervisor.spawn``: their death is fatal)."""
         self._tasks = [
-            spawn(self._supervise(), name=f"{self.name}-sdk"),
-            spawn(self._consume(), name=f"{self.name}-consumer"),
+            supervise(self._supervise(), name=f"{self.name}-sdk"),
+            supervise(self.consume(), name=f"{self.name}-consumer"),
         ]
 
-    async def stop(self, timeout: float = 10.0) -> None:
+    async def reconnect(self) -> None:
+        """Close the socket on purpose; the supervisor connects again (with backoff)."""
+        sdk = self._sdk
+        if sdk is not None and not self._stopping:
+            log.warning("%s: reconnecting on purpose", self.name)
+            try:
+                await asyncio.wait_for(sdk.stop_ws(), 10)
+            except Exception:
+                log.warning("%s: stop_ws did not finish cleanly", self.name)
+
+    async def stop(self, timeout: float = 5.0) -> None:
         """Close the socket and end both tasks."""
         self._stopping = True
         if self._sdk is not None:
@@ -132,6 +145,7 @@ class SupervisedStream:
     async def _supervise(self) -> None:
         attempt = 0
         while not self._stopping:
+            connects = self.stats.connects
             self._sdk = self._make_sdk(self._queue, self._handler)
             try:
                 await self._sdk._run_forever()
@@ -142,11 +156,12 @@ class SupervisedStream:
             self.stats.connected = False
             if self._stopping:
                 return
-            attempt += 1
+            attempt = 1 if self.stats.connects > connects else attempt + 1
             cap = min(30.0, 2.0**attempt)
             await asyncio.sleep(random.uniform(cap / 2, cap))
 
-    async def _consume(self) -> None:
+    async def consume(self) -> None:
+        """Handle frames and connection markers in arrival order, forever."""
         while True:
             item = await self._queue.get()
             if item is DISCONNECTED:
@@ -157,11 +172,9 @@ class SupervisedStream:
                 self.stats.connects += 1
                 if self.stats.connects > 1:
                     log.warning("%s: reconnected (connection %d)", self.name, self.stats.connects)
-                await self._on_connected()
+                self._on_connected()
                 continue
-            self.stats.frames += 1
-            self.stats.last_frame_at = datetime.now(UTC)
-            await self._on_frame(item)
+            self._on_frame(item)
 
 
 def trade_updates_stream(
@@ -171,8 +184,8 @@ def trade_updates_stream(
     secret: str,
     paper: bool,
     url: str | None,
-    on_event: Callable[[BrokerEvent], Awaitable[object]],
-    on_connected: Callable[[], Awaitable[None]],
+    on_event: Callable[[BrokerEvent], object],
+    on_connected: Callable[[], None],
 ) -> SupervisedStream:
     """One account's ``trade_updates``: every event parsed and handed to ``on_event``;
     ``on_connected`` (reconciliation) runs after every (re)connect before later events."""
@@ -186,7 +199,7 @@ def trade_updates_stream(
 
     supervised: SupervisedStream
 
-    async def on_frame(frame: Any) -> None:
+    def on_frame(frame: Any) -> None:
         data = frame.get("data") if isinstance(frame, dict) else None
         try:
             event = event_from_trade_update(data)  # type: ignore[arg-type]
@@ -196,7 +209,7 @@ def trade_updates_stream(
                 "%s: unreadable trade update dropped (%s): %.200r", supervised.name, exc, frame
             )
             return
-        await on_event(event)
+        on_event(event)
 
     supervised = SupervisedStream(f"trade-updates[{account}]", make, on_frame, on_connected)
     return supervised
@@ -210,8 +223,8 @@ def bar_stream(
     feed: str,
     url: str | None,
     symbols: Iterable[str],
-    on_bar: Callable[[Bar], Awaitable[None]],
-    on_connected: Callable[[], Awaitable[None]],
+    on_bar: Callable[[Bar], None],
+    on_connected: Callable[[], None],
 ) -> SupervisedStream:
     """One account's market-data websocket, subscribed to minute bars of ``symbols``."""
     symbol_list = sorted(set(symbols))
@@ -230,14 +243,14 @@ def bar_stream(
 
     supervised: SupervisedStream
 
-    async def on_frame(frame: Any) -> None:
+    def on_frame(frame: Any) -> None:
         try:
             bar = bar_from_stream(frame)
         except Exception as exc:
             supervised.stats.bad_frames += 1
             log.warning("%s: unreadable bar dropped (%s): %.200r", supervised.name, exc, frame)
             return
-        await on_bar(bar)
+        on_bar(bar)
 
     supervised = SupervisedStream(f"bars[{account}]", make, on_frame, on_connected)
     return supervised

@@ -1,4 +1,7 @@
-"""The ledger's SQLite schema (idempotent: every statement is IF NOT EXISTS)."""
+"""The ledger's SQLite schema (idempotent: every statement is IF NOT EXISTS), and the one
+migration an older ledger file needs."""
+
+import sqlite3
 
 SCHEMA = """
 -- Magellan ledger. Money and quantities are decimal strings. Times are ISO-8601 UTC.
@@ -94,7 +97,10 @@ CREATE TABLE IF NOT EXISTS fills (
     cum_qty TEXT NOT NULL,
     ts TEXT NOT NULL,
     source TEXT NOT NULL,
-    UNIQUE (broker_order_id, cum_qty)
+    realized TEXT NOT NULL DEFAULT '0',   -- P&L this execution realised
+    voided INTEGER NOT NULL DEFAULT 0,    -- 1: reversed by a trade_bust / trade_correct
+    revision INTEGER NOT NULL DEFAULT 0,  -- bumped by each restatement of the order's fills
+    UNIQUE (broker_order_id, cum_qty, revision)
 );
 
 CREATE TABLE IF NOT EXISTS positions (
@@ -153,3 +159,48 @@ CREATE TABLE IF NOT EXISTS discrepancies (
     detail TEXT NOT NULL
 );
 """
+
+
+# Ledgers written before fills kept their realised P&L and restatements: same rows, three
+# more columns and a unique key that includes the revision.
+_FILLS_MIGRATION = """
+CREATE TABLE fills_new (
+    id INTEGER PRIMARY KEY,
+    client_order_id TEXT NOT NULL REFERENCES orders (client_order_id),
+    broker_order_id TEXT NOT NULL,
+    broker_execution_id TEXT UNIQUE,
+    account TEXT NOT NULL,
+    strategy TEXT NOT NULL,
+    symbol TEXT NOT NULL,
+    side TEXT NOT NULL,
+    qty TEXT NOT NULL,
+    price TEXT NOT NULL,
+    cum_qty TEXT NOT NULL,
+    ts TEXT NOT NULL,
+    source TEXT NOT NULL,
+    realized TEXT NOT NULL DEFAULT '0',
+    voided INTEGER NOT NULL DEFAULT 0,
+    revision INTEGER NOT NULL DEFAULT 0,
+    UNIQUE (broker_order_id, cum_qty, revision)
+);
+INSERT INTO fills_new (id, client_order_id, broker_order_id, broker_execution_id, account,
+    strategy, symbol, side, qty, price, cum_qty, ts, source)
+    SELECT id, client_order_id, broker_order_id, broker_execution_id, account, strategy,
+    symbol, side, qty, price, cum_qty, ts, source FROM fills;
+DROP TABLE fills;
+ALTER TABLE fills_new RENAME TO fills;
+"""
+
+
+def migrate(conn: sqlite3.Connection) -> bool:
+    """Bring an older ledger file to this schema; True when something was changed."""
+    columns = {row[1] for row in conn.execute("PRAGMA table_info(fills)")}
+    if "revision" in columns:
+        return False
+    # The copy moves rows, it checks nothing: keys are checked again once it is done.
+    conn.executescript(
+        "PRAGMA foreign_keys = OFF; BEGIN IMMEDIATE;"
+        + _FILLS_MIGRATION
+        + "COMMIT; PRAGMA foreign_keys = ON;"
+    )
+    return True

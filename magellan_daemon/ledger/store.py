@@ -19,37 +19,23 @@ import sqlite3
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import orjson
 
 from magellan_daemon.domain import BrokerEvent, ClientOrderId, Discrepancy
-from magellan_daemon.ledger.order_fsm import OPEN, InvalidTransition, next_status
-from magellan_daemon.ledger.schema import SCHEMA
+from magellan_daemon.ledger import position_book
+from magellan_daemon.ledger.order_fsm import OPEN, OrderEvent, Verdict, transition
+from magellan_daemon.ledger.schema import SCHEMA, migrate
+from magellan_daemon.timefmt import iso, parse_iso, session_date
 from strategies.model import Evaluation, Intent
 
 log = logging.getLogger(__name__)
-NEW_YORK = ZoneInfo("America/New_York")
 ZERO = Decimal(0)
-
-
-def iso(t: datetime) -> str:
-    """UTC ISO-8601 with a Z, the ledger's one time format."""
-    return t.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
-def parse_iso(text: str) -> datetime:
-    """Inverse of ``iso``."""
-    return datetime.fromisoformat(text.replace("Z", "+00:00"))
-
-
-def session_date(t: datetime) -> date:
-    """The New York calendar date of ``t`` (the trading day a fill belongs to)."""
-    return t.astimezone(NEW_YORK).date()
+RESTATEMENTS = frozenset({OrderEvent.TRADE_BUST, OrderEvent.TRADE_CORRECT})
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -102,22 +88,32 @@ class AppliedFill:
     qty: Decimal
     price: Decimal
     ts: datetime
+    position_after: Decimal  # the strategy's position in the symbol after this fill
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Applied:
-    """What ``apply_event`` did: the order after it, the fill increment if any."""
+    """What ``apply_event`` did: the order after it, the fill increment if any, and how the
+    state machine judged the event (``verdict``, with ``reason`` when not applied)."""
 
     order: OrderRow | None
     previous_status: str | None
     fill: AppliedFill | None
     duplicate: bool = False
-    invalid: str | None = None
+    verdict: Verdict = "repeat"
+    reason: str = ""
+    restated: bool = False  # a trade bust / correction rewrote the order's fills
+    position_after: Decimal | None = None
 
     @property
     def status_changed(self) -> bool:
         """True when the event moved the order to another status."""
         return self.order is not None and self.order.status != self.previous_status
+
+    @property
+    def invalid(self) -> str | None:
+        """Why the event contradicts the order's state (logged at ERROR), else None."""
+        return self.reason if self.verdict == "invalid" else None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -150,6 +146,8 @@ class Ledger:
         conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
         conn.row_factory = sqlite3.Row
         conn.executescript(SCHEMA)
+        if migrate(conn):
+            log.warning("ledger %s migrated to the current schema", path)
         return cls(conn, path)
 
     def close(self) -> None:
@@ -373,6 +371,16 @@ class Ledger:
         rows = self._conn.execute(f"SELECT * FROM orders {where} ORDER BY rowid", args)
         return [_order_row(r) for r in rows]
 
+    def orders_of_intent(self, intent_id: int) -> list[OrderRow]:
+        """The orders written for one intent."""
+        rows = self._conn.execute("SELECT * FROM orders WHERE intent_id = ?", (intent_id,))
+        return [_order_row(r) for r in rows]
+
+    def last_fill_time(self) -> str | None:
+        """When the latest fill happened (ISO text), None before the first."""
+        row = self._conn.execute("SELECT MAX(ts) AS ts FROM fills WHERE voided = 0").fetchone()
+        return None if row is None else row["ts"]
+
     def count_orders_like(self, prefix: str) -> int:
         """How many orders have a client_order_id starting with ``prefix``."""
         row = self._conn.execute(
@@ -406,20 +414,35 @@ class Ledger:
             ).fetchone()
         ):
             return Applied(order=order, previous_status=order.status, fill=None, duplicate=True)
-
+        move = transition(order.status, event.event, event.order_status)
         fill: AppliedFill | None = None
-        invalid: str | None = None
+        restated = False
         with self._tx() as conn:
             filled_qty, avg = order.filled_qty, order.filled_avg_price
             broker_id = event.broker_order_id or order.broker_order_id
             cum = event.cum_filled_qty
-            if cum is not None and cum > filled_qty and broker_id:
+            if event.event in RESTATEMENTS and broker_id:
+                restated = self._restate(conn, order, broker_id, event)
+                if restated:
+                    filled_qty = event.cum_filled_qty or ZERO
+                    avg = event.filled_avg_price
+            elif cum is not None and cum > filled_qty and broker_id:
                 increment = cum - filled_qty
                 price = _execution_price(event, increment, filled_qty, avg)
+                outcome = position_book.book_fill(
+                    conn,
+                    strategy=order.strategy,
+                    symbol=order.symbol,
+                    account=order.account,
+                    side=order.side,
+                    qty=increment,
+                    price=price,
+                    ts=event.ts_event,
+                )
                 conn.execute(
                     "INSERT INTO fills (client_order_id, broker_order_id, broker_execution_id, "
-                    "account, strategy, symbol, side, qty, price, cum_qty, ts, source) "
-                    "VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+                    "account, strategy, symbol, side, qty, price, cum_qty, ts, source, realized, "
+                    "revision) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                     (
                         order.client_order_id,
                         broker_id,
@@ -433,27 +456,30 @@ class Ledger:
                         str(cum),
                         iso(event.ts_event),
                         event.source,
+                        str(outcome.realized),
+                        self._revision(conn, broker_id),
                     ),
                 )
-                new_avg = (
+                avg = (
                     event.filled_avg_price
                     if event.filled_avg_price is not None
                     else ((avg or ZERO) * filled_qty + price * increment) / cum
                 )
-                filled_qty, avg = cum, new_avg
-                self._apply_to_position(conn, order, increment, price, event.ts_event)
-                fill = AppliedFill(order=order, qty=increment, price=price, ts=event.ts_event)
-            try:
-                status = next_status(order.status, event.event)
-            except InvalidTransition as exc:
-                invalid = str(exc)
-                status = order.status
+                filled_qty = cum
+                fill = AppliedFill(
+                    order=order,
+                    qty=increment,
+                    price=price,
+                    ts=event.ts_event,
+                    position_after=outcome.position.qty,
+                )
+            status = move.status if move.verdict in ("applied", "repeat") else order.status
             conn.execute(
                 "UPDATE orders SET status = ?, filled_qty = ?, filled_avg_price = ?, "
                 "broker_order_id = COALESCE(broker_order_id, ?), updated_at = ? "
                 "WHERE client_order_id = ?",
                 (
-                    status,
+                    str(status),
                     str(filled_qty),
                     None if avg is None else str(avg),
                     event.broker_order_id,
@@ -461,7 +487,11 @@ class Ledger:
                     order.client_order_id,
                 ),
             )
-            if status != order.status or fill is not None or invalid:
+            invalid = move.reason if move.verdict == "invalid" else None
+            if status != order.status or fill is not None or invalid or restated:
+                detail = invalid or (f"fill {fill.qty} @ {fill.price}" if fill else "")
+                if restated:
+                    detail = f"fills restated: {filled_qty} @ {avg}"
                 conn.execute(
                     "INSERT INTO order_events (client_order_id, ts, event, source, from_status, "
                     "to_status, detail) VALUES (?,?,?,?,?,?,?)",
@@ -471,85 +501,66 @@ class Ledger:
                         event.event,
                         event.source,
                         order.status,
-                        status,
-                        invalid or (f"fill {fill.qty} @ {fill.price}" if fill else ""),
+                        str(status),
+                        detail,
                     ),
                 )
         updated = self.order(order.client_order_id)
-        return Applied(order=updated, previous_status=order.status, fill=fill, invalid=invalid)
-
-    def _apply_to_position(
-        self, conn: sqlite3.Connection, order: OrderRow, qty: Decimal, price: Decimal, ts: datetime
-    ) -> None:
-        row = conn.execute(
-            "SELECT * FROM positions WHERE strategy = ? AND symbol = ?",
-            (order.strategy, order.symbol),
-        ).fetchone()
-        held = Decimal(row["qty"]) if row else ZERO
-        avg = Decimal(row["avg_price"]) if row else ZERO
-        realized_open = Decimal(row["realized_open"]) if row else ZERO
-        sold_qty = Decimal(row["sold_qty"]) if row else ZERO
-        sold_value = Decimal(row["sold_value"]) if row else ZERO
-        bought_qty = Decimal(row["bought_qty"]) if row else ZERO
-        opened_at = row["opened_at"] if row and held > 0 else iso(ts)
-        if order.side == "buy":
-            avg = (avg * held + price * qty) / (held + qty)
-            held += qty
-            bought_qty += qty
-        else:
-            realized = (price - avg) * qty
-            held -= qty
-            realized_open += realized
-            sold_qty += qty
-            sold_value += price * qty
-            day = session_date(ts).isoformat()
-            current = conn.execute(
-                "SELECT realized FROM pnl_daily WHERE strategy = ? AND session_date = ?",
-                (order.strategy, day),
-            ).fetchone()
-            total = (Decimal(current["realized"]) if current else ZERO) + realized
-            conn.execute(
-                "INSERT INTO pnl_daily (strategy, session_date, realized) VALUES (?, ?, ?) "
-                "ON CONFLICT(strategy, session_date) DO UPDATE SET realized = excluded.realized",
-                (order.strategy, day, str(total)),
-            )
-            if held <= 0:
-                conn.execute(
-                    "INSERT INTO closed_trades (strategy, symbol, qty, entry_price, exit_price, "
-                    "pnl, entry_time, exit_time, session_date) VALUES (?,?,?,?,?,?,?,?,?)",
-                    (
-                        order.strategy,
-                        order.symbol,
-                        str(sold_qty),
-                        str(avg),
-                        str(sold_value / sold_qty),
-                        str(realized_open),
-                        opened_at,
-                        iso(ts),
-                        day,
-                    ),
-                )
-                held, avg, realized_open, sold_qty, sold_value, bought_qty = (ZERO,) * 6
-        conn.execute(
-            "INSERT INTO positions (strategy, symbol, account, qty, avg_price, opened_at, "
-            "realized_open, sold_qty, sold_value, bought_qty) VALUES (?,?,?,?,?,?,?,?,?,?) "
-            "ON CONFLICT(strategy, symbol) DO UPDATE SET qty = excluded.qty, "
-            "avg_price = excluded.avg_price, opened_at = excluded.opened_at, "
-            "realized_open = excluded.realized_open, sold_qty = excluded.sold_qty, "
-            "sold_value = excluded.sold_value, bought_qty = excluded.bought_qty",
-            (
-                order.strategy,
-                order.symbol,
-                order.account,
-                str(held),
-                str(avg),
-                opened_at if held > 0 else None,
-                str(realized_open),
-                str(sold_qty),
-                str(sold_value),
-                str(bought_qty),
-            ),
+        assert updated is not None
+        return Applied(
+            order=updated,
+            previous_status=order.status,
+            fill=fill,
+            verdict=move.verdict,
+            reason=move.reason,
+            restated=restated,
+            position_after=self.position_qty(order.strategy, order.symbol),
         )
+
+    @staticmethod
+    def _revision(conn: sqlite3.Connection, broker_order_id: str) -> int:
+        row = conn.execute(
+            "SELECT MAX(revision) AS r FROM fills WHERE broker_order_id = ?", (broker_order_id,)
+        ).fetchone()
+        return 0 if row is None or row["r"] is None else int(row["r"])
+
+    def _restate(
+        self, conn: sqlite3.Connection, order: OrderRow, broker_id: str, event: BrokerEvent
+    ) -> bool:
+        """A trade bust or correction: the order's executions are now what the broker says
+        (its cumulative qty and average price). The old fill rows are voided, one row at the
+        new totals replaces them, and the strategy's position, trades and P&L in the symbol
+        are rebuilt from the fills. False when nothing changed."""
+        cum = event.cum_filled_qty or ZERO
+        avg = event.filled_avg_price
+        if cum == order.filled_qty and avg == order.filled_avg_price:
+            return False
+        revision = self._revision(conn, broker_id) + 1
+        conn.execute(
+            "UPDATE fills SET voided = 1 WHERE client_order_id = ?", (order.client_order_id,)
+        )
+        if cum > 0 and avg is not None:
+            conn.execute(
+                "INSERT INTO fills (client_order_id, broker_order_id, broker_execution_id, "
+                "account, strategy, symbol, side, qty, price, cum_qty, ts, source, revision) "
+                "VALUES (?,?,NULL,?,?,?,?,?,?,?,?,?,?)",
+                (
+                    order.client_order_id,
+                    broker_id,
+                    order.account,
+                    order.strategy,
+                    order.symbol,
+                    order.side,
+                    str(cum),
+                    str(avg),
+                    str(cum),
+                    iso(event.ts_event),
+                    f"{event.source}:{event.event}",
+                    revision,
+                ),
+            )
+        position_book.rebuild_symbol(conn, order.strategy, order.symbol, order.account)
+        return True
 
     # -- positions and P&L ---------------------------------------------------------------
 

@@ -124,5 +124,9 @@ def _result_lines(result: dict[str, Any]) -> list[str]:
     lines = [f"canceled {len(canceled)} orders", *(f"  {cid}" for cid in canceled)]
     lines.append(f"sent {len(sells)} sells")
     lines += [f"  sell {qty_text(s['qty'])} {s['symbol']}  {s['client_order_id']}" for s in sells]
+    refused = result.get("refused") or []
+    lines += [
+        f"REFUSED: sell {qty_text(s['qty'])} {s['symbol']}  {s['client_order_id']}" for s in refused
+    ]
     lines += [f"ERROR: {e}" for e in errors]
     return lines

@@ -15,8 +15,9 @@ from typing import Any
 
 from magellan_daemon.config import MagellanConfig
 from magellan_daemon.control import DaemonStatus
-from magellan_daemon.ledger.store import Ledger, PositionRow, iso, session_date
+from magellan_daemon.ledger.store import Ledger, PositionRow
 from magellan_daemon.ops.common import parse_time
+from magellan_daemon.timefmt import iso, session_date
 
 
 def build_report(

@@ -8,7 +8,7 @@ from datetime import date
 from decimal import Decimal
 from typing import Any
 
-from magellan_daemon.ledger.store import Ledger, parse_iso, session_date
+from magellan_daemon.ledger.store import Ledger
 from magellan_daemon.ops.common import (
     EXIT_OK,
     add_common_arguments,
@@ -21,6 +21,7 @@ from magellan_daemon.ops.common import (
     run_guarded,
 )
 from magellan_daemon.ops.tables import table
+from magellan_daemon.timefmt import parse_iso, session_date
 
 ZERO = Decimal(0)
 

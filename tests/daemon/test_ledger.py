@@ -10,7 +10,6 @@ from pathlib import Path
 import pytest
 
 from magellan_daemon.domain import BrokerEvent, BrokerOrderId, ClientOrderId, ExecutionId
-from magellan_daemon.ledger.order_fsm import InvalidTransition, next_status
 from magellan_daemon.ledger.store import Ledger
 from magellan_daemon.ledger.tradelog import rebuild_all, trade_log_path, write_day
 
@@ -130,24 +129,21 @@ def test_two_strategies_keep_their_own_shares_and_pnl(ledger: Ledger, tmp_path: 
     )
 
 
-def test_fsm_edges() -> None:
-    assert next_status("pending_submit", "new") == "new"
-    assert next_status("new", "fill") == "filled"
-    assert next_status("filled", "fill") == "filled"  # duplicate news is a no-op
-    assert next_status("canceled", "fill") == "filled"  # fill raced the cancel
-    assert next_status("unknown", "not_found") == "not_found"
-    assert next_status("new", "order_replace_rejected") == "new"  # the order is unchanged
-    assert next_status("pending_replace", "order_cancel_rejected") == "pending_replace"
-    assert next_status("pending_replace", "new") == "new"  # the replace was refused
-    with pytest.raises(InvalidTransition):
-        next_status("filled", "new")
-
-
 def test_invalid_transition_is_recorded_not_forced(ledger: Ledger) -> None:
     _order(ledger, "a", "daily_trend", "buy", 10)
     ledger.apply_event(_event("a", "fill", 10, "100"))
-    applied = ledger.apply_event(_event("a", "new"))
+    applied = ledger.apply_event(_event("a", "canceled"))
     assert applied.invalid and applied.order.status == "filled"
+    events = ledger.execute_read("SELECT event, detail FROM order_events WHERE event='canceled'")
+    assert events and "cannot take" in events[0]["detail"]
+
+
+def test_the_post_reply_after_the_streams_fill_is_old_news(ledger: Ledger) -> None:
+    _order(ledger, "a", "daily_trend", "buy", 10)
+    ledger.apply_event(_event("a", "fill", 10, "100"))
+    applied = ledger.apply_event(_event("a", "accepted", 0, source="submit"))
+    assert applied.verdict == "stale" and applied.invalid is None
+    assert applied.order.status == "filled" and applied.order.filled_qty == 10
 
 
 def test_halt_and_state_survive_reopen(tmp_path: Path) -> None:
@@ -160,4 +156,69 @@ def test_halt_and_state_survive_reopen(tmp_path: Path) -> None:
     assert led.halted("bear_trap") == "operator"
     assert led.load_strategy_state("bear_trap") == {"x": 1}
     assert led.resume("bear_trap") and led.halted("bear_trap") is None
+    led.close()
+
+
+def test_a_sell_beyond_the_position_is_booked_short_not_zero(ledger: Ledger) -> None:
+    _order(ledger, "b", "hourly_swing", "buy", 10)
+    ledger.apply_event(_event("b", "fill", 10, "100"))
+    _order(ledger, "s", "hourly_swing", "sell", 15)
+    applied = ledger.apply_event(_event("s", "fill", 15, "101"))
+    assert applied.position_after == -5
+    assert ledger.position_qty("hourly_swing", "TSLA") == -5
+    assert ledger.net_positions("main") == {"TSLA": Decimal(-5)}
+
+
+def test_trade_bust_reverses_the_fill_and_its_pnl(ledger: Ledger) -> None:
+    _order(ledger, "b", "hourly_swing", "buy", 10)
+    ledger.apply_event(_event("b", "fill", 10, "100"))
+    _order(ledger, "s", "hourly_swing", "sell", 10)
+    ledger.apply_event(_event("s", "fill", 10, "110"))
+    day = date(2024, 11, 29)
+    assert ledger.realized_on("hourly_swing", day) == 100
+    assert len(ledger.closed_trades("hourly_swing")) == 1
+    busted = ledger.apply_event(
+        _event("s", "trade_bust", 0, order_status="new", filled_avg_price=None)
+    )
+    assert busted.restated and busted.order.status == "new" and busted.order.filled_qty == 0
+    assert ledger.position_qty("hourly_swing", "TSLA") == 10
+    assert ledger.realized_on("hourly_swing", day) == 0
+    assert ledger.closed_trades("hourly_swing") == []
+
+
+def test_trade_correct_reprices_the_fill(ledger: Ledger) -> None:
+    _order(ledger, "b", "hourly_swing", "buy", 10)
+    ledger.apply_event(_event("b", "fill", 10, "100"))
+    _order(ledger, "s", "hourly_swing", "sell", 10)
+    ledger.apply_event(_event("s", "fill", 10, "110"))
+    fixed = ledger.apply_event(
+        _event("s", "trade_correct", 10, order_status="filled", filled_avg_price=Decimal("108"))
+    )
+    assert fixed.restated and fixed.order.status == "filled"
+    assert ledger.realized_on("hourly_swing", date(2024, 11, 29)) == 80
+    assert [t["pnl"] for t in ledger.closed_trades("hourly_swing")] == ["80"]
+    live = [f for f in ledger.fills("hourly_swing") if not f["voided"]]
+    assert [(f["side"], f["qty"], f["price"]) for f in live] == [
+        ("buy", "10", "100"),
+        ("sell", "10", "108"),
+    ]
+
+
+def test_an_older_ledger_file_is_migrated(tmp_path: Path) -> None:
+    import sqlite3
+
+    path = tmp_path / "old.sqlite"
+    conn = sqlite3.connect(path)
+    conn.executescript(
+        "CREATE TABLE fills (id INTEGER PRIMARY KEY, client_order_id TEXT NOT NULL, "
+        "broker_order_id TEXT NOT NULL, broker_execution_id TEXT UNIQUE, account TEXT NOT "
+        "NULL, strategy TEXT NOT NULL, symbol TEXT NOT NULL, side TEXT NOT NULL, qty TEXT NOT "
+        "NULL, price TEXT NOT NULL, cum_qty TEXT NOT NULL, ts TEXT NOT NULL, source TEXT NOT "
+        "NULL, UNIQUE (broker_order_id, cum_qty));"
+        "INSERT INTO fills VALUES (1,'a','b',NULL,'main','x','TSLA','buy','1','2','1','t','s');"
+    )
+    conn.close()
+    led = Ledger.open(path)
+    rows = led.execute_read("SELECT qty, realized, voided, revision FROM fills")
+    assert rows == [{"qty": "1", "realized": "0", "voided": 0, "revision": 0}]
     led.close()

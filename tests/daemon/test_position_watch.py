@@ -14,15 +14,15 @@ def _pos(symbol: str, qty: int) -> BrokerPosition:
 
 
 def test_a_persistent_unexplained_position_is_reported_once(daemon: Daemon) -> None:
-    daemon._watch_positions("main", [_pos("AAPL", 5)])
+    daemon.recovery.watch_positions("main", [_pos("AAPL", 5)])
     assert daemon.ledger.discrepancies() == []  # seen once: may be a fill in flight
-    daemon._watch_positions("main", [_pos("AAPL", 5)])
-    daemon._watch_positions("main", [_pos("AAPL", 5)])
+    daemon.recovery.watch_positions("main", [_pos("AAPL", 5)])
+    daemon.recovery.watch_positions("main", [_pos("AAPL", 5)])
     found = daemon.ledger.discrepancies()
     assert [(d["kind"], d["symbol"]) for d in found] == [("unexplained_position", "AAPL")]
 
 
 def test_a_transient_difference_is_not_reported(daemon: Daemon) -> None:
-    daemon._watch_positions("main", [_pos("TSLA", 3)])
-    daemon._watch_positions("main", [])
+    daemon.recovery.watch_positions("main", [_pos("TSLA", 3)])
+    daemon.recovery.watch_positions("main", [])
     assert daemon.ledger.discrepancies() == []

@@ -2,90 +2,31 @@
 
 The "unknown submit" paths: a crash between the ledger write and the POST, a POST the broker
 accepted but whose answer was lost (a timeout), and 503s. In every case the order exists at
-the broker exactly once.
+the broker at most once, and nothing is ever re-sent blind.
 """
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
-from decimal import Decimal
 from pathlib import Path
 
 import pytest
 
-from magellan_daemon.broker.rest import AlpacaBroker
-from magellan_daemon.clock import VirtualClock
-from magellan_daemon.domain import ClientOrderId, client_order_id
-from magellan_daemon.events import EventSink
-from magellan_daemon.ledger.store import Ledger
-from magellan_daemon.router import OrderRouter, StrategyRouting
-from magellan_daemon.sim.calendar import SessionCalendar
-from magellan_daemon.sim.exchange import Exchange
-from magellan_daemon.sim.market import MarketData
-from magellan_daemon.sim.server import SimServer
-from strategies.model import FixedDollars, Intent, OrderUpdate
-from strategies.params import RiskLimits
+from magellan_daemon.domain import client_order_id
+from strategies.model import FixedDollars, Intent
+from tests.daemon.stack import Stack, order_stack
 
-KEY, SECRET = "router-key", "router-secret"
 NOW = datetime(2024, 12, 10, 15, 0, tzinfo=UTC)  # 10:00 ET, session open
-LIMITS = RiskLimits(
-    max_open_positions=5, max_position_dollars=50_000, max_daily_loss_dollars=10_000
-)
-
-
-class Setup:
-    def __init__(
-        self, server: SimServer, ledger: Ledger, clock: VirtualClock, timeout: float
-    ) -> None:
-        self.server = server
-        self.exchange = server.exchange
-        self.ledger = ledger
-        self.updates: list[OrderUpdate] = []
-
-        async def notify(strategy: str, update: OrderUpdate) -> None:
-            self.updates.append(update)
-
-        self.sink = EventSink(ledger, ledger.path.parent / "trades", notify)
-        self.broker = AlpacaBroker(
-            account="main",
-            key=KEY,
-            secret=SECRET,
-            paper=True,
-            trading_url=server.url,
-            data_url=server.url,
-            timeout_seconds=timeout,
-        )
-        self.router = OrderRouter(
-            ledger=ledger,
-            brokers={"main": self.broker},
-            sink=self.sink,
-            clock=clock,
-            routing={"bear_trap": StrategyRouting(account="main", limits=LIMITS)},
-            backoff_seconds=0.01,
-        )
-
-    def broker_orders(self) -> list[dict]:
-        return self.exchange.list_orders(KEY, status="all", limit=500)
 
 
 @pytest.fixture
 async def setup(
     bars_dir: Path, tmp_path: Path, request: pytest.FixtureRequest
-) -> AsyncIterator[Setup]:
-    clock = VirtualClock(NOW, speed=0)
-    market = MarketData.from_dir(bars_dir, SessionCalendar())
-    server = SimServer(Exchange(clock, market, market.calendar), port=0)
-    await server.start()
-    ledger = Ledger.open(tmp_path / "ledger.sqlite")
+) -> AsyncIterator[Stack]:
     timeout = getattr(request, "param", 5.0)  # the HTTP timeout, parametrised indirectly
-    s = Setup(server, ledger, clock, timeout)
-    try:
-        yield s
-    finally:
-        s.broker.close()
-        ledger.close()
-        await server.stop()
+    async with order_stack(bars_dir, tmp_path, NOW, timeout=timeout, stream=False) as stack:
+        yield stack
 
 
 def _entry(qty_dollars: float = 1000.0) -> Intent:
@@ -100,26 +41,7 @@ def _entry(qty_dollars: float = 1000.0) -> Intent:
     )
 
 
-def _row(setup: Setup, cid: str):
-    return setup.ledger.create_order(
-        client_order_id=ClientOrderId(cid),
-        account="main",
-        strategy="bear_trap",
-        symbol="AMC",
-        side="buy",
-        order_type="market",
-        qty=Decimal(10),
-        stop_price=None,
-        time_in_force="day",
-        leg="entry",
-        signal_time=NOW,
-        intent_id=None,
-        replaces=None,
-        now=NOW,
-    )
-
-
-async def test_entry_is_sent_once_with_the_derived_client_order_id(setup: Setup) -> None:
+async def test_entry_is_sent_once_with_the_derived_client_order_id(setup: Stack) -> None:
     await setup.router.execute([_entry()])
     await setup.router.execute([_entry()])  # the same intent again: not sent twice
     orders = setup.broker_orders()
@@ -130,40 +52,44 @@ async def test_entry_is_sent_once_with_the_derived_client_order_id(setup: Setup)
     assert setup.ledger.order(orders[0]["client_order_id"]).status in ("new", "accepted")
 
 
-async def test_crash_before_the_post_is_resent_once(setup: Setup) -> None:
-    cid = _row(setup, "mg-bt-AMC-test-entry").client_order_id
-    # ... and the process died before the HTTP call
-    assert await setup.router.resolve_unacked("main") == 1
-    assert [o["client_order_id"] for o in setup.broker_orders()] == [cid]
-    assert await setup.router.resolve_unacked("main") == 0  # now known: nothing to do
-    assert len(setup.broker_orders()) == 1
+async def test_crash_before_the_post_is_never_sent_blind(setup: Stack) -> None:
+    cid = setup.order_row("mg-bt-AMC-test-entry").client_order_id
+    # ... and the process died before the HTTP call: a definite 404 by client_order_id
+    assert await setup.recovery.resolve_unacked("main") == 1
+    assert setup.broker_orders() == []
+    assert setup.ledger.order(cid).status == "not_found"
+    assert [(u.leg, u.kind) for u in setup.updates] == [("entry", "rejected")]  # decide again
+    assert await setup.recovery.resolve_unacked("main") == 0  # known now: nothing to do
 
 
 @pytest.mark.parametrize("setup", [0.3], indirect=True)
-async def test_timed_out_submit_is_looked_up_not_duplicated(setup: Setup) -> None:
-    row = _row(setup, "mg-bt-AMC-timeout-entry")
+async def test_timed_out_submit_is_looked_up_and_never_sent_blind(setup: Stack) -> None:
+    row = setup.order_row("mg-bt-AMC-timeout-entry")
     setup.exchange.faults.update(latency_ms=600)  # every answer comes after our timeout
-    await setup.router.send(row)
+    await setup.path.send(row)
+    # The lookups timed out as well: it may exist, so it was never POSTed again.
     assert setup.ledger.order(row.client_order_id).status == "unknown"
+    assert setup.broker_orders() == []  # (the simulator drops a request whose client left)
     setup.exchange.faults.update(latency_ms=0)
-    await setup.router.resolve_unacked("main")
-    orders = setup.broker_orders()
-    assert [o["client_order_id"] for o in orders] == [row.client_order_id]
-    assert setup.ledger.order(row.client_order_id).broker_order_id == orders[0]["id"]
-
-
-async def test_503s_leave_the_order_unknown_until_resolved_once(setup: Setup) -> None:
-    row = _row(setup, "mg-bt-AMC-503-entry")
-    setup.exchange.faults.update(http_error_rate=1.0, http_status=503)
-    await setup.router.send(row)
+    await setup.recovery.resolve_unacked("main")
+    assert setup.ledger.order(row.client_order_id).status == "not_found"
     assert setup.broker_orders() == []
+    assert [(u.leg, u.kind) for u in setup.updates] == [("entry", "rejected")]
+
+
+async def test_503s_leave_the_order_unknown_until_resolved_once(setup: Stack) -> None:
+    row = setup.order_row("mg-bt-AMC-503-entry")
+    setup.exchange.faults.update(http_error_rate=1.0, http_status=503)
+    await setup.path.send(row)
+    assert setup.broker_orders() == []
+    assert setup.ledger.order(row.client_order_id).status == "unknown"
     setup.exchange.faults.update(http_error_rate=0.0)
-    await setup.router.resolve_unacked("main")
-    await setup.router.resolve_unacked("main")
+    await setup.path.send(setup.ledger.order(row.client_order_id))  # looked up first: 404
+    await setup.recovery.resolve_unacked("main")
     assert [o["client_order_id"] for o in setup.broker_orders()] == [row.client_order_id]
 
 
-async def test_entries_that_cannot_be_sent_are_reported_to_the_strategy(setup: Setup) -> None:
+async def test_entries_that_cannot_be_sent_are_reported_to_the_strategy(setup: Stack) -> None:
     sized_to_zero = Intent(
         strategy="bear_trap",
         symbol="GME",
@@ -184,7 +110,7 @@ async def test_entries_that_cannot_be_sent_are_reported_to_the_strategy(setup: S
     ]
 
 
-async def test_sell_never_exceeds_the_strategys_own_shares(setup: Setup) -> None:
+async def test_sell_never_exceeds_the_strategys_own_shares(setup: Stack) -> None:
     sell = Intent(
         strategy="bear_trap",
         symbol="AMC",
@@ -197,3 +123,4 @@ async def test_sell_never_exceeds_the_strategys_own_shares(setup: Setup) -> None
     await setup.router.execute([sell])
     assert setup.broker_orders() == []  # holds nothing: nothing sent
     assert setup.updates[-1].kind == "rejected"
+    assert "nothing to sell" in setup.updates[-1].reason

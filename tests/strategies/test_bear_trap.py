@@ -105,6 +105,38 @@ def update(
     )
 
 
+def ack(bt: BearTrap, step: Step, resting: tuple[int, float | None] | None = None) -> Step:
+    """What the router reports after each stop intent of ``step``: the stop that rests now,
+    the one asked for unless ``resting`` says what rests instead (a refusal). Returns
+    ``step``."""
+    for intent in step.intents:
+        if intent.action not in ("place_stop", "replace_stop", "cancel_stop"):
+            continue
+        if resting is not None:
+            qty, price = resting
+        elif intent.action == "cancel_stop":
+            qty, price = 0, None
+        else:
+            qty, price = intent.qty or 0, intent.stop_price
+        ack(
+            bt,
+            bt.on_order_update(
+                OrderUpdate(
+                    strategy="bear_trap",
+                    symbol=intent.symbol,
+                    leg="protective_stop",
+                    signal_time=intent.signal_time,
+                    side="sell",
+                    kind="stop",
+                    time=intent.signal_time,
+                    qty=qty,
+                    price=price,
+                )
+            ),
+        )
+    return step
+
+
 def entered(
     session: Session = SESSION, start: int = 0, qty: int = 100
 ) -> tuple[BearTrap, datetime, datetime]:
@@ -115,7 +147,7 @@ def entered(
     assert [i.action for i in step.intents] == ["buy"]
     signal = step.intents[0].signal_time
     filled_at = signal + timedelta(minutes=1)  # the next bar's open
-    update(bt, "entry", signal, "buy", qty, filled_at, ENTRY)
+    ack(bt, update(bt, "entry", signal, "buy", qty, filled_at, ENTRY))
     return bt, signal, filled_at
 
 
@@ -458,29 +490,81 @@ def test_entry_rejected_clears_the_plan_and_allows_a_new_entry() -> None:
     assert [i.action for i in step.intents] == ["buy"]
 
 
-def test_rejected_partial_exit_restores_the_stop() -> None:
+def test_rejected_partial_exit_restores_the_stop_and_tp1_is_tried_again() -> None:
     bt, _, _ = entered()
-    step = bt.on_bar(bar(SESSION, M, 8.2, 9.2, 8.1, 9.0), session=SESSION)
+    step = ack(bt, bt.on_bar(bar(SESSION, M, 8.2, 9.2, 8.1, 9.0), session=SESSION))
     tp1_signal = step.intents[1].signal_time
     back = update(bt, "tp1", tp1_signal, "sell", 0, tp1_signal, kind="rejected")
     assert shape(back.intents) == [("replace_stop", "protective_stop", 100, round(STOP, 9))]
-    # TP1 is not retried: the runner logic continues with all 100 shares
-    assert bt.on_bar(bar(SESSION, M + 1, 9.0, 9.3, 8.9, 9.1), session=SESSION).intents == ()
+    ack(bt, back)
+    # Nothing of TP1 was sold: the next bar that reaches its level decides it again.
+    again = bt.on_bar(bar(SESSION, M + 1, 9.0, 9.3, 8.9, 9.1), session=SESSION)
+    assert shape(again.intents) == [
+        ("replace_stop", "protective_stop", 60, round(STOP, 9)),
+        ("sell", "tp1", 40, None),
+    ]
+
+
+def test_refused_replace_keeps_the_stop_that_still_rests() -> None:
+    bt, _, _ = entered()
+    step = bt.on_bar(bar(SESSION, M, 8.2, 9.2, 8.1, 9.0), session=SESSION)
+    ack(bt, step, resting=(100, STOP))  # the broker refused to shrink it: 100 still held
+    plan = bt.plan("AMC")
+    assert plan is not None and plan.stop_order is not None
+    assert (plan.stop_order["qty"], plan.stop_order["price"]) == (100, STOP)
+    tp1_signal = step.intents[1].signal_time
+    # ... so the router did not send the TP1 sell (the stop holds the shares)
+    back = update(bt, "tp1", tp1_signal, "sell", 0, tp1_signal, kind="rejected")
+    assert back.intents == ()  # the stop already covers the 100 shares: nothing to do
+    # a final exit still cancels the stop that rests
+    later = bt.on_bar(bar(SESSION, 51, 8.3, 8.5, 8.1, 8.4), session=SESSION)
+    assert shape(later.intents) == [
+        ("cancel_stop", "protective_stop", None, None),
+        ("sell", "time_stop", 100, None),
+    ]
+
+
+def test_a_stop_that_could_not_be_placed_is_placed_again_on_the_next_bar() -> None:
+    bt = BearTrap(BearTrapParams())
+    feed(bt, setup())
+    signal = bt.on_bar(trap(), session=SESSION).intents[0].signal_time
+    placed = update(bt, "entry", signal, "buy", 100, signal + timedelta(minutes=1), ENTRY)
+    ack(bt, placed, resting=(0, None))  # refused (e.g. a wash-trade 403): nothing rests
+    plan = bt.plan("AMC")
+    assert plan is not None and plan.stop_order is None
+    step = bt.on_bar(bar(SESSION, 23, 8.2, 8.3, 8.1, 8.2), session=SESSION)
+    assert shape(step.intents) == [stop_place(100)]
+    assert bt.on_bar(bar(SESSION, 24, 8.2, 8.3, 8.1, 8.2), session=SESSION).intents == ()
 
 
 def test_rejected_final_exit_places_a_new_stop_and_retries() -> None:
-    bt, _, _ = entered()
-    step = bt.on_bar(bar(SESSION, 51, 8.3, 8.5, 8.1, 8.4), session=SESSION)
+    bt, signal, _ = entered()
+    step = ack(bt, bt.on_bar(bar(SESSION, 51, 8.3, 8.5, 8.1, 8.4), session=SESSION))
     exit_signal = step.intents[1].signal_time
     back = update(bt, "time_stop", exit_signal, "sell", 0, exit_signal, kind="expired")
     assert shape(back.intents) == [stop_place(100)]
-    assert back.intents[0].signal_time == exit_signal
+    assert back.intents[0].signal_time == signal
+    ack(bt, back)
     step = bt.on_bar(bar(SESSION, 52, 8.3, 8.5, 8.1, 8.4), session=SESSION)
     assert shape(step.intents) == [
         ("cancel_stop", "protective_stop", None, None),
         ("sell", "time_stop", 100, None),
     ]
-    assert step.intents[0].signal_time == exit_signal
+    assert step.intents[0].signal_time == signal
+
+
+def test_an_unconfirmed_cancel_keeps_the_stop_and_the_exit_is_decided_again() -> None:
+    bt, _, _ = entered()
+    step = bt.on_bar(bar(SESSION, 51, 8.3, 8.5, 8.1, 8.4), session=SESSION)
+    ack(bt, step, resting=(100, STOP))  # the cancel was not confirmed: the stop rests
+    exit_signal = step.intents[1].signal_time
+    back = update(bt, "time_stop", exit_signal, "sell", 0, exit_signal, kind="rejected")
+    assert back.intents == ()  # still protected by the stop that rests
+    step = bt.on_bar(bar(SESSION, 52, 8.3, 8.5, 8.1, 8.4), session=SESSION)
+    assert shape(step.intents) == [
+        ("cancel_stop", "protective_stop", None, None),
+        ("sell", "time_stop", 100, None),
+    ]
 
 
 def test_never_sells_more_than_held_after_a_partial_stop_fill() -> None:
@@ -497,14 +581,16 @@ def test_never_sells_more_than_held_after_a_partial_stop_fill() -> None:
 
 def test_exit_fills_make_the_strategy_flat_and_snapshot_round_trips() -> None:
     bt, _, _ = entered()
-    step = bt.on_bar(bar(SESSION, M, 8.2, 9.2, 8.1, 9.0), session=SESSION)
+    step = ack(bt, bt.on_bar(bar(SESSION, M, 8.2, 9.2, 8.1, 9.0), session=SESSION))
     snap = orjson.loads(orjson.dumps(bt.snapshot()))
     clone = BearTrap(BearTrapParams(), state=snap)
     assert clone.snapshot() == bt.snapshot()
     tp1_signal = step.intents[1].signal_time
     for strategy in (bt, clone):
         update(strategy, "tp1", tp1_signal, "sell", 40, tp1_signal, 9.1)
-        later = strategy.on_bar(bar(SESSION, 51, 9.0, 9.1, 8.9, 9.0), session=SESSION)
+        later = ack(
+            strategy, strategy.on_bar(bar(SESSION, 51, 9.0, 9.1, 8.9, 9.0), session=SESSION)
+        )
         assert shape(later.intents)[-1] == ("sell", "time_stop", 60, None)
         update(strategy, "time_stop", later.intents[-1].signal_time, "sell", 60, tp1_signal, 9.0)
         assert strategy.position("AMC") == 0

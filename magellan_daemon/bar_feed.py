@@ -1,0 +1,97 @@
+"""Streamed minute bars handed to a strategy without a gap, on every connection.
+
+Bars that complete between the REST warm-up and the subscription, or while the socket was
+down, exist only over REST. So on every (re)connect the feed buffers what the stream sends,
+fetches over REST (in its own task: the stream consumer never waits) every completed bar
+since the last one the strategy has seen, then hands the strategy both, deduplicated by
+(symbol, bar time) and in time order, and passes streamed bars straight through again.
+
+A backfilled bar that ended more than ``STALE_AFTER`` ago goes in as warm-up (indicators and
+session state, no decision): a signal on a bar minutes old is not a signal any more, and the
+positions held meanwhile were protected by their resting stops and the clock's exits.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from datetime import datetime, timedelta
+
+from magellan_daemon.clock import Clock
+from magellan_daemon.engine import StrategyRunner
+from magellan_daemon.tasks import spawn
+from strategies.model import Bar
+
+log = logging.getLogger(__name__)
+BAR = timedelta(minutes=1)
+STALE_AFTER = timedelta(minutes=2)
+LOOKBACK = timedelta(days=4)  # no bar seen at all: this much history
+
+Fetch = Callable[[datetime, datetime], Awaitable[list[Bar]]]
+
+
+class BarFeed:
+    """Between one account's minute-bar stream and one strategy runner."""
+
+    def __init__(self, runner: StrategyRunner, fetch: Fetch, clock: Clock) -> None:
+        self._runner = runner
+        self._fetch = fetch
+        self._clock = clock
+        self._buffer: list[Bar] | None = None  # not None while a backfill runs
+        self._again = False
+        self.last_streamed: datetime | None = None  # end of the newest bar the stream sent
+        self.backfilled = 0
+
+    def on_connected(self) -> None:
+        """The stream is (re)connected and subscribed: buffer and backfill (never waits)."""
+        if self._buffer is not None:
+            self._again = True  # a backfill runs: it goes round once more
+            return
+        self._buffer = []
+        spawn(self._backfill(), name=f"bar-backfill-{self._runner.name}")
+
+    def on_bar(self, bar: Bar) -> None:
+        """One streamed bar (never waits)."""
+        end = bar.t + BAR
+        if self.last_streamed is None or end > self.last_streamed:
+            self.last_streamed = end
+        if self._buffer is not None:
+            self._buffer.append(bar)
+        else:
+            self._runner.post_bars([bar])
+
+    async def _backfill(self) -> None:
+        try:
+            while True:
+                self._again = False
+                now = self._clock.now()
+                seen = [t for t in self._runner.last_bar.values()]
+                start = min(seen) + BAR if seen else now - LOOKBACK
+                fetched = [b for b in await self._fetch(start, now) if b.t + BAR <= now]
+                if not self._again:
+                    break
+        except Exception as exc:  # the stream still runs: the next reconnect tries again
+            log.warning("%s: bar backfill failed (%s): streamed bars go on", self._runner.name, exc)
+            fetched = []
+        buffered = self._buffer or []
+        self._buffer = None
+        merged = {(b.symbol, b.t): b for b in fetched}
+        merged.update({(b.symbol, b.t): b for b in buffered})
+        ordered = sorted(merged.values(), key=lambda b: (b.t, b.symbol))
+        cutoff = self._clock.now() - STALE_AFTER
+        stale = [b for b in ordered if b.t + BAR <= cutoff]
+        live = [b for b in ordered if b.t + BAR > cutoff]
+        if stale:
+            self._runner.post_warmup(stale)
+        if live:
+            self._runner.post_bars(live)
+        missed = len(self._runner.new_bars(fetched))
+        self.backfilled += missed
+        log.info(
+            "%s: bar stream connected: %d bars backfilled over REST (%d as warm-up), %d "
+            "buffered from the stream",
+            self._runner.name,
+            missed,
+            len(stale),
+            len(buffered),
+        )

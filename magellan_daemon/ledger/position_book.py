@@ -1,0 +1,155 @@
+"""The ledger's positions, closed trades and daily P&L: stored results of ``apply_fill``.
+
+Every function takes the open SQLite connection (inside the caller's transaction) and only
+stores what the pure accounting in ``ledger.accounting`` returns. A position row holds the
+running ``PositionState``; each fill row keeps the P&L it realised, so a day's P&L and a
+symbol's trades can be rebuilt from the fills alone (which a broker's trade bust needs).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from datetime import datetime
+from decimal import Decimal
+
+from magellan_daemon.ledger.accounting import FillOutcome, PositionState, apply_fill
+from magellan_daemon.timefmt import iso, parse_iso, session_date
+
+ZERO = Decimal(0)
+
+
+def load_state(conn: sqlite3.Connection, strategy: str, symbol: str) -> PositionState:
+    """The stored position of ``strategy`` in ``symbol`` (flat when there is none)."""
+    row = conn.execute(
+        "SELECT * FROM positions WHERE strategy = ? AND symbol = ?", (strategy, symbol)
+    ).fetchone()
+    if row is None:
+        return PositionState()
+    return PositionState(
+        qty=Decimal(row["qty"]),
+        avg_price=Decimal(row["avg_price"]),
+        opened_at=None if row["opened_at"] is None else parse_iso(row["opened_at"]),
+        realized_open=Decimal(row["realized_open"]),
+        closed_qty=Decimal(row["sold_qty"]),
+        closed_value=Decimal(row["sold_value"]),
+        opened_qty=Decimal(row["bought_qty"]),
+    )
+
+
+def book_fill(
+    conn: sqlite3.Connection,
+    *,
+    strategy: str,
+    symbol: str,
+    account: str,
+    side: str,
+    qty: Decimal,
+    price: Decimal,
+    ts: datetime,
+) -> FillOutcome:
+    """Apply one execution to the stored position; store the position, the closed trade
+    and the day's realised P&L; return the outcome (the caller stores ``realized`` on the
+    fill row)."""
+    outcome = apply_fill(load_state(conn, strategy, symbol), side, qty, price, ts)
+    _store_state(conn, strategy, symbol, account, outcome.position)
+    if outcome.closed is not None:
+        _store_trip(conn, strategy, symbol, outcome)
+    if outcome.realized:
+        _add_daily(conn, strategy, session_date(ts).isoformat(), outcome.realized)
+    return outcome
+
+
+def rebuild_symbol(conn: sqlite3.Connection, strategy: str, symbol: str, account: str) -> None:
+    """Recompute the strategy's position, trades and the affected days' P&L in ``symbol``
+    from its fills (those not voided by a bust or correction), oldest first."""
+    fills = conn.execute(
+        "SELECT * FROM fills WHERE strategy = ? AND symbol = ? ORDER BY ts, id",
+        (strategy, symbol),
+    ).fetchall()
+    days = {session_date(parse_iso(f["ts"])).isoformat() for f in fills}
+    conn.execute("DELETE FROM closed_trades WHERE strategy = ? AND symbol = ?", (strategy, symbol))
+    state = PositionState()
+    for fill in fills:
+        if fill["voided"]:
+            conn.execute("UPDATE fills SET realized = '0' WHERE id = ?", (fill["id"],))
+            continue
+        outcome = apply_fill(
+            state, fill["side"], Decimal(fill["qty"]), Decimal(fill["price"]), parse_iso(fill["ts"])
+        )
+        conn.execute(
+            "UPDATE fills SET realized = ? WHERE id = ?", (str(outcome.realized), fill["id"])
+        )
+        if outcome.closed is not None:
+            _store_trip(conn, strategy, symbol, outcome)
+        state = outcome.position
+    _store_state(conn, strategy, symbol, account, state)
+    for day in sorted(days):
+        total = ZERO
+        for row in conn.execute(
+            "SELECT ts, realized FROM fills WHERE strategy = ? AND voided = 0", (strategy,)
+        ):
+            if session_date(parse_iso(row["ts"])).isoformat() == day:
+                total += Decimal(row["realized"])
+        conn.execute(
+            "INSERT INTO pnl_daily (strategy, session_date, realized) VALUES (?, ?, ?) "
+            "ON CONFLICT(strategy, session_date) DO UPDATE SET realized = excluded.realized",
+            (strategy, day, str(total)),
+        )
+
+
+def _store_state(
+    conn: sqlite3.Connection, strategy: str, symbol: str, account: str, state: PositionState
+) -> None:
+    conn.execute(
+        "INSERT INTO positions (strategy, symbol, account, qty, avg_price, opened_at, "
+        "realized_open, sold_qty, sold_value, bought_qty) VALUES (?,?,?,?,?,?,?,?,?,?) "
+        "ON CONFLICT(strategy, symbol) DO UPDATE SET qty = excluded.qty, "
+        "avg_price = excluded.avg_price, opened_at = excluded.opened_at, "
+        "realized_open = excluded.realized_open, sold_qty = excluded.sold_qty, "
+        "sold_value = excluded.sold_value, bought_qty = excluded.bought_qty",
+        (
+            strategy,
+            symbol,
+            account,
+            str(state.qty),
+            str(state.avg_price),
+            None if state.opened_at is None else iso(state.opened_at),
+            str(state.realized_open),
+            str(state.closed_qty),
+            str(state.closed_value),
+            str(state.opened_qty),
+        ),
+    )
+
+
+def _store_trip(conn: sqlite3.Connection, strategy: str, symbol: str, outcome: FillOutcome) -> None:
+    trip = outcome.closed
+    assert trip is not None
+    conn.execute(
+        "INSERT INTO closed_trades (strategy, symbol, qty, entry_price, exit_price, pnl, "
+        "entry_time, exit_time, session_date) VALUES (?,?,?,?,?,?,?,?,?)",
+        (
+            strategy,
+            symbol,
+            str(trip.qty),
+            str(trip.entry_price),
+            str(trip.exit_price),
+            str(trip.pnl),
+            iso(trip.entry_time),
+            iso(trip.exit_time),
+            session_date(trip.exit_time).isoformat(),
+        ),
+    )
+
+
+def _add_daily(conn: sqlite3.Connection, strategy: str, day: str, realized: Decimal) -> None:
+    current = conn.execute(
+        "SELECT realized FROM pnl_daily WHERE strategy = ? AND session_date = ?",
+        (strategy, day),
+    ).fetchone()
+    total = (Decimal(current["realized"]) if current else ZERO) + realized
+    conn.execute(
+        "INSERT INTO pnl_daily (strategy, session_date, realized) VALUES (?, ?, ?) "
+        "ON CONFLICT(strategy, session_date) DO UPDATE SET realized = excluded.realized",
+        (strategy, day, str(total)),
+    )

@@ -1,0 +1,27 @@
+"""The daemon's one time zone and one stored time format.
+
+Every instant is aware UTC inside the daemon; the ledger stores it as ISO-8601 with
+microseconds and a ``Z``; session logic uses New York dates.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+from zoneinfo import ZoneInfo
+
+NEW_YORK = ZoneInfo("America/New_York")
+
+
+def iso(t: datetime) -> str:
+    """UTC ISO-8601 with microseconds and a Z, the ledger's one time format."""
+    return t.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def parse_iso(text: str) -> datetime:
+    """Inverse of ``iso`` (also reads any ISO-8601 text with an offset or a Z)."""
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+def session_date(t: datetime) -> date:
+    """The New York calendar date of ``t`` (the trading day a fill belongs to)."""
+    return t.astimezone(NEW_YORK).date()

@@ -40,12 +40,20 @@ LANDING = timedelta(seconds=5)  # ... and at this distance freeze and step onto 
 class Sim:
     """The simulator, served on this test's loop, with its clock."""
 
-    def __init__(self, bars_dir: Path, start: datetime) -> None:
+    def __init__(
+        self,
+        bars_dir: Path,
+        start: datetime,
+        *,
+        key: str | None = None,
+        secret: str | None = None,
+        **exchange_options: Any,
+    ) -> None:
         calendar = SessionCalendar()
         self.clock = VirtualClock(start, speed=0)
         self.market = MarketData.from_dir(bars_dir, calendar)
-        self.exchange = Exchange(self.clock, self.market, calendar)
-        self.server = SimServer(self.exchange, port=0)
+        self.exchange = Exchange(self.clock, self.market, calendar, **exchange_options)
+        self.server = SimServer(self.exchange, port=0, key=key, secret=secret)
 
     async def __aenter__(self) -> Sim:
         await self.server.start()
@@ -107,6 +115,9 @@ class Sim:
         return self.exchange.list_orders(KEY, status="all", limit=500, direction="asc")
 
 
+STARTED: list[subprocess.Popen[bytes]] = []  # every daemon process, killed after each test
+
+
 class Daemon:
     """One ``magellan run`` subprocess with its own log file."""
 
@@ -144,6 +155,7 @@ class Daemon:
             stdout=handle,
             stderr=subprocess.STDOUT,
         )
+        STARTED.append(self.proc)
 
     def log_text(self) -> str:
         """Everything this daemon (all its runs) wrote."""
@@ -167,6 +179,11 @@ class Daemon:
         assert self.proc is not None
         self.proc.send_signal(signal.SIGTERM)
         return await asyncio.wait_for(asyncio.to_thread(self.proc.wait), 60)
+
+    async def exited(self, timeout: float = SAFETY_TIMEOUT) -> int:
+        """Wait for the process to end by itself; its exit code."""
+        assert self.proc is not None
+        return await asyncio.wait_for(asyncio.to_thread(self.proc.wait), timeout)
 
     async def kill(self) -> None:
         """SIGKILL: no cleanup at all."""
@@ -221,19 +238,36 @@ def ny(day: str, hhmm: str) -> datetime:
 MINUTE = timedelta(minutes=1)
 
 
-def config_dir(tmp: Path, replace: dict[str, tuple[str, str]] | None = None) -> Path:
+Edit = tuple[str, str]
+
+
+def config_dir(tmp: Path, replace: dict[str, Edit | list[Edit]] | None = None) -> Path:
     """A copy of the repo's configs in ``tmp`` (so state paths and edits stay in the test);
-    ``replace`` maps a file name to (old, new) text to change in it."""
+    ``replace`` maps a file name to (old, new) text to change in it (or a list of them)."""
     folder = tmp / "configs"
     folder.mkdir(parents=True, exist_ok=True)
     for source in (REPO / "configs").glob("*.toml"):
         text = source.read_text()
-        if replace and source.name in replace:
-            old, new = replace[source.name]
+        edits = (replace or {}).get(source.name, [])
+        for old, new in [edits] if isinstance(edits, tuple) else edits:
             assert old in text, f"{old!r} not in {source.name}"
-            text = text.replace(old, new)
+            text = text.replace(old, new, 1)
         (folder / source.name).write_text(text)
     return folder / "magellan.toml"
+
+
+def only(*strategies: str) -> dict[str, list[Edit]]:
+    """Config edits that leave only ``strategies`` enabled."""
+    edits = []
+    for name in ("daily_trend", "hourly_swing", "bear_trap"):
+        if name not in strategies:
+            edits.append(
+                (
+                    f'config = "{name}.toml"\naccount = "main"\nenabled = true',
+                    f'config = "{name}.toml"\naccount = "main"\nenabled = false',
+                )
+            )
+    return {"magellan.toml": edits}
 
 
 def assert_stop_rested_until_exit(broker_orders: list[dict], symbol: str) -> None:

@@ -1,0 +1,221 @@
+"""The order path's hard cases against the strict simulator (asynchronous cancel and
+replace, refusals, faults), through the router as the daemon uses it: real alpaca-py, real
+SQLite, the real trade-updates stream, virtual time.
+
+Each test is one defect of issue 12 that the order path must not have:
+- a sell before the broker confirmed the stop's cancel (Alpaca holds the shares meanwhile);
+- a stop that fills while its cancel is pending (the sell shrinks, the account never short);
+- a refused replace (the old stop still rests and is reported as such);
+- a step that fails silently drops the steps after it (each is reported instead);
+- a lookup that got a 429 is no "not found";
+- two entries passing one position slot at once;
+- a stop sized on the first partial entry fill (it grows with the later ones);
+- a flatten whose sell the broker refused, reported as sent.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+
+from magellan_daemon.router import StrategyRouting
+from strategies.model import FixedDollars, Intent
+from strategies.params import RiskLimits
+from tests.daemon.stack import Stack, order_stack
+
+# 2024-12-10 is a regular session; 10:00:20 ET, mid-minute, on real AMC/GME minute bars.
+NOW = datetime(2024, 12, 10, 15, 0, 20, tzinfo=UTC)
+SIGNAL = datetime(2024, 12, 10, 14, 59, tzinfo=UTC)
+
+
+@pytest.fixture
+async def stack(bars_dir: Path, tmp_path: Path) -> AsyncIterator[Stack]:
+    async with order_stack(bars_dir, tmp_path, NOW) as s:
+        yield s
+
+
+def _intent(action: str, leg: str, qty: int | None = None, **kw) -> Intent:
+    return Intent(
+        strategy=kw.pop("strategy", "bear_trap"),
+        symbol=kw.pop("symbol", "AMC"),
+        action=action,  # type: ignore[arg-type]
+        leg=leg,
+        signal_time=kw.pop("signal_time", SIGNAL),
+        reason="test",
+        qty=qty,
+        **kw,
+    )
+
+
+async def _run(stack: Stack, intents: list[Intent], seconds: float = 0.0) -> None:
+    """Route intents while virtual time runs ``seconds`` (the broker needs time to answer)."""
+    done = stack.router.submit(intents)
+    if seconds:
+        stack.clock.set_speed(20)
+    try:
+        await stack.until(lambda: all(f.done() for f in done), "the intents to finish")
+    finally:
+        stack.clock.set_speed(0)
+
+
+async def _hold(stack: Stack, qty: int = 100, stop: float | None = 3.0) -> None:
+    """Bear Trap holds ``qty`` AMC (bought at the next bar's open), with a resting stop."""
+    entry = _intent("buy", "entry", sizing=FixedDollars(dollars=qty * 4.5, price=4.5))
+    await _run(stack, [entry])
+    await stack.advance(60)
+    await stack.until(lambda: stack.ledger.position_qty("bear_trap", "AMC") > 0, "entry fill")
+    held = int(stack.ledger.position_qty("bear_trap", "AMC"))
+    if stop is not None:
+        await _run(stack, [_intent("place_stop", "protective_stop", held, stop_price=stop)], 5)
+        await stack.until(lambda: _resting(stack) == held, "the stop to rest")
+
+
+def _resting(stack: Stack, symbol: str = "AMC") -> int:
+    return sum(
+        int(Decimal(o["qty"]) - Decimal(o["filled_qty"]))
+        for o in stack.broker_orders()
+        if o["symbol"] == symbol and o["type"] == "stop" and o["status"] in ("new", "accepted")
+    )
+
+
+def _stop_reports(stack: Stack) -> list[tuple[int, float | None]]:
+    return [(u.qty, u.price) for u in stack.updates if u.kind == "stop"]
+
+
+async def test_the_final_sell_goes_out_only_after_the_broker_confirmed_the_cancel(
+    stack: Stack,
+) -> None:
+    await _hold(stack)
+    held = int(stack.ledger.position_qty("bear_trap", "AMC"))
+    await _run(stack, [_intent("cancel_stop", "protective_stop"), _intent("sell", "eod", held)], 5)
+    orders = stack.broker_orders()
+    stop = next(o for o in orders if o["type"] == "stop")
+    sell = next(o for o in orders if o["type"] == "market" and o["side"] == "sell")
+    assert stop["status"] == "canceled"
+    assert sell["status"] in ("new", "accepted", "filled"), sell  # never refused for held qty
+    assert _parse(sell["submitted_at"]) >= _parse(stop["canceled_at"])
+    assert _stop_reports(stack)[-1] == (0, None)
+
+
+async def test_a_stop_that_fills_while_its_cancel_is_pending_leaves_nothing_to_sell(
+    bars_dir: Path, tmp_path: Path
+) -> None:
+    async with order_stack(bars_dir, tmp_path, NOW, cancel_latency=120.0) as stack:
+        await _hold(stack, stop=None)
+        held = int(stack.ledger.position_qty("bear_trap", "AMC"))
+        # A stop far above the market: it triggers on the next bar, while its cancel waits.
+        high = _intent("place_stop", "protective_stop", held, stop_price=50.0)
+        await _run(stack, [high], 5)
+        done = stack.router.submit(
+            [_intent("cancel_stop", "protective_stop"), _intent("sell", "eod", held)]
+        )
+        await stack.advance(60)  # the bar completes: the stop fills before the cancel does
+        await stack.until(lambda: all(f.done() for f in done), "cancel and sell")
+        assert stack.ledger.position_qty("bear_trap", "AMC") == 0
+        assert stack.broker_position("AMC") == 0  # never short
+        sells = [o for o in stack.broker_orders() if o["type"] == "market" and o["side"] == "sell"]
+        assert sells == []  # the stop sold everything: nothing left to sell
+        not_sent = [u for u in stack.updates if u.leg == "eod"]
+        assert [(u.kind, u.order_qty) for u in not_sent] == [("rejected", 0)]
+
+
+async def test_a_refused_replace_reports_the_stop_that_still_rests(stack: Stack) -> None:
+    await _hold(stack)
+    held = int(stack.ledger.position_qty("bear_trap", "AMC"))
+    stack.exchange.faults.update(refuse_next_replaces=1)
+    tp1 = held * 40 // 100
+    await _run(
+        stack,
+        [
+            _intent("replace_stop", "protective_stop", held - tp1, stop_price=3.0),
+            _intent("sell", "tp1", tp1),
+        ],
+        10,
+    )
+    assert _stop_reports(stack)[-1] == (held, 3.0)  # the old stop, not the asked-for one
+    assert _resting(stack) == held
+    # ... and the TP1 sell was not sent: the stop still holds every share
+    tp1_updates = [u for u in stack.updates if u.leg == "tp1"]
+    assert [u.kind for u in tp1_updates] == ["rejected"]
+    assert "held by the protective stop" in tp1_updates[0].reason
+    assert not any(o["side"] == "sell" and o["type"] == "market" for o in stack.broker_orders())
+
+
+async def test_a_failed_cancel_is_reported_and_the_sell_after_it_too(stack: Stack) -> None:
+    await _hold(stack)
+    held = int(stack.ledger.position_qty("bear_trap", "AMC"))
+    stack.exchange.faults.update(http_error_rate=1.0, http_status=503)
+    await _run(stack, [_intent("cancel_stop", "protective_stop"), _intent("sell", "eod", held)], 5)
+    stack.exchange.faults.update(http_error_rate=0.0)
+    assert _stop_reports(stack)[-1] == (held, 3.0)  # the stop still rests: said so
+    eod = [u for u in stack.updates if u.leg == "eod"]
+    assert [(u.kind, u.order_qty) for u in eod] == [("rejected", 0)]  # not silently dropped
+    assert _resting(stack) == held  # the position is still protected
+
+
+async def test_a_lookup_that_got_a_429_is_not_taken_for_not_found(stack: Stack) -> None:
+    row = stack.order_row("mg-bt-AMC-429-entry")
+    stack.exchange.faults.update(http_error_rate=1.0, http_status=429)
+    await stack.recovery.resolve_unacked("main")
+    stack.exchange.faults.update(http_error_rate=0.0)
+    assert stack.ledger.order(row.client_order_id).status == "pending_submit"
+    assert stack.updates == []  # nobody was told it does not exist
+
+
+async def test_two_entries_at_once_cannot_both_take_the_last_position_slot(
+    bars_dir: Path, tmp_path: Path
+) -> None:
+    one_slot = RiskLimits(
+        max_open_positions=1, max_position_dollars=50_000, max_daily_loss_dollars=10_000
+    )
+    routing = {"bear_trap": StrategyRouting(account="main", limits=one_slot)}
+    async with order_stack(bars_dir, tmp_path, NOW, routing=routing) as stack:
+        sizing = FixedDollars(dollars=1000, price=5.0)
+        await _run(
+            stack,
+            [
+                _intent("buy", "entry", symbol="AMC", sizing=sizing),
+                _intent("buy", "entry", symbol="GME", sizing=sizing),
+            ],
+        )
+        assert len(stack.broker_orders()) == 1
+        [blocked] = [u for u in stack.updates if u.kind == "rejected"]
+        assert "max open positions" in blocked.reason
+
+
+async def test_a_stop_placed_on_a_partial_entry_fill_grows_with_the_later_fills(
+    stack: Stack,
+) -> None:
+    stack.exchange.faults.update(partial_fill_ratio=0.5)
+    entry = _intent("buy", "entry", sizing=FixedDollars(dollars=450, price=4.5))
+    await _run(stack, [entry])
+    await stack.advance(60)
+    await stack.until(lambda: stack.ledger.position_qty("bear_trap", "AMC") > 0, "first fill")
+    first = int(stack.ledger.position_qty("bear_trap", "AMC"))
+    # What the strategy asks after each fill: a stop for what it holds then.
+    done = stack.router.submit([_intent("place_stop", "protective_stop", first, stop_price=3.0)])
+    await stack.advance(60)  # the rest of the entry fills; the stop waited for it
+    total = int(stack.ledger.position_qty("bear_trap", "AMC"))
+    assert total > first
+    done += stack.router.submit([_intent("replace_stop", "protective_stop", total, stop_price=3.0)])
+    stack.clock.set_speed(20)
+    await stack.until(lambda: all(f.done() for f in done), "stop placed and grown")
+    stack.clock.set_speed(0)
+    assert _resting(stack) == total
+    assert _stop_reports(stack)[-1] == (total, 3.0)
+
+
+async def test_flatten_reports_a_refused_sell_as_refused(stack: Stack) -> None:
+    await _hold(stack, stop=None)
+    stack.exchange.faults.update(refuse_next_orders=1)
+    result = await stack.router.flatten("bear_trap")
+    assert result["sells"] == []
+    assert [r["symbol"] for r in result["refused"]] == ["AMC"]
+
+
+def _parse(text: str) -> datetime:
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))

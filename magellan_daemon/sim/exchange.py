@@ -12,7 +12,6 @@ import logging
 import random
 import uuid
 from collections.abc import Callable
-from dataclasses import replace
 from datetime import date, datetime, timedelta
 from decimal import ROUND_CEILING, ROUND_DOWN, Decimal
 from typing import Any
@@ -20,7 +19,7 @@ from typing import Any
 from magellan_daemon.clock import Clock
 from magellan_daemon.sim import data_api
 from magellan_daemon.sim.account import Account, Fill
-from magellan_daemon.sim.calendar import NEW_YORK, SessionCalendar, new_york_date
+from magellan_daemon.sim.calendar import NEW_YORK, SessionCalendar
 from magellan_daemon.sim.errors import (
     FORBIDDEN,
     INVALID_PARAM,
@@ -30,9 +29,10 @@ from magellan_daemon.sim.errors import (
     not_found,
 )
 from magellan_daemon.sim.faults import Faults
-from magellan_daemon.sim.market import DAY, HOUR, MINUTE, MarketData, SimBar
+from magellan_daemon.sim.market import MarketData, SimBar
 from magellan_daemon.sim.orders import ZERO, Order, match_price, opening_price, price_decimal
 from magellan_daemon.sim.requests import OrderRequest, check_opg_window, validate
+from magellan_daemon.sim.tape import Tape
 from magellan_daemon.sim.wire import (
     account_dict,
     activity_dict,
@@ -81,6 +81,7 @@ class Exchange:
         self._listeners: list[Listener] = []
         self._processed = clock.now()
         self._symbol_by_asset_id = {asset_id(s): s for s in market.symbols()}
+        self.tape = Tape(market, calendar)
 
     def add_listener(self, callback: Listener) -> None:
         """Call ``callback(account_key, message)`` for every trade_updates message."""
@@ -105,10 +106,9 @@ class Exchange:
             except ValueError:
                 continue  # beyond the calendar's range
         for symbol in {o.symbol for o in self._working.values()}:
-            series = self.market.price_series(symbol)
-            i = series.first_completed_after(after) if series else None
-            if series is not None and i is not None:
-                candidates.append(series.done_at(i))
+            done = self.tape.next_completion(symbol, after)
+            if done is not None:
+                candidates.append(done)
         due = min(candidates, default=None)
         return due if due is not None and due <= now else None
 
@@ -140,34 +140,12 @@ class Exchange:
             account.last_equity = account.cash + self._long_market_value(account, t)
 
     def _match_symbol(self, symbol: str, t: datetime) -> None:
-        series = self.market.price_series(symbol)
-        i = series.index_completing_at(t) if series else None
-        if series is None or i is None:
-            return
-        bar = series.bar(i)
-        regular_start = self._regular_start(bar)
-        if regular_start is None:
-            return  # extended-hours bar: orders only fill in the regular session
+        bar = self.tape.bar_completing_at(symbol, t)
+        if bar is None or not self.calendar.is_open(bar.t):
+            return  # orders only fill against regular-session minutes
         for order in [o for o in self._working.values() if o.symbol == symbol]:
-            if order.active_from is None:
-                continue
-            if regular_start >= order.active_from:
+            if order.active_from is not None and bar.t >= order.active_from:
                 self._match(order, bar, t)
-            elif bar.timeframe != MINUTE:
-                # Hourly/daily data only (no minute bars): a bar that began before the order
-                # went live offers just its closing print, so nothing before the order counts.
-                closing = replace(bar, open=bar.close, high=bar.close, low=bar.close)
-                self._match(order, closing, t)
-
-    def _regular_start(self, bar: SimBar) -> datetime | None:
-        """When the regular-session part of ``bar`` starts, None if it has none."""
-        if bar.timeframe == MINUTE:
-            return bar.t if self.calendar.is_open(bar.t) else None
-        if bar.timeframe == HOUR:
-            session = self.calendar.session_at(bar.t + timedelta(minutes=30))
-            return max(bar.t, session.open) if session else None
-        session = self.calendar.session(new_york_date(bar.t)) if bar.timeframe == DAY else None
-        return session.open if session else None
 
     def _match(self, order: Order, bar: SimBar, t: datetime) -> None:
         if order.time_in_force == "opg":
@@ -266,7 +244,7 @@ class Exchange:
         return str(uuid.UUID(int=self._rng.getrandbits(128), version=4))
 
     def _price(self, symbol: str, now: datetime) -> Decimal | None:
-        last = self.market.last_price(symbol, now)
+        last = self.tape.last_price(symbol, now)
         return None if last is None else Decimal(repr(last))
 
     def _long_market_value(self, account: Account, now: datetime) -> Decimal:
@@ -760,17 +738,17 @@ class Exchange:
     def latest_bars(self, symbols: list[str]) -> dict[str, Any]:
         """``{"bars": {sym: bar}}`` of the latest completed bars."""
         self.advance()
-        return data_api.latest_bars(self.market, self.clock.now(), symbols)
+        return data_api.latest_bars(self.market.latest_bar, self.clock.now(), symbols)
 
     def latest_trades(self, symbols: list[str]) -> dict[str, Any]:
-        """``{"trades": {sym: trade}}`` from the latest completed bars."""
+        """``{"trades": {sym: trade}}`` from the latest completed minutes of the tape."""
         self.advance()
-        return data_api.latest_trades(self.market, self.clock.now(), symbols)
+        return data_api.latest_trades(self.tape.latest_bar, self.clock.now(), symbols)
 
     def latest_quotes(self, symbols: list[str]) -> dict[str, Any]:
-        """``{"quotes": {sym: quote}}`` around the latest completed bars."""
+        """``{"quotes": {sym: quote}}`` around the latest completed minutes of the tape."""
         self.advance()
-        return data_api.latest_quotes(self.market, self.clock.now(), symbols)
+        return data_api.latest_quotes(self.tape.latest_bar, self.clock.now(), symbols)
 
     def stream_bar(self, bar: SimBar) -> dict[str, Any]:
         """The data-stream map of a minute bar (``t`` left as a datetime)."""

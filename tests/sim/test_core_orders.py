@@ -334,25 +334,43 @@ def test_rejected_by_fault_and_close_all(real_market: MarketData) -> None:
     assert desk.exchange.list_positions(KEY) == []
 
 
-def test_daily_and_hourly_only_symbols_fill_without_look_ahead(real_market: MarketData) -> None:
-    desk = Desk.start(real_market, at(15, 0))  # SPY has 1Day bars only, NVDA 1Hour
+def test_daily_and_hourly_only_symbols_fill_on_their_minute_path(
+    real_market: MarketData,
+) -> None:
+    # SPY has 1Day bars only (2024-12-10: O 604.25 H 605.8 L 602.13 C 603.26); NVDA has
+    # 1Hour bars (14:00Z: O 138.75 H 141.82 L 138.6 C 140.93).
+    desk = Desk.start(real_market, at(14, 31))  # 09:31 New York
     spy = desk.order(symbol="SPY", qty="1")
     nvda = desk.order(symbol="NVDA", qty="1")
-    desk.to(at(15, 15))
-    late = desk.order(symbol="NVDA", qty="1")
-    desk.to(at(16, 0))
-    # NVDA's 15:00 bar started before ``late``: it only gets that bar's closing print.
-    assert desk.exchange.get_order(KEY, nvda["id"])["filled_avg_price"] == "140.925"
-    assert desk.exchange.get_order(KEY, late["id"])["filled_avg_price"] == "138.145"
-    assert desk.event_names(spy["id"]) == ["new"]
+    desk.to(at(14, 32))
+    # Both fill at the open of the first path minute starting at/after 09:31.
+    for order, low, high in ((spy, 602.13, 605.8), (nvda, 138.6, 141.82)):
+        filled = desk.exchange.get_order(KEY, order["id"])
+        assert (filled["status"], filled["filled_at"]) == ("filled", "2024-12-10T14:32:00Z")
+        assert low <= float(filled["filled_avg_price"]) <= high
+    # The same path on every run, whatever was queried before.
+    again = Desk.start(real_market, at(14, 31))
+    again.exchange.latest_trades(["SPY", "NVDA"])
+    copies = {o["id"]: again.order(symbol=o["symbol"], qty="1")["id"] for o in (nvda, spy)}
+    again.to(at(14, 32))
+    for original, copy in copies.items():
+        price = again.exchange.get_order(KEY, copy)["filled_avg_price"]
+        assert price == desk.exchange.get_order(KEY, original)["filled_avg_price"]
+    # Last trade and position value follow the path minute by minute, never the future.
+    desk.to(at(15, 0, 30))
+    trade = desk.exchange.latest_trades(["SPY"])["trades"]["SPY"]
+    assert trade["t"] == "2024-12-10T14:59:59Z"
+    assert desk.exchange.get_position(KEY, "SPY")["current_price"] == str(trade["p"])
+    # The bar endpoints still serve only the real bars: the day's bar is not complete yet.
+    assert desk.exchange.latest_bars(["SPY"])["bars"]["SPY"]["t"] == "2024-12-09T05:00:00Z"
+    # Sent while closed, a daily-only order waits for the open and fills in the first minute.
     desk.to(CLOSE)
-    # The day's bar completes at the close: the order placed mid-session gets its close.
-    assert desk.event_names(spy["id"]) == ["new", "fill"]
-    assert desk.exchange.get_order(KEY, spy["id"])["filled_avg_price"] == "603.26"
     overnight = desk.order(symbol="SPY", qty="1")
     assert overnight["status"] == "accepted"
-    desk.to(CLOSE + timedelta(days=1))
-    assert desk.exchange.get_order(KEY, overnight["id"])["filled_avg_price"] == "603.26"
+    desk.to(OPEN + timedelta(days=1, minutes=1))
+    filled = desk.exchange.get_order(KEY, overnight["id"])
+    assert filled["filled_at"] == "2024-12-11T14:31:00Z"
+    assert float(filled["filled_avg_price"]) == 603.26  # 2024-12-11 opens at 603.26
 
 
 def test_notional_buy_fills_fractional_qty(real_market: MarketData) -> None:

@@ -61,8 +61,14 @@ class Account:
         return [o for o in self.orders.values() if o.is_open]
 
     def reserved_for_buys(self) -> Decimal:
-        """Buying power held back by open buy orders."""
-        return sum((o.reserved_value() for o in self.orders.values()), ZERO)
+        """Buying power held back by open buy orders (a replace in flight holds the larger of
+        the old and the new order's reservation, not both)."""
+        total = ZERO
+        for order in self.orders.values():
+            old = self.replaced_by_pending(order)
+            value = order.reserved_value()
+            total += max(value - old.reserved_value(), ZERO) if old else value
+        return total
 
     def buying_power(self) -> Decimal:
         """Cash account: cash minus what open buy orders hold back (never below 0)."""
@@ -75,6 +81,26 @@ class Account:
             for o in self.orders.values()
             if o.is_open and o.side == "sell" and o.symbol == symbol and o.id != excluding
         ]
+
+    def held_for_orders(self, symbol: str, excluding: str | None = None) -> Decimal:
+        """Shares of ``symbol`` held by open sell orders other than ``excluding``. While a
+        replace is in flight, the old and the new order together hold the larger of the old
+        order's remaining qty and the new order's qty (Alpaca holds for one of them)."""
+        total = ZERO
+        for order in self.held_sell_orders(symbol, excluding):
+            old = self.replaced_by_pending(order)
+            if old is not None and old.id != excluding:
+                total += max(order.remaining_qty - old.remaining_qty, ZERO)
+            else:
+                total += order.remaining_qty
+        return total
+
+    def replaced_by_pending(self, order: Order) -> Order | None:
+        """For a replacement not yet live (``pending_new``), the open order it replaces."""
+        if order.status != "pending_new" or order.replaces is None:
+            return None
+        old = self.orders.get(order.replaces)
+        return old if old is not None and old.is_open else None
 
     def position_qty(self, symbol: str) -> Decimal:
         """Shares held (0 when flat)."""

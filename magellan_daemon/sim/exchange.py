@@ -17,7 +17,7 @@ from decimal import ROUND_CEILING, ROUND_DOWN, Decimal
 from typing import Any
 
 from magellan_daemon.clock import Clock
-from magellan_daemon.sim import data_api
+from magellan_daemon.sim import data_api, pretrade
 from magellan_daemon.sim.account import Account, Fill
 from magellan_daemon.sim.calendar import NEW_YORK, SessionCalendar
 from magellan_daemon.sim.errors import (
@@ -68,12 +68,14 @@ class Exchange:
         slippage_bps: float = 0.0,
         faults: Faults | None = None,
         seed: int = 0,
+        wash_trade_check: bool = True,
     ) -> None:
         self.clock = clock
         self.market = market
         self.calendar = calendar
         self.faults = faults or Faults()
         self.slippage_bps = slippage_bps
+        self.wash_trade_check = wash_trade_check
         self._initial_cash = Decimal(cash)
         self._rng = random.Random(seed)
         self._accounts: dict[str, Account] = {}
@@ -344,8 +346,10 @@ class Exchange:
             extended_hours=extended_hours,
         )
         self._check_request(account, request, now)
-        reserved = self._reserved_price(request, now)
-        self._check_affordable(account, request, reserved, replacing=None)
+        if self.wash_trade_check:
+            pretrade.check_wash_trade(account, request, excluding=None)
+        reserved = pretrade.reserved_price(request, self._price(request.symbol, now))
+        pretrade.check_affordable(account, request, reserved, replacing=None)
         order = self._create(account, request, now, reserved, replaces=None)
         if self.faults.reject_next_orders > 0:
             self.faults.reject_next_orders -= 1
@@ -366,54 +370,6 @@ class Exchange:
             check_opg_window(now)
         if request.client_order_id in account.client_ids:
             raise SimError(422, INVALID_PARAM, "client_order_id must be unique")
-
-    def _reserved_price(self, request: OrderRequest, now: datetime) -> Decimal:
-        """Per-share price a buy holds back: its limit, its stop, else the last price."""
-        if request.side != "buy" or request.notional is not None:
-            return ZERO
-        if request.limit_price is not None:
-            return request.limit_price
-        last = self._price(request.symbol, now)
-        if request.stop_price is not None:
-            return max(request.stop_price, last or ZERO)
-        if last is None:
-            raise SimError(422, UNPROCESSABLE, f"no market price for {request.symbol} yet")
-        return last
-
-    def _check_affordable(
-        self, account: Account, request: OrderRequest, reserved: Decimal, replacing: Order | None
-    ) -> None:
-        if request.side == "buy":
-            cost = (
-                request.notional if request.notional is not None else reserved * (request.qty or 0)
-            )
-            power = account.buying_power() + (replacing.reserved_value() if replacing else ZERO)
-            if cost > power:
-                raise SimError(
-                    403,
-                    FORBIDDEN,
-                    "insufficient buying power",
-                    buying_power=dec(power.quantize(Decimal("0.01"))),
-                    cost_basis=dec(cost.quantize(Decimal("0.01"))),
-                )
-            return
-        holders = account.held_sell_orders(request.symbol, replacing.id if replacing else None)
-        held = sum((o.remaining_qty for o in holders), ZERO)
-        existing = account.position_qty(request.symbol)
-        available = max(existing - held, ZERO)
-        requested = request.qty or ZERO
-        if requested > available:
-            raise SimError(
-                403,
-                FORBIDDEN,
-                f"insufficient qty available for order (requested: {dec(requested)}, "
-                f"available: {dec(available)})",
-                available=dec(available),
-                existing_qty=dec(existing),
-                held_for_orders=dec(held),
-                related_orders=[o.id for o in holders],
-                symbol=request.symbol,
-            )
 
     def _create(
         self,
@@ -560,8 +516,10 @@ class Exchange:
         if unchanged and client_order_id is None:
             raise SimError(403, FORBIDDEN, "order parameters are not changed")
         self._check_request(account, request, now)
-        reserved = self._reserved_price(request, now)
-        self._check_affordable(account, request, reserved, replacing=old)
+        if self.wash_trade_check:
+            pretrade.check_wash_trade(account, request, excluding=old.id)
+        reserved = pretrade.reserved_price(request, self._price(request.symbol, now))
+        pretrade.check_affordable(account, request, reserved, replacing=old)
         new = self._create(account, request, now, reserved, replaces=old.id)
         old.status = "replaced"
         old.replaced_at = old.updated_at = now
@@ -596,7 +554,7 @@ class Exchange:
         price = self._price(symbol, now) or position.avg_entry_price
         previous_close = self.calendar.previous_close(self.calendar.next_session(now).open)
         lastday = (self._price(symbol, previous_close) if previous_close else None) or price
-        held = sum((o.remaining_qty for o in account.held_sell_orders(symbol)), ZERO)
+        held = account.held_for_orders(symbol)
         return position_dict(position, price, lastday, max(position.qty - held, ZERO))
 
     def list_positions(self, key: str) -> list[dict[str, Any]]:

@@ -31,6 +31,14 @@ from magellan_daemon.sim.errors import (
 from magellan_daemon.sim.faults import Faults
 from magellan_daemon.sim.market import MarketData, SimBar
 from magellan_daemon.sim.orders import ZERO, Order, match_price, opening_price, price_decimal
+from magellan_daemon.sim.pending import (
+    CANCEL,
+    REPLACE,
+    Pending,
+    PendingBook,
+    cancel_refusal,
+    replace_refusal,
+)
 from magellan_daemon.sim.requests import OrderRequest, check_opg_window, validate
 from magellan_daemon.sim.tape import Tape
 from magellan_daemon.sim.wire import (
@@ -69,13 +77,22 @@ class Exchange:
         faults: Faults | None = None,
         seed: int = 0,
         wash_trade_check: bool = True,
+        cancel_latency: float = 2.0,
+        replace_latency: float = 2.0,
     ) -> None:
         self.clock = clock
         self.market = market
         self.calendar = calendar
         self.faults = faults or Faults()
+        self.faults.use_clock(clock.now)
         self.slippage_bps = slippage_bps
         self.wash_trade_check = wash_trade_check
+        if cancel_latency < 0 or replace_latency < 0:
+            raise ValueError("cancel and replace latencies must be >= 0 seconds")
+        self._cancel_delay = timedelta(seconds=cancel_latency)
+        self._replace_delay = timedelta(seconds=replace_latency)
+        self._pending = PendingBook()
+        self._schedule_listeners: list[Callable[[], None]] = []
         self._initial_cash = Decimal(cash)
         self._rng = random.Random(seed)
         self._accounts: dict[str, Account] = {}
@@ -88,6 +105,16 @@ class Exchange:
     def add_listener(self, callback: Listener) -> None:
         """Call ``callback(account_key, message)`` for every trade_updates message."""
         self._listeners.append(callback)
+
+    def add_schedule_listener(self, callback: Callable[[], None]) -> None:
+        """Call ``callback()`` whenever a cancel or replace is put in flight (``next_due``
+        may then be earlier than it was): the server's publisher re-plans its wake-up."""
+        self._schedule_listeners.append(callback)
+
+    def next_due(self) -> datetime | None:
+        """When the earliest cancel or replace in flight completes (None if none is): an
+        instant ``advance()`` must reach even when no request arrives."""
+        return self._pending.next_due()
 
     # -- time --------------------------------------------------------------------------------
 
@@ -111,6 +138,9 @@ class Exchange:
             done = self.tape.next_completion(symbol, after)
             if done is not None:
                 candidates.append(done)
+        pending = self._pending.next_due()
+        if pending is not None:
+            candidates.append(max(pending, after))
         due = min(candidates, default=None)
         return due if due is not None and due <= now else None
 
@@ -120,6 +150,10 @@ class Exchange:
             self._open_session(t)
         for symbol in sorted({o.symbol for o in self._working.values()}):
             self._match_symbol(symbol, t)
+        # After the bars completing at t (a fill at the same instant wins the race), before
+        # the close (a cancel due at the close cancels rather than expires).
+        for action in self._pending.take_due(t):
+            self._complete(action, t)
         if self.calendar.previous_close(t) == t:
             self._close_session(t)
 
@@ -138,6 +172,7 @@ class Exchange:
                 order.expired_at = order.updated_at = t
                 self._working.pop(order.id)
                 self._emit(order, "expired", t)
+                self._ended(order, t)
         for account in self._accounts.values():
             account.last_equity = account.cash + self._long_market_value(account, t)
 
@@ -170,7 +205,14 @@ class Exchange:
         order.filled_qty += qty
         order.filled_value += qty * price
         complete = order.notional is not None or order.remaining_qty == 0
-        order.status = "filled" if complete else "partially_filled"
+        action = self._pending.get(order.id)
+        if complete:
+            order.status = "filled"
+        elif action is not None and action.kind == CANCEL:
+            # the cancel of the rest still completes; refused, the order returns to this
+            action.previous_status = "partially_filled"
+        else:
+            order.status = "partially_filled"
         order.updated_at = t
         if complete:
             order.filled_at = t
@@ -200,6 +242,12 @@ class Exchange:
             qty=dec(qty),
             position_qty=dec(position_qty),
         )
+        if complete:
+            self._ended(order, t)
+        elif action is not None and action.kind == REPLACE:
+            # Stricter reading: a partial fill during a replace refuses it like a full fill
+            # (the new order's qty was asked for against a remainder that no longer holds).
+            self._refuse_replace(self._pending.pop(order.id) or action, order, t)
 
     def _fill_qty(self, remaining: Decimal) -> Decimal:
         ratio = self.faults.partial_fill_ratio
@@ -213,6 +261,63 @@ class Exchange:
         order.canceled_at = order.updated_at = t
         self._working.pop(order.id, None)
         self._emit(order, "canceled", t)
+        self._ended(order, t)
+
+    def _reject(self, order: Order, t: datetime) -> None:
+        order.status = "rejected"
+        order.failed_at = order.updated_at = t
+        self._working.pop(order.id, None)
+        self._emit(order, "rejected", t)
+
+    # -- cancels and replaces in flight ------------------------------------------------------
+
+    def _schedule(self, action: Pending) -> None:
+        self._pending.add(action)
+        for callback in list(self._schedule_listeners):
+            callback()
+
+    def _complete(self, action: Pending, t: datetime) -> None:
+        """The venue's answer to a cancel or replace whose latency has elapsed."""
+        account = self._accounts[action.account_key]
+        order = account.orders[action.order_id]
+        if action.kind == CANCEL:
+            if action.refused:
+                order.status = action.previous_status
+                order.updated_at = t
+                self._emit(order, "order_cancel_rejected", t)
+            else:
+                self._cancel(order, t)
+            return
+        if action.refused:
+            self._refuse_replace(action, order, t)
+            return
+        new = account.orders[action.new_order_id or ""]
+        order.status = "replaced"
+        order.replaced_at = order.updated_at = t
+        order.replaced_by = new.id
+        self._working.pop(order.id, None)
+        self._emit(order, "replaced", t)
+        self._go_live(new, t)
+
+    def _refuse_replace(self, action: Pending, old: Order, t: datetime) -> None:
+        """The replace failed: the old order stays as it is (or returns to its status before
+        the replace), and the new one is rejected."""
+        if old.status == "pending_replace":
+            old.status = action.previous_status
+            old.updated_at = t
+        self._emit(old, "order_replace_rejected", t)
+        self._reject(self._accounts[action.account_key].orders[action.new_order_id or ""], t)
+
+    def _ended(self, order: Order, t: datetime) -> None:
+        """``order`` reached a terminal status: settle a cancel or replace still in flight."""
+        action = self._pending.pop(order.id)
+        if action is None:
+            return
+        if action.kind == REPLACE:
+            self._refuse_replace(action, order, t)
+        elif order.status == "filled":
+            self._emit(order, "order_cancel_rejected", t)  # the fill won the race
+        # canceled or expired meanwhile: what the cancel asked for happened anyway
 
     def _emit(self, order: Order, event: str, t: datetime, **fill: str | None) -> None:
         message = {
@@ -351,13 +456,9 @@ class Exchange:
         reserved = pretrade.reserved_price(request, self._price(request.symbol, now))
         pretrade.check_affordable(account, request, reserved, replacing=None)
         order = self._create(account, request, now, reserved, replaces=None)
-        if self.faults.reject_next_orders > 0:
-            self.faults.reject_next_orders -= 1
+        if self.faults.take("reject_next_orders"):
             accepted = order_dict(order)
-            order.status = "rejected"
-            order.failed_at = order.updated_at = now
-            self._working.pop(order.id)
-            self._emit(order, "rejected", now)
+            self._reject(order, now)
             return accepted
         self._activate_if_open(order, now)
         return order_dict(order)
@@ -379,6 +480,8 @@ class Exchange:
         reserved: Decimal,
         replaces: str | None,
     ) -> Order:
+        """A new order, registered with the account (and working unless it replaces one:
+        a replacement starts working when its replace completes)."""
         client_order_id = request.client_order_id or self._uuid()
         expires = None
         if request.time_in_force != "gtc":
@@ -408,7 +511,8 @@ class Exchange:
         )
         account.orders[order.id] = order
         account.client_ids[client_order_id] = order.id
-        self._working[order.id] = order
+        if replaces is None:
+            self._working[order.id] = order
         return order
 
     def _activate_if_open(self, order: Order, now: datetime) -> None:
@@ -417,6 +521,14 @@ class Exchange:
             order.status = "new"
             order.active_from = now
             self._emit(order, "new", now)
+
+    def _go_live(self, order: Order, t: datetime) -> None:
+        """A replacement whose replace completed: working from now, ``new`` while the
+        market is open, else ``accepted`` until the next open."""
+        order.status = "accepted"
+        order.updated_at = t
+        self._working[order.id] = order
+        self._activate_if_open(order, t)
 
     def _find(self, account: Account, order_id: str) -> Order:
         order = account.orders.get(order_id)
@@ -487,12 +599,16 @@ class Exchange:
         time_in_force: str | None,
         client_order_id: str | None,
     ) -> dict[str, Any]:
-        """Replace an open order by a new one; the old one becomes ``replaced``."""
+        """Replace an open order by a new one (the answer); the old one goes
+        ``pending_replace`` and becomes ``replaced`` after the replace latency, unless it
+        fills first. 422 when the order is not live or has something in flight, 403 for
+        unchanged parameters, buying power, held shares or a wash trade."""
         self.advance()
         account = self._account(key)
         old = self._find(account, order_id)
-        if not old.is_open:
-            raise _terminal(old)
+        refusal = replace_refusal(old)
+        if refusal is not None:
+            raise SimError(422, UNPROCESSABLE, refusal)
         if old.notional is not None:
             raise SimError(422, UNPROCESSABLE, "notional orders cannot be replaced")
         now = self.clock.now()
@@ -521,29 +637,66 @@ class Exchange:
         reserved = pretrade.reserved_price(request, self._price(request.symbol, now))
         pretrade.check_affordable(account, request, reserved, replacing=old)
         new = self._create(account, request, now, reserved, replaces=old.id)
-        old.status = "replaced"
-        old.replaced_at = old.updated_at = now
-        old.replaced_by = new.id
-        self._working.pop(old.id, None)
-        self._emit(old, "replaced", now)
-        self._activate_if_open(new, now)
+        action = Pending(
+            kind=REPLACE,
+            account_key=key,
+            order_id=old.id,
+            new_order_id=new.id,
+            due=now + self._replace_delay,
+            previous_status=old.status,
+            refused=self.faults.take("refuse_next_replaces"),
+        )
+        if not self._replace_delay:
+            self._complete(action, now)
+            return order_dict(new)
+        new.status = "pending_new"
+        old.status = "pending_replace"
+        old.updated_at = now
+        self._emit(old, "pending_replace", now)
+        self._schedule(action)
         return order_dict(new)
 
     def cancel_order(self, key: str, order_id: str) -> None:
-        """Cancel an open order (422 if it is already terminal)."""
+        """Request the cancel of an open order: it goes ``pending_cancel`` and is canceled
+        after the cancel latency, unless it fills first. 422 when it is terminal or already
+        has a cancel or replace in flight."""
         self.advance()
         order = self._find(self._account(key), order_id)
-        if not order.is_open:
-            raise _terminal(order)
-        self._cancel(order, self.clock.now())
+        refusal = cancel_refusal(order)
+        if refusal is not None:
+            raise SimError(422, UNPROCESSABLE, refusal)
+        self._request_cancel(order, self.faults.take("refuse_next_cancels"))
+
+    def _request_cancel(self, order: Order, refused: bool) -> None:
+        now = self.clock.now()
+        action = Pending(
+            kind=CANCEL,
+            account_key=order.account_key,
+            order_id=order.id,
+            due=now + self._cancel_delay,
+            previous_status=order.status,
+            refused=refused,
+        )
+        if not self._cancel_delay:
+            self._complete(action, now)
+            return
+        order.status = "pending_cancel"
+        order.updated_at = now
+        self._emit(order, "pending_cancel", now)
+        self._schedule(action)
 
     def cancel_all_orders(self, key: str) -> list[dict[str, Any]]:
-        """Cancel every open order: 207 items ``{"id","status","body"}``."""
+        """Request the cancel of every open order: 207 items ``{"id","status","body"}``,
+        200 with the order (now ``pending_cancel``) or 422 when one is already in flight."""
         self.advance()
-        now = self.clock.now()
-        out = []
+        out: list[dict[str, Any]] = []
         for order in self._account(key).open_orders():
-            self._cancel(order, now)
+            refusal = cancel_refusal(order)
+            if refusal is not None:
+                body = SimError(422, UNPROCESSABLE, refusal).body()
+                out.append({"id": order.id, "status": 422, "body": body})
+                continue
+            self._request_cancel(order, refused=False)
             out.append({"id": order.id, "status": 200, "body": order_dict(order)})
         return out
 

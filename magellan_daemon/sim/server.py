@@ -91,10 +91,12 @@ class SimServer:
         self._fault_seed = exchange.faults.seed
         self._processed = _floor_minute(exchange.clock.now())
         self._progress = asyncio.Condition()
+        self._rescheduled = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self._runner: web.AppRunner | None = None
         self.port: int | None = None
         exchange.add_listener(self._hub.on_trade_event)
+        exchange.add_schedule_listener(self._rescheduled.set)
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -168,10 +170,17 @@ class SimServer:
 
     async def wait_processed(self, t: datetime | None = None) -> None:
         """Return once the publisher has advanced the exchange and sent the bars of every
-        minute boundary up to ``t`` (default: the clock's current time)."""
-        target = _floor_minute(t or self.exchange.clock.now())
+        minute boundary up to ``t`` (default: the clock's current time), and every cancel
+        or replace due by ``t`` has completed."""
+        t = t or self.exchange.clock.now()
+        target = _floor_minute(t)
+
+        def done() -> bool:
+            due = self.exchange.next_due()
+            return self._processed >= target and (due is None or due > t)
+
         async with self._progress:
-            await self._progress.wait_for(lambda: self._processed >= target)
+            await self._progress.wait_for(done)
 
     async def wait_trade_listeners(self, key: str, count: int = 1) -> None:
         """Return once ``count`` trade-stream connections of ``key`` listen to trade_updates."""
@@ -296,25 +305,55 @@ class SimServer:
     # -- background tasks ------------------------------------------------------------------
 
     async def _publish_minutes(self) -> None:
-        """At each virtual minute boundary: advance the exchange, stream that minute's bars."""
+        """At each virtual minute boundary: advance the exchange, stream that minute's bars.
+        Between boundaries, wake when a cancel or replace in flight comes due, so its event
+        leaves on time even when no request arrives."""
         clock = self.exchange.clock
         while True:
             boundary = self._processed + MINUTE
-            await clock.sleep_until(boundary)
+            due = self.exchange.next_due()
+            wake = boundary if due is None else min(boundary, due)
+            if not await self._sleep_until(wake):
+                continue  # a new cancel/replace was put in flight: re-plan the wake-up
+            if clock.now() < boundary:
+                self._advance("a cancel or replace due at", wake)
+                async with self._progress:
+                    self._progress.notify_all()
+                continue
             if not self._hub.wants_bars():
                 # nobody streams bars: catch up in one step instead of minute by minute
                 boundary = max(boundary, _floor_minute(clock.now()))
-            try:
-                self.exchange.advance()
-                if self._hub.wants_bars():
+            if self._advance("the minute publisher at", boundary) and self._hub.wants_bars():
+                try:
                     self._hub.publish_bars(self.exchange.market.minute_bars_ending_at(boundary))
-            except Exception:
-                log.exception("minute publisher failed at %s", boundary.isoformat())
+                except Exception:
+                    log.exception("minute publisher failed at %s", boundary.isoformat())
             async with self._progress:
                 self._processed = boundary
                 self._progress.notify_all()
             # a jump of many minutes must not starve the socket writers
             await asyncio.sleep(0)
+
+    def _advance(self, what: str, t: datetime) -> bool:
+        try:
+            self.exchange.advance()
+        except Exception:
+            log.exception("%s %s failed", what, t.isoformat())
+            return False
+        return True
+
+    async def _sleep_until(self, wake: datetime) -> bool:
+        """Sleep on the virtual clock until ``wake``; False if a newly scheduled cancel or
+        replace interrupted the sleep first."""
+        self._rescheduled.clear()
+        sleeper = asyncio.ensure_future(self.exchange.clock.sleep_until(wake))
+        interrupt = asyncio.ensure_future(self._rescheduled.wait())
+        try:
+            await asyncio.wait({sleeper, interrupt}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in (sleeper, interrupt):
+                task.cancel()
+        return sleeper.done() and not sleeper.cancelled()
 
     async def _watch_drop_streams(self) -> None:
         """Apply ``faults.drop_streams`` set through the Python API (the HTTP one acts at once)."""

@@ -122,8 +122,9 @@ def test_opg_window_and_opening_fill(real_market: MarketData) -> None:
     assert desk.events[-1]["price"] == "4.53"  # the session's first bar's open
 
 
-def test_replace_and_cancel_events(real_market: MarketData) -> None:
-    desk = Desk.start(real_market, at(15, 0))
+def test_instant_replace_and_cancel_events(real_market: MarketData) -> None:
+    # latencies 0: the replace and the cancel take effect within the request
+    desk = Desk.start(real_market, at(15, 0), cancel_latency=0, replace_latency=0)
     old = desk.order(type="limit", limit_price=Decimal("4"), time_in_force="gtc")
     new = desk.exchange.replace_order(
         KEY,
@@ -179,6 +180,10 @@ def test_held_for_orders_blocks_a_sell_until_the_stop_is_reduced(
         time_in_force=None,
         client_order_id=None,
     )
+    # while the replace is in flight the two orders hold the larger qty (100), not both
+    assert desk.exchange.get_position(KEY, "AMC")["qty_available"] == "0"
+    desk.to(at(15, 2, 2))  # the replace completed
+    assert desk.exchange.get_position(KEY, "AMC")["qty_available"] == "10"
     sold = desk.order(side="sell", qty="10")
     assert sold["status"] == "new"
     with pytest.raises(SimError):
@@ -271,7 +276,14 @@ def test_rejected_by_fault_and_close_all(real_market: MarketData) -> None:
     assert desk.exchange.get_order(KEY, rejected["id"])["status"] == "rejected"
     desk.order()
     desk.to(at(15, 2))
-    desk.order(type="limit", limit_price=Decimal("1"))
+    buy = desk.order(type="limit", limit_price=Decimal("1"))
+    items = desk.exchange.close_all_positions(KEY, cancel_orders=True)
+    # The buy's cancel is in flight: it still rests, so the market sell would trade with it.
+    assert [(i["symbol"], i["status"]) for i in items] == [("AMC", 403)]
+    assert items[0]["body"]["message"] == "potential wash trade detected. use complex orders"
+    assert desk.exchange.get_order(KEY, buy["id"])["status"] == "pending_cancel"
+    desk.to(at(15, 2, 2))
+    assert desk.event_names(buy["id"]) == ["new", "pending_cancel", "canceled"]
     items = desk.exchange.close_all_positions(KEY, cancel_orders=True)
     assert [(i["symbol"], i["status"], i["body"]["side"]) for i in items] == [("AMC", 200, "sell")]
     assert desk.exchange.list_orders(KEY, status="open")[0]["side"] == "sell"

@@ -434,10 +434,8 @@ class Exchange:
         client_order_id: str | None,
         extended_hours: bool,
     ) -> dict[str, Any]:
-        """Accept a new order (Alpaca's 403/422 checks) and return it."""
-        self.advance()
-        account = self._account(key)
-        now = self.clock.now()
+        """Accept a new order and return it: 422 for bad parameters, 403 for buying power,
+        held shares, a wash trade or the ``refuse_next_orders`` fault."""
         request = OrderRequest(
             symbol=symbol,
             qty=qty,
@@ -450,11 +448,20 @@ class Exchange:
             client_order_id=client_order_id,
             extended_hours=extended_hours,
         )
+        return self._submit(key, request, refusable=True)
+
+    def _submit(self, key: str, request: OrderRequest, *, refusable: bool) -> dict[str, Any]:
+        self.advance()
+        account = self._account(key)
+        now = self.clock.now()
         self._check_request(account, request, now)
         if self.wash_trade_check:
             pretrade.check_wash_trade(account, request, excluding=None)
         reserved = pretrade.reserved_price(request, self._price(request.symbol, now))
         pretrade.check_affordable(account, request, reserved, replacing=None)
+        if refusable and self.faults.take("refuse_next_orders"):
+            # an order that passed every check, refused as Alpaca refuses for money
+            raise SimError(403, FORBIDDEN, "insufficient buying power")
         order = self._create(account, request, now, reserved, replaces=None)
         if self.faults.take("reject_next_orders"):
             accepted = order_dict(order)
@@ -754,8 +761,7 @@ class Exchange:
                 amount = amount.to_integral_value(rounding=ROUND_DOWN)
             if amount <= 0:
                 raise invalid("percentage gives a qty of 0")
-        return self.submit_order(
-            key,
+        liquidation = OrderRequest(
             symbol=symbol,
             qty=amount,
             notional=None,
@@ -767,6 +773,7 @@ class Exchange:
             client_order_id=None,
             extended_hours=False,
         )
+        return self._submit(key, liquidation, refusable=False)
 
     def close_all_positions(self, key: str, *, cancel_orders: bool) -> list[dict[str, Any]]:
         """Liquidate every position: 207 items ``{"symbol","status","body"}``."""

@@ -27,6 +27,7 @@ from magellan_daemon.sim.exchange import Exchange
 from magellan_daemon.sim.params import parse_json_body, to_datetime, to_decimal
 from magellan_daemon.sim.ratelimit import RateDecision, RateLimiter
 from magellan_daemon.sim.rest import ACCOUNT_KEY, RestRoutes, json_response
+from magellan_daemon.sim.streamfaults import StreamFaults
 from magellan_daemon.sim.streams import StreamHub
 
 log = logging.getLogger(__name__)
@@ -86,7 +87,11 @@ class SimServer:
         self._requested_port = port
         self._credentials = Credentials(key, secret)
         self._limiter = RateLimiter(rate_limit)
-        self._hub = StreamHub(self._credentials, exchange.stream_bar)
+        self._hub = StreamHub(
+            self._credentials,
+            exchange.stream_bar,
+            StreamFaults(exchange.faults, exchange.clock.now),
+        )
         self._fault_rng = random.Random(exchange.faults.seed)
         self._fault_seed = exchange.faults.seed
         self._processed = _floor_minute(exchange.clock.now())
@@ -200,6 +205,18 @@ class SimServer:
     def _reseed_faults(self) -> None:
         self._fault_seed = self.exchange.faults.seed
         self._fault_rng = random.Random(self._fault_seed)
+        self._hub.faults.reseed()
+
+    async def _apply_drop_faults(self) -> None:
+        """Act on the ``drop_*`` switches that are set, once each."""
+        faults = self.exchange.faults
+        if faults.drop_streams:
+            await self.drop_streams()
+        for name, kind in (("drop_trade_streams", "trade"), ("drop_data_streams", "data")):
+            if getattr(faults, name):
+                setattr(faults, name, False)
+                dropped = await self._hub.close_all(trade=kind == "trade", data=kind == "data")
+                log.info("fault injection dropped %d %s websocket(s)", dropped, kind)
 
     # -- middleware ------------------------------------------------------------------------
 
@@ -209,8 +226,7 @@ class SimServer:
         if not _is_rest(request):
             return await handler(request)
         faults = self.exchange.faults
-        if faults.drop_streams:
-            await self.drop_streams()
+        await self._apply_drop_faults()
         if faults.latency_ms > 0:
             await asyncio.sleep(faults.latency_ms / 1000)
         if faults.seed != self._fault_seed:
@@ -218,7 +234,13 @@ class SimServer:
         if faults.http_error_rate > 0 and self._fault_rng.random() < faults.http_error_rate:
             status = faults.http_status
             return _status_error(status, f"injected fault: http {status}")
-        return await handler(request)
+        response = await handler(request)
+        rate = faults.http_error_after_rate
+        if rate > 0 and self._fault_rng.random() < rate:
+            # the core has done the work (an order may now exist): only the answer is lost
+            status = faults.http_status
+            return _status_error(status, f"injected fault: http {status} after processing")
+        return response
 
     @web.middleware
     async def _auth_middleware(self, request: web.Request, handler: Handler) -> Any:
@@ -298,8 +320,7 @@ class SimServer:
         if "seed" in body:
             # setting the seed, even to its current value, restarts the fault sequence
             self._reseed_faults()
-        if self.exchange.faults.drop_streams:
-            await self.drop_streams()
+        await self._apply_drop_faults()
         return json_response(self.exchange.faults.as_dict())
 
     # -- background tasks ------------------------------------------------------------------
@@ -356,10 +377,10 @@ class SimServer:
         return sleeper.done() and not sleeper.cancelled()
 
     async def _watch_drop_streams(self) -> None:
-        """Apply ``faults.drop_streams`` set through the Python API (the HTTP one acts at once)."""
+        """Apply the ``drop_*`` switches set through the Python API (the HTTP ones act at
+        once). A wall-clock poll: it watches a setting, it times nothing in the market."""
         while True:
-            if self.exchange.faults.drop_streams:
-                await self.drop_streams()
+            await self._apply_drop_faults()
             await asyncio.sleep(FAULT_WATCH_SECONDS)
 
 

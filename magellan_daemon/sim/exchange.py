@@ -18,8 +18,8 @@ from typing import Any
 
 from magellan_daemon.clock import Clock
 from magellan_daemon.sim import data_api, pretrade
-from magellan_daemon.sim.account import Account, Fill
-from magellan_daemon.sim.calendar import NEW_YORK, SessionCalendar
+from magellan_daemon.sim.account import Account
+from magellan_daemon.sim.calendar import SessionCalendar, calendar_days
 from magellan_daemon.sim.errors import (
     FORBIDDEN,
     INVALID_PARAM,
@@ -218,21 +218,7 @@ class Exchange:
             order.filled_at = t
             self._working.pop(order.id, None)
         execution_id = self._uuid()
-        account.fills.append(
-            Fill(
-                id=f"{t.strftime('%Y%m%d%H%M%S')}{t.microsecond // 1000:03d}::{execution_id}",
-                execution_id=execution_id,
-                transaction_time=t,
-                order_id=order.id,
-                symbol=order.symbol,
-                side=order.side,
-                qty=qty,
-                price=price,
-                cum_qty=order.filled_qty,
-                leaves_qty=ZERO if complete else order.remaining_qty,
-                order_status=order.status,
-            )
-        )
+        account.record_fill(order, qty, price, t, execution_id)
         self._emit(
             order,
             "fill" if complete else "partial_fill",
@@ -385,23 +371,7 @@ class Exchange:
         last = end or self.calendar.last_date
         if last < first:
             raise invalid("end must not be before start")
-        sessions = self.calendar.sessions(first, last + timedelta(days=10))
-        out = []
-        for i, session in enumerate(sessions):
-            if session.date > last:
-                break
-            following = sessions[i + 1].date if i + 1 < len(sessions) else session.date
-            out.append(
-                {
-                    "date": session.date.isoformat(),
-                    "open": session.open.astimezone(NEW_YORK).strftime("%H:%M"),
-                    "close": session.close.astimezone(NEW_YORK).strftime("%H:%M"),
-                    "session_open": "0400",
-                    "session_close": "2000",
-                    "settlement_date": following.isoformat(),
-                }
-            )
-        return out
+        return calendar_days(self.calendar, first, last)
 
     def _symbol(self, symbol_or_id: str) -> str | None:
         if self.market.has_symbol(symbol_or_id):
@@ -567,16 +537,9 @@ class Exchange:
             raise invalid(f"limit must be between 1 and {MAX_ORDER_LIST}")
         if side is not None and side not in ("buy", "sell"):
             raise invalid("side must be buy or sell")
-        wanted = set(symbols) if symbols else None
-        chosen = [
-            o
-            for o in account.orders.values()
-            if (status == "all" or o.is_open == (status == "open"))
-            and (after is None or o.submitted_at > after)
-            and (until is None or o.submitted_at < until)
-            and (wanted is None or o.symbol in wanted)
-            and (side is None or o.side == side)
-        ]
+        chosen = account.select_orders(
+            status=status, after=after, until=until, symbols=symbols, side=side
+        )
         if direction == "desc":
             chosen.reverse()  # orders dict keeps submission order
         return [order_dict(o) for o in chosen[:limit]]
@@ -748,19 +711,7 @@ class Exchange:
         position = account.positions.get(symbol) if symbol else None
         if symbol is None or position is None:
             raise not_found("position does not exist")
-        amount = position.qty
-        if qty is not None and percentage is not None:
-            raise invalid("only one of qty or percentage may be given")
-        if qty is not None:
-            amount = qty
-        elif percentage is not None:
-            if not 0 < percentage <= 100:
-                raise invalid("percentage must be between 0 and 100")
-            amount = position.qty * percentage / 100
-            if position.qty == position.qty.to_integral_value():
-                amount = amount.to_integral_value(rounding=ROUND_DOWN)
-            if amount <= 0:
-                raise invalid("percentage gives a qty of 0")
+        amount = position.liquidation_qty(qty=qty, percentage=percentage)
         liquidation = OrderRequest(
             symbol=symbol,
             qty=amount,
@@ -811,14 +762,7 @@ class Exchange:
             raise invalid(f"page_size must be between 1 and {MAX_ACTIVITY_PAGE}")
         if activity_types and "FILL" not in activity_types:
             return []
-        fills = [
-            f
-            for f in account.fills
-            if (after is None or f.transaction_time > after)
-            and (until is None or f.transaction_time < until)
-        ]
-        if direction == "desc":
-            fills.reverse()
+        fills = account.select_fills(after=after, until=until, direction=direction)
         if page_token is not None:
             ids = [f.id for f in fills]
             if page_token not in ids:

@@ -161,6 +161,12 @@ class Exchange:
         for order in list(self._working.values()):
             if order.active_from is None:
                 order.active_from = t
+                action = self._pending.get(order.id)
+                if action is not None:
+                    # its cancel is still in flight: it works from now on, stays
+                    # pending_cancel, and a refused cancel leaves it new
+                    action.previous_status = "new"
+                    continue
                 order.status = "new"
                 order.updated_at = t
                 self._emit(order, "new", t)

@@ -330,14 +330,16 @@ class SimServer:
         Between boundaries, wake when a cancel or replace in flight comes due, so its event
         leaves on time even when no request arrives."""
         clock = self.exchange.clock
+        failed: datetime | None = None  # a due instant whose processing failed: not again
         while True:
             boundary = self._processed + MINUTE
             due = self.exchange.next_due()
-            wake = boundary if due is None else min(boundary, due)
+            wake = boundary if due is None or due == failed else min(boundary, due)
             if not await self._sleep_until(wake):
                 continue  # a new cancel/replace was put in flight: re-plan the wake-up
             if clock.now() < boundary:
-                self._advance("a cancel or replace due at", wake)
+                if not self._advance("a cancel or replace due at", wake):
+                    failed = wake
                 async with self._progress:
                     self._progress.notify_all()
                 continue

@@ -226,6 +226,17 @@ def test_a_replace_after_the_close_goes_live_at_the_next_open(real_market: Marke
     assert desk.event_names(new["id"]) == ["new"]
 
 
+def test_a_cancel_in_flight_across_the_open(real_market: MarketData) -> None:
+    desk = Desk.start(real_market, at(14, 29, 59), cancel_latency=5)
+    order = desk.order(type="limit", limit_price=Decimal("1"))
+    desk.exchange.cancel_order(KEY, order["id"])  # due 14:30:04, after the open
+    desk.to(at(14, 30, 1))
+    assert desk.exchange.get_order(KEY, order["id"])["status"] == "pending_cancel"
+    assert refused(desk.exchange.cancel_order, KEY, order["id"]).status == 422
+    desk.to(at(14, 30, 4))
+    assert desk.event_names(order["id"]) == ["pending_cancel", "canceled"]
+
+
 def test_cancel_all_puts_every_cancel_in_flight(real_market: MarketData) -> None:
     desk = holding(real_market, wash_trade_check=False)
     first = stop(desk, "3", qty="50")

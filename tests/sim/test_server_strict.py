@@ -170,3 +170,33 @@ async def test_a_0931_market_buy_on_a_coarse_symbol_fills_near_the_open(
     assert low <= fill.price <= high
     account = await sim.call(sim.trading.get_account)  # REST agrees with the stream
     assert float(account.cash) == pytest.approx(100_000 - fill.price)
+
+
+async def test_the_canceled_event_is_sent_on_time_with_no_request_and_a_running_clock(
+    sim,
+) -> None:
+    async with sim.trade_updates() as updates:
+        await sim.step_to(sim.session_open + 5 * SECOND)  # 55 s before the next minute
+        order = await sim.call(
+            sim.trading.submit_order,
+            LimitOrderRequest(
+                symbol="GME",
+                qty=1,
+                side=OrderSide.BUY,
+                time_in_force=TimeInForce.DAY,
+                limit_price=1,
+            ),
+        )
+        assert (await sim.next_item(updates)).event == "new"
+        await sim.call(sim.trading.cancel_order_by_id, order.id)
+        assert (await sim.next_item(updates)).event == "pending_cancel"
+        sim.clock.set_speed(20)  # virtual time runs; nobody calls the simulator any more
+        try:
+            canceled = await sim.next_item(updates)
+            received_at = sim.clock.now()
+        finally:
+            sim.clock.set_speed(0)
+    due = sim.session_open + 7 * SECOND
+    assert (canceled.event, canceled.timestamp) == ("canceled", due)
+    # the publisher woke for it, not at the next minute boundary 53 s later
+    assert received_at < due + 20 * SECOND

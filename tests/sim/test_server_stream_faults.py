@@ -191,16 +191,27 @@ async def test_dropping_only_the_trade_streams_keeps_the_data_stream(sim) -> Non
 
 
 async def test_dropping_only_the_data_streams_keeps_the_trade_stream(sim) -> None:
-    async with raw_socket(sim, "/stream") as trade, raw_socket(sim, "/v2/iex") as data:
-        await listening_trade_socket(sim, trade)
-        assert msgpack.unpackb((await receive(data)).data)[0]["msg"] == "connected"
-        await sim.set_faults(drop_data_streams=True)
-        assert (await receive(data)).type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED)
-        await assert_pong(trade)
-        await sim.step_to(sim.session_open)
-        order = await sim.call(sim.trading.submit_order, resting_buy())
-        frame = orjson.loads((await receive(trade)).data)
-        assert frame["data"]["order"]["id"] == str(order.id)
+    received: asyncio.Queue[Any] = asyncio.Queue()
+
+    async def on_bar(bar: Any) -> None:
+        received.put_nowait(bar)
+
+    await sim.step_to(sim.session_open)  # before subscribing: no pre-market bar queued
+    stream = StockDataStream(sim.key, sim.secret, url_override=sim.server.data_ws_url())
+    stream.subscribe_bars(on_bar, "GME")
+    task = asyncio.create_task(stream._run_forever())
+    try:
+        async with sim.trade_updates() as updates:
+            await sim.server.wait_bar_subscribers("GME")
+            await sim.set_faults(drop_data_streams=True)
+            assert sim.server._hub.bar_subscribers("GME") == 0
+            assert sim.server._hub.trade_listeners(sim.key) == 1  # never dropped
+            assert len(await marker(sim, updates)) == 1
+            await sim.server.wait_bar_subscribers("GME")  # alpaca-py reconnected by itself
+            await sim.step_to(sim.session_open + MINUTE)
+            assert (await sim.next_item(received)).timestamp == sim.session_open
+    finally:
+        await sim.stop_stream(stream, task)
 
 
 async def test_a_reply_lost_after_the_order_was_accepted(sim) -> None:

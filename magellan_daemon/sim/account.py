@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from decimal import Decimal
+from decimal import ROUND_DOWN, Decimal
 
+from magellan_daemon.sim.errors import invalid
 from magellan_daemon.sim.orders import ZERO, Order
 
 
@@ -22,6 +23,24 @@ class Position:
     def avg_entry_price(self) -> Decimal:
         """Average entry price per share."""
         return self.cost / self.qty if self.qty else ZERO
+
+    def liquidation_qty(self, *, qty: Decimal | None, percentage: Decimal | None) -> Decimal:
+        """Shares a close-position sells: all, ``qty``, or ``percentage`` of them (whole
+        shares for a whole position). Raises 422 for both or a bad percentage."""
+        if qty is not None and percentage is not None:
+            raise invalid("only one of qty or percentage may be given")
+        if qty is not None:
+            return qty
+        if percentage is None:
+            return self.qty
+        if not 0 < percentage <= 100:
+            raise invalid("percentage must be between 0 and 100")
+        amount = self.qty * percentage / 100
+        if self.qty == self.qty.to_integral_value():
+            amount = amount.to_integral_value(rounding=ROUND_DOWN)
+        if amount <= 0:
+            raise invalid("percentage gives a qty of 0")
+        return amount
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -61,8 +80,14 @@ class Account:
         return [o for o in self.orders.values() if o.is_open]
 
     def reserved_for_buys(self) -> Decimal:
-        """Buying power held back by open buy orders."""
-        return sum((o.reserved_value() for o in self.orders.values()), ZERO)
+        """Buying power held back by open buy orders (a replace in flight holds the larger of
+        the old and the new order's reservation, not both)."""
+        total = ZERO
+        for order in self.orders.values():
+            old = self.replaced_by_pending(order)
+            value = order.reserved_value()
+            total += max(value - old.reserved_value(), ZERO) if old else value
+        return total
 
     def buying_power(self) -> Decimal:
         """Cash account: cash minus what open buy orders hold back (never below 0)."""
@@ -75,6 +100,80 @@ class Account:
             for o in self.orders.values()
             if o.is_open and o.side == "sell" and o.symbol == symbol and o.id != excluding
         ]
+
+    def held_for_orders(self, symbol: str, excluding: str | None = None) -> Decimal:
+        """Shares of ``symbol`` held by open sell orders other than ``excluding``. While a
+        replace is in flight, the old and the new order together hold the larger of the old
+        order's remaining qty and the new order's qty (Alpaca holds for one of them)."""
+        total = ZERO
+        for order in self.held_sell_orders(symbol, excluding):
+            old = self.replaced_by_pending(order)
+            if old is not None and old.id != excluding:
+                total += max(order.remaining_qty - old.remaining_qty, ZERO)
+            else:
+                total += order.remaining_qty
+        return total
+
+    def replaced_by_pending(self, order: Order) -> Order | None:
+        """For a replacement not yet live (``pending_new``), the open order it replaces."""
+        if order.status != "pending_new" or order.replaces is None:
+            return None
+        old = self.orders.get(order.replaces)
+        return old if old is not None and old.is_open else None
+
+    def select_orders(
+        self,
+        *,
+        status: str,
+        after: datetime | None,
+        until: datetime | None,
+        symbols: list[str] | None,
+        side: str | None,
+    ) -> list[Order]:
+        """Orders in submission order: ``status`` open/closed/all, submitted strictly
+        between ``after`` and ``until``, of ``symbols`` and ``side`` when given."""
+        wanted = set(symbols) if symbols else None
+        return [
+            o
+            for o in self.orders.values()
+            if (status == "all" or o.is_open == (status == "open"))
+            and (after is None or o.submitted_at > after)
+            and (until is None or o.submitted_at < until)
+            and (wanted is None or o.symbol in wanted)
+            and (side is None or o.side == side)
+        ]
+
+    def select_fills(
+        self, *, after: datetime | None, until: datetime | None, direction: str
+    ) -> list[Fill]:
+        """Fills strictly between ``after`` and ``until``, oldest first unless ``desc``."""
+        fills = [
+            f
+            for f in self.fills
+            if (after is None or f.transaction_time > after)
+            and (until is None or f.transaction_time < until)
+        ]
+        return fills[::-1] if direction == "desc" else fills
+
+    def record_fill(
+        self, order: Order, qty: Decimal, price: Decimal, t: datetime, execution_id: str
+    ) -> None:
+        """Record one execution of ``order`` (already applied to it) as a FILL activity."""
+        self.fills.append(
+            Fill(
+                id=f"{t.strftime('%Y%m%d%H%M%S')}{t.microsecond // 1000:03d}::{execution_id}",
+                execution_id=execution_id,
+                transaction_time=t,
+                order_id=order.id,
+                symbol=order.symbol,
+                side=order.side,
+                qty=qty,
+                price=price,
+                cum_qty=order.filled_qty,
+                leaves_qty=order.remaining_qty,  # 0 once complete (and for notional orders)
+                order_status=order.status,
+            )
+        )
 
     def position_qty(self, symbol: str) -> Decimal:
         """Shares held (0 when flat)."""

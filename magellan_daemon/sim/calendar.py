@@ -6,7 +6,7 @@ import bisect
 import functools
 import warnings
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import exchange_calendars
@@ -123,6 +123,28 @@ class SessionCalendar:
         if i >= len(instants):
             raise ValueError(f"{t.isoformat()} is beyond the calendar's last session")
         return i
+
+
+def calendar_days(calendar: SessionCalendar, first: date, last: date) -> list[dict[str, str]]:
+    """``GET /v2/calendar`` entries for the sessions from ``first`` to ``last`` inclusive
+    (open/close as ``HH:MM`` New York, settlement on the next session)."""
+    sessions = calendar.sessions(first, last + timedelta(days=10))
+    out = []
+    for i, session in enumerate(sessions):
+        if session.date > last:
+            break
+        following = sessions[i + 1].date if i + 1 < len(sessions) else session.date
+        out.append(
+            {
+                "date": session.date.isoformat(),
+                "open": session.open.astimezone(NEW_YORK).strftime("%H:%M"),
+                "close": session.close.astimezone(NEW_YORK).strftime("%H:%M"),
+                "session_open": "0400",
+                "session_close": "2000",
+                "settlement_date": following.isoformat(),
+            }
+        )
+    return out
 
 
 def new_york_date(t: datetime) -> date:

@@ -82,6 +82,29 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--key", default=None, help="the only API key accepted (needs --secret)")
     parser.add_argument("--secret", default=None, help="the API secret paired with --key")
     parser.add_argument(
+        "--cancel-latency",
+        type=_non_negative_float,
+        default=2.0,
+        metavar="SECONDS",
+        help="virtual seconds a cancel stays pending_cancel before it completes; the order "
+        "can still fill meanwhile (default 2; 0 cancels within the request)",
+    )
+    parser.add_argument(
+        "--replace-latency",
+        type=_non_negative_float,
+        default=2.0,
+        metavar="SECONDS",
+        help="virtual seconds a replace stays pending_replace before the old order becomes "
+        "replaced and the new one live (default 2; 0 replaces within the request)",
+    )
+    parser.add_argument(
+        "--no-wash-trade-check",
+        dest="wash_trade_check",
+        action="store_false",
+        help="accept orders that could trade with the account's own opposite open orders "
+        "(Alpaca refuses them with 403 'potential wash trade detected')",
+    )
+    parser.add_argument(
         "--rate-limit",
         type=int,
         default=200,
@@ -107,7 +130,14 @@ def run(args: argparse.Namespace) -> int:
         print(f"magellan sim: --bars {args.bars} is not a directory", file=sys.stderr)
         return 2
     options = SimOptions(
-        bars_dir=args.bars, start=args.start, speed=args.speed, seed=args.seed, cash=args.cash
+        bars_dir=args.bars,
+        start=args.start,
+        speed=args.speed,
+        seed=args.seed,
+        cash=args.cash,
+        cancel_latency=args.cancel_latency,
+        replace_latency=args.replace_latency,
+        wash_trade_check=args.wash_trade_check,
     )
     try:
         asyncio.run(_serve(options, args))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -13,6 +14,9 @@ from magellan_daemon.sim.market import MarketData, SimBar, parse_timeframe
 from magellan_daemon.sim.wire import bar_dict, ts
 
 MAX_LIMIT = 10_000
+# (symbol, now) -> the latest completed bar: the real bars for the bar endpoints, the minute
+# tape (real or generated minutes) for the last trade and quote
+LatestBar = Callable[[str, datetime], SimBar | None]
 
 
 def get_bars(
@@ -66,16 +70,16 @@ def get_bars(
     return {"bars": out, "next_page_token": None}
 
 
-def latest_bars(market: MarketData, now: datetime, symbols: list[str]) -> dict[str, Any]:
+def latest_bars(latest: LatestBar, now: datetime, symbols: list[str]) -> dict[str, Any]:
     """Latest completed bar per symbol (symbols without one are absent)."""
-    found = _latest(market, now, symbols)
+    found = _latest(latest, now, symbols)
     return {"bars": {symbol: bar_dict(bar) for symbol, bar in found.items()}}
 
 
-def latest_trades(market: MarketData, now: datetime, symbols: list[str]) -> dict[str, Any]:
+def latest_trades(latest: LatestBar, now: datetime, symbols: list[str]) -> dict[str, Any]:
     """A last trade per symbol derived from the latest completed bar's close."""
     trades = {}
-    for symbol, bar in _latest(market, now, symbols).items():
+    for symbol, bar in _latest(latest, now, symbols).items():
         trades[symbol] = {
             "t": ts(_last_instant(bar)),
             "x": "V",
@@ -88,11 +92,11 @@ def latest_trades(market: MarketData, now: datetime, symbols: list[str]) -> dict
     return {"trades": trades}
 
 
-def latest_quotes(market: MarketData, now: datetime, symbols: list[str]) -> dict[str, Any]:
+def latest_quotes(latest: LatestBar, now: datetime, symbols: list[str]) -> dict[str, Any]:
     """A quote per symbol: one tick either side of the latest completed bar's close, with a
     size in shares that grows with that bar's volume (a thin bar shows a thin book)."""
     quotes = {}
-    for symbol, bar in _latest(market, now, symbols).items():
+    for symbol, bar in _latest(latest, now, symbols).items():
         tick = 0.01 if bar.close >= 1 else 0.0001
         size = _book_size(bar.volume)
         quotes[symbol] = {
@@ -114,12 +118,12 @@ def _book_size(volume: float) -> int:
     return int(min(10_000, max(100, round(volume * 0.05, -2))))
 
 
-def _latest(market: MarketData, now: datetime, symbols: list[str]) -> dict[str, SimBar]:
+def _latest(latest: LatestBar, now: datetime, symbols: list[str]) -> dict[str, SimBar]:
     if not symbols:
         raise data_error("symbols is required", status=400)
     found = {}
     for symbol in sorted(set(symbols)):
-        bar = market.latest_bar(symbol, now)
+        bar = latest(symbol, now)
         if bar is not None:
             found[symbol] = bar
     return found

@@ -12,15 +12,14 @@ import logging
 import random
 import uuid
 from collections.abc import Callable
-from dataclasses import replace
 from datetime import date, datetime, timedelta
 from decimal import ROUND_CEILING, ROUND_DOWN, Decimal
 from typing import Any
 
 from magellan_daemon.clock import Clock
-from magellan_daemon.sim import data_api
-from magellan_daemon.sim.account import Account, Fill
-from magellan_daemon.sim.calendar import NEW_YORK, SessionCalendar, new_york_date
+from magellan_daemon.sim import data_api, pretrade
+from magellan_daemon.sim.account import Account
+from magellan_daemon.sim.calendar import SessionCalendar, calendar_days
 from magellan_daemon.sim.errors import (
     FORBIDDEN,
     INVALID_PARAM,
@@ -30,9 +29,18 @@ from magellan_daemon.sim.errors import (
     not_found,
 )
 from magellan_daemon.sim.faults import Faults
-from magellan_daemon.sim.market import DAY, HOUR, MINUTE, MarketData, SimBar
+from magellan_daemon.sim.market import MarketData, SimBar
 from magellan_daemon.sim.orders import ZERO, Order, match_price, opening_price, price_decimal
+from magellan_daemon.sim.pending import (
+    CANCEL,
+    REPLACE,
+    Pending,
+    PendingBook,
+    cancel_refusal,
+    replace_refusal,
+)
 from magellan_daemon.sim.requests import OrderRequest, check_opg_window, validate
+from magellan_daemon.sim.tape import Tape
 from magellan_daemon.sim.wire import (
     account_dict,
     activity_dict,
@@ -68,12 +76,23 @@ class Exchange:
         slippage_bps: float = 0.0,
         faults: Faults | None = None,
         seed: int = 0,
+        wash_trade_check: bool = True,
+        cancel_latency: float = 2.0,
+        replace_latency: float = 2.0,
     ) -> None:
         self.clock = clock
         self.market = market
         self.calendar = calendar
         self.faults = faults or Faults()
+        self.faults.use_clock(clock.now)
         self.slippage_bps = slippage_bps
+        self.wash_trade_check = wash_trade_check
+        if cancel_latency < 0 or replace_latency < 0:
+            raise ValueError("cancel and replace latencies must be >= 0 seconds")
+        self._cancel_delay = timedelta(seconds=cancel_latency)
+        self._replace_delay = timedelta(seconds=replace_latency)
+        self._pending = PendingBook()
+        self._schedule_listeners: list[Callable[[], None]] = []
         self._initial_cash = Decimal(cash)
         self._rng = random.Random(seed)
         self._accounts: dict[str, Account] = {}
@@ -81,10 +100,21 @@ class Exchange:
         self._listeners: list[Listener] = []
         self._processed = clock.now()
         self._symbol_by_asset_id = {asset_id(s): s for s in market.symbols()}
+        self.tape = Tape(market, calendar)
 
     def add_listener(self, callback: Listener) -> None:
         """Call ``callback(account_key, message)`` for every trade_updates message."""
         self._listeners.append(callback)
+
+    def add_schedule_listener(self, callback: Callable[[], None]) -> None:
+        """Call ``callback()`` whenever a cancel or replace is put in flight (``next_due``
+        may then be earlier than it was): the server's publisher re-plans its wake-up."""
+        self._schedule_listeners.append(callback)
+
+    def next_due(self) -> datetime | None:
+        """When the earliest cancel or replace in flight completes (None if none is): an
+        instant ``advance()`` must reach even when no request arrives."""
+        return self._pending.next_due()
 
     # -- time --------------------------------------------------------------------------------
 
@@ -105,10 +135,12 @@ class Exchange:
             except ValueError:
                 continue  # beyond the calendar's range
         for symbol in {o.symbol for o in self._working.values()}:
-            series = self.market.price_series(symbol)
-            i = series.first_completed_after(after) if series else None
-            if series is not None and i is not None:
-                candidates.append(series.done_at(i))
+            done = self.tape.next_completion(symbol, after)
+            if done is not None:
+                candidates.append(done)
+        pending = self._pending.next_due()
+        if pending is not None:
+            candidates.append(max(pending, after))
         due = min(candidates, default=None)
         return due if due is not None and due <= now else None
 
@@ -118,6 +150,10 @@ class Exchange:
             self._open_session(t)
         for symbol in sorted({o.symbol for o in self._working.values()}):
             self._match_symbol(symbol, t)
+        # After the bars completing at t (a fill at the same instant wins the race), before
+        # the close (a cancel due at the close cancels rather than expires).
+        for action in self._pending.take_due(t):
+            self._complete(action, t)
         if self.calendar.previous_close(t) == t:
             self._close_session(t)
 
@@ -125,6 +161,12 @@ class Exchange:
         for order in list(self._working.values()):
             if order.active_from is None:
                 order.active_from = t
+                action = self._pending.get(order.id)
+                if action is not None:
+                    # its cancel is still in flight: it works from now on, stays
+                    # pending_cancel, and a refused cancel leaves it new
+                    action.previous_status = "new"
+                    continue
                 order.status = "new"
                 order.updated_at = t
                 self._emit(order, "new", t)
@@ -136,38 +178,17 @@ class Exchange:
                 order.expired_at = order.updated_at = t
                 self._working.pop(order.id)
                 self._emit(order, "expired", t)
+                self._ended(order, t)
         for account in self._accounts.values():
             account.last_equity = account.cash + self._long_market_value(account, t)
 
     def _match_symbol(self, symbol: str, t: datetime) -> None:
-        series = self.market.price_series(symbol)
-        i = series.index_completing_at(t) if series else None
-        if series is None or i is None:
-            return
-        bar = series.bar(i)
-        regular_start = self._regular_start(bar)
-        if regular_start is None:
-            return  # extended-hours bar: orders only fill in the regular session
+        bar = self.tape.bar_completing_at(symbol, t)
+        if bar is None or not self.calendar.is_open(bar.t):
+            return  # orders only fill against regular-session minutes
         for order in [o for o in self._working.values() if o.symbol == symbol]:
-            if order.active_from is None:
-                continue
-            if regular_start >= order.active_from:
+            if order.active_from is not None and bar.t >= order.active_from:
                 self._match(order, bar, t)
-            elif bar.timeframe != MINUTE:
-                # Hourly/daily data only (no minute bars): a bar that began before the order
-                # went live offers just its closing print, so nothing before the order counts.
-                closing = replace(bar, open=bar.close, high=bar.close, low=bar.close)
-                self._match(order, closing, t)
-
-    def _regular_start(self, bar: SimBar) -> datetime | None:
-        """When the regular-session part of ``bar`` starts, None if it has none."""
-        if bar.timeframe == MINUTE:
-            return bar.t if self.calendar.is_open(bar.t) else None
-        if bar.timeframe == HOUR:
-            session = self.calendar.session_at(bar.t + timedelta(minutes=30))
-            return max(bar.t, session.open) if session else None
-        session = self.calendar.session(new_york_date(bar.t)) if bar.timeframe == DAY else None
-        return session.open if session else None
 
     def _match(self, order: Order, bar: SimBar, t: datetime) -> None:
         if order.time_in_force == "opg":
@@ -190,27 +211,20 @@ class Exchange:
         order.filled_qty += qty
         order.filled_value += qty * price
         complete = order.notional is not None or order.remaining_qty == 0
-        order.status = "filled" if complete else "partially_filled"
+        action = self._pending.get(order.id)
+        if complete:
+            order.status = "filled"
+        elif action is not None and action.kind == CANCEL:
+            # the cancel of the rest still completes; refused, the order returns to this
+            action.previous_status = "partially_filled"
+        else:
+            order.status = "partially_filled"
         order.updated_at = t
         if complete:
             order.filled_at = t
             self._working.pop(order.id, None)
         execution_id = self._uuid()
-        account.fills.append(
-            Fill(
-                id=f"{t.strftime('%Y%m%d%H%M%S')}{t.microsecond // 1000:03d}::{execution_id}",
-                execution_id=execution_id,
-                transaction_time=t,
-                order_id=order.id,
-                symbol=order.symbol,
-                side=order.side,
-                qty=qty,
-                price=price,
-                cum_qty=order.filled_qty,
-                leaves_qty=ZERO if complete else order.remaining_qty,
-                order_status=order.status,
-            )
-        )
+        account.record_fill(order, qty, price, t, execution_id)
         self._emit(
             order,
             "fill" if complete else "partial_fill",
@@ -220,6 +234,12 @@ class Exchange:
             qty=dec(qty),
             position_qty=dec(position_qty),
         )
+        if complete:
+            self._ended(order, t)
+        elif action is not None and action.kind == REPLACE:
+            # Stricter reading: a partial fill during a replace refuses it like a full fill
+            # (the new order's qty was asked for against a remainder that no longer holds).
+            self._refuse_replace(self._pending.pop(order.id) or action, order, t)
 
     def _fill_qty(self, remaining: Decimal) -> Decimal:
         ratio = self.faults.partial_fill_ratio
@@ -233,6 +253,63 @@ class Exchange:
         order.canceled_at = order.updated_at = t
         self._working.pop(order.id, None)
         self._emit(order, "canceled", t)
+        self._ended(order, t)
+
+    def _reject(self, order: Order, t: datetime) -> None:
+        order.status = "rejected"
+        order.failed_at = order.updated_at = t
+        self._working.pop(order.id, None)
+        self._emit(order, "rejected", t)
+
+    # -- cancels and replaces in flight ------------------------------------------------------
+
+    def _schedule(self, action: Pending) -> None:
+        self._pending.add(action)
+        for callback in list(self._schedule_listeners):
+            callback()
+
+    def _complete(self, action: Pending, t: datetime) -> None:
+        """The venue's answer to a cancel or replace whose latency has elapsed."""
+        account = self._accounts[action.account_key]
+        order = account.orders[action.order_id]
+        if action.kind == CANCEL:
+            if action.refused:
+                order.status = action.previous_status
+                order.updated_at = t
+                self._emit(order, "order_cancel_rejected", t)
+            else:
+                self._cancel(order, t)
+            return
+        if action.refused:
+            self._refuse_replace(action, order, t)
+            return
+        new = account.orders[action.new_order_id or ""]
+        order.status = "replaced"
+        order.replaced_at = order.updated_at = t
+        order.replaced_by = new.id
+        self._working.pop(order.id, None)
+        self._emit(order, "replaced", t)
+        self._go_live(new, t)
+
+    def _refuse_replace(self, action: Pending, old: Order, t: datetime) -> None:
+        """The replace failed: the old order stays as it is (or returns to its status before
+        the replace), and the new one is rejected."""
+        if old.status == "pending_replace":
+            old.status = action.previous_status
+            old.updated_at = t
+        self._emit(old, "order_replace_rejected", t)
+        self._reject(self._accounts[action.account_key].orders[action.new_order_id or ""], t)
+
+    def _ended(self, order: Order, t: datetime) -> None:
+        """``order`` reached a terminal status: settle a cancel or replace still in flight."""
+        action = self._pending.pop(order.id)
+        if action is None:
+            return
+        if action.kind == REPLACE:
+            self._refuse_replace(action, order, t)
+        elif order.status == "filled":
+            self._emit(order, "order_cancel_rejected", t)  # the fill won the race
+        # canceled or expired meanwhile: what the cancel asked for happened anyway
 
     def _emit(self, order: Order, event: str, t: datetime, **fill: str | None) -> None:
         message = {
@@ -266,7 +343,7 @@ class Exchange:
         return str(uuid.UUID(int=self._rng.getrandbits(128), version=4))
 
     def _price(self, symbol: str, now: datetime) -> Decimal | None:
-        last = self.market.last_price(symbol, now)
+        last = self.tape.last_price(symbol, now)
         return None if last is None else Decimal(repr(last))
 
     def _long_market_value(self, account: Account, now: datetime) -> Decimal:
@@ -300,23 +377,7 @@ class Exchange:
         last = end or self.calendar.last_date
         if last < first:
             raise invalid("end must not be before start")
-        sessions = self.calendar.sessions(first, last + timedelta(days=10))
-        out = []
-        for i, session in enumerate(sessions):
-            if session.date > last:
-                break
-            following = sessions[i + 1].date if i + 1 < len(sessions) else session.date
-            out.append(
-                {
-                    "date": session.date.isoformat(),
-                    "open": session.open.astimezone(NEW_YORK).strftime("%H:%M"),
-                    "close": session.close.astimezone(NEW_YORK).strftime("%H:%M"),
-                    "session_open": "0400",
-                    "session_close": "2000",
-                    "settlement_date": following.isoformat(),
-                }
-            )
-        return out
+        return calendar_days(self.calendar, first, last)
 
     def _symbol(self, symbol_or_id: str) -> str | None:
         if self.market.has_symbol(symbol_or_id):
@@ -349,10 +410,8 @@ class Exchange:
         client_order_id: str | None,
         extended_hours: bool,
     ) -> dict[str, Any]:
-        """Accept a new order (Alpaca's 403/422 checks) and return it."""
-        self.advance()
-        account = self._account(key)
-        now = self.clock.now()
+        """Accept a new order and return it: 422 for bad parameters, 403 for buying power,
+        held shares, a wash trade or the ``refuse_next_orders`` fault."""
         request = OrderRequest(
             symbol=symbol,
             qty=qty,
@@ -365,17 +424,24 @@ class Exchange:
             client_order_id=client_order_id,
             extended_hours=extended_hours,
         )
+        return self._submit(key, request, refusable=True)
+
+    def _submit(self, key: str, request: OrderRequest, *, refusable: bool) -> dict[str, Any]:
+        self.advance()
+        account = self._account(key)
+        now = self.clock.now()
         self._check_request(account, request, now)
-        reserved = self._reserved_price(request, now)
-        self._check_affordable(account, request, reserved, replacing=None)
+        if self.wash_trade_check:
+            pretrade.check_wash_trade(account, request, excluding=None)
+        reserved = pretrade.reserved_price(request, self._price(request.symbol, now))
+        pretrade.check_affordable(account, request, reserved, replacing=None)
+        if refusable and self.faults.take("refuse_next_orders"):
+            # an order that passed every check, refused as Alpaca refuses for money
+            raise SimError(403, FORBIDDEN, "insufficient buying power")
         order = self._create(account, request, now, reserved, replaces=None)
-        if self.faults.reject_next_orders > 0:
-            self.faults.reject_next_orders -= 1
+        if self.faults.take("reject_next_orders"):
             accepted = order_dict(order)
-            order.status = "rejected"
-            order.failed_at = order.updated_at = now
-            self._working.pop(order.id)
-            self._emit(order, "rejected", now)
+            self._reject(order, now)
             return accepted
         self._activate_if_open(order, now)
         return order_dict(order)
@@ -389,54 +455,6 @@ class Exchange:
         if request.client_order_id in account.client_ids:
             raise SimError(422, INVALID_PARAM, "client_order_id must be unique")
 
-    def _reserved_price(self, request: OrderRequest, now: datetime) -> Decimal:
-        """Per-share price a buy holds back: its limit, its stop, else the last price."""
-        if request.side != "buy" or request.notional is not None:
-            return ZERO
-        if request.limit_price is not None:
-            return request.limit_price
-        last = self._price(request.symbol, now)
-        if request.stop_price is not None:
-            return max(request.stop_price, last or ZERO)
-        if last is None:
-            raise SimError(422, UNPROCESSABLE, f"no market price for {request.symbol} yet")
-        return last
-
-    def _check_affordable(
-        self, account: Account, request: OrderRequest, reserved: Decimal, replacing: Order | None
-    ) -> None:
-        if request.side == "buy":
-            cost = (
-                request.notional if request.notional is not None else reserved * (request.qty or 0)
-            )
-            power = account.buying_power() + (replacing.reserved_value() if replacing else ZERO)
-            if cost > power:
-                raise SimError(
-                    403,
-                    FORBIDDEN,
-                    "insufficient buying power",
-                    buying_power=dec(power.quantize(Decimal("0.01"))),
-                    cost_basis=dec(cost.quantize(Decimal("0.01"))),
-                )
-            return
-        holders = account.held_sell_orders(request.symbol, replacing.id if replacing else None)
-        held = sum((o.remaining_qty for o in holders), ZERO)
-        existing = account.position_qty(request.symbol)
-        available = max(existing - held, ZERO)
-        requested = request.qty or ZERO
-        if requested > available:
-            raise SimError(
-                403,
-                FORBIDDEN,
-                f"insufficient qty available for order (requested: {dec(requested)}, "
-                f"available: {dec(available)})",
-                available=dec(available),
-                existing_qty=dec(existing),
-                held_for_orders=dec(held),
-                related_orders=[o.id for o in holders],
-                symbol=request.symbol,
-            )
-
     def _create(
         self,
         account: Account,
@@ -445,6 +463,8 @@ class Exchange:
         reserved: Decimal,
         replaces: str | None,
     ) -> Order:
+        """A new order, registered with the account (and working unless it replaces one:
+        a replacement starts working when its replace completes)."""
         client_order_id = request.client_order_id or self._uuid()
         expires = None
         if request.time_in_force != "gtc":
@@ -474,7 +494,8 @@ class Exchange:
         )
         account.orders[order.id] = order
         account.client_ids[client_order_id] = order.id
-        self._working[order.id] = order
+        if replaces is None:
+            self._working[order.id] = order
         return order
 
     def _activate_if_open(self, order: Order, now: datetime) -> None:
@@ -483,6 +504,14 @@ class Exchange:
             order.status = "new"
             order.active_from = now
             self._emit(order, "new", now)
+
+    def _go_live(self, order: Order, t: datetime) -> None:
+        """A replacement whose replace completed: working from now, ``new`` while the
+        market is open, else ``accepted`` until the next open."""
+        order.status = "accepted"
+        order.updated_at = t
+        self._working[order.id] = order
+        self._activate_if_open(order, t)
 
     def _find(self, account: Account, order_id: str) -> Order:
         order = account.orders.get(order_id)
@@ -514,16 +543,9 @@ class Exchange:
             raise invalid(f"limit must be between 1 and {MAX_ORDER_LIST}")
         if side is not None and side not in ("buy", "sell"):
             raise invalid("side must be buy or sell")
-        wanted = set(symbols) if symbols else None
-        chosen = [
-            o
-            for o in account.orders.values()
-            if (status == "all" or o.is_open == (status == "open"))
-            and (after is None or o.submitted_at > after)
-            and (until is None or o.submitted_at < until)
-            and (wanted is None or o.symbol in wanted)
-            and (side is None or o.side == side)
-        ]
+        chosen = account.select_orders(
+            status=status, after=after, until=until, symbols=symbols, side=side
+        )
         if direction == "desc":
             chosen.reverse()  # orders dict keeps submission order
         return [order_dict(o) for o in chosen[:limit]]
@@ -553,12 +575,16 @@ class Exchange:
         time_in_force: str | None,
         client_order_id: str | None,
     ) -> dict[str, Any]:
-        """Replace an open order by a new one; the old one becomes ``replaced``."""
+        """Replace an open order by a new one (the answer); the old one goes
+        ``pending_replace`` and becomes ``replaced`` after the replace latency, unless it
+        fills first. 422 when the order is not live or has something in flight, 403 for
+        unchanged parameters, buying power, held shares or a wash trade."""
         self.advance()
         account = self._account(key)
         old = self._find(account, order_id)
-        if not old.is_open:
-            raise _terminal(old)
+        refusal = replace_refusal(old)
+        if refusal is not None:
+            raise SimError(422, UNPROCESSABLE, refusal)
         if old.notional is not None:
             raise SimError(422, UNPROCESSABLE, "notional orders cannot be replaced")
         now = self.clock.now()
@@ -582,32 +608,71 @@ class Exchange:
         if unchanged and client_order_id is None:
             raise SimError(403, FORBIDDEN, "order parameters are not changed")
         self._check_request(account, request, now)
-        reserved = self._reserved_price(request, now)
-        self._check_affordable(account, request, reserved, replacing=old)
+        if self.wash_trade_check:
+            pretrade.check_wash_trade(account, request, excluding=old.id)
+        reserved = pretrade.reserved_price(request, self._price(request.symbol, now))
+        pretrade.check_affordable(account, request, reserved, replacing=old)
         new = self._create(account, request, now, reserved, replaces=old.id)
-        old.status = "replaced"
-        old.replaced_at = old.updated_at = now
-        old.replaced_by = new.id
-        self._working.pop(old.id, None)
-        self._emit(old, "replaced", now)
-        self._activate_if_open(new, now)
+        action = Pending(
+            kind=REPLACE,
+            account_key=key,
+            order_id=old.id,
+            new_order_id=new.id,
+            due=now + self._replace_delay,
+            previous_status=old.status,
+            refused=self.faults.take("refuse_next_replaces"),
+        )
+        if not self._replace_delay:
+            self._complete(action, now)
+            return order_dict(new)
+        new.status = "pending_new"
+        old.status = "pending_replace"
+        old.updated_at = now
+        self._emit(old, "pending_replace", now)
+        self._schedule(action)
         return order_dict(new)
 
     def cancel_order(self, key: str, order_id: str) -> None:
-        """Cancel an open order (422 if it is already terminal)."""
+        """Request the cancel of an open order: it goes ``pending_cancel`` and is canceled
+        after the cancel latency, unless it fills first. 422 when it is terminal or already
+        has a cancel or replace in flight."""
         self.advance()
         order = self._find(self._account(key), order_id)
-        if not order.is_open:
-            raise _terminal(order)
-        self._cancel(order, self.clock.now())
+        refusal = cancel_refusal(order)
+        if refusal is not None:
+            raise SimError(422, UNPROCESSABLE, refusal)
+        self._request_cancel(order, self.faults.take("refuse_next_cancels"))
+
+    def _request_cancel(self, order: Order, refused: bool) -> None:
+        now = self.clock.now()
+        action = Pending(
+            kind=CANCEL,
+            account_key=order.account_key,
+            order_id=order.id,
+            due=now + self._cancel_delay,
+            previous_status=order.status,
+            refused=refused,
+        )
+        if not self._cancel_delay:
+            self._complete(action, now)
+            return
+        order.status = "pending_cancel"
+        order.updated_at = now
+        self._emit(order, "pending_cancel", now)
+        self._schedule(action)
 
     def cancel_all_orders(self, key: str) -> list[dict[str, Any]]:
-        """Cancel every open order: 207 items ``{"id","status","body"}``."""
+        """Request the cancel of every open order: 207 items ``{"id","status","body"}``,
+        200 with the order (now ``pending_cancel``) or 422 when one is already in flight."""
         self.advance()
-        now = self.clock.now()
-        out = []
+        out: list[dict[str, Any]] = []
         for order in self._account(key).open_orders():
-            self._cancel(order, now)
+            refusal = cancel_refusal(order)
+            if refusal is not None:
+                body = SimError(422, UNPROCESSABLE, refusal).body()
+                out.append({"id": order.id, "status": 422, "body": body})
+                continue
+            self._request_cancel(order, refused=False)
             out.append({"id": order.id, "status": 200, "body": order_dict(order)})
         return out
 
@@ -618,7 +683,7 @@ class Exchange:
         price = self._price(symbol, now) or position.avg_entry_price
         previous_close = self.calendar.previous_close(self.calendar.next_session(now).open)
         lastday = (self._price(symbol, previous_close) if previous_close else None) or price
-        held = sum((o.remaining_qty for o in account.held_sell_orders(symbol)), ZERO)
+        held = account.held_for_orders(symbol)
         return position_dict(position, price, lastday, max(position.qty - held, ZERO))
 
     def list_positions(self, key: str) -> list[dict[str, Any]]:
@@ -652,21 +717,8 @@ class Exchange:
         position = account.positions.get(symbol) if symbol else None
         if symbol is None or position is None:
             raise not_found("position does not exist")
-        amount = position.qty
-        if qty is not None and percentage is not None:
-            raise invalid("only one of qty or percentage may be given")
-        if qty is not None:
-            amount = qty
-        elif percentage is not None:
-            if not 0 < percentage <= 100:
-                raise invalid("percentage must be between 0 and 100")
-            amount = position.qty * percentage / 100
-            if position.qty == position.qty.to_integral_value():
-                amount = amount.to_integral_value(rounding=ROUND_DOWN)
-            if amount <= 0:
-                raise invalid("percentage gives a qty of 0")
-        return self.submit_order(
-            key,
+        amount = position.liquidation_qty(qty=qty, percentage=percentage)
+        liquidation = OrderRequest(
             symbol=symbol,
             qty=amount,
             notional=None,
@@ -678,6 +730,7 @@ class Exchange:
             client_order_id=None,
             extended_hours=False,
         )
+        return self._submit(key, liquidation, refusable=False)
 
     def close_all_positions(self, key: str, *, cancel_orders: bool) -> list[dict[str, Any]]:
         """Liquidate every position: 207 items ``{"symbol","status","body"}``."""
@@ -715,14 +768,7 @@ class Exchange:
             raise invalid(f"page_size must be between 1 and {MAX_ACTIVITY_PAGE}")
         if activity_types and "FILL" not in activity_types:
             return []
-        fills = [
-            f
-            for f in account.fills
-            if (after is None or f.transaction_time > after)
-            and (until is None or f.transaction_time < until)
-        ]
-        if direction == "desc":
-            fills.reverse()
+        fills = account.select_fills(after=after, until=until, direction=direction)
         if page_token is not None:
             ids = [f.id for f in fills]
             if page_token not in ids:
@@ -760,17 +806,17 @@ class Exchange:
     def latest_bars(self, symbols: list[str]) -> dict[str, Any]:
         """``{"bars": {sym: bar}}`` of the latest completed bars."""
         self.advance()
-        return data_api.latest_bars(self.market, self.clock.now(), symbols)
+        return data_api.latest_bars(self.market.latest_bar, self.clock.now(), symbols)
 
     def latest_trades(self, symbols: list[str]) -> dict[str, Any]:
-        """``{"trades": {sym: trade}}`` from the latest completed bars."""
+        """``{"trades": {sym: trade}}`` from the latest completed minutes of the tape."""
         self.advance()
-        return data_api.latest_trades(self.market, self.clock.now(), symbols)
+        return data_api.latest_trades(self.tape.latest_bar, self.clock.now(), symbols)
 
     def latest_quotes(self, symbols: list[str]) -> dict[str, Any]:
-        """``{"quotes": {sym: quote}}`` around the latest completed bars."""
+        """``{"quotes": {sym: quote}}`` around the latest completed minutes of the tape."""
         self.advance()
-        return data_api.latest_quotes(self.market, self.clock.now(), symbols)
+        return data_api.latest_quotes(self.tape.latest_bar, self.clock.now(), symbols)
 
     def stream_bar(self, bar: SimBar) -> dict[str, Any]:
         """The data-stream map of a minute bar (``t`` left as a datetime)."""

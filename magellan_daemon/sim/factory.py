@@ -35,6 +35,9 @@ class SimOptions:
     seed: int = 0
     cash: Decimal = Decimal(100_000)
     slippage_bps: float = 0.0
+    cancel_latency: float = 2.0  # virtual seconds from DELETE to canceled (0: at once)
+    replace_latency: float = 2.0  # virtual seconds from PATCH to replaced (0: at once)
+    wash_trade_check: bool = True
 
 
 def build_exchange(options: SimOptions, clock: VirtualClock | None = None) -> Exchange:
@@ -59,4 +62,7 @@ def build_exchange(options: SimOptions, clock: VirtualClock | None = None) -> Ex
         cash=options.cash,
         slippage_bps=options.slippage_bps,
         faults=Faults(seed=options.seed),
+        wash_trade_check=options.wash_trade_check,
+        cancel_latency=options.cancel_latency,
+        replace_latency=options.replace_latency,
     )

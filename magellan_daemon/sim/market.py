@@ -217,8 +217,8 @@ class MarketData:
         return self._cache[key]
 
     def price_series(self, symbol: str) -> Series | None:
-        """The finest series available for ``symbol`` (1Min, else 1Hour, else 1Day): what
-        orders are matched against."""
+        """The finest series available for ``symbol`` (1Min, else 1Hour, else 1Day): what the
+        latest-bar endpoint serves. Orders match against ``sim.tape`` minutes instead."""
         for timeframe in TIMEFRAMES:
             found = self.series(symbol, timeframe)
             if found is not None and len(found):
@@ -248,11 +248,6 @@ class MarketData:
             return None
         count = found.completed_count(now)
         return found.bar(count - 1) if count else None
-
-    def last_price(self, symbol: str, now: datetime) -> float | None:
-        """Close of the latest completed bar, or None before the first bar."""
-        bar = self.latest_bar(symbol, now)
-        return bar.close if bar else None
 
     def minute_bars_ending_at(self, end: datetime) -> list[SimBar]:
         """Every symbol's 1Min bar that starts at ``end - 1 min`` (published at ``end``)."""

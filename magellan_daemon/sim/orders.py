@@ -8,7 +8,11 @@ from decimal import Decimal
 
 from magellan_daemon.sim.market import SimBar
 
-OPEN_STATUSES = frozenset({"accepted", "new", "partially_filled"})
+# Non-terminal: ``pending_new`` is a replacement waiting for its replace to complete, the
+# ``pending_*`` ones a live order with a cancel or replace in flight.
+OPEN_STATUSES = frozenset(
+    {"accepted", "new", "partially_filled", "pending_new", "pending_cancel", "pending_replace"}
+)
 ORDER_TYPES = frozenset({"market", "limit", "stop", "stop_limit"})
 TIMES_IN_FORCE = frozenset({"day", "gtc", "opg", "ioc"})
 SIDES = frozenset({"buy", "sell"})

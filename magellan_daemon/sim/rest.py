@@ -81,6 +81,9 @@ class RestRoutes:
         add("GET", "/v2/stocks/bars/latest", self.latest_bars)
         add("GET", "/v2/stocks/trades/latest", self.latest_trades)
         add("GET", "/v2/stocks/quotes/latest", self.latest_quotes)
+        # after the literal ``/v2/stocks/bars...`` routes: ``{symbol}`` would not match them
+        # anyway (their last segment is not "bars"), but literal-first keeps that obvious
+        add("GET", "/v2/stocks/{symbol}/bars", self.symbol_bars)
 
     # -- account, clock, calendar, assets ----------------------------------------------
 
@@ -215,10 +218,31 @@ class RestRoutes:
 
     async def bars(self, request: web.Request) -> web.Response:
         """GET /v2/stocks/bars (multi-symbol, paginated)."""
+        with _as_data_error():
+            symbols = _required_symbols(request.query)
+        return json_response(self._bars(request, symbols))
+
+    async def symbol_bars(self, request: web.Request) -> web.Response:
+        """GET /v2/stocks/{symbol}/bars: the same bars and paging for one symbol, in the
+        old per-symbol shape ``{"bars": [...], "symbol": ..., "next_page_token": ...}``."""
+        with _as_data_error():
+            symbols = to_symbols(request.match_info["symbol"], "symbol")
+        assert symbols is not None  # a path segment is never empty
+        if len(symbols) != 1:
+            raise data_invalid("one symbol per request on this endpoint")
+        payload = self._bars(request, symbols)
+        return json_response(
+            {
+                "bars": payload["bars"].get(symbols[0], []),
+                "symbol": symbols[0],
+                "next_page_token": payload["next_page_token"],
+            }
+        )
+
+    def _bars(self, request: web.Request, symbols: list[str]) -> dict[str, Any]:
         query = request.query
         _check_feed(query)
         with _as_data_error():
-            symbols = _required_symbols(query)
             timeframe = to_str(query_value(query, "timeframe"), "timeframe", max_len=16)
             if timeframe is None:
                 raise invalid("timeframe is required")
@@ -227,7 +251,7 @@ class RestRoutes:
             start = to_datetime(query_value(query, "start"), "start")
             end = to_datetime(query_value(query, "end"), "end")
             page_token = to_str(query_value(query, "page_token"), "page_token", max_len=1024)
-        payload = self._exchange.get_bars(
+        return self._exchange.get_bars(
             symbols=symbols,
             timeframe=timeframe,
             start=start,
@@ -236,7 +260,6 @@ class RestRoutes:
             page_token=page_token,
             sort=sort,
         )
-        return json_response(payload)
 
     async def latest_bars(self, request: web.Request) -> web.Response:
         """GET /v2/stocks/bars/latest?symbols=..."""

@@ -27,6 +27,7 @@ from magellan_daemon.sim.exchange import Exchange
 from magellan_daemon.sim.params import parse_json_body, to_datetime, to_decimal
 from magellan_daemon.sim.ratelimit import RateDecision, RateLimiter
 from magellan_daemon.sim.rest import ACCOUNT_KEY, RestRoutes, json_response
+from magellan_daemon.sim.streamfaults import StreamFaults
 from magellan_daemon.sim.streams import StreamHub
 
 log = logging.getLogger(__name__)
@@ -86,15 +87,21 @@ class SimServer:
         self._requested_port = port
         self._credentials = Credentials(key, secret)
         self._limiter = RateLimiter(rate_limit)
-        self._hub = StreamHub(self._credentials, exchange.stream_bar)
+        self._hub = StreamHub(
+            self._credentials,
+            exchange.stream_bar,
+            StreamFaults(exchange.faults, exchange.clock.now),
+        )
         self._fault_rng = random.Random(exchange.faults.seed)
         self._fault_seed = exchange.faults.seed
         self._processed = _floor_minute(exchange.clock.now())
         self._progress = asyncio.Condition()
+        self._rescheduled = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self._runner: web.AppRunner | None = None
         self.port: int | None = None
         exchange.add_listener(self._hub.on_trade_event)
+        exchange.add_schedule_listener(self._rescheduled.set)
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -168,10 +175,17 @@ class SimServer:
 
     async def wait_processed(self, t: datetime | None = None) -> None:
         """Return once the publisher has advanced the exchange and sent the bars of every
-        minute boundary up to ``t`` (default: the clock's current time)."""
-        target = _floor_minute(t or self.exchange.clock.now())
+        minute boundary up to ``t`` (default: the clock's current time), and every cancel
+        or replace due by ``t`` has completed."""
+        t = t or self.exchange.clock.now()
+        target = _floor_minute(t)
+
+        def done() -> bool:
+            due = self.exchange.next_due()
+            return self._processed >= target and (due is None or due > t)
+
         async with self._progress:
-            await self._progress.wait_for(lambda: self._processed >= target)
+            await self._progress.wait_for(done)
 
     async def wait_trade_listeners(self, key: str, count: int = 1) -> None:
         """Return once ``count`` trade-stream connections of ``key`` listen to trade_updates."""
@@ -191,6 +205,18 @@ class SimServer:
     def _reseed_faults(self) -> None:
         self._fault_seed = self.exchange.faults.seed
         self._fault_rng = random.Random(self._fault_seed)
+        self._hub.faults.reseed()
+
+    async def _apply_drop_faults(self) -> None:
+        """Act on the ``drop_*`` switches that are set, once each."""
+        faults = self.exchange.faults
+        if faults.drop_streams:
+            await self.drop_streams()
+        for name, kind in (("drop_trade_streams", "trade"), ("drop_data_streams", "data")):
+            if getattr(faults, name):
+                setattr(faults, name, False)
+                dropped = await self._hub.close_all(trade=kind == "trade", data=kind == "data")
+                log.info("fault injection dropped %d %s websocket(s)", dropped, kind)
 
     # -- middleware ------------------------------------------------------------------------
 
@@ -200,8 +226,7 @@ class SimServer:
         if not _is_rest(request):
             return await handler(request)
         faults = self.exchange.faults
-        if faults.drop_streams:
-            await self.drop_streams()
+        await self._apply_drop_faults()
         if faults.latency_ms > 0:
             await asyncio.sleep(faults.latency_ms / 1000)
         if faults.seed != self._fault_seed:
@@ -209,7 +234,13 @@ class SimServer:
         if faults.http_error_rate > 0 and self._fault_rng.random() < faults.http_error_rate:
             status = faults.http_status
             return _status_error(status, f"injected fault: http {status}")
-        return await handler(request)
+        response = await handler(request)
+        rate = faults.http_error_after_rate
+        if rate > 0 and self._fault_rng.random() < rate:
+            # the core has done the work (an order may now exist): only the answer is lost
+            status = faults.http_status
+            return _status_error(status, f"injected fault: http {status} after processing")
+        return response
 
     @web.middleware
     async def _auth_middleware(self, request: web.Request, handler: Handler) -> Any:
@@ -289,38 +320,69 @@ class SimServer:
         if "seed" in body:
             # setting the seed, even to its current value, restarts the fault sequence
             self._reseed_faults()
-        if self.exchange.faults.drop_streams:
-            await self.drop_streams()
+        await self._apply_drop_faults()
         return json_response(self.exchange.faults.as_dict())
 
     # -- background tasks ------------------------------------------------------------------
 
     async def _publish_minutes(self) -> None:
-        """At each virtual minute boundary: advance the exchange, stream that minute's bars."""
+        """At each virtual minute boundary: advance the exchange, stream that minute's bars.
+        Between boundaries, wake when a cancel or replace in flight comes due, so its event
+        leaves on time even when no request arrives."""
         clock = self.exchange.clock
+        failed: datetime | None = None  # a due instant whose processing failed: not again
         while True:
             boundary = self._processed + MINUTE
-            await clock.sleep_until(boundary)
+            due = self.exchange.next_due()
+            wake = boundary if due is None or due == failed else min(boundary, due)
+            if not await self._sleep_until(wake):
+                continue  # a new cancel/replace was put in flight: re-plan the wake-up
+            if clock.now() < boundary:
+                if not self._advance("a cancel or replace due at", wake):
+                    failed = wake
+                async with self._progress:
+                    self._progress.notify_all()
+                continue
             if not self._hub.wants_bars():
                 # nobody streams bars: catch up in one step instead of minute by minute
                 boundary = max(boundary, _floor_minute(clock.now()))
-            try:
-                self.exchange.advance()
-                if self._hub.wants_bars():
+            if self._advance("the minute publisher at", boundary) and self._hub.wants_bars():
+                try:
                     self._hub.publish_bars(self.exchange.market.minute_bars_ending_at(boundary))
-            except Exception:
-                log.exception("minute publisher failed at %s", boundary.isoformat())
+                except Exception:
+                    log.exception("minute publisher failed at %s", boundary.isoformat())
             async with self._progress:
                 self._processed = boundary
                 self._progress.notify_all()
             # a jump of many minutes must not starve the socket writers
             await asyncio.sleep(0)
 
+    def _advance(self, what: str, t: datetime) -> bool:
+        try:
+            self.exchange.advance()
+        except Exception:
+            log.exception("%s %s failed", what, t.isoformat())
+            return False
+        return True
+
+    async def _sleep_until(self, wake: datetime) -> bool:
+        """Sleep on the virtual clock until ``wake``; False if a newly scheduled cancel or
+        replace interrupted the sleep first."""
+        self._rescheduled.clear()
+        sleeper = asyncio.ensure_future(self.exchange.clock.sleep_until(wake))
+        interrupt = asyncio.ensure_future(self._rescheduled.wait())
+        try:
+            await asyncio.wait({sleeper, interrupt}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in (sleeper, interrupt):
+                task.cancel()
+        return sleeper.done() and not sleeper.cancelled()
+
     async def _watch_drop_streams(self) -> None:
-        """Apply ``faults.drop_streams`` set through the Python API (the HTTP one acts at once)."""
+        """Apply the ``drop_*`` switches set through the Python API (the HTTP ones act at
+        once). A wall-clock poll: it watches a setting, it times nothing in the market."""
         while True:
-            if self.exchange.faults.drop_streams:
-                await self.drop_streams()
+            await self._apply_drop_faults()
             await asyncio.sleep(FAULT_WATCH_SECONDS)
 
 

@@ -22,6 +22,7 @@ from aiohttp import WSMsgType, web
 
 from magellan_daemon.sim.auth import Credentials
 from magellan_daemon.sim.market import SimBar
+from magellan_daemon.sim.streamfaults import Fate, StreamFaults
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +41,19 @@ class _Connection:
     outbox: asyncio.Queue[bytes | None] = field(default_factory=asyncio.Queue)
     key: str | None = None
     close_after_send: bool = False
+    # the silent_* fault: while it returns True nothing is sent (and nothing kept for later)
+    muted: Callable[[], bool] = lambda: False
+    held: bytes | None = None  # a frame the reorder fault sends after the next one
+
+    def put(self, frame: bytes) -> None:
+        """Queue ``frame``, then the frame held back for after it, if any."""
+        if self.muted():
+            self.held = None
+            return
+        self.outbox.put_nowait(frame)
+        if self.held is not None:
+            self.outbox.put_nowait(self.held)
+            self.held = None
 
     async def write_loop(self) -> None:
         """Send queued frames in order until the sentinel or a closed socket."""
@@ -114,11 +128,18 @@ def _decode_trade_frame(msg: Any) -> dict[str, Any] | None:
 class StreamHub:
     """Every open websocket, the trade-event fan-out and the bar publisher's fan-out."""
 
-    def __init__(self, credentials: Credentials, stream_bar: Callable[[SimBar], dict]) -> None:
+    def __init__(
+        self,
+        credentials: Credentials,
+        stream_bar: Callable[[SimBar], dict],
+        faults: StreamFaults,
+    ) -> None:
         self._credentials = credentials
         self._stream_bar = stream_bar
-        self._trade: set[_TradeConnection] = set()
-        self._data: set[_DataConnection] = set()
+        self.faults = faults
+        # dicts, not sets: fan-out in connection order keeps seeded fault draws reproducible
+        self._trade: dict[_TradeConnection, None] = {}
+        self._data: dict[_DataConnection, None] = {}
         self._data_by_key: dict[str, _DataConnection] = {}
         self._changed = asyncio.Condition()
 
@@ -148,12 +169,27 @@ class StreamHub:
     # -- fan-out ---------------------------------------------------------------------------
 
     def on_trade_event(self, account_key: str, message: dict[str, Any]) -> None:
-        """Exchange listener: queue the event for every listening connection of the account."""
+        """Exchange listener: queue the event for every listening connection of the account
+        (subject to the stream faults)."""
+        if self.faults.withhold_event(message):
+            return
         frame: bytes | None = None
-        for conn in self._trade:
+        for conn in list(self._trade):
             if conn.key == account_key and "trade_updates" in conn.streams:
                 frame = frame or orjson.dumps(message)
-                conn.outbox.put_nowait(frame)
+                self._send_trade_update(conn, frame)
+
+    def _send_trade_update(self, conn: _TradeConnection, frame: bytes) -> None:
+        fate = self.faults.fate(can_hold=conn.held is None)
+        if fate is Fate.DROP:
+            return
+        if fate is Fate.HOLD:
+            if not conn.muted():
+                conn.held = frame
+            return
+        conn.put(frame)
+        if fate is Fate.TWICE:
+            conn.put(frame)
 
     def publish_bars(self, bars: Iterable[SimBar]) -> None:
         """Queue each subscribed connection's share of ``bars`` as T:"b" messages."""
@@ -165,7 +201,7 @@ class StreamHub:
                 continue
             wanted = [self._bar_message(bar) for bar in bars if conn.subscribed("bars", bar.symbol)]
             for i in range(0, len(wanted), BATCH):
-                conn.outbox.put_nowait(_pack(wanted[i : i + BATCH]))
+                conn.put(_pack(wanted[i : i + BATCH]))
 
     def _bar_message(self, bar: SimBar) -> dict[str, Any]:
         message = dict(self._stream_bar(bar))
@@ -174,13 +210,18 @@ class StreamHub:
             message["t"] = msgpack.Timestamp.from_datetime(stamp)
         return message
 
-    async def close_all(self) -> int:
-        """Close every open websocket (clients see a normal close and reconnect)."""
-        connections: list[_Connection] = [*self._trade, *self._data]
+    async def close_all(self, *, trade: bool = True, data: bool = True) -> int:
+        """Close every open websocket, or only the trade or the data ones (clients see a
+        normal close and reconnect); returns how many were closed."""
+        connections: list[_Connection] = []
         # forget them first: no event may be queued to a socket that is going away
-        self._trade.clear()
-        self._data.clear()
-        self._data_by_key.clear()
+        if trade:
+            connections += list(self._trade)
+            self._trade.clear()
+        if data:
+            connections += list(self._data)
+            self._data.clear()
+            self._data_by_key.clear()
         await self._notify()
         for conn in connections:
             with contextlib.suppress(Exception):
@@ -193,8 +234,8 @@ class StreamHub:
         """GET /stream: no greeting; auth, then listen; events as binary JSON frames."""
         ws = web.WebSocketResponse(max_msg_size=MAX_FRAME, autoping=True)
         await ws.prepare(request)
-        conn = _TradeConnection(ws=ws)
-        self._trade.add(conn)
+        conn = _TradeConnection(ws=ws, muted=self.faults.trade_silent)
+        self._trade[conn] = None
         writer = asyncio.create_task(conn.write_loop())
         try:
             async for msg in ws:
@@ -203,7 +244,7 @@ class StreamHub:
                     if conn.close_after_send:
                         break
         finally:
-            self._trade.discard(conn)
+            self._trade.pop(conn, None)
             await self._finish(conn, writer)
         return ws
 
@@ -243,7 +284,7 @@ class StreamHub:
 
     @staticmethod
     def _send_json(conn: _Connection, message: dict[str, Any]) -> None:
-        conn.outbox.put_nowait(orjson.dumps(message))
+        conn.put(orjson.dumps(message))
 
     # -- market data -----------------------------------------------------------------------
 
@@ -251,10 +292,10 @@ class StreamHub:
         """GET /v2/iex, /v2/sip: connected, auth, (un)subscribe; msgpack array frames."""
         ws = web.WebSocketResponse(max_msg_size=MAX_FRAME, autoping=True)
         await ws.prepare(request)
-        conn = _DataConnection(ws=ws)
-        self._data.add(conn)
+        conn = _DataConnection(ws=ws, muted=self.faults.data_silent)
+        self._data[conn] = None
         writer = asyncio.create_task(conn.write_loop())
-        conn.outbox.put_nowait(_pack([{"T": "success", "msg": "connected"}]))
+        conn.put(_pack([{"T": "success", "msg": "connected"}]))
         try:
             async for msg in ws:
                 if msg.type in (WSMsgType.TEXT, WSMsgType.BINARY):
@@ -263,7 +304,7 @@ class StreamHub:
                     if conn.close_after_send:
                         break
         finally:
-            self._data.discard(conn)
+            self._data.pop(conn, None)
             if conn.key is not None and self._data_by_key.get(conn.key) is conn:
                 del self._data_by_key[conn.key]
             await self._finish(conn, writer)
@@ -272,35 +313,35 @@ class StreamHub:
     def _on_data_message(self, conn: _DataConnection, msg: Any) -> None:
         request = _decode_data_frame(msg)
         if request is None:
-            conn.outbox.put_nowait(_data_error(400, "invalid syntax"))
+            conn.put(_data_error(400, "invalid syntax"))
             return
         action = request["action"]
         if action == "auth":
             self._data_auth(conn, request)
         elif action in ("subscribe", "unsubscribe"):
             if conn.key is None:
-                conn.outbox.put_nowait(_data_error(401, "not authenticated"))
+                conn.put(_data_error(401, "not authenticated"))
                 return
             self._data_subscribe(conn, request, add=action == "subscribe")
         else:
-            conn.outbox.put_nowait(_data_error(400, "invalid syntax"))
+            conn.put(_data_error(400, "invalid syntax"))
 
     def _data_auth(self, conn: _DataConnection, request: dict[str, Any]) -> None:
         if conn.key is not None:
-            conn.outbox.put_nowait(_data_error(403, "already authenticated"))
+            conn.put(_data_error(403, "already authenticated"))
             return
         key = self._credentials.account_for(request.get("key"), request.get("secret"))
         if key is None:
-            conn.outbox.put_nowait(_data_error(402, "auth failed"))
+            conn.put(_data_error(402, "auth failed"))
             conn.close_after_send = True
             return
         if key in self._data_by_key:
-            conn.outbox.put_nowait(_data_error(406, "connection limit exceeded"))
+            conn.put(_data_error(406, "connection limit exceeded"))
             conn.close_after_send = True
             return
         conn.key = key
         self._data_by_key[key] = conn
-        conn.outbox.put_nowait(_pack([{"T": "success", "msg": "authenticated"}]))
+        conn.put(_pack([{"T": "success", "msg": "authenticated"}]))
 
     def _data_subscribe(self, conn: _DataConnection, request: dict[str, Any], *, add: bool) -> None:
         changes: dict[str, list[str]] = {}
@@ -309,7 +350,7 @@ class StreamHub:
             if symbols is None:
                 continue
             if not isinstance(symbols, list) or not all(isinstance(s, str) for s in symbols):
-                conn.outbox.put_nowait(_data_error(400, "invalid syntax"))
+                conn.put(_data_error(400, "invalid syntax"))
                 return
             changes[channel] = symbols
         for channel, symbols in changes.items():
@@ -320,7 +361,7 @@ class StreamHub:
                     current[name] = None
                 else:
                     current.pop(name, None)
-        conn.outbox.put_nowait(_pack([conn.subscription_message()]))
+        conn.put(_pack([conn.subscription_message()]))
 
     # -- shared ----------------------------------------------------------------------------
 

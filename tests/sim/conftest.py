@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pytest
 from alpaca.data.historical import StockHistoricalDataClient
 from alpaca.trading.client import TradingClient
@@ -42,9 +43,12 @@ def clock() -> VirtualClock:
 
 
 @pytest.fixture
-def exchange(clock: VirtualClock, market: MarketData) -> Exchange:
-    """A fresh exchange (accounts start with $100k) on the shared market data."""
-    return Exchange(clock, market, market.calendar)
+def exchange(clock: VirtualClock, market: MarketData, request: pytest.FixtureRequest) -> Exchange:
+    """A fresh exchange (accounts start with $100k) on the shared market data, with the
+    strict defaults; a test marked ``@pytest.mark.exchange(**options)`` gets those options
+    (e.g. ``wash_trade_check=False``)."""
+    marker = request.node.get_closest_marker("exchange")
+    return Exchange(clock, market, market.calendar, **(marker.kwargs if marker else {}))
 
 
 @pytest.fixture
@@ -88,6 +92,15 @@ class Harness:
         """Advance the clock minute by minute, letting the publisher process each one."""
         for _ in range(minutes):
             await self.step_to(self.clock.now() + timedelta(minutes=1))
+
+    async def set_faults(self, **faults: Any) -> dict[str, Any]:
+        """POST /sim/faults as a test client would; returns the settings it answers."""
+        async with (
+            aiohttp.ClientSession(self.server.url) as http,
+            http.post("/sim/faults", json=faults) as response,
+        ):
+            assert response.status == 200, await response.text()
+            return await response.json()
 
     @staticmethod
     async def next_item(queue: asyncio.Queue[Any]) -> Any:
@@ -137,3 +150,4 @@ def sim(server: SimServer, clock: VirtualClock) -> Harness:
 def pytest_configure(config: pytest.Config) -> None:
     """Register this directory's marker."""
     config.addinivalue_line("markers", "rate_limit(n): start the simulator with this limit")
+    config.addinivalue_line("markers", "exchange(**options): Exchange constructor options")

@@ -3,71 +3,15 @@
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
 
 import pytest
+from desk import CLOSE, KEY, OPEN, Desk, at
 
-from magellan_daemon.clock import VirtualClock
 from magellan_daemon.sim.errors import SimError
-from magellan_daemon.sim.exchange import Exchange
 from magellan_daemon.sim.market import MarketData
-
-KEY = "core-key"
-# 2024-12-10 (EST): the session opens 14:30Z and closes 21:00Z.
-OPEN = datetime(2024, 12, 10, 14, 30, tzinfo=UTC)
-CLOSE = datetime(2024, 12, 10, 21, 0, tzinfo=UTC)
-
-
-def at(hour: int, minute: int, second: int = 0) -> datetime:
-    """An instant on 2024-12-10 (UTC)."""
-    return datetime(2024, 12, 10, hour, minute, second, tzinfo=UTC)
-
-
-@dataclass
-class Desk:
-    """An exchange on a stepped clock, recording every trade update."""
-
-    exchange: Exchange
-    clock: VirtualClock
-    events: list[dict[str, Any]] = field(default_factory=list)
-
-    @classmethod
-    def start(cls, market: MarketData, when: datetime, **kwargs: Any) -> Desk:
-        """A fresh exchange at ``when``."""
-        clock = VirtualClock(when, speed=0)
-        desk = cls(Exchange(clock, market, market.calendar, **kwargs), clock)
-        desk.exchange.add_listener(lambda key, message: desk.events.append(message["data"]))
-        return desk
-
-    def to(self, when: datetime) -> None:
-        """Move the clock to ``when`` and let the exchange catch up."""
-        self.clock.set(when)
-        self.exchange.advance()
-
-    def order(self, symbol: str = "AMC", qty: str | None = "100", **fields: Any) -> dict:
-        """Submit with Alpaca's defaults (market day buy)."""
-        params: dict[str, Any] = {
-            "symbol": symbol,
-            "qty": None if qty is None else Decimal(qty),
-            "notional": None,
-            "side": "buy",
-            "type": "market",
-            "time_in_force": "day",
-            "limit_price": None,
-            "stop_price": None,
-            "client_order_id": None,
-            "extended_hours": False,
-        }
-        params.update(fields)
-        return self.exchange.submit_order(KEY, **params)
-
-    def event_names(self, order_id: str | None = None) -> list[str]:
-        """Event names so far (of one order if given)."""
-        return [e["event"] for e in self.events if order_id in (None, e["order"]["id"])]
 
 
 @pytest.fixture(scope="module")
@@ -115,7 +59,8 @@ def test_market_order_while_closed_waits_for_the_open(real_market: MarketData) -
 
 
 def test_limit_and_stop_trigger_on_the_bar_range(real_market: MarketData) -> None:
-    desk = Desk.start(real_market, at(14, 25))
+    # a buy limit resting beside sell stops is a wash trade at Alpaca: switched off here
+    desk = Desk.start(real_market, at(14, 25), wash_trade_check=False)
     desk.order(qty="300")
     desk.to(at(14, 31))  # bought 300 at the 14:30 open
     limit = desk.order(type="limit", limit_price=Decimal("4.45"), time_in_force="gtc")
@@ -177,8 +122,9 @@ def test_opg_window_and_opening_fill(real_market: MarketData) -> None:
     assert desk.events[-1]["price"] == "4.53"  # the session's first bar's open
 
 
-def test_replace_and_cancel_events(real_market: MarketData) -> None:
-    desk = Desk.start(real_market, at(15, 0))
+def test_instant_replace_and_cancel_events(real_market: MarketData) -> None:
+    # latencies 0: the replace and the cancel take effect within the request
+    desk = Desk.start(real_market, at(15, 0), cancel_latency=0, replace_latency=0)
     old = desk.order(type="limit", limit_price=Decimal("4"), time_in_force="gtc")
     new = desk.exchange.replace_order(
         KEY,
@@ -234,6 +180,10 @@ def test_held_for_orders_blocks_a_sell_until_the_stop_is_reduced(
         time_in_force=None,
         client_order_id=None,
     )
+    # while the replace is in flight the two orders hold the larger qty (100), not both
+    assert desk.exchange.get_position(KEY, "AMC")["qty_available"] == "0"
+    desk.to(at(15, 2, 2))  # the replace completed
+    assert desk.exchange.get_position(KEY, "AMC")["qty_available"] == "10"
     sold = desk.order(side="sell", qty="10")
     assert sold["status"] == "new"
     with pytest.raises(SimError):
@@ -326,7 +276,14 @@ def test_rejected_by_fault_and_close_all(real_market: MarketData) -> None:
     assert desk.exchange.get_order(KEY, rejected["id"])["status"] == "rejected"
     desk.order()
     desk.to(at(15, 2))
-    desk.order(type="limit", limit_price=Decimal("1"))
+    buy = desk.order(type="limit", limit_price=Decimal("1"))
+    items = desk.exchange.close_all_positions(KEY, cancel_orders=True)
+    # The buy's cancel is in flight: it still rests, so the market sell would trade with it.
+    assert [(i["symbol"], i["status"]) for i in items] == [("AMC", 403)]
+    assert items[0]["body"]["message"] == "potential wash trade detected. use complex orders"
+    assert desk.exchange.get_order(KEY, buy["id"])["status"] == "pending_cancel"
+    desk.to(at(15, 2, 2))
+    assert desk.event_names(buy["id"]) == ["new", "pending_cancel", "canceled"]
     items = desk.exchange.close_all_positions(KEY, cancel_orders=True)
     assert [(i["symbol"], i["status"], i["body"]["side"]) for i in items] == [("AMC", 200, "sell")]
     assert desk.exchange.list_orders(KEY, status="open")[0]["side"] == "sell"
@@ -334,25 +291,43 @@ def test_rejected_by_fault_and_close_all(real_market: MarketData) -> None:
     assert desk.exchange.list_positions(KEY) == []
 
 
-def test_daily_and_hourly_only_symbols_fill_without_look_ahead(real_market: MarketData) -> None:
-    desk = Desk.start(real_market, at(15, 0))  # SPY has 1Day bars only, NVDA 1Hour
+def test_daily_and_hourly_only_symbols_fill_on_their_minute_path(
+    real_market: MarketData,
+) -> None:
+    # SPY has 1Day bars only (2024-12-10: O 604.25 H 605.8 L 602.13 C 603.26); NVDA has
+    # 1Hour bars (14:00Z: O 138.75 H 141.82 L 138.6 C 140.93).
+    desk = Desk.start(real_market, at(14, 31))  # 09:31 New York
     spy = desk.order(symbol="SPY", qty="1")
     nvda = desk.order(symbol="NVDA", qty="1")
-    desk.to(at(15, 15))
-    late = desk.order(symbol="NVDA", qty="1")
-    desk.to(at(16, 0))
-    # NVDA's 15:00 bar started before ``late``: it only gets that bar's closing print.
-    assert desk.exchange.get_order(KEY, nvda["id"])["filled_avg_price"] == "140.925"
-    assert desk.exchange.get_order(KEY, late["id"])["filled_avg_price"] == "138.145"
-    assert desk.event_names(spy["id"]) == ["new"]
+    desk.to(at(14, 32))
+    # Both fill at the open of the first path minute starting at/after 09:31.
+    for order, low, high in ((spy, 602.13, 605.8), (nvda, 138.6, 141.82)):
+        filled = desk.exchange.get_order(KEY, order["id"])
+        assert (filled["status"], filled["filled_at"]) == ("filled", "2024-12-10T14:32:00Z")
+        assert low <= float(filled["filled_avg_price"]) <= high
+    # The same path on every run, whatever was queried before.
+    again = Desk.start(real_market, at(14, 31))
+    again.exchange.latest_trades(["SPY", "NVDA"])
+    copies = {o["id"]: again.order(symbol=o["symbol"], qty="1")["id"] for o in (nvda, spy)}
+    again.to(at(14, 32))
+    for original, copy in copies.items():
+        price = again.exchange.get_order(KEY, copy)["filled_avg_price"]
+        assert price == desk.exchange.get_order(KEY, original)["filled_avg_price"]
+    # Last trade and position value follow the path minute by minute, never the future.
+    desk.to(at(15, 0, 30))
+    trade = desk.exchange.latest_trades(["SPY"])["trades"]["SPY"]
+    assert trade["t"] == "2024-12-10T14:59:59Z"
+    assert desk.exchange.get_position(KEY, "SPY")["current_price"] == str(trade["p"])
+    # The bar endpoints still serve only the real bars: the day's bar is not complete yet.
+    assert desk.exchange.latest_bars(["SPY"])["bars"]["SPY"]["t"] == "2024-12-09T05:00:00Z"
+    # Sent while closed, a daily-only order waits for the open and fills in the first minute.
     desk.to(CLOSE)
-    # The day's bar completes at the close: the order placed mid-session gets its close.
-    assert desk.event_names(spy["id"]) == ["new", "fill"]
-    assert desk.exchange.get_order(KEY, spy["id"])["filled_avg_price"] == "603.26"
     overnight = desk.order(symbol="SPY", qty="1")
     assert overnight["status"] == "accepted"
-    desk.to(CLOSE + timedelta(days=1))
-    assert desk.exchange.get_order(KEY, overnight["id"])["filled_avg_price"] == "603.26"
+    desk.to(OPEN + timedelta(days=1, minutes=1))
+    filled = desk.exchange.get_order(KEY, overnight["id"])
+    assert filled["filled_at"] == "2024-12-11T14:31:00Z"
+    assert float(filled["filled_avg_price"]) == 603.26  # 2024-12-11 opens at 603.26
 
 
 def test_notional_buy_fills_fractional_qty(real_market: MarketData) -> None:

@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import re
 import signal
 import subprocess
 import sys
 import urllib.request
+from datetime import UTC, datetime
+from decimal import Decimal
 from pathlib import Path
+
+from magellan_daemon.sim.cli import configure
+from magellan_daemon.sim.factory import SimOptions, build_exchange
 
 READY = re.compile(r"^magellan-sim listening on (http://127\.0\.0\.1:(\d+))\n$")
 
@@ -57,3 +63,51 @@ def test_key_without_secret_is_a_usage_error() -> None:
     assert result.returncode == 2
     assert result.stdout == ""
     assert "--key and --secret" in result.stderr
+
+
+def test_strictness_flags_reach_the_exchange(bars_dir: Path) -> None:
+    parser = argparse.ArgumentParser()
+    configure(parser)
+    defaults = parser.parse_args([])
+    assert (defaults.cancel_latency, defaults.replace_latency) == (2.0, 2.0)
+    assert defaults.wash_trade_check is True
+    args = parser.parse_args(
+        ["--cancel-latency", "0", "--replace-latency", "0.5", "--no-wash-trade-check"]
+    )
+    assert (args.cancel_latency, args.replace_latency, args.wash_trade_check) == (0, 0.5, False)
+
+    options = SimOptions(
+        bars_dir=bars_dir,
+        start=datetime(2024, 12, 10, 15, 0, tzinfo=UTC),
+        cancel_latency=args.cancel_latency,
+        replace_latency=args.replace_latency,
+        wash_trade_check=args.wash_trade_check,
+    )
+    exchange = build_exchange(options)
+    assert exchange.wash_trade_check is False
+    order = exchange.submit_order(
+        "k",
+        symbol="GME",
+        qty=Decimal(1),
+        notional=None,
+        side="buy",
+        type="limit",
+        time_in_force="day",
+        limit_price=Decimal(1),
+        stop_price=None,
+        client_order_id=None,
+        extended_hours=False,
+    )
+    exchange.cancel_order("k", order["id"])
+    assert exchange.get_order("k", order["id"])["status"] == "canceled"  # latency 0
+
+
+def test_a_negative_latency_is_a_usage_error() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "magellan_daemon", "sim", "--cancel-latency", "-1"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert result.returncode == 2
+    assert "--cancel-latency" in result.stderr

@@ -135,3 +135,39 @@ async def test_second_data_connection_with_same_key_gets_406(sim, feed: str) -> 
         assert refused == [{"T": "error", "code": 406, "msg": "connection limit exceeded"}]
         await first.close()
         await second.close()
+
+
+async def test_single_symbol_bars_page_like_the_multi_symbol_endpoint(sim) -> None:
+    params = {
+        "timeframe": "1Min",
+        "limit": "7",
+        "start": "2024-12-09T14:30:00Z",
+        "end": "2024-12-09T15:00:00Z",
+        "feed": "iex",
+    }
+    single_pages, multi_pages = [], []
+    async with aiohttp.ClientSession(sim.server.url) as http:
+        for path, extra, pages in (
+            ("/v2/stocks/GME/bars", {}, single_pages),
+            ("/v2/stocks/bars", {"symbols": "GME"}, multi_pages),
+        ):
+            query = {**params, **extra}
+            while True:
+                async with http.get(path, params=query) as response:
+                    assert response.status == 200
+                    pages.append(await response.json())
+                if pages[-1]["next_page_token"] is None:
+                    break
+                query["page_token"] = pages[-1]["next_page_token"]
+        async with http.get("/v2/stocks/ZZZZ/bars", params=params) as response:
+            empty = await response.json()
+        async with http.get("/v2/stocks/bars/latest", params={"symbols": "GME"}) as response:
+            latest = await response.json()  # the {symbol}/bars route does not shadow it
+    assert len(single_pages) == 5  # 31 minutes, 7 a page
+    for single, multi in zip(single_pages, multi_pages, strict=True):
+        assert set(single) == {"bars", "symbol", "next_page_token"}
+        assert single["symbol"] == "GME"
+        assert single["bars"] == multi["bars"]["GME"]
+        assert single["next_page_token"] == multi["next_page_token"]
+    assert empty == {"bars": [], "symbol": "ZZZZ", "next_page_token": None}
+    assert set(latest["bars"]) == {"GME"}

@@ -95,7 +95,7 @@ async def test_limit_and_stop_trigger_on_real_bars(sim) -> None:
         assert stopped.position_qty == pytest.approx(0)
 
 
-async def test_replace_and_cancel_emit_events(sim) -> None:
+async def test_replace_then_cancel_events_in_order(sim) -> None:
     async with sim.trade_updates() as updates:
         await sim.step_to(sim.session_open)
         limit = LimitOrderRequest(
@@ -107,16 +107,32 @@ async def test_replace_and_cancel_emit_events(sim) -> None:
         )
         old = await sim.call(sim.trading.submit_order, limit)
         assert (await sim.next_item(updates)).event == "new"
-        new = await sim.call(
-            sim.trading.replace_order_by_id, old.id, ReplaceOrderRequest(limit_price=21.00)
-        )
+        request = ReplaceOrderRequest(limit_price=21.00, client_order_id="renewed")
+        new = await sim.call(sim.trading.replace_order_by_id, old.id, request)
+        assert (new.id, new.replaces, new.status) == (new.id, old.id, "pending_new")
         assert new.id != old.id
         assert float(new.limit_price) == 21.00
+        found = await sim.call(sim.trading.get_order_by_client_id, "renewed")
+        assert found.id == new.id
+        pending = await sim.next_item(updates)
+        assert (pending.event, pending.order.id, pending.order.status) == (
+            "pending_replace",
+            old.id,
+            "pending_replace",
+        )
+        await sim.step_to(sim.session_open + timedelta(seconds=2))  # the replace latency
         replaced, renewed = await sim.next_item(updates), await sim.next_item(updates)
-        assert (replaced.event, replaced.order.id) == ("replaced", old.id)
-        assert (renewed.event, renewed.order.id) == ("new", new.id)
+        assert (replaced.event, replaced.order.id) == ("replaced", old.id)  # the OLD order
+        assert replaced.order.status == "replaced"
+        assert replaced.order.replaced_by == new.id
+        assert replaced.order.replaced_at == sim.session_open + timedelta(seconds=2)
+        assert (renewed.event, renewed.order.id, renewed.order.status) == ("new", new.id, "new")
 
         assert await sim.call(sim.trading.cancel_order_by_id, new.id) is None  # 204
+        pending = await sim.next_item(updates)
+        assert (pending.event, pending.order.status) == ("pending_cancel", "pending_cancel")
+        assert (await sim.call(sim.trading.get_order_by_id, new.id)).status == "pending_cancel"
+        await sim.step_to(sim.session_open + timedelta(seconds=4))
         canceled = await sim.next_item(updates)
         assert (canceled.event, canceled.order.id) == ("canceled", new.id)
         assert (await sim.call(sim.trading.get_order_by_id, new.id)).status == "canceled"
@@ -140,6 +156,7 @@ async def test_resting_stop_holds_shares_until_reduced(sim) -> None:
         assert "insufficient qty available" in held.value.message
 
         await sim.call(sim.trading.replace_order_by_id, stop_order.id, ReplaceOrderRequest(qty=5))
+        await sim.step_to(sim.clock.now() + timedelta(seconds=2))  # the replace completes
         sell = await sim.call(sim.trading.submit_order, market(OrderSide.SELL, 5))
         assert sell.symbol == "GME"
 

@@ -256,7 +256,7 @@ class Daemon:
         async for attempt in AsyncRetrying(
             retry=retry_if_exception_type(BrokerRetryable),
             stop=stop_after_attempt(STARTUP_ATTEMPTS),
-            wait=wait_exponential_jitter(initial=0.25, max=4.0),
+            wait=wait_exponential_jitter(multiplier=0.25, max=4.0),
             sleep=lambda seconds: pause(self.clock, seconds),
             before_sleep=before_sleep_log(log, logging.WARNING),
             reraise=True,
@@ -674,6 +674,7 @@ class Daemon:
             stack.push_async_callback(self._step, "metrics", self._stop_metrics, 5)
             stack.push_async_callback(self._step, "trade streams", self._stop_trade_streams, 10)
             stack.push_async_callback(self._step, "tasks", self._cancel_tasks, 10)
+            stack.push_async_callback(self._step, "lanes", self.router.cancel_lanes, 5)
             stack.push_async_callback(
                 self._step, "orders", self.router.drain, drain_seconds + 1, drain_seconds
             )

@@ -111,7 +111,7 @@ class Recovery:
         async for attempt in AsyncRetrying(
             retry=retry_if_exception_type(BrokerRetryable),
             stop=stop_after_attempt(RECONCILE_ATTEMPTS),
-            wait=wait_exponential_jitter(initial=0.5, max=8.0),
+            wait=wait_exponential_jitter(multiplier=0.5, max=8.0),
             sleep=lambda seconds: pause(self._clock, seconds),
             before_sleep=before_sleep_log(log, logging.WARNING),
             reraise=True,

@@ -52,7 +52,7 @@ PRE_BROKER = frozenset({OrderStatus.PENDING_SUBMIT, OrderStatus.UNKNOWN})
 # A protective stop cannot rest while the position's own entry buy still works (Alpaca's
 # wash-trade protection refuses it): wait this long for the entry to finish, then cancel its
 # remainder, because protecting the shares held matters more than buying the last ones.
-ENTRY_SETTLE_SECONDS = 30.0
+ENTRY_SETTLE_SECONDS = 120.0
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -147,6 +147,13 @@ class OrderRouter:
                 return False
             await asyncio.sleep(0.02)
         return True
+
+    async def cancel_lanes(self) -> None:
+        """Stop every lane now (shutdown, after ``drain``): what is left is not executed."""
+        tasks = [lane.task for lane in self._lanes.values() if lane.task is not None]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
 
     def _enqueue(
         self, strategy: str, symbol: str, intent: Intent | None, intent_id: int | None

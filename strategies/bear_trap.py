@@ -414,10 +414,12 @@ class BearTrap:
             stop=stop,
             max_dollars=p.max_position_dollars,
         )
+        ratio = values["volume_ratio"]
+        volume = "n/a (mean 0)" if ratio is None else f"{ratio:.2f}x"
         reason = (
             f"entry: down {-100 * (values['drawdown_pct'] or 0):.1f}%, trap+reclaim of "
             f"{values['session_low_prior']:.4g}, wick {values['wick_ratio']:.2f}, body "
-            f"{values['body_ratio']:.2f}, volume {values['volume_ratio']:.2f}x; stop {stop:.4g}"
+            f"{values['body_ratio']:.2f}, volume {volume}; stop {stop:.4g}"
         )
         intent = Intent(
             strategy=self.name,

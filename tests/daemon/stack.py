@@ -214,6 +214,7 @@ async def order_stack(
         yield stack
     finally:
         await stack.router.drain(5)
+        await stack.router.cancel_lanes()
         if stack.stream is not None:
             await stack.stream.stop()
         writer.cancel()

@@ -458,25 +458,20 @@ def _status_matches_ledger(report: dict, daemon: Daemon) -> None:
         assert [i["id"] for i in strategy["pending_intents"]] == [r["id"] for r in pending]
 
 
-@pytest.mark.xfail(
-    reason="sim-strict, not a daemon fault: the checkpoints are timed for the old coarse-bar "
-    "fills (TSLA/NVDA market orders filled at the close of the next hourly bar); on their "
-    "minute path Hourly Swing's 13:00 TSLA exit fills at 13:01, so at the 13:05 checkpoint "
-    "its shares are already sold; the checkpoints need re-timing",
-    strict=False,
-)
 @pytest.mark.timeout(120)
 async def test_halt_flatten_status_against_the_running_daemon(
     bars_dir: Path, tmp_path: Path
 ) -> None:
-    """Monday 2024-11-18 from 09:25 ET on real bars (TSLA and NVDA have hourly bars only, so
-    their market orders fill at the close of the first hourly bar that starts after them):
+    """Monday 2024-11-18 from 09:25 ET on real bars (TSLA and NVDA have hourly bars only:
+    the simulator trades them on a minute path inside those bars, so a market order fills
+    within a couple of minutes):
 
     - 09:31 Daily Trend's catch-up of Friday's signal buys TSLA; 11:00 Hourly Swing buys
-      TSLA (filled 12:00): both hold TSLA on one account.
-    - 12:05 the operator halts hourly_swing and flattens daily_trend (its sell fills 13:00).
-    - 13:00 Hourly Swing's TSLA exit goes out although halted (fills 14:00); 14:00 its NVDA
-      entry is blocked by the halt.
+      TSLA: both hold TSLA on one account.
+    - 12:05 the operator halts hourly_swing and flattens daily_trend (its sell fills by
+      12:10, Hourly Swing's shares untouched).
+    - 13:00 Hourly Swing's TSLA exit goes out although halted; 14:00 its NVDA entry is
+      blocked by the halt.
     """
     config = config_dir(
         tmp_path, {"hourly_swing.toml": HOURLY_BANDS, "magellan.toml": NO_BEAR_TRAP}
@@ -496,7 +491,7 @@ async def test_halt_flatten_status_against_the_running_daemon(
             daily, hourly = both[("daily_trend", "TSLA")], both[("hourly_swing", "TSLA")]
             assert daily > 0 and hourly > 0, both
             await _operate(config, state, daemon, daily)  # virtual time frozen meanwhile
-            await sim.run_until(ny("2024-11-18", "13:05"))
+            await sim.run_until(ny("2024-11-18", "12:10"))
             sim.pause()
             await wait_for(
                 lambda: ("daily_trend", "TSLA") not in _held(daemon), 30, "flatten fill", daemon

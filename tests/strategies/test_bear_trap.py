@@ -3,6 +3,7 @@ one bar, the protective-stop intent sequences and the order-update bookkeeping."
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import UTC, date, datetime, timedelta
 
 import orjson
@@ -649,3 +650,11 @@ def test_on_clock_time_stop_and_nothing_when_flat() -> None:
     assert [i.leg for i in bt.on_clock(due, SESSION).intents] == ["protective_stop", "time_stop"]
     assert BearTrap(BearTrapParams()).on_clock(due, SESSION).intents == ()
     assert bt.on_clock(SESSION.close + timedelta(hours=1), SESSION).intents == ()
+
+
+def test_an_entry_when_the_volume_mean_is_zero_says_so() -> None:
+    bt = BearTrap(BearTrapParams(volume_multiple=0))
+    feed(bt, [dataclasses.replace(b, volume=0.0) for b in setup()])
+    step = bt.on_bar(trap(v=0.0), session=SESSION)
+    [intent] = step.intents
+    assert "volume n/a (mean 0)" in intent.reason

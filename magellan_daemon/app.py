@@ -56,7 +56,7 @@ from magellan_daemon.config import MagellanConfig, StrategyConfig, strategy_clas
 from magellan_daemon.control import ControlChannel
 from magellan_daemon.engine import TIMEFRAME_LENGTH, StrategyRunner
 from magellan_daemon.events import EventSink
-from magellan_daemon.jobs import SessionJobs, daily_bar_completed
+from magellan_daemon.jobs import SessionJobs, warmup_bars
 from magellan_daemon.ledger.store import Ledger
 from magellan_daemon.ledger.tradelog import TradeLogWriter, rebuild_all
 from magellan_daemon.metrics import HEALTHY_LAG_SECONDS, Metrics, MetricsServer
@@ -371,18 +371,8 @@ class Daemon:
         now = self.clock.now()
         lookback = WARMUP_LOOKBACK.get(runner.timeframe, timedelta(days=4))
         bars = await self._fetch(runner, now - lookback, now, startup=True)
-        if runner.timeframe == "1Day":
-            owed = self.jobs.owed()
-            bars = [
-                b
-                for b in bars
-                if daily_bar_completed(b, self.sessions, now)
-                and (owed is None or b.t.astimezone(NEW_YORK).date() < owed.date)
-            ]
-        else:
-            length = TIMEFRAME_LENGTH[runner.timeframe]
-            bars = [b for b in bars if b.t + length <= now]
-        return await runner.warmup(bars)
+        length = TIMEFRAME_LENGTH[runner.timeframe]
+        return await runner.warmup(warmup_bars(bars, runner.timeframe, self.sessions, now, length))
 
     async def _fetch(
         self, runner: StrategyRunner, start: datetime, end: datetime, *, startup: bool = False
@@ -462,12 +452,17 @@ class Daemon:
             return
         if now > session.close:
             return
-        last = feed.last_streamed or session.open
-        if now - max(last, session.open) > DATA_SILENCE:
+        quiet = feed.quiet_since()
+        if quiet is None:
+            return  # not connected yet
+        last = max(quiet, session.open)
+        if now - last > DATA_SILENCE:
             for stream in self.bar_streams.values():
-                log.warning("%s: no bar for %s in the session", stream.name, now - last)
+                log.warning(
+                    "%s: no bar for %s in the session: reconnecting", stream.name, now - last
+                )
                 await stream.reconnect()
-            feed.last_streamed = now  # give the reconnect its own time
+            feed.connected_at = now  # give the reconnect its own time
 
     async def _status_loop(self) -> None:
         """Every 2 s (wall): the snapshot `magellan status` reads. Every ~10 s: the broker's

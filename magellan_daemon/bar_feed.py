@@ -40,15 +40,22 @@ class BarFeed:
         self._buffer: list[Bar] | None = None  # not None while a backfill runs
         self._again = False
         self.last_streamed: datetime | None = None  # end of the newest bar the stream sent
+        self.connected_at: datetime | None = None
         self.backfilled = 0
 
     def on_connected(self) -> None:
         """The stream is (re)connected and subscribed: buffer and backfill (never waits)."""
+        self.connected_at = self._clock.now()
         if self._buffer is not None:
             self._again = True  # a backfill runs: it goes round once more
             return
         self._buffer = []
         spawn(self._backfill(), name=f"bar-backfill-{self._runner.name}")
+
+    def quiet_since(self) -> datetime | None:
+        """Since when the stream has sent nothing (its last bar, or its connection)."""
+        marks = [t for t in (self.last_streamed, self.connected_at) if t is not None]
+        return max(marks) if marks else None
 
     def on_bar(self, bar: Bar) -> None:
         """One streamed bar (never waits)."""

@@ -51,6 +51,26 @@ def daily_bar_completed(bar: Bar, sessions: SessionBook, now: datetime) -> bool:
     return session is not None and session.close <= now
 
 
+def warmup_bars(
+    bars: list[Bar],
+    timeframe: str,
+    sessions: SessionBook,
+    now: datetime,
+    length: timedelta,
+) -> list[Bar]:
+    """The bars a warm-up may feed at ``now``: completed ones only (never the bar still
+    forming), and for daily bars none of the session the next signal owns or later."""
+    if timeframe != "1Day":
+        return [b for b in bars if b.t + length <= now]
+    owed = owed_signal_session(sessions, now)
+    return [
+        b
+        for b in bars
+        if daily_bar_completed(b, sessions, now)
+        and (owed is None or b.t.astimezone(NEW_YORK).date() < owed.date)
+    ]
+
+
 class SessionJobs:
     """Plans and runs the session jobs of the scheduled strategies."""
 

@@ -103,7 +103,7 @@ class OrderPath:
         clock: Clock,
         attempts: int = 5,
         backoff_seconds: float = 0.5,
-        confirm_seconds: float = 20.0,
+        confirm_seconds: float = 60.0,
         poll_seconds: float = 1.0,
     ) -> None:
         self._ledger = ledger

@@ -192,13 +192,14 @@ async def order_stack(
     timeout: float = 5.0,
     stream: bool = True,
     routing: dict[str, StrategyRouting] | None = None,
+    rate_limit: int = 200,
     **exchange_options: Any,
 ) -> AsyncIterator[Stack]:
     """A running stack; the simulator's exchange takes ``exchange_options`` (latencies...)."""
     clock = VirtualClock(start, speed=0)
     market = MarketData.from_dir(bars_dir, SessionCalendar())
     exchange = Exchange(clock, market, market.calendar, **exchange_options)
-    server = SimServer(exchange, port=0)
+    server = SimServer(exchange, port=0, rate_limit=rate_limit)
     await server.start()
     ledger = Ledger.open(tmp_path / "ledger.sqlite")
     routes = routing or {

@@ -223,3 +223,27 @@ async def test_flatten_reports_a_refused_sell_as_refused(stack: Stack) -> None:
 
 def _parse(text: str) -> datetime:
     return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+async def test_a_fresh_order_is_not_looked_up_before_its_first_post(
+    bars_dir: Path, tmp_path: Path
+) -> None:
+    # One request a minute: a lookup first would take it, and the POST would get a 429.
+    async with order_stack(bars_dir, tmp_path, NOW, stream=False, rate_limit=1) as stack:
+        row = stack.order_row("mg-bt-AMC-fresh-entry")
+        assert (await stack.path.send(row)).status in ("new", "accepted")
+        assert len(stack.broker_orders()) == 1
+
+
+async def test_a_silent_stream_is_caught_by_the_open_order_poll(stack: Stack) -> None:
+    await _hold(stack, stop=None)
+    held = int(stack.ledger.position_qty("bear_trap", "AMC"))
+    stack.exchange.faults.update(silent_trade_seconds=3600)  # connected, says nothing
+    await _run(stack, [_intent("sell", "eod", held)])
+    await stack.advance(120)  # the sell fills at the broker; the socket does not say so
+    assert stack.broker_position("AMC") == 0
+    assert stack.ledger.position_qty("bear_trap", "AMC") == held  # not heard of it
+    assert await stack.recovery.poll_open_orders("main") == 1
+    assert stack.ledger.position_qty("bear_trap", "AMC") == 0
+    [fill] = [f for f in stack.ledger.fills("bear_trap") if f["side"] == "sell"]
+    assert fill["source"] == "poll" and int(fill["qty"]) == held

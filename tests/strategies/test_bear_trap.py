@@ -11,7 +11,15 @@ import pytest
 
 from strategies.bear_trap import BearTrap, BearTrapParams
 from strategies.bear_trap_plan import exit_split
-from strategies.model import Bar, Intent, OrderUpdate, RiskBased, Step
+from strategies.model import (
+    Bar,
+    HoldingView,
+    Intent,
+    OpenOrderView,
+    OrderUpdate,
+    RiskBased,
+    Step,
+)
 from strategies.session import Session
 
 SESSION = Session(
@@ -658,3 +666,60 @@ def test_an_entry_when_the_volume_mean_is_zero_says_so() -> None:
     step = bt.on_bar(trap(v=0.0), session=SESSION)
     [intent] = step.intents
     assert "volume n/a (mean 0)" in intent.reason
+
+
+# -- the restart sync --------------------------------------------------------------------------
+
+
+def _view(position: int, *orders: OpenOrderView) -> dict[str, HoldingView]:
+    return {"AMC": HoldingView(symbol="AMC", position=position, open_orders=orders)}
+
+
+def test_sync_an_entry_filled_while_down_gets_its_stop() -> None:
+    bt = BearTrap(BearTrapParams())
+    feed(bt, setup())
+    signal = bt.on_bar(trap(), session=SESSION).intents[0].signal_time
+    # the entry filled while the daemon was down: the ledger has 100 shares, no stop
+    step = bt.sync(_view(100), signal + timedelta(minutes=2))
+    assert shape(step.intents) == [stop_place(100)]
+    plan = bt.plan("AMC")
+    assert plan is not None and plan.position == 100 and not plan.entry_pending
+
+
+def test_sync_a_stop_that_fired_while_down_leaves_the_strategy_flat() -> None:
+    bt, _, filled_at = entered()
+    step = bt.sync({}, filled_at + timedelta(minutes=5))  # nothing held, nothing open
+    assert step.intents == ()
+    assert bt.plan("AMC") is None and bt.position("AMC") == 0
+
+
+def test_sync_keeps_the_resting_stop_it_finds() -> None:
+    bt, signal, filled_at = entered()
+    stop = OpenOrderView(
+        leg="protective_stop", signal_time=signal, side="sell", remaining=100, stop_price=7.68
+    )
+    assert bt.sync(_view(100, stop), filled_at).intents == ()
+    plan = bt.plan("AMC")
+    assert plan is not None and plan.stop_order == {
+        "signal_time": signal.isoformat(),
+        "qty": 100,
+        "price": 7.68,
+    }
+
+
+def test_sync_cancels_a_stop_that_protects_nothing() -> None:
+    bt, signal, filled_at = entered()
+    stop = OpenOrderView(
+        leg="protective_stop", signal_time=signal, side="sell", remaining=100, stop_price=7.68
+    )
+    step = bt.sync(_view(0, stop), filled_at)
+    assert shape(step.intents) == [("cancel_stop", "protective_stop", None, None)]
+
+
+def test_sync_a_position_without_a_plan_is_exited_by_the_time_stop() -> None:
+    bt = BearTrap(BearTrapParams())
+    feed(bt, setup())
+    now = SESSION.open + timedelta(minutes=30)
+    assert bt.sync(_view(50), now).intents == ()  # no stop level known: none placed
+    later = bt.on_clock(now + timedelta(minutes=31), SESSION)
+    assert shape(later.intents) == [("sell", "time_stop", 50, None)]

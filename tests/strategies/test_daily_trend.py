@@ -179,3 +179,21 @@ def test_signals_are_identical_with_wilder_off_the_same_code_path(bars_dir: Path
             d.signal_time for d in replay.run_symbol("SPY", iter_bars(path, "SPY", "1Day"))
         ]
     assert runs["ema"] and runs["wilder"] and runs["ema"] != runs["wilder"]
+
+
+def test_sync_takes_the_ledgers_position_and_clears_a_marker_whose_order_is_gone() -> None:
+    from strategies.model import HoldingView, OpenOrderView
+
+    dt = DailyTrend(params("daily_trend"))
+    t = datetime(2024, 11, 26, 5, tzinfo=UTC)
+    dt._symbols["SPY"].pending = {
+        "leg": "entry",
+        "side": "buy",
+        "signal_time": t.isoformat(),
+        "qty": 16,
+    }
+    still_open = OpenOrderView(leg="entry", signal_time=t, side="buy", remaining=16)
+    dt.sync({"SPY": HoldingView(symbol="SPY", position=0, open_orders=(still_open,))}, t)
+    assert dt.pending("SPY") is not None  # its order (or unsent intent) still exists
+    assert dt.sync({"SPY": HoldingView(symbol="SPY", position=16)}, t).intents == ()
+    assert dt.pending("SPY") is None and dt.position("SPY") == 16

@@ -474,7 +474,9 @@ class Daemon:
                 for account in self.brokers:
                     try:
                         positions = await self.brokers[account].positions()
-                    except BrokerRetryable as exc:
+                    except BrokerFatal:
+                        raise  # the task's end says it: entries stop, exit code 3
+                    except BrokerError as exc:
                         log.warning("positions of %s unreadable: %s", account, exc)
                         continue
                     prices.update(

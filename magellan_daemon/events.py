@@ -128,10 +128,19 @@ class EventSink:
         if applied.status_changed and applied.fill is None:
             log.info(order_line(order.status, order, order.qty, order.stop_price), extra=extra)
         kind = _ENDED_UNFILLED.get(order.status)
+        if kind and self._resent(order):
+            kind = None  # never received, and queued to be sent again: nothing ended
         if applied.status_changed and kind and order.filled_qty < order.qty:
             self._notify(order.strategy, _update(order, kind, event.ts_event))
         self._watch.notify(order.client_order_id, event.event)
         return applied
+
+    def _resent(self, order: OrderRow) -> bool:
+        return (
+            order.status == "not_found"
+            and order.intent_id is not None
+            and self._ledger.intent_status(order.intent_id) == "pending"
+        )
 
     def _count(self, applied: Applied) -> None:
         order = applied.order

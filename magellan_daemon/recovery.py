@@ -32,7 +32,7 @@ from tenacity import (
     wait_exponential_jitter,
 )
 
-from magellan_daemon.broker.errors import BrokerNotFound, BrokerRetryable
+from magellan_daemon.broker.errors import BrokerError, BrokerFatal, BrokerNotFound, BrokerRetryable
 from magellan_daemon.clock import Clock, pause
 from magellan_daemon.domain import BrokerPosition, ClientOrderId
 from magellan_daemon.events import EventSink
@@ -288,5 +288,7 @@ class Recovery:
             for account in self._accounts:
                 try:
                     await step(account)
-                except BrokerRetryable as exc:
+                except BrokerFatal:
+                    raise  # ends the task: the daemon stops entries and exits with code 3
+                except BrokerError as exc:
                     log.warning("%s of %s failed: %s", what, account, exc)

@@ -22,8 +22,15 @@ Decisions this module makes where the spec is silent (each has a table test):
   high passes both TP levels takes TP1, and TP2 waits for a later bar that reaches the
   session high again (TP2 is only armed once TP1 has been done).
 - While an exit order is outstanding no other exit is sent (the touched-stop record still
-  is). A rejected or canceled partial exit restores the protective stop to the shares held;
-  a rejected final exit places a new stop and the final exit is retried on the next bar.
+  is). An exit that did not happen (not sent, rejected, canceled) restores the protective
+  stop to the shares held; if nothing of a TP1/TP2 was sold, that target is tried again on a
+  later bar (TP2's raised stop goes back); a final exit is decided again by the next bar or
+  clock tick.
+- What rests at the broker is a fact the router reports after each stop intent (a refused
+  replace: the old stop; an unconfirmed cancel: the stop still rests). A position without a
+  resting stop (its placement refused, the stop canceled outside our requests) gets one
+  placed again on the next bar or clock tick (``bear_trap_orders``).
+- After a restart the ledger's positions and open orders win over the snapshot (``sync``).
 - The entry's pending marker is cleared by its first fill (the strategy cannot know the size
   the router chose); later fills of the same entry order still add to the position and
   resize the stop. Time stop: 30 minutes after the first entry fill.
@@ -43,7 +50,8 @@ from zoneinfo import ZoneInfo
 
 from pydantic import Field, model_validator
 
-from strategies.bear_trap_plan import STOP_LEGS, TradePlan, exit_split, same_stop_price
+from strategies.bear_trap_orders import PlanOrders
+from strategies.bear_trap_plan import TradePlan, exit_split
 from strategies.indicators import ATR, SessionTracker, VolumeMean
 from strategies.model import (
     Bar,
@@ -227,6 +235,7 @@ class BearTrap:
         self._eod = timedelta(minutes=params.eod_minutes_before_close)
         self._time_stop = timedelta(minutes=params.time_stop_minutes)
         self._symbols: dict[str, SymbolState] = {}
+        self._orders = PlanOrders(self.name, params.tp1_target_fraction)
         if state is not None:
             self._restore(state)
 
@@ -281,7 +290,7 @@ class BearTrap:
             else:
                 if plan.stop_order is None and plan.stop_requests == 0:
                     reason = f"no resting stop: placing it for {plan.position} shares (no bar)"
-                    steps.append(Step(intents=tuple(self._protect(plan, symbol, reason))))
+                    steps.append(Step(intents=tuple(self._orders.protect(plan, symbol, reason))))
                 continue
             marker = Bar(
                 symbol=symbol,
@@ -308,15 +317,15 @@ class BearTrap:
                 log.error("%s %s: fill with no trade plan: %r", self.name, update.symbol, update)
             return Step()
         if update.kind == "stop":
-            intents = self._on_stop_report(plan, update)
+            intents = self._orders.on_stop_report(plan, update)
         elif update.kind == "fill":
             intents = (
-                self._on_entry_fill(plan, update)
+                self._orders.on_entry_fill(plan, update)
                 if update.side == "buy"
-                else self._on_exit_fill(plan, update)
+                else self._orders.on_exit_fill(plan, update)
             )
         else:
-            intents = self._on_terminal(plan, update)
+            intents = self._orders.on_terminal(plan, update)
         self._drop_if_done(st)
         return Step(intents=tuple(intents))
 
@@ -339,7 +348,7 @@ class BearTrap:
                     view.position,
                 )
                 st.plan = TradePlan.orphan(view.position, now, view.resting_stop())
-            intents += self._sync_plan(st.plan, view, now)
+            intents += self._orders.sync_plan(st.plan, view, now)
             self._drop_if_done(st)
         return Step(intents=tuple(intents))
 
@@ -520,7 +529,7 @@ class BearTrap:
             return taken
         if plan.stop_order is None and plan.stop_requests == 0:
             reason = f"no resting stop: placing it for {plan.position} shares"
-            intents = self._protect(plan, bar.symbol, reason)
+            intents = self._orders.protect(plan, bar.symbol, reason)
             return Step(
                 intents=tuple(intents), evaluations=(self._eval(bar, "hold", reason, values),)
             )
@@ -560,7 +569,9 @@ class BearTrap:
         intents: list[Intent] = []
         left = plan.position - qty
         if plan.stop_order is not None:
-            intents.append(self._stop_intent(plan, bar, "replace_stop", left, stop_price, reason))
+            intents.append(
+                self._orders.stop_intent(plan, bar.symbol, "replace_stop", reason, left, stop_price)
+            )
         if qty > 0:
             intents.append(self._sell(plan, bar, leg, qty, reason))
         decision: Decision = "exit" if qty > 0 else "hold"
@@ -575,7 +586,7 @@ class BearTrap:
     ) -> Step:
         intents: list[Intent] = []
         if plan.stop_order is not None:
-            intents.append(self._stop_intent(plan, bar, "cancel_stop", None, None, reason))
+            intents.append(self._orders.stop_intent(plan, bar.symbol, "cancel_stop", reason))
             plan.stop_order = None
         plan.stop_touched = False
         intents.append(self._sell(plan, bar, leg, plan.position, reason))
@@ -592,210 +603,6 @@ class BearTrap:
             reason=reason,
             qty=qty,
         )
-
-    def _stop_intent(
-        self,
-        plan: TradePlan,
-        bar: Bar,
-        action: str,
-        qty: int | None,
-        stop_price: float | None,
-        reason: str,
-    ) -> Intent:
-        order = plan.stop_order
-        assert order is not None
-        if qty is not None and stop_price is not None:
-            order["qty"], order["price"] = qty, stop_price
-        plan.stop_requests += 1
-        return Intent(
-            strategy=self.name,
-            symbol=bar.symbol,
-            action=action,  # type: ignore[arg-type]
-            leg="protective_stop",
-            signal_time=datetime.fromisoformat(order["signal_time"]),
-            reason=reason,
-            qty=qty,
-            stop_price=stop_price,
-        )
-
-    # -- order updates --------------------------------------------------------------------
-
-    def _on_entry_fill(self, plan: TradePlan, update: OrderUpdate) -> list[Intent]:
-        if update.leg != "entry" or update.signal_time != plan.signal_time or update.qty <= 0:
-            log.error("%s %s: unexpected buy update %r", self.name, update.symbol, update)
-            return []
-        plan.add_entry_fill(update.qty, update.price, update.time, self.params.tp1_target_fraction)
-        reason = f"protective stop for {plan.position} shares"
-        if plan.stop_order is None:
-            plan.stop_order = {
-                "signal_time": plan.signal_time.isoformat(),
-                "qty": plan.position,
-                "price": plan.stop,
-            }
-            action = "place_stop"
-        else:
-            plan.stop_order["qty"] = plan.position
-            action = "replace_stop"
-        return [self._stop_update_intent(plan, update, action, reason)]
-
-    def _stop_update_intent(
-        self, plan: TradePlan, update: OrderUpdate, action: str, reason: str
-    ) -> Intent:
-        order = plan.stop_order
-        assert order is not None
-        plan.stop_requests += 1
-        return Intent(
-            strategy=self.name,
-            symbol=update.symbol,
-            action=action,  # type: ignore[arg-type]
-            leg="protective_stop",
-            signal_time=datetime.fromisoformat(order["signal_time"]),
-            reason=reason,
-            qty=None if action == "cancel_stop" else order["qty"],
-            stop_price=None if action == "cancel_stop" else order["price"],
-        )
-
-    def _on_exit_fill(self, plan: TradePlan, update: OrderUpdate) -> list[Intent]:
-        if update.qty > plan.position:
-            log.error(
-                "%s %s: sell fill of %d exceeds the %d held; booking flat",
-                self.name,
-                update.symbol,
-                update.qty,
-                plan.position,
-            )
-        plan.position = max(0, plan.position - update.qty)
-        pending = plan.exit_pending
-        order = plan.stop_order
-        # A pending market sell is matched first: its (leg, signal_time) is the more specific.
-        if pending is not None and _matches(pending, update):
-            pending["filled"] += update.qty
-            if pending["filled"] >= pending["qty"]:
-                plan.exit_pending = None
-        elif order is not None and _is_stop_order(order, update):
-            order["qty"] = max(0, order["qty"] - update.qty)
-            if order["qty"] == 0:
-                plan.stop_order = None
-        if plan.position == 0:
-            plan.exit_pending = None
-            plan.stop_order = None
-            plan.stop_touched = False
-        return []
-
-    def _on_terminal(self, plan: TradePlan, update: OrderUpdate) -> list[Intent]:
-        if update.leg == "entry":
-            if update.signal_time == plan.signal_time:
-                plan.entry_pending = False
-            return []
-        order = plan.stop_order
-        if update.leg in STOP_LEGS:
-            # A stop order ended unfilled. While stop intents are out, their report tells what
-            # rests; otherwise it went away outside our requests: placed again next bar.
-            if plan.stop_requests == 0 and order is not None and _is_stop_order(order, update):
-                plan.stop_order = None
-            return []
-        pending = plan.exit_pending
-        if pending is None or not _matches(pending, update):
-            return []
-        plan.exit_pending = None
-        if pending["filled"] == 0:
-            # Nothing of this exit happened: TP1/TP2 are decided again on a later bar (and
-            # TP2's raised stop goes back); the final exits are re-decided by the next bar or
-            # clock tick anyway.
-            if pending["leg"] == "tp1":
-                plan.tp1_done = False
-            elif pending["leg"] == "tp2":
-                plan.tp2_done = False
-                plan.stop = pending.get("stop_before", plan.stop)
-        why = f" ({update.reason})" if update.reason else ""
-        reason = f"{update.leg} {update.kind}{why}: protective stop for {plan.position} shares"
-        return self._protect(plan, update.symbol, reason)
-
-    def _on_stop_report(self, plan: TradePlan, update: OrderUpdate) -> list[Intent]:
-        plan.stop_requests = max(0, plan.stop_requests - 1)
-        if plan.stop_requests > 0:
-            return []  # a later report says what rests in the end
-        plan.set_resting_stop(update.signal_time, update.qty, update.price)
-        if plan.position <= 0 and plan.stop_order is not None and plan.exit_pending is None:
-            # Nothing left to protect: a resting stop would sell shares we do not hold.
-            return [self._stop_update_intent(plan, update, "cancel_stop", "flat: stop not needed")]
-        return []
-
-    def _protect(self, plan: TradePlan, symbol: str, reason: str) -> list[Intent]:
-        """Intents that make the resting stop cover exactly the shares held at ``plan.stop``."""
-        if plan.position <= 0 or plan.exit_pending is not None or plan.stop_requests > 0:
-            return []
-        if plan.stop <= 0:
-            return []  # no stop level known (an orphan position): the time stop exits it
-        order = plan.stop_order
-        if (
-            order is not None
-            and order["qty"] == plan.position
-            and same_stop_price(order["price"], plan.stop)
-        ):
-            return []
-        action = "place_stop" if order is None else "replace_stop"
-        if order is None:
-            signal = plan.signal_time.isoformat()
-            plan.stop_order = order = {"signal_time": signal, "qty": 0, "price": plan.stop}
-        order["qty"], order["price"] = plan.position, plan.stop
-        plan.stop_requests += 1
-        return [
-            Intent(
-                strategy=self.name,
-                symbol=symbol,
-                action=action,  # type: ignore[arg-type]
-                leg="protective_stop",
-                signal_time=datetime.fromisoformat(order["signal_time"]),
-                reason=reason,
-                qty=plan.position,
-                stop_price=plan.stop,
-            )
-        ]
-
-    def _sync_plan(self, plan: TradePlan, view: HoldingView, now: datetime) -> list[Intent]:
-        plan.stop_requests = 0
-        stop = view.resting_stop()
-        if stop is None:
-            plan.stop_order = None
-        else:
-            plan.set_resting_stop(stop.signal_time, stop.remaining, stop.stop_price)
-        if view.position != plan.position:
-            log.warning(
-                "%s %s: the ledger holds %d shares, the snapshot %d: taking the ledger's",
-                self.name,
-                view.symbol,
-                view.position,
-                plan.position,
-            )
-            if view.position > plan.position:
-                plan.entry_qty += view.position - plan.position
-                plan.entry_time = plan.entry_time or now
-            plan.position = view.position
-        sells = [o for o in view.open_orders if o.side == "sell" and o.leg not in STOP_LEGS]
-        plan.entry_pending = any(o.side == "buy" for o in view.open_orders)
-        pending = plan.exit_pending
-        if pending is not None and not any(
-            o.leg == pending["leg"] and o.signal_time.isoformat() == pending["signal_time"]
-            for o in sells
-        ):
-            plan.exit_pending = None  # it ended while we were down: decided again next bar
-        if plan.position <= 0:
-            if plan.stop_order is not None and plan.exit_pending is None:
-                plan.stop_requests += 1
-                order = plan.stop_order
-                return [
-                    Intent(
-                        strategy=self.name,
-                        symbol=view.symbol,
-                        action="cancel_stop",
-                        leg="protective_stop",
-                        signal_time=datetime.fromisoformat(order["signal_time"]),
-                        reason="flat after restart: stop not needed",
-                    )
-                ]
-            return []
-        return self._protect(plan, view.symbol, f"after restart: stop for {plan.position} shares")
 
     def _drop_if_done(self, st: SymbolState) -> None:
         plan = st.plan
@@ -831,11 +638,3 @@ class BearTrap:
         values: dict[str, float | None] | None = None,
     ) -> Step:
         return Step(evaluations=(self._eval(bar, decision, reason, values or {}),))
-
-
-def _matches(pending: dict[str, Any], update: OrderUpdate) -> bool:
-    return pending["leg"] == update.leg and pending["signal_time"] == update.signal_time.isoformat()
-
-
-def _is_stop_order(order: dict[str, Any], update: OrderUpdate) -> bool:
-    return update.leg in STOP_LEGS and order["signal_time"] == update.signal_time.isoformat()

@@ -275,6 +275,11 @@ class Ledger:
             )
         return [_intent_row(r) for r in rows]
 
+    def intent_status(self, intent_id: int) -> str | None:
+        """The status of one intent (None if there is no such intent)."""
+        row = self._conn.execute("SELECT status FROM intents WHERE id = ?", (intent_id,)).fetchone()
+        return None if row is None else row["status"]
+
     def set_intent_status(self, intent_id: int, status: str, reason: str, now: datetime) -> None:
         """Move an intent to sent / blocked / expired / failed, with the reason."""
         self._conn.execute(

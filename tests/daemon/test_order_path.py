@@ -16,12 +16,13 @@ Each test is one defect of issue 12 that the order path must not have:
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
 import pytest
 
+from magellan_daemon.domain import client_order_id
 from magellan_daemon.router import StrategyRouting
 from strategies.model import FixedDollars, Intent
 from strategies.params import RiskLimits
@@ -247,3 +248,60 @@ async def test_a_silent_stream_is_caught_by_the_open_order_poll(stack: Stack) ->
     assert stack.ledger.position_qty("bear_trap", "AMC") == 0
     [fill] = [f for f in stack.ledger.fills("bear_trap") if f["side"] == "sell"]
     assert fill["source"] == "poll" and int(fill["qty"]) == held
+
+
+async def _crashed_before_the_post(stack: Stack, expires: datetime) -> tuple[int, Intent]:
+    """A Daily Trend next-open intent whose order row was written, and then the process
+    died before the POST."""
+    intent = _intent(
+        "buy",
+        "entry",
+        strategy="daily_trend",
+        symbol="SPY",
+        sizing=FixedDollars(dollars=10_000, price=600.0),
+        execute="next_open",
+    )
+    row = stack.ledger.add_intent(intent, now=NOW, not_before=NOW, expires_at=expires)
+    stack.ledger.create_order(
+        client_order_id=client_order_id("daily_trend", "SPY", SIGNAL, "entry"),
+        account="main",
+        strategy="daily_trend",
+        symbol="SPY",
+        side="buy",
+        order_type="market",
+        qty=Decimal(16),
+        stop_price=None,
+        time_in_force="day",
+        leg="entry",
+        signal_time=SIGNAL,
+        intent_id=row.id,
+        replaces=None,
+        now=NOW,
+    )
+    return row.id, intent
+
+
+async def test_a_next_open_order_the_broker_never_got_is_sent_again_through_the_gates(
+    stack: Stack,
+) -> None:
+    intent_id, intent = await _crashed_before_the_post(stack, NOW + timedelta(hours=5))
+    await stack.recovery.resolve_unacked("main")
+    [row] = stack.ledger.intents("pending")
+    assert row.id == intent_id and "sent again" in row.status_reason
+    assert stack.updates == []  # the strategy keeps waiting for it: it will be sent
+    await stack.router.execute([intent], [intent_id])  # what the next pending run does
+    assert [o["client_order_id"] for o in stack.broker_orders()] == [
+        client_order_id("daily_trend", "SPY", SIGNAL, "entry")
+    ]
+    await stack.router.execute([intent], [intent_id])
+    assert len(stack.broker_orders()) == 1  # never twice
+
+
+async def test_a_next_open_order_never_sent_in_its_session_is_not_sent_later(
+    stack: Stack,
+) -> None:
+    await _crashed_before_the_post(stack, NOW - timedelta(minutes=1))  # its session is over
+    await stack.recovery.resolve_unacked("main")
+    assert stack.ledger.intents("pending") == []
+    assert [(u.symbol, u.kind) for u in stack.updates] == [("SPY", "rejected")]
+    assert stack.broker_orders() == []

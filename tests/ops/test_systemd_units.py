@@ -130,7 +130,7 @@ def test_lifecycle_and_restart_settings(unit: str) -> None:
     assert service["Type"] == ["notify"]
     assert service["NotifyAccess"] == ["main"]
     assert service["Restart"] == ["on-failure"]
-    assert service["RestartPreventExitStatus"] == ["2"]  # config errors do not loop
+    assert service["RestartPreventExitStatus"] == ["2 3"]  # config, refused credentials
     assert service["WatchdogSec"] == ["30"]
     # The daemon's drain waits up to 15 s for in-flight orders, then closes streams and the
     # ledger: the stop timeout must leave room for all of it.

@@ -56,6 +56,7 @@ from magellan_daemon.config import MagellanConfig, StrategyConfig, strategy_clas
 from magellan_daemon.control import ControlChannel
 from magellan_daemon.engine import TIMEFRAME_LENGTH, StrategyRunner
 from magellan_daemon.events import EventSink
+from magellan_daemon.holdings import holding_views
 from magellan_daemon.jobs import SessionJobs, warmup_bars
 from magellan_daemon.ledger.store import Ledger
 from magellan_daemon.ledger.tradelog import TradeLogWriter, rebuild_all
@@ -70,7 +71,7 @@ from magellan_daemon.tasks import Supervisor, spawn
 from magellan_daemon.timefmt import NEW_YORK, parse_iso
 from strategies.emergency import ClosedTrade
 from strategies.emergency import evaluate as evaluate_emergency
-from strategies.model import Bar, HoldingView, OpenOrderView, OrderUpdate
+from strategies.model import Bar, OrderUpdate
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -232,7 +233,7 @@ class Daemon:
             await self.recovery.reconcile_with_retry(account)
             self.recovery.reconciled[account].set()
         for runner in self.runners.values():
-            intents = await runner.sync(self._holding_views(runner.name))
+            intents = await runner.sync(holding_views(self.ledger, runner.name))
             if intents:
                 log.warning("strategy %s: %d intents after the restart sync", runner.name, intents)
         for runner in self.runners.values():
@@ -328,42 +329,6 @@ class Daemon:
                     f"{STREAM_CONNECT_SECONDS:g} s"
                 )
             await asyncio.sleep(0.02)
-
-    def _holding_views(self, strategy: str) -> dict[str, HoldingView]:
-        """The ledger's view of a strategy's holdings: positions, open orders, unsent
-        next-open intents."""
-        positions = {p.symbol: int(p.qty) for p in self.ledger.positions(strategy)}
-        orders: dict[str, list[OpenOrderView]] = {}
-        for o in self.ledger.orders(strategy=strategy, open_only=True):
-            orders.setdefault(o.symbol, []).append(
-                OpenOrderView(
-                    leg=o.leg,
-                    signal_time=o.signal_time,
-                    side=o.side,  # type: ignore[arg-type]
-                    remaining=int(o.qty - o.filled_qty),
-                    stop_price=None if o.stop_price is None else float(o.stop_price),
-                )
-            )
-        for row in self.ledger.intents("pending"):
-            intent = row.intent
-            if intent.strategy != strategy or intent.action not in ("buy", "sell"):
-                continue
-            orders.setdefault(intent.symbol, []).append(
-                OpenOrderView(
-                    leg=intent.leg,
-                    signal_time=intent.signal_time,
-                    side=intent.action,
-                    remaining=intent.qty or 0,
-                )
-            )
-        return {
-            symbol: HoldingView(
-                symbol=symbol,
-                position=positions.get(symbol, 0),
-                open_orders=tuple(orders.get(symbol, ())),
-            )
-            for symbol in sorted(set(positions) | set(orders))
-        }
 
     async def _warm(self, runner: StrategyRunner) -> int:
         """History the strategy has not seen, up to the last completed bar, as warm-up. The

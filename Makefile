@@ -24,7 +24,7 @@ fmt: $(STAMP)
 	$(BIN)/ruff check --fix .
 
 test: lint
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q -n 2 --dist loadfile
 
 run-paper: $(STAMP)
 	$(BIN)/magellan run --config configs/magellan.toml

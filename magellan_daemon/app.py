@@ -82,7 +82,6 @@ UNACKED_CHECK_SECONDS = 5.0
 OPEN_ORDER_POLL_SECONDS = 5.0
 STATUS_WRITE_SECONDS = 2.0
 POSITION_EVERY = 5  # status ticks between two reads of the broker's positions
-DATA_SILENCE = timedelta(minutes=3)  # no streamed bar this long in a session: reconnect
 # The minute clock runs after the minute's bars had their chance to arrive.
 MINUTE_CLOCK_OFFSET = timedelta(minutes=1, seconds=5)
 WARMUP_LOOKBACK = {"1Day": timedelta(days=420), "1Hour": timedelta(days=60)}
@@ -413,21 +412,13 @@ class Daemon:
     async def _check_bar_silence(self, now: datetime) -> None:
         feed = self.bar_feed
         session = self.sessions.for_bar_start(now)
-        if feed is None or session is None or not session.open + DATA_SILENCE < now:
+        if feed is None or session is None or not session.open < now <= session.close:
             return
-        if now > session.close:
-            return
-        quiet = feed.quiet_since()
-        if quiet is None:
-            return  # not connected yet
-        last = max(quiet, session.open)
-        if now - last > DATA_SILENCE:
+        if feed.silent(now, session.open):
             for stream in self.bar_streams.values():
-                log.warning(
-                    "%s: no bar for %s in the session: reconnecting", stream.name, now - last
-                )
+                log.warning("%s: no bar in the session for a while: reconnecting", stream.name)
                 await stream.reconnect()
-            feed.connected_at = now  # give the reconnect its own time
+            feed.heard()
 
     async def _status_loop(self) -> None:
         """Every 2 s (wall): the snapshot `magellan status` reads. Every ~10 s: the broker's

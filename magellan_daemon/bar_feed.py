@@ -6,14 +6,21 @@ fetches over REST (in its own task: the stream consumer never waits) every compl
 since the last one the strategy has seen, then hands the strategy both, deduplicated by
 (symbol, bar time) and in time order, and passes streamed bars straight through again.
 
-A backfilled bar that ended more than ``STALE_AFTER`` ago goes in as warm-up (indicators and
-session state, no decision): a signal on a bar minutes old is not a signal any more, and the
-positions held meanwhile were protected by their resting stops and the clock's exits.
+A backfilled bar that ended more than ``STALE_AFTER`` before the connection goes in as
+warm-up (indicators and session state, no decision): a signal on a bar minutes old is not a
+signal any more, and the positions held meanwhile were protected by their resting stops and
+the clock's exits. (Measured from the connection, not from when the REST answer arrives, so
+a slow backfill does not turn fresh bars stale.)
+
+``silent(now)`` says whether the stream has said nothing for ``SILENCE`` of market time and
+``SILENCE_WALL_SECONDS`` of wall time: both, so a fast virtual clock on a loaded machine is
+not taken for a dead socket.
 """
 
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 
@@ -26,6 +33,8 @@ log = logging.getLogger(__name__)
 BAR = timedelta(minutes=1)
 STALE_AFTER = timedelta(minutes=2)
 LOOKBACK = timedelta(days=4)  # no bar seen at all: this much history
+SILENCE = timedelta(minutes=3)
+SILENCE_WALL_SECONDS = 15.0
 
 Fetch = Callable[[datetime, datetime], Awaitable[list[Bar]]]
 
@@ -41,25 +50,37 @@ class BarFeed:
         self._again = False
         self.last_streamed: datetime | None = None  # end of the newest bar the stream sent
         self.connected_at: datetime | None = None
+        self._heard_wall = time.monotonic()  # the last bar or connection, in wall time
         self.backfilled = 0
 
     def on_connected(self) -> None:
         """The stream is (re)connected and subscribed: buffer and backfill (never waits)."""
         self.connected_at = self._clock.now()
+        self._heard_wall = time.monotonic()
         if self._buffer is not None:
             self._again = True  # a backfill runs: it goes round once more
             return
         self._buffer = []
         spawn(self._backfill(), name=f"bar-backfill-{self._runner.name}")
 
-    def quiet_since(self) -> datetime | None:
-        """Since when the stream has sent nothing (its last bar, or its connection)."""
-        marks = [t for t in (self.last_streamed, self.connected_at) if t is not None]
-        return max(marks) if marks else None
+    def silent(self, now: datetime, since: datetime) -> bool:
+        """No bar (nor a connection) since ``since`` or later, for ``SILENCE`` of market time
+        and ``SILENCE_WALL_SECONDS`` of wall time."""
+        marks = [t for t in (self.last_streamed, self.connected_at, since) if t is not None]
+        if self.connected_at is None:
+            return False  # not connected yet: the stream's own reconnects are at work
+        quiet_wall = time.monotonic() - self._heard_wall
+        return now - max(marks) > SILENCE and quiet_wall > SILENCE_WALL_SECONDS
+
+    def heard(self) -> None:
+        """Count a deliberate reconnect as news (it gets its own time to deliver)."""
+        self._heard_wall = time.monotonic()
+        self.connected_at = self._clock.now()
 
     def on_bar(self, bar: Bar) -> None:
         """One streamed bar (never waits)."""
         end = bar.t + BAR
+        self._heard_wall = time.monotonic()
         if self.last_streamed is None or end > self.last_streamed:
             self.last_streamed = end
         if self._buffer is not None:
@@ -85,7 +106,7 @@ class BarFeed:
         merged = {(b.symbol, b.t): b for b in fetched}
         merged.update({(b.symbol, b.t): b for b in buffered})
         ordered = sorted(merged.values(), key=lambda b: (b.t, b.symbol))
-        cutoff = self._clock.now() - STALE_AFTER
+        cutoff = (self.connected_at or self._clock.now()) - STALE_AFTER
         stale = [b for b in ordered if b.t + BAR <= cutoff]
         live = [b for b in ordered if b.t + BAR > cutoff]
         if stale:

@@ -623,10 +623,11 @@ class Ledger:
         return [dict(r) for r in self._conn.execute(sql + " ORDER BY id", args)]
 
     def fills(self, strategy: str | None = None, day: date | None = None) -> list[dict[str, Any]]:
-        """Fills, oldest first, optionally one strategy and one New York date."""
-        sql, args = "SELECT * FROM fills", []
+        """Fills, oldest first, optionally one strategy and one New York date; a fill voided
+        by a trade bust or correction is left out (its replacement is listed)."""
+        sql, args = "SELECT * FROM fills WHERE voided = 0", []
         if strategy is not None:
-            sql += " WHERE strategy = ?"
+            sql += " AND strategy = ?"
             args.append(strategy)
         rows = [dict(r) for r in self._conn.execute(sql + " ORDER BY ts, id", args)]
         if day is not None:

@@ -73,7 +73,7 @@ def _today(live: dict[str, Any], ledger: Ledger, wall_now: datetime) -> tuple[da
 
 
 def _last_fill(ledger: Ledger) -> str | None:
-    return ledger.execute_read("SELECT MAX(ts) AS ts FROM fills")[0]["ts"]
+    return ledger.last_fill_time()
 
 
 def _strategy_names(config: MagellanConfig, ledger: Ledger) -> list[str]:

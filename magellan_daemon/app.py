@@ -37,20 +37,12 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any, TypeVar
 
-from tenacity import (
-    AsyncRetrying,
-    before_sleep_log,
-    retry_if_exception_type,
-    stop_after_attempt,
-    wait_exponential_jitter,
-)
-
 from magellan_daemon import sdnotify
 from magellan_daemon.bar_feed import BarFeed
-from magellan_daemon.broker.errors import BrokerError, BrokerFatal, BrokerRetryable
+from magellan_daemon.broker.errors import BrokerError, BrokerFatal
 from magellan_daemon.broker.rest import AlpacaBroker
 from magellan_daemon.broker.stream import SupervisedStream, bar_stream, trade_updates_stream
-from magellan_daemon.clock import Clock, pause
+from magellan_daemon.clock import Clock
 from magellan_daemon.commands import OperatorCommands
 from magellan_daemon.config import MagellanConfig, StrategyConfig, strategy_class
 from magellan_daemon.control import ControlChannel
@@ -64,6 +56,7 @@ from magellan_daemon.metrics import HEALTHY_LAG_SECONDS, Metrics, MetricsServer
 from magellan_daemon.order_path import OrderPath
 from magellan_daemon.order_watch import OrderWatch
 from magellan_daemon.recovery import Recovery
+from magellan_daemon.retrying import retried
 from magellan_daemon.router import OrderRouter, StrategyRouting
 from magellan_daemon.scheduler import JobScheduler
 from magellan_daemon.sessions import SessionBook, calendar_window
@@ -251,31 +244,23 @@ class Daemon:
         self.ready.set()
         log.info("READY: %s", self.status_line())
 
-    async def _startup_call(self, what: str, call: Callable[[], Awaitable[T]]) -> T:
+    async def _startup_call(self, call: Callable[[], Awaitable[T]]) -> T:
         """A broker call at startup, retried with backoff on retryable errors."""
-        async for attempt in AsyncRetrying(
-            retry=retry_if_exception_type(BrokerRetryable),
-            stop=stop_after_attempt(STARTUP_ATTEMPTS),
-            wait=wait_exponential_jitter(multiplier=0.25, max=4.0),
-            sleep=lambda seconds: pause(self.clock, seconds),
-            before_sleep=before_sleep_log(log, logging.WARNING),
-            reraise=True,
-        ):
-            with attempt:
-                return await call()
-        raise AssertionError(f"unreachable: {what}")
+        return await retried(
+            self.clock, call, attempts=STARTUP_ATTEMPTS, first_wait=0.25, max_wait=4.0
+        )
 
     async def _load_sessions(self) -> None:
         start, end = calendar_window(self.clock.now())
         broker = next(iter(self.brokers.values()))
-        market = await self._startup_call("clock", broker.market_clock)
+        market = await self._startup_call(broker.market_clock)
         log.info(
             "broker clock: market %s, next open %s, next close %s",
             "OPEN" if market.is_open else "closed",
             market.next_open.astimezone(NEW_YORK).strftime("%Y-%m-%d %H:%M ET"),
             market.next_close.astimezone(NEW_YORK).strftime("%Y-%m-%d %H:%M ET"),
         )
-        sessions = await self._startup_call("calendar", lambda: broker.sessions(start, end))
+        sessions = await self._startup_call(lambda: broker.sessions(start, end))
         self.sessions = SessionBook(sessions)
         log.info("calendar: %d sessions %s", len(self.sessions), self.sessions.span())
 
@@ -348,7 +333,6 @@ class Daemon:
             return []
         try:
             found = await self._startup_call(
-                "bars",
                 lambda: broker.bars(runner.symbols, runner.timeframe, start, end),  # type: ignore[arg-type]
             )
         except BrokerError as exc:

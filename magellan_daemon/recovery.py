@@ -24,22 +24,15 @@ import logging
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 
-from tenacity import (
-    AsyncRetrying,
-    before_sleep_log,
-    retry_if_exception_type,
-    stop_after_attempt,
-    wait_exponential_jitter,
-)
-
 from magellan_daemon.broker.errors import BrokerError, BrokerFatal, BrokerNotFound, BrokerRetryable
-from magellan_daemon.clock import Clock, pause
+from magellan_daemon.clock import Clock
 from magellan_daemon.domain import BrokerPosition, ClientOrderId
 from magellan_daemon.events import EventSink
 from magellan_daemon.ledger.order_fsm import OrderStatus
 from magellan_daemon.ledger.store import Ledger, OrderRow
 from magellan_daemon.order_path import OrderPath
 from magellan_daemon.reconcile import BrokerSnapshot, position_diff, reconcile
+from magellan_daemon.retrying import retried
 from magellan_daemon.tasks import spawn
 
 log = logging.getLogger(__name__)
@@ -108,17 +101,13 @@ class Recovery:
 
     async def reconcile_with_retry(self, account: str) -> int:
         """``reconcile`` retried with jittered backoff on retryable broker errors."""
-        async for attempt in AsyncRetrying(
-            retry=retry_if_exception_type(BrokerRetryable),
-            stop=stop_after_attempt(RECONCILE_ATTEMPTS),
-            wait=wait_exponential_jitter(multiplier=0.5, max=8.0),
-            sleep=lambda seconds: pause(self._clock, seconds),
-            before_sleep=before_sleep_log(log, logging.WARNING),
-            reraise=True,
-        ):
-            with attempt:
-                return await self.reconcile(account)
-        raise AssertionError("unreachable")
+        return await retried(
+            self._clock,
+            lambda: self.reconcile(account),
+            attempts=RECONCILE_ATTEMPTS,
+            first_wait=0.5,
+            max_wait=8.0,
+        )
 
     async def reconcile(self, account: str) -> int:
         """Diff ledger and broker for one account; apply the repairs; report the rest.

@@ -449,18 +449,7 @@ class OrderRouter:
                 self._mark(intent_id, "blocked", f"no shares to protect (holds {held})")
                 return
             await self._settle_entry(intent)
-            row = self._new_order(
-                intent,
-                intent_id,
-                routing,
-                cid=self._next_stop_id(intent),
-                side="sell",
-                qty=want,
-                order_type="stop",
-                time_in_force="gtc",
-                stop_price=price,
-            )
-            await self._path.send(row)
+            await self._path.send(self._new_stop(intent, intent_id, routing, want, price, None))
             self._mark(intent_id, "sent", "")
             return
         if want <= 0:
@@ -471,20 +460,32 @@ class OrderRouter:
         if want == int(current.qty - current.filled_qty) and price == current.stop_price:
             self._mark(intent_id, "sent", "stop unchanged")
             return
-        new = self._new_order(
+        new = self._new_stop(intent, intent_id, routing, want, price, current.client_order_id)
+        outcome = await self._path.replace(current, new, qty=want, stop_price=price)
+        self._mark(intent_id, "sent" if outcome == "replaced" else "failed", f"replace {outcome}")
+
+    def _new_stop(
+        self,
+        intent: Intent,
+        intent_id: int | None,
+        routing: StrategyRouting,
+        qty: int,
+        price: Decimal | None,
+        replaces: ClientOrderId | None,
+    ) -> OrderRow:
+        """The row of a new protective stop (GTC), written before its POST or PATCH."""
+        return self._new_order(
             intent,
             intent_id,
             routing,
             cid=self._next_stop_id(intent),
             side="sell",
-            qty=want,
+            qty=qty,
             order_type="stop",
             time_in_force="gtc",
             stop_price=price,
-            replaces=current.client_order_id,
+            replaces=replaces,
         )
-        outcome = await self._path.replace(current, new, qty=want, stop_price=price)
-        self._mark(intent_id, "sent" if outcome == "replaced" else "failed", f"replace {outcome}")
 
     async def _settle_entry(self, intent: Intent) -> None:
         """Wait for the strategy's working entry on the symbol to finish (see

@@ -222,8 +222,7 @@ class Daemon:
             stream.start(self.supervisor.spawn)
         await self._wait_streams_connected()
         for account in self._endpoints:
-            await self.recovery.reconcile_with_retry(account)
-            self.recovery.reconciled[account].set()
+            await self.recovery.settle(account)  # the one the stream's connection scheduled
         for runner in self.runners.values():
             intents = await runner.sync(holding_views(self.ledger, runner.name))
             if intents:
@@ -244,8 +243,8 @@ class Daemon:
         self.ready.set()
         log.info("READY: %s", self.status_line())
 
-    async def _startup_call(self, call: Callable[[], Awaitable[T]]) -> T:
-        """A broker call at startup, retried with backoff on retryable errors."""
+    async def _retried(self, call: Callable[[], Awaitable[T]]) -> T:
+        """A broker call retried with backoff on retryable errors (startup, data reads)."""
         return await retried(
             self.clock, call, attempts=STARTUP_ATTEMPTS, first_wait=0.25, max_wait=4.0
         )
@@ -253,14 +252,14 @@ class Daemon:
     async def _load_sessions(self) -> None:
         start, end = calendar_window(self.clock.now())
         broker = next(iter(self.brokers.values()))
-        market = await self._startup_call(broker.market_clock)
+        market = await self._retried(broker.market_clock)
         log.info(
             "broker clock: market %s, next open %s, next close %s",
             "OPEN" if market.is_open else "closed",
             market.next_open.astimezone(NEW_YORK).strftime("%Y-%m-%d %H:%M ET"),
             market.next_close.astimezone(NEW_YORK).strftime("%Y-%m-%d %H:%M ET"),
         )
-        sessions = await self._startup_call(lambda: broker.sessions(start, end))
+        sessions = await self._retried(lambda: broker.sessions(start, end))
         self.sessions = SessionBook(sessions)
         log.info("calendar: %d sessions %s", len(self.sessions), self.sessions.span())
 
@@ -332,7 +331,7 @@ class Daemon:
         if not runner.symbols or runner.symbols == ["*"]:
             return []
         try:
-            found = await self._startup_call(
+            found = await self._retried(
                 lambda: broker.bars(runner.symbols, runner.timeframe, start, end),  # type: ignore[arg-type]
             )
         except BrokerError as exc:

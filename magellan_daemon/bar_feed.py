@@ -51,7 +51,6 @@ class BarFeed:
         self.last_streamed: datetime | None = None  # end of the newest bar the stream sent
         self.connected_at: datetime | None = None
         self._heard_wall = time.monotonic()  # the last bar or connection, in wall time
-        self.backfilled = 0
 
     def on_connected(self) -> None:
         """The stream is (re)connected and subscribed: buffer and backfill (never waits)."""
@@ -93,8 +92,8 @@ class BarFeed:
             while True:
                 self._again = False
                 now = self._clock.now()
-                seen = [t for t in self._runner.last_bar.values()]
-                start = min(seen) + BAR if seen else now - LOOKBACK
+                seen = list(self._runner.last_bar.values())
+                start = max(min(seen) + BAR, now - LOOKBACK) if seen else now - LOOKBACK
                 fetched = [b for b in await self._fetch(start, now) if b.t + BAR <= now]
                 if not self._again:
                     break
@@ -114,7 +113,6 @@ class BarFeed:
         if live:
             self._runner.post_bars(live)
         missed = len(self._runner.new_bars(fetched))
-        self.backfilled += missed
         log.info(
             "%s: bar stream connected: %d bars backfilled over REST (%d as warm-up), %d "
             "buffered from the stream",

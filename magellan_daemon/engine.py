@@ -124,10 +124,6 @@ class StrategyRunner:
         ``Strategy.sync``); returns how many intents it produced."""
         return await self._call_and_wait("sync", dict(views))
 
-    async def settled(self) -> None:
-        """Wait until everything posted so far was handled."""
-        await self._call_and_wait("noop", None)
-
     async def _call_and_wait(self, kind: str, payload: Any) -> int:
         done: asyncio.Future[int] = asyncio.get_running_loop().create_future()
         self._queue.put_nowait(_Post(kind, payload, done))

@@ -136,11 +136,10 @@ class EventSink:
         return applied
 
     def _resent(self, order: OrderRow) -> bool:
-        return (
-            order.status == "not_found"
-            and order.intent_id is not None
-            and self._ledger.intent_status(order.intent_id) == "pending"
-        )
+        if order.status != "not_found" or order.intent_id is None:
+            return False
+        intent = self._ledger.intent(order.intent_id)
+        return intent is not None and intent.status == "pending"
 
     def _count(self, applied: Applied) -> None:
         order = applied.order

@@ -46,7 +46,7 @@ from magellan_daemon.domain import BrokerEvent, BrokerOrder, ClientOrderId
 from magellan_daemon.events import EventSink, order_line
 from magellan_daemon.ledger.order_fsm import CLOSED, EVENT_FOR_STATUS, OrderStatus
 from magellan_daemon.ledger.store import Ledger, OrderRow
-from magellan_daemon.order_watch import OrderWatch
+from magellan_daemon.order_watch import OrderWatch, Tracker
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -266,15 +266,15 @@ class OrderPath:
             row = self._ledger.order(cid) or row
             if row.status in CLOSED or not row.broker_order_id:
                 return _cancel_outcome(row, CancelOutcome.UNCONFIRMED)
-        mark = self._watch.mark(cid)
         deadline = Deadline(self._clock, self._confirm)
-        for attempt in range(1, CANCEL_ATTEMPTS + 1):
-            sent = await self._request_cancel(row)
-            if isinstance(sent, CancelOutcome):
-                return sent
-            if sent:
-                return await self._await_cancel(row, mark, deadline)
-            await self.backoff(attempt)
+        with self._watch.track(cid) as news:
+            for attempt in range(1, CANCEL_ATTEMPTS + 1):
+                sent = await self._request_cancel(row)
+                if isinstance(sent, CancelOutcome):
+                    return sent
+                if sent:
+                    return await self._await_cancel(row, news, deadline)
+                await self.backoff(attempt)
         return CancelOutcome.UNCONFIRMED
 
     async def _request_cancel(self, row: OrderRow) -> CancelOutcome | bool:
@@ -300,19 +300,21 @@ class OrderPath:
             return _cancel_outcome(now)
         return True if now.status == OrderStatus.PENDING_CANCEL else refused
 
-    async def _await_cancel(self, row: OrderRow, mark: int, deadline: Deadline) -> CancelOutcome:
+    async def _await_cancel(
+        self, row: OrderRow, news: Tracker, deadline: Deadline
+    ) -> CancelOutcome:
         cid = row.client_order_id
         accepted_at = time.monotonic()
         while True:
             row = self._ledger.order(cid) or row
             if row.status in CLOSED:
                 return _cancel_outcome(row)
-            if "order_cancel_rejected" in self._watch.since(cid, mark):
+            if news.saw("order_cancel_rejected"):
                 return CancelOutcome.REFUSED
             if deadline.expired():
                 await self.lookup(row)
                 return _cancel_outcome(self._ledger.order(cid) or row, CancelOutcome.UNCONFIRMED)
-            if await self._watch.wait([cid], min(self._poll, deadline.remaining())):
+            if await news.wait(min(self._poll, deadline.remaining())):
                 continue
             # No word on the stream: ask. Still working and not pending a cancel a while
             # after the DELETE was taken means the refusal's event was lost.
@@ -333,42 +335,42 @@ class OrderPath:
         broker = self._brokers[old.account]
         self.in_flight.add(new_cid)
         try:
-            try:
-                reply = await broker.replace_order(
-                    old.broker_order_id or "",
-                    qty=qty,
-                    stop_price=stop_price,
-                    client_order_id=new_cid,
-                )
-            except BrokerRejected as exc:
-                log.warning("replace of %s refused: %s", old_cid, exc)
-                self.mark(new_cid, "rejected", str(exc))
-                await self.lookup(old)
-                return _replace_outcome(self._ledger.order(old_cid) or old)
-            except BrokerRetryable as exc:
-                log.warning("replace of %s unknown (%s): looking it up", old_cid, exc)
-                self.mark(new_cid, "submit_unknown")
-                found = await self.lookup(new)
-                if found.missing:
-                    self.mark(new_cid, "not_found")
+            with self._watch.track(old_cid, new_cid) as news:
+                try:
+                    reply = await broker.replace_order(
+                        old.broker_order_id or "",
+                        qty=qty,
+                        stop_price=stop_price,
+                        client_order_id=new_cid,
+                    )
+                except BrokerRejected as exc:
+                    log.warning("replace of %s refused: %s", old_cid, exc)
+                    self.mark(new_cid, "rejected", str(exc))
                     await self.lookup(old)
                     return _replace_outcome(self._ledger.order(old_cid) or old)
-            else:
-                self.apply_order(reply, "submit")
-            return await self._await_replace(old, new)
+                except BrokerRetryable as exc:
+                    log.warning("replace of %s unknown (%s): looking it up", old_cid, exc)
+                    self.mark(new_cid, "submit_unknown")
+                    found = await self.lookup(new)
+                    if found.missing:
+                        self.mark(new_cid, "not_found")
+                        await self.lookup(old)
+                        return _replace_outcome(self._ledger.order(old_cid) or old)
+                else:
+                    self.apply_order(reply, "submit")
+                return await self._await_replace(old, new, news)
         finally:
             self.in_flight.discard(new_cid)
 
-    async def _await_replace(self, old: OrderRow, new: OrderRow) -> ReplaceOutcome:
+    async def _await_replace(self, old: OrderRow, new: OrderRow, news: Tracker) -> ReplaceOutcome:
         old_cid, new_cid = old.client_order_id, new.client_order_id
-        mark = self._watch.mark(old_cid)
         deadline = Deadline(self._clock, self._confirm)
         while True:
             before = self._ledger.order(old_cid) or old
             after = self._ledger.order(new_cid) or new
             if before.status == OrderStatus.FILLED:
                 return ReplaceOutcome.FILLED
-            refused = "order_replace_rejected" in self._watch.since(old_cid, mark)
+            refused = news.saw("order_replace_rejected")
             if after.status in (OrderStatus.REJECTED, OrderStatus.NOT_FOUND) or refused:
                 return ReplaceOutcome.REFUSED
             if before.status == OrderStatus.REPLACED and after.status not in (
@@ -386,7 +388,7 @@ class OrderPath:
                     return ReplaceOutcome.REPLACED
                 return ReplaceOutcome.UNCONFIRMED
             remaining = min(self._poll, deadline.remaining())
-            if not await self._watch.wait([old_cid, new_cid], remaining):
+            if not await news.wait(remaining):
                 await self.lookup(before)
                 await self.lookup(after)
 

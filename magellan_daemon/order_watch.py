@@ -1,66 +1,67 @@
 """Waiting for the broker's word on an order without ever blocking the one who brings it.
 
 The event sink calls ``notify`` (synchronously, never awaiting) after it applied an event to
-the ledger; the router's lanes ``wait`` for the next news on the orders they care about
-(a cancel's ``canceled``, a replace's ``replaced``). The stream consumer therefore never
-waits on a lane, and a lane never holds anything the consumer needs.
+the ledger; the router's lanes ``track`` the orders they care about (a cancel's ``canceled``,
+a replace's ``replaced``) for the length of one request: from before the HTTP call, so news
+that races the call is not missed, to its outcome. The stream consumer therefore never
+waits on a lane, and nothing is remembered about an order nobody tracks.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections import deque
+from collections.abc import Iterator
+from contextlib import contextmanager
 
-HISTORY = 32  # events remembered per order: enough to see a refusal that raced a wait
+
+class Tracker:
+    """The events applied to some orders since tracking began."""
+
+    def __init__(self) -> None:
+        self.events: list[str] = []
+        self._news = asyncio.Event()
+
+    def saw(self, event: str) -> bool:
+        """Whether ``event`` was applied to a tracked order since tracking began."""
+        return event in self.events
+
+    def _add(self, event: str) -> None:
+        self.events.append(event)
+        self._news.set()
+
+    async def wait(self, timeout: float) -> bool:
+        """Wait up to ``timeout`` wall seconds for news not yet waited for; True if some."""
+        try:
+            await asyncio.wait_for(self._news.wait(), timeout)
+        except TimeoutError:
+            return False
+        self._news.clear()
+        return True
 
 
 class OrderWatch:
-    """Per client_order_id: the recent event names, and the waiters to wake."""
+    """Per client_order_id, the trackers to feed."""
 
     def __init__(self) -> None:
-        self._waiters: dict[str, set[asyncio.Event]] = {}
-        self._history: dict[str, deque[str]] = {}
-        self._counts: dict[str, int] = {}
+        self._trackers: dict[str, set[Tracker]] = {}
 
     def notify(self, client_order_id: str, event: str) -> None:
-        """Record ``event`` for the order and wake everyone waiting on it."""
-        self._history.setdefault(client_order_id, deque(maxlen=HISTORY)).append(event)
-        self._counts[client_order_id] = self._counts.get(client_order_id, 0) + 1
-        for waiter in self._waiters.get(client_order_id, ()):
-            waiter.set()
+        """Feed ``event`` to everyone tracking the order."""
+        for tracker in self._trackers.get(client_order_id, ()):
+            tracker._add(event)
 
-    def mark(self, client_order_id: str) -> int:
-        """A position in the order's event sequence, for ``since``."""
-        return self._counts.get(client_order_id, 0)
-
-    def since(self, client_order_id: str, mark: int) -> list[str]:
-        """Event names applied to the order after ``mark`` (the most recent ``HISTORY``)."""
-        count = self._counts.get(client_order_id, 0) - mark
-        if count <= 0:
-            return []
-        history = self._history.get(client_order_id, deque())
-        return list(history)[-count:]
-
-    async def wait(self, client_order_ids: list[str], timeout: float) -> bool:
-        """Wait up to ``timeout`` wall seconds for news on any of the orders; True if some
-        came."""
-        waiter = asyncio.Event()
+    @contextmanager
+    def track(self, *client_order_ids: str) -> Iterator[Tracker]:
+        """A tracker of these orders' events while the block runs."""
+        tracker = Tracker()
         for cid in client_order_ids:
-            self._waiters.setdefault(cid, set()).add(waiter)
+            self._trackers.setdefault(cid, set()).add(tracker)
         try:
-            await asyncio.wait_for(waiter.wait(), timeout)
-            return True
-        except TimeoutError:
-            return False
+            yield tracker
         finally:
             for cid in client_order_ids:
-                waiters = self._waiters.get(cid)
-                if waiters is not None:
-                    waiters.discard(waiter)
-                    if not waiters:
-                        del self._waiters[cid]
-
-    def forget(self, client_order_id: str) -> None:
-        """Drop the history of an order no one will wait on again."""
-        self._history.pop(client_order_id, None)
-        self._counts.pop(client_order_id, None)
+                trackers = self._trackers.get(cid)
+                if trackers is not None:
+                    trackers.discard(tracker)
+                    if not trackers:
+                        del self._trackers[cid]

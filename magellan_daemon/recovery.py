@@ -80,6 +80,17 @@ class Recovery:
             self._reconcile_until_done(account), name=f"reconcile-{account}"
         )
 
+    async def settle(self, account: str) -> None:
+        """Wait for the reconciliation the stream's connection scheduled (schedule one if
+        none is running); raise ``BrokerError`` if it could not be done."""
+        task = self._running.get(account)
+        if task is None or (task.done() and not self.reconciled[account].is_set()):
+            self.schedule(account)
+            task = self._running[account]
+        await asyncio.shield(task)
+        if not self.reconciled[account].is_set():
+            raise BrokerError(f"reconciliation of {account} failed: the broker cannot be read")
+
     async def _reconcile_until_done(self, account: str) -> int:
         applied = 0
         while True:
@@ -111,7 +122,7 @@ class Recovery:
 
     async def reconcile(self, account: str) -> int:
         """Diff ledger and broker for one account; apply the repairs; report the rest.
-        Returns how many events were applied."""
+        Returns how many repairs changed the ledger."""
         now = self._clock.now()
         # The ledger is read BEFORE the broker: a fill the stream applies meanwhile is in the
         # broker's snapshot and counted as missed against this view, and applying it again
@@ -126,11 +137,14 @@ class Recovery:
         net = self._ledger.net_positions(account)
         snapshot = await self._snapshot(account, since - timedelta(minutes=1), open_orders)
         result = reconcile(orders, net, snapshot, now)
+        repaired = 0
         for event in result.events:
             if event.event == "not_found":
                 self._not_found(event.client_order_id)
-            else:
-                self._sink.apply(event)
+                repaired += 1
+                continue
+            applied = self._sink.apply(event)  # the stream may have told us meanwhile
+            repaired += applied.status_changed or applied.fill is not None or applied.restated
         positions = [d for d in result.discrepancies if d.kind.endswith("_position")]
         for discrepancy in result.discrepancies:
             if discrepancy not in positions:
@@ -139,12 +153,12 @@ class Recovery:
         # fill between the two reads of the snapshot is not a discrepancy.
         self._suspects.setdefault(account, set()).update((d.symbol, d.detail) for d in positions)
         log.info(
-            "reconciled %s: %d events applied, %d discrepancies",
+            "reconciled %s: %d repairs applied, %d discrepancies",
             account,
-            len(result.events),
+            repaired,
             len(result.discrepancies) - len(positions),
         )
-        return len(result.events)
+        return repaired
 
     async def _snapshot(
         self, account: str, since: datetime, open_orders: list[OrderRow]
@@ -193,9 +207,7 @@ class Recovery:
         if row is None or row.status not in PRE_BROKER:
             return
         now = self._clock.now()
-        intent = None
-        if row.intent_id is not None:
-            intent = next((i for i in self._ledger.intents() if i.id == row.intent_id), None)
+        intent = None if row.intent_id is None else self._ledger.intent(row.intent_id)
         if (
             intent is not None
             and intent.intent.execute == "next_open"

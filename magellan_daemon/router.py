@@ -584,10 +584,6 @@ class OrderRouter:
             result["sells"].append(entry)
         return result
 
-    def routing_of(self, strategy: str) -> StrategyRouting:
-        """The routing of a strategy."""
-        return self._routing[strategy]
-
 
 def _cents(price: float | None) -> Decimal | None:
     if price is None:

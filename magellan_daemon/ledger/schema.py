@@ -3,7 +3,7 @@ migration an older ledger file needs."""
 
 import sqlite3
 
-SCHEMA = """
+_SCHEMA = """
 -- Magellan ledger. Money and quantities are decimal strings. Times are ISO-8601 UTC.
 -- Columns mirrored from the broker are prefixed broker_.
 PRAGMA journal_mode = WAL;
@@ -83,25 +83,7 @@ CREATE TABLE IF NOT EXISTS order_events (
     detail TEXT NOT NULL DEFAULT ''
 );
 
-CREATE TABLE IF NOT EXISTS fills (
-    id INTEGER PRIMARY KEY,
-    client_order_id TEXT NOT NULL REFERENCES orders (client_order_id),
-    broker_order_id TEXT NOT NULL,
-    broker_execution_id TEXT UNIQUE,
-    account TEXT NOT NULL,
-    strategy TEXT NOT NULL,
-    symbol TEXT NOT NULL,
-    side TEXT NOT NULL,
-    qty TEXT NOT NULL,
-    price TEXT NOT NULL,
-    cum_qty TEXT NOT NULL,
-    ts TEXT NOT NULL,
-    source TEXT NOT NULL,
-    realized TEXT NOT NULL DEFAULT '0',   -- P&L this execution realised
-    voided INTEGER NOT NULL DEFAULT 0,    -- 1: reversed by a trade_bust / trade_correct
-    revision INTEGER NOT NULL DEFAULT 0,  -- bumped by each restatement of the order's fills
-    UNIQUE (broker_order_id, cum_qty, revision)
-);
+{fills}
 
 CREATE TABLE IF NOT EXISTS positions (
     strategy TEXT NOT NULL,
@@ -161,10 +143,9 @@ CREATE TABLE IF NOT EXISTS discrepancies (
 """
 
 
-# Ledgers written before fills kept their realised P&L and restatements: same rows, three
-# more columns and a unique key that includes the revision.
-_FILLS_MIGRATION = """
-CREATE TABLE fills_new (
+# The fills table, in the schema and in the migration that rebuilds an older one.
+_FILLS = """
+CREATE TABLE {name} (
     id INTEGER PRIMARY KEY,
     client_order_id TEXT NOT NULL REFERENCES orders (client_order_id),
     broker_order_id TEXT NOT NULL,
@@ -178,18 +159,24 @@ CREATE TABLE fills_new (
     cum_qty TEXT NOT NULL,
     ts TEXT NOT NULL,
     source TEXT NOT NULL,
-    realized TEXT NOT NULL DEFAULT '0',
-    voided INTEGER NOT NULL DEFAULT 0,
-    revision INTEGER NOT NULL DEFAULT 0,
+    realized TEXT NOT NULL DEFAULT '0',   -- P&L this execution realised
+    voided INTEGER NOT NULL DEFAULT 0,    -- 1: reversed by a trade_bust / trade_correct
+    revision INTEGER NOT NULL DEFAULT 0,  -- bumped by each restatement of the order's fills
     UNIQUE (broker_order_id, cum_qty, revision)
 );
-INSERT INTO fills_new (id, client_order_id, broker_order_id, broker_execution_id, account,
-    strategy, symbol, side, qty, price, cum_qty, ts, source)
-    SELECT id, client_order_id, broker_order_id, broker_execution_id, account, strategy,
-    symbol, side, qty, price, cum_qty, ts, source FROM fills;
-DROP TABLE fills;
-ALTER TABLE fills_new RENAME TO fills;
 """
+_FILLS_COLUMNS = (
+    "id, client_order_id, broker_order_id, broker_execution_id, account, strategy, symbol, "
+    "side, qty, price, cum_qty, ts, source"
+)
+SCHEMA = _SCHEMA.replace("{fills}", _FILLS.replace("{name}", "IF NOT EXISTS fills"))
+# Ledgers written before fills kept their realised P&L and restatements: same rows, three
+# more columns and a unique key that includes the revision.
+_FILLS_MIGRATION = (
+    _FILLS.replace("{name}", "fills_new")
+    + f"INSERT INTO fills_new ({_FILLS_COLUMNS}) SELECT {_FILLS_COLUMNS} FROM fills;\n"
+    + "DROP TABLE fills;\nALTER TABLE fills_new RENAME TO fills;\n"
+)
 
 
 def migrate(conn: sqlite3.Connection) -> bool:

@@ -103,7 +103,6 @@ class Applied:
     verdict: Verdict = "repeat"
     reason: str = ""
     restated: bool = False  # a trade bust / correction rewrote the order's fills
-    position_after: Decimal | None = None
 
     @property
     def status_changed(self) -> bool:
@@ -275,10 +274,10 @@ class Ledger:
             )
         return [_intent_row(r) for r in rows]
 
-    def intent_status(self, intent_id: int) -> str | None:
-        """The status of one intent (None if there is no such intent)."""
-        row = self._conn.execute("SELECT status FROM intents WHERE id = ?", (intent_id,)).fetchone()
-        return None if row is None else row["status"]
+    def intent(self, intent_id: int) -> IntentRow | None:
+        """One intent by id (None if there is no such intent)."""
+        row = self._conn.execute("SELECT * FROM intents WHERE id = ?", (intent_id,)).fetchone()
+        return None if row is None else _intent_row(row)
 
     def set_intent_status(self, intent_id: int, status: str, reason: str, now: datetime) -> None:
         """Move an intent to sent / blocked / expired / failed, with the reason."""
@@ -519,7 +518,6 @@ class Ledger:
             verdict=move.verdict,
             reason=move.reason,
             restated=restated,
-            position_after=self.position_qty(order.strategy, order.symbol),
         )
 
     @staticmethod

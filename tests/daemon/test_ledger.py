@@ -164,7 +164,7 @@ def test_a_sell_beyond_the_position_is_booked_short_not_zero(ledger: Ledger) -> 
     ledger.apply_event(_event("b", "fill", 10, "100"))
     _order(ledger, "s", "hourly_swing", "sell", 15)
     applied = ledger.apply_event(_event("s", "fill", 15, "101"))
-    assert applied.position_after == -5
+    assert applied.fill is not None and applied.fill.position_after == -5
     assert ledger.position_qty("hourly_swing", "TSLA") == -5
     assert ledger.net_positions("main") == {"TSLA": Decimal(-5)}
 

@@ -37,7 +37,7 @@ from magellan_daemon.tasks import spawn
 
 log = logging.getLogger(__name__)
 RECONCILE_LOOKBACK = timedelta(days=7)
-RECONCILE_ATTEMPTS = 6
+RECONCILE_ATTEMPTS = 4  # whole reconciliations; each read inside is retried as well
 PRE_BROKER = frozenset({OrderStatus.PENDING_SUBMIT, OrderStatus.UNKNOWN})
 
 
@@ -163,20 +163,22 @@ class Recovery:
     async def _snapshot(
         self, account: str, since: datetime, open_orders: list[OrderRow]
     ) -> BrokerSnapshot:
-        broker = self._path.broker(account)
-        orders = await broker.orders_since(since)
+        # Each read is retried on its own: one 503 must not throw the whole snapshot away.
+        read = self._path.read
+        orders = await read(account, lambda b: b.orders_since(since))
         by_cid = {o.client_order_id: o for o in orders}
         not_found: set[ClientOrderId] = set()
         for row in open_orders:
-            if row.client_order_id in by_cid or row.client_order_id in self._path.in_flight:
+            cid = row.client_order_id
+            if cid in by_cid or cid in self._path.in_flight:
                 continue
             try:
-                found = await broker.order_by_client_id(row.client_order_id)
+                found = await read(account, lambda b, cid=cid: b.order_by_client_id(cid))
                 by_cid[found.client_order_id] = found
             except BrokerNotFound:
-                not_found.add(row.client_order_id)
-        fills = await broker.fill_activities(since)
-        positions = await broker.positions()
+                not_found.add(cid)
+        fills = await read(account, lambda b: b.fill_activities(since))
+        positions = await read(account, lambda b: b.positions())
         return BrokerSnapshot(
             account=account,
             orders=by_cid,

@@ -44,7 +44,7 @@ from magellan_daemon.broker.rest import AlpacaBroker
 from magellan_daemon.broker.stream import SupervisedStream, bar_stream, trade_updates_stream
 from magellan_daemon.clock import Clock
 from magellan_daemon.commands import OperatorCommands
-from magellan_daemon.config import MagellanConfig, StrategyConfig, strategy_class
+from magellan_daemon.config import MagellanConfig, StrategyConfig
 from magellan_daemon.control import ControlChannel
 from magellan_daemon.engine import TIMEFRAME_LENGTH, StrategyRunner
 from magellan_daemon.events import EventSink
@@ -65,6 +65,7 @@ from magellan_daemon.timefmt import NEW_YORK, parse_iso
 from strategies.emergency import ClosedTrade
 from strategies.emergency import evaluate as evaluate_emergency
 from strategies.model import Bar, OrderUpdate
+from strategies.registry import descriptor
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -119,12 +120,13 @@ class Daemon:
         self.brokers: dict[str, AlpacaBroker] = {}
         self.trade_streams: dict[str, SupervisedStream] = {}
         self.bar_streams: dict[str, SupervisedStream] = {}
-        self.bar_feed: BarFeed | None = None
+        self.bar_feeds: dict[str, BarFeed] = {}  # by account, as the bar streams
         self.scheduler = JobScheduler(clock)
         self.jobs = SessionJobs(
             scheduler=self.scheduler,
             clock=clock,
             runners=self.runners,
+            specs={name: strategy.spec for name, strategy in config.strategies.items()},
             sessions=lambda: self.sessions,
             fetch=self._fetch,
             after_close=self._after_close,
@@ -159,12 +161,12 @@ class Daemon:
         )
         routing = {}
         for name, strategy in self._enabled().items():
-            params: Any = strategy.params
+            spec = strategy.spec
             routing[name] = StrategyRouting(
                 account=strategy.account,
-                limits=params.risk,
-                max_spread_pct=getattr(params, "max_spread_pct", None),
-                min_liquidity_shares=getattr(params, "min_liquidity_shares", None),
+                limits=spec.risk,
+                max_spread_pct=spec.routing.max_spread_pct,
+                min_liquidity_shares=spec.routing.min_liquidity_shares,
             )
         self.router = OrderRouter(
             ledger=self.ledger,
@@ -264,19 +266,18 @@ class Daemon:
         log.info("calendar: %d sessions %s", len(self.sessions), self.sessions.span())
 
     def _restore_strategy(self, name: str, config: StrategyConfig) -> None:
-        cls = strategy_class(name)
-        params: Any = config.params
+        build, params = descriptor(name).build, config.params
         runner = StrategyRunner(
             name=name,
-            strategy=cls(params),
-            symbols=_symbols_of(name, params),
+            strategy=build(params, None),
+            symbols=config.spec.symbols,
             ledger=self.ledger,
             router=self.router,
             clock=self.clock,
             sessions=lambda: self.sessions,
-            execution_delay=timedelta(seconds=getattr(params, "execution_delay_seconds", 0)),
+            execution_delay=config.spec.execution_delay,
         )
-        restored = runner.restore(lambda state: cls(params, state=state))
+        restored = runner.restore(lambda state: build(params, state))
         self.runners[name] = runner
         self.supervisor.spawn(runner.run(), name=f"strategy-{name}")
         log.info("strategy %s: %s", name, "restored from the ledger" if restored else "fresh")
@@ -328,7 +329,7 @@ class Daemon:
         """The runner's bars from ``start`` to ``end`` (retried); at startup a failure is
         raised, later it is logged and the job goes without."""
         broker = self.brokers[self.config.strategies[runner.name].account]
-        if not runner.symbols or runner.symbols == ["*"]:
+        if not runner.symbols or self.config.strategies[runner.name].spec.whole_market:
             return []
         try:
             found = await self._retried(
@@ -341,18 +342,26 @@ class Daemon:
             return []
         return [b for rows in found.values() for b in rows]
 
+    def _minute_runners(self) -> dict[str, StrategyRunner]:
+        """The runners fed by the minute-bar stream, by account (one per account: config)."""
+        return {
+            self.config.strategies[name].account: runner
+            for name, runner in self.runners.items()
+            if self.config.strategies[name].spec.drive == "minute_stream"
+        }
+
     def _start_bar_streams(self) -> None:
-        runner = self.runners.get("bear_trap")
-        if runner is None:
-            return
-        account = self.config.strategies["bear_trap"].account
+        for account, runner in self._minute_runners().items():
+            self._start_bar_stream(account, runner)
+
+    def _start_bar_stream(self, account: str, runner: StrategyRunner) -> None:
         endpoint = self._endpoints[account]
 
         async def fetch(start: datetime, end: datetime) -> list[Bar]:
             return await self._fetch(runner, start, end)
 
         feed = BarFeed(runner, fetch, self.clock)
-        self.bar_feed = feed
+        self.bar_feeds[account] = feed
         stream = bar_stream(
             account=account,
             key=endpoint.key,
@@ -378,11 +387,11 @@ class Daemon:
         )
         critical(self._status_loop(), name="status")
         critical(self.metrics.probe_loop_lag(), name="loop-lag")
-        if "bear_trap" in self.runners:
-            critical(self._minute_clock(self.runners["bear_trap"]), name="minute-clock")
+        for account, runner in self._minute_runners().items():
+            critical(self._minute_clock(account, runner), name=f"minute-clock-{runner.name}")
         self._tasks.append(spawn(self.commands.poll_forever(), name="control"))
 
-    async def _minute_clock(self, runner: StrategyRunner) -> None:
+    async def _minute_clock(self, account: str, runner: StrategyRunner) -> None:
         """A few seconds after each minute: time-driven exits for symbols with no bar, and a
         check that the minute-bar stream still speaks during the session."""
         while True:
@@ -390,17 +399,16 @@ class Daemon:
             await self.clock.sleep_until(now.replace(second=0, microsecond=0) + MINUTE_CLOCK_OFFSET)
             now = self.clock.now()
             runner.post_clock(now)
-            await self._check_bar_silence(now)
+            await self._check_bar_silence(account, now)
 
-    async def _check_bar_silence(self, now: datetime) -> None:
-        feed = self.bar_feed
+    async def _check_bar_silence(self, account: str, now: datetime) -> None:
+        feed, stream = self.bar_feeds.get(account), self.bar_streams.get(account)
         session = self.sessions.for_bar_start(now)
-        if feed is None or session is None or not session.open < now <= session.close:
+        if feed is None or stream is None or session is None:
             return
-        if feed.silent(now, session.open):
-            for stream in self.bar_streams.values():
-                log.warning("%s: no bar in the session for a while: reconnecting", stream.name)
-                await stream.reconnect()
+        if session.open < now <= session.close and feed.silent(now, session.open):
+            log.warning("%s: no bar in the session for a while: reconnecting", stream.name)
+            await stream.reconnect()
             feed.heard()
 
     async def _status_loop(self) -> None:
@@ -515,7 +523,7 @@ class Daemon:
             )
             for t in self.ledger.closed_trades(strategy)
         ]
-        reason = evaluate_emergency(config.params.emergency, trades)  # type: ignore[attr-defined]
+        reason = evaluate_emergency(config.spec.emergency, trades)
         if reason is None:
             return
         self.ledger.halt(strategy, f"emergency stop: {reason}", "emergency", self.clock.now())
@@ -652,9 +660,3 @@ class Daemon:
             self.ledger.save_strategy_state(runner.name, runner.snapshot(), self.clock.now())
         self.control.close()
         self.ledger.close()
-
-
-def _symbols_of(name: str, params: Any) -> list[str]:
-    if name == "bear_trap":
-        return list(params.universe)
-    return list(params.symbols)

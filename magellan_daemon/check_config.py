@@ -9,12 +9,6 @@ from pathlib import Path
 from magellan_daemon.config import MagellanConfig, load_config
 from magellan_daemon.errors import ConfigError
 
-SCHEDULES = {
-    "daily_trend": "signal 16:05 ET (close+5 on early closes), orders at next open + {delay} s",
-    "hourly_swing": "each completed hourly bar 10:00–16:00 ET (bars 10:00..15:00 start)",
-    "bear_trap": "every 1Min bar 09:30–close",
-}
-
 
 def configure(parser: argparse.ArgumentParser) -> None:
     """Add the command's arguments."""
@@ -32,13 +26,10 @@ def describe(config: MagellanConfig) -> list[str]:
         "strategies:",
     ]
     for name, entry in config.strategies.items():
-        params = entry.params
-        symbols = getattr(params, "symbols", None) or getattr(params, "universe", ())
-        delay = getattr(params, "execution_delay_seconds", 0)
         state = "enabled" if entry.enabled else "DISABLED"
         lines.append(f"  {name} [{state}] account={entry.account} ({entry.config_path.name})")
-        lines.append(f"    symbols: {' '.join(symbols)}")
-        lines.append(f"    schedule: {name}: {SCHEDULES[name].format(delay=delay)}")
+        lines.append(f"    symbols: {' '.join(entry.spec.symbols)}")
+        lines.append(f"    schedule: {name}: {entry.spec.schedule}")
     return lines
 
 

@@ -10,25 +10,18 @@ with the API key and secret, never the keys themselves.
 
 from __future__ import annotations
 
-import importlib
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, Field, ValidationError, field_validator
 
 from magellan_daemon.errors import ConfigError
+from strategies.descriptor import StrategySpec
 from strategies.params import FrozenModel
+from strategies.registry import REGISTRY, descriptor
 
-StrategyName = Literal["daily_trend", "hourly_swing", "bear_trap"]
-STRATEGY_NAMES: tuple[str, ...] = ("daily_trend", "hourly_swing", "bear_trap")
-# strategy name -> (module, strategy class, params model)
-STRATEGY_CLASSES: dict[str, tuple[str, str, str]] = {
-    "daily_trend": ("strategies.daily_trend", "DailyTrend", "DailyTrendParams"),
-    "hourly_swing": ("strategies.hourly_swing", "HourlySwing", "HourlySwingParams"),
-    "bear_trap": ("strategies.bear_trap", "BearTrap", "BearTrapParams"),
-}
 ENV_NAME_PATTERN = r"^[A-Z_][A-Z0-9_]*$"
 
 
@@ -70,20 +63,32 @@ class MagellanFile(FrozenModel):
     accounts: dict[str, AccountConfig] = Field(
         min_length=1, description="Alpaca accounts by name (env var names, never keys)."
     )
-    strategies: dict[StrategyName, StrategyEntry] = Field(
-        min_length=1, description="Which strategies run, from which file, on which account."
+    strategies: dict[str, StrategyEntry] = Field(
+        min_length=1,
+        description="Which strategies run (by name: "
+        + ", ".join(REGISTRY)
+        + "), from which file, on which account.",
     )
+
+    @field_validator("strategies")
+    @classmethod
+    def _known_strategies(cls, value: dict[str, StrategyEntry]) -> dict[str, StrategyEntry]:
+        unknown = sorted(set(value) - set(REGISTRY))
+        if unknown:
+            raise ValueError(f"unknown strategy {unknown[0]!r} (known: {', '.join(REGISTRY)})")
+        return value
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class StrategyConfig:
-    """One strategy with its validated parameters."""
+    """One strategy with its validated parameters and the spec resolved from them."""
 
     name: str
     config_path: Path
     account: str
     enabled: bool
     params: BaseModel
+    spec: StrategySpec
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -131,28 +136,10 @@ def validation_error(path: Path, exc: ValidationError) -> ConfigError:
     return ConfigError(path, field, reason)
 
 
-def params_model(name: str, path: Path | None = None) -> type[BaseModel]:
-    """The params model class of strategy ``name``."""
-    module_name, _, model_name = STRATEGY_CLASSES[name]
-    try:
-        module = importlib.import_module(module_name)
-    except ImportError as exc:
-        raise ConfigError(path or module_name, name, f"strategy not available: {exc}") from None
-    model: type[BaseModel] = getattr(module, model_name)
-    return model
-
-
-def strategy_class(name: str) -> type:
-    """The strategy class of strategy ``name``."""
-    module_name, class_name, _ = STRATEGY_CLASSES[name]
-    cls: type = getattr(importlib.import_module(module_name), class_name)
-    return cls
-
-
 def load_strategy_params(name: str, path: Path) -> BaseModel:
     """Read and validate one strategy's TOML file."""
     data = read_toml(path)
-    model = params_model(name, path)
+    model = descriptor(name).params_class
     try:
         return model.model_validate(data)
     except ValidationError as exc:
@@ -177,13 +164,16 @@ def load_config(path: str | Path) -> MagellanConfig:
                 f"unknown account {entry.account!r} (accounts: {known})",
             )
         params_path = (folder / entry.config).resolve()
+        params = load_strategy_params(name, params_path)
         strategies[name] = StrategyConfig(
             name=name,
             config_path=params_path,
             account=entry.account,
             enabled=entry.enabled,
-            params=load_strategy_params(name, params_path),
+            params=params,
+            spec=descriptor(name).resolve(params),
         )
+    _one_minute_stream_per_account(path, strategies)
     return MagellanConfig(
         path=path,
         mode=daemon.mode,
@@ -193,3 +183,20 @@ def load_config(path: str | Path) -> MagellanConfig:
         strategies=strategies,
         metrics_port=daemon.metrics_port,
     )
+
+
+def _one_minute_stream_per_account(path: Path, strategies: dict[str, StrategyConfig]) -> None:
+    """Alpaca allows one market-data websocket per account, so two strategies driven by the
+    minute-bar stream cannot share an account."""
+    seen: dict[str, str] = {}
+    for name, strategy in strategies.items():
+        if not strategy.enabled or strategy.spec.drive != "minute_stream":
+            continue
+        other = seen.setdefault(strategy.account, name)
+        if other != name:
+            raise ConfigError(
+                path,
+                f"strategies.{name}.account",
+                f"{other} already streams minute bars on account {strategy.account!r} "
+                "(one market-data stream per account): give it its own account",
+            )

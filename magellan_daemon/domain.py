@@ -12,12 +12,12 @@ from datetime import datetime
 from decimal import Decimal
 from typing import NewType
 
+from strategies.registry import REGISTRY
+
 ClientOrderId = NewType("ClientOrderId", str)
 BrokerOrderId = NewType("BrokerOrderId", str)
 ExecutionId = NewType("ExecutionId", str)
 StrategyId = NewType("StrategyId", str)
-
-_STRATEGY_CODES = {"daily_trend": "dt", "hourly_swing": "hs", "bear_trap": "bt"}
 
 
 def client_order_id(
@@ -29,7 +29,8 @@ def client_order_id(
     characters (Alpaca's older limit). ``seq`` > 0 distinguishes the successive replacements
     of one protective stop, which share their intent's identity.
     """
-    code = _STRATEGY_CODES.get(strategy, strategy[:4])
+    known = REGISTRY.get(strategy)
+    code = known.order_code if known is not None else strategy[:4]
     stamp = signal_time.strftime("%Y%m%dT%H%M")
     base = f"mg-{code}-{symbol}-{stamp}-{leg}"
     if seq:

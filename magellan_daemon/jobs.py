@@ -23,6 +23,7 @@ from magellan_daemon.engine import StrategyRunner
 from magellan_daemon.scheduler import JobScheduler
 from magellan_daemon.sessions import SessionBook
 from magellan_daemon.timefmt import NEW_YORK
+from strategies.descriptor import Drive, StrategySpec
 from strategies.model import Bar
 from strategies.session import Session
 
@@ -80,6 +81,7 @@ class SessionJobs:
         scheduler: JobScheduler,
         clock: Clock,
         runners: Mapping[str, StrategyRunner],
+        specs: Mapping[str, StrategySpec],
         sessions: Callable[[], SessionBook],
         fetch: Fetch,
         after_close: Callable[[Session], Awaitable[None]],
@@ -87,9 +89,14 @@ class SessionJobs:
         self._scheduler = scheduler
         self._clock = clock
         self._runners = runners
+        self._specs = specs
         self._sessions = sessions
         self._fetch = fetch
         self._on_close = after_close
+
+    def _driven(self, *drives: Drive) -> list[StrategyRunner]:
+        """The running strategies driven in one of these ways (in config order)."""
+        return [r for n, r in self._runners.items() if self._specs[n].drive in drives]
 
     def owed(self) -> Session | None:
         """``owed_signal_session`` now."""
@@ -99,7 +106,7 @@ class SessionJobs:
         """Plan the owed daily signal, the current (or next) session and the one after it."""
         now = self._clock.now()
         owed = self.owed()
-        if owed is not None and "daily_trend" in self._runners:
+        if owed is not None and self._driven("daily_signal"):
             self._plan_signal(owed, now)
         session = self._sessions().current_or_next(now)
         for _ in range(2):
@@ -120,7 +127,7 @@ class SessionJobs:
     def _plan_session(self, session: Session) -> None:
         day = session.date
         now = self._clock.now()
-        pending_runners = [r for n, r in self._runners.items() if n != "bear_trap"]
+        pending_runners = self._at_open()
         if pending_runners:
             delay = max((r.execution_delay for r in pending_runners), default=timedelta(0))
             self._scheduler.at(
@@ -129,7 +136,7 @@ class SessionJobs:
                 max(now, session.open + delay),
                 self._execute_pending,
             )
-        if "hourly_swing" in self._runners:
+        if self._driven("hourly_bars"):
             hour = session.open.astimezone(NEW_YORK).replace(minute=0, second=0, microsecond=0)
             hour += timedelta(hours=1)
             while hour + timedelta(hours=1) <= session.close:
@@ -143,7 +150,7 @@ class SessionJobs:
                         end,
                     )
                 hour = end
-        if "daily_trend" in self._runners and session.close + SIGNAL_DELAY > now:
+        if self._driven("daily_signal") and session.close + SIGNAL_DELAY > now:
             self._plan_signal(session, now)
         self._scheduler.at(
             f"close-{day}",
@@ -155,26 +162,31 @@ class SessionJobs:
 
     async def _execute_pending(self) -> None:
         total_sent = total_expired = 0
-        for name, runner in self._runners.items():
-            if name == "bear_trap":
-                continue
+        for runner in self._at_open():
             sent, expired = await runner.execute_pending()
             total_sent, total_expired = total_sent + sent, total_expired + expired
             if sent or expired:
-                log.info("%s: %d pending intents routed, %d expired", name, sent, expired)
+                log.info("%s: %d pending intents routed, %d expired", runner.name, sent, expired)
         if not (total_sent or total_expired):
             log.info("pending intents: none due")
 
     async def _hourly(self, bar_end: datetime) -> None:
-        runner = self._runners["hourly_swing"]
-        bars = await self._fetch(runner, bar_end - timedelta(hours=6), bar_end)
-        completed = [b for b in bars if b.t + timedelta(hours=1) <= bar_end]
-        fresh = await runner.feed(completed)
-        if not fresh:
-            log.info("hourly evaluation at %s: no new bar", bar_end.astimezone(NEW_YORK))
+        for runner in self._driven("hourly_bars"):
+            bars = await self._fetch(runner, bar_end - timedelta(hours=6), bar_end)
+            completed = [b for b in bars if b.t + timedelta(hours=1) <= bar_end]
+            fresh = await runner.feed(completed)
+            if not fresh:
+                log.info(
+                    "%s: hourly evaluation at %s: no new bar",
+                    runner.name,
+                    bar_end.astimezone(NEW_YORK),
+                )
 
     async def _daily_signal(self, session: Session) -> None:
-        runner = self._runners["daily_trend"]
+        for runner in self._driven("daily_signal"):
+            await self._daily_signal_of(runner, session)
+
+    async def _daily_signal_of(self, runner: StrategyRunner, session: Session) -> None:
         consumed = sorted(
             s for s, t in runner.last_bar.items() if t.astimezone(NEW_YORK).date() >= session.date
         )
@@ -198,6 +210,10 @@ class SessionJobs:
             log.info("daily signal for %s: %d new bars evaluated", session.date, fresh)
         else:
             log.info("daily signal for %s: nothing new (no bar of that session yet)", session.date)
+
+    def _at_open(self) -> list[StrategyRunner]:
+        """The running strategies that may leave intents for the next open."""
+        return [r for n, r in self._runners.items() if self._specs[n].executes_at_open]
 
     async def _after_close(self, session: Session) -> None:
         await self._execute_pending()  # expires what could not be sent

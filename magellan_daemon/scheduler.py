@@ -17,15 +17,14 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.base import BaseTrigger
 
 from magellan_daemon.clock import Clock, VirtualClock
+from magellan_daemon.timefmt import NEW_YORK
 
 log = logging.getLogger(__name__)
-NEW_YORK = ZoneInfo("America/New_York")
 # A frozen virtual clock never reaches a future instant by itself; park such jobs far out
 # and move them when the clock is stepped (the listener reschedules).
 _PARKED = timedelta(days=3650)

@@ -8,11 +8,9 @@ from __future__ import annotations
 import bisect
 from collections.abc import Sequence
 from datetime import date, datetime, timedelta
-from zoneinfo import ZoneInfo
 
+from magellan_daemon.timefmt import NEW_YORK
 from strategies.session import Session
-
-NEW_YORK = ZoneInfo("America/New_York")
 
 
 class SessionBook:

@@ -17,11 +17,11 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
-from magellan_daemon.config import STRATEGY_NAMES, load_config, load_strategy_params, read_toml
-from magellan_daemon.config import strategy_class as load_strategy_class
+from magellan_daemon.config import load_config, load_strategy_params, read_toml
 from magellan_daemon.errors import ConfigError
 from magellan_daemon.signals_replay import Decision, Replay, SessionLookup, write_decisions
 from strategies.bars_csv import BarFileError, iter_bars, symbol_files
+from strategies.registry import REGISTRY, descriptor
 
 DEFAULT_EQUITY = 100_000.0
 DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "configs" / "magellan.toml"
@@ -29,7 +29,7 @@ DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "configs" / "magellan.
 
 def configure(parser: argparse.ArgumentParser) -> None:
     """Add the command's arguments."""
-    parser.add_argument("--strategy", required=True, choices=STRATEGY_NAMES)
+    parser.add_argument("--strategy", required=True, choices=list(REGISTRY))
     parser.add_argument("--bars", required=True, type=Path, help="folder with 1Day/ 1Hour/ 1Min/")
     parser.add_argument("--start", type=date.fromisoformat, help="first New York date (incl.)")
     parser.add_argument("--end", type=date.fromisoformat, help="last New York date (incl.)")
@@ -49,7 +49,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--all-symbols",
         action="store_true",
-        help="bear_trap only: watch every symbol with a bar file, not just the universe",
+        help="watch every symbol with a bar file, not just the configured ones "
+        '(strategies whose universe may be ["*"])',
     )
 
 
@@ -63,14 +64,6 @@ def strategy_params(name: str, config: Path) -> Any:
     return load_strategy_params(name, config)
 
 
-def universe(params: Any) -> set[str] | None:
-    """The configured symbols (None: every symbol)."""
-    symbols = getattr(params, "symbols", None)
-    if symbols is None:
-        symbols = getattr(params, "universe", ())
-    return None if "*" in symbols else set(symbols)
-
-
 def run(args: argparse.Namespace) -> int:
     """Run the replay; print a one-line summary."""
     try:
@@ -78,17 +71,19 @@ def run(args: argparse.Namespace) -> int:
     except ConfigError as err:
         print(f"magellan signals: {err}", file=sys.stderr)
         return 2
+    kind = descriptor(args.strategy)
     if args.all_symbols:
-        if args.strategy != "bear_trap":
-            print("magellan signals: --all-symbols is for bear_trap only", file=sys.stderr)
+        if not kind.accepts_all_symbols:
+            print(f"magellan signals: {args.strategy} cannot watch every symbol", file=sys.stderr)
             return 2
-        params = params.model_copy(update={"universe": ("*",)})
+        params = kind.watching_all_symbols(params)
     if args.start and args.end and args.start > args.end:
         print("magellan signals: --start is after --end", file=sys.stderr)
         return 2
-    strategy = load_strategy_class(args.strategy)(params)
+    strategy = kind.build(params, None)
+    spec = kind.resolve(params)
     files = symbol_files(args.bars, strategy.timeframe)
-    wanted = universe(params)
+    wanted = None if spec.whole_market else set(spec.symbols)
     chosen = {s: p for s, p in files.items() if wanted is None or s in wanted}
     missing = sorted((wanted or set()) - set(files))
     if missing:

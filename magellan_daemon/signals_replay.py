@@ -24,13 +24,12 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import Any, TextIO
-from zoneinfo import ZoneInfo
 
+from magellan_daemon.timefmt import NEW_YORK
 from strategies.model import Bar, Intent, OrderUpdate, Step, Strategy
 from strategies.session import Session
 from strategies.sizing import shares_for
 
-NEW_YORK = ZoneInfo("America/New_York")
 CSV_COLUMNS = ("strategy", "symbol", "signal_time", "action", "price", "reason")
 STOP_ACTIONS = frozenset({"place_stop", "replace_stop", "cancel_stop"})
 

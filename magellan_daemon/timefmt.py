@@ -7,9 +7,10 @@ microseconds and a ``Z``; session logic uses New York dates.
 from __future__ import annotations
 
 from datetime import UTC, date, datetime
-from zoneinfo import ZoneInfo
 
-NEW_YORK = ZoneInfo("America/New_York")
+from strategies.session import NEW_YORK
+
+__all__ = ["NEW_YORK", "iso", "parse_iso", "session_date"]
 
 
 def iso(t: datetime) -> str:

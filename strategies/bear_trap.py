@@ -46,7 +46,6 @@ import math
 from collections.abc import Callable, Iterable, Mapping
 from datetime import date, datetime, timedelta
 from typing import Any, ClassVar
-from zoneinfo import ZoneInfo
 
 from pydantic import Field, model_validator
 
@@ -54,6 +53,7 @@ from strategies.bear_trap_orders import PlanOrders
 from strategies.bear_trap_plan import TradePlan, exit_split
 from strategies.indicators import ATR, SessionTracker, VolumeMean
 from strategies.model import (
+    ALL_SYMBOLS,
     Bar,
     Decision,
     Evaluation,
@@ -64,15 +64,13 @@ from strategies.model import (
     Step,
 )
 from strategies.params import EmergencyStop, FrozenModel, RiskLimits
-from strategies.session import Session
+from strategies.session import NEW_YORK, Session
 
 log = logging.getLogger(__name__)
 
-NEW_YORK = ZoneInfo("America/New_York")
 BAR_LENGTH = timedelta(minutes=1)
 STATE_VERSION = 1
 TERMINAL_NON_FILLS = frozenset({"canceled", "expired", "rejected"})
-ALL_SYMBOLS = "*"
 DEFAULT_UNIVERSE = (
     "ONDS",
     "ACB",

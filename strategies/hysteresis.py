@@ -20,7 +20,6 @@ import math
 from collections.abc import Callable, Iterable, Mapping
 from datetime import date, datetime
 from typing import Any, ClassVar
-from zoneinfo import ZoneInfo
 
 from strategies.indicators import RSI, RsiMethod
 from strategies.model import (
@@ -35,11 +34,10 @@ from strategies.model import (
     Step,
 )
 from strategies.params import HysteresisBands
-from strategies.session import Session
+from strategies.session import NEW_YORK, Session
 
 log = logging.getLogger(__name__)
 
-NEW_YORK = ZoneInfo("America/New_York")
 STATE_VERSION = 1
 TERMINAL_NON_FILLS = frozenset({"canceled", "expired", "rejected"})
 

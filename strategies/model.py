@@ -55,6 +55,7 @@ Execute = Literal["now", "next_open"]
 Decision = Literal["enter", "exit", "hold", "skip"]
 UpdateKind = Literal["fill", "canceled", "expired", "rejected", "stop"]
 Timeframe = Literal["1Min", "1Hour", "1Day"]
+ALL_SYMBOLS = "*"  # a universe of just this watches every symbol the feed sends
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -4,6 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date, datetime
+from zoneinfo import ZoneInfo
+
+# The exchange's time zone: sessions, daily bars and every ET time in logs are read in it.
+NEW_YORK = ZoneInfo("America/New_York")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -94,6 +94,8 @@ BAD_INPUTS = [
      "accounts.main.key_env", "NAME of an environment variable"),
     ("magellan.toml", 'account = "main"', 'account = "other"', "strategies.daily_trend.account",
      "unknown account 'other'"),
+    ("magellan.toml", "[strategies.bear_trap]", "[strategies.bear_trappe]", "strategies",
+     "unknown strategy 'bear_trappe' (known: daily_trend, hourly_swing, bear_trap)"),
 ]  # fmt: skip
 
 

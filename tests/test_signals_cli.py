@@ -106,7 +106,7 @@ def test_whole_minute_folder_under_a_minute(bars_dir: Path, tmp_path: Path, caps
     ("args", "message"),
     [
         (["--start", "2024-02-01", "--end", "2024-01-01"], "--start is after --end"),
-        (["--all-symbols"], "--all-symbols is for bear_trap only"),
+        (["--all-symbols"], "daily_trend cannot watch every symbol"),
     ],
 )
 def test_usage_errors_exit_2(bars_dir: Path, tmp_path: Path, capsys, args, message) -> None:

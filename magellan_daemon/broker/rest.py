@@ -30,7 +30,6 @@ from datetime import UTC, date, datetime
 from datetime import time as dtime
 from decimal import Decimal
 from typing import Any, TypeVar
-from zoneinfo import ZoneInfo
 
 from alpaca.data.enums import DataFeed
 from alpaca.data.historical.stock import StockHistoricalDataClient
@@ -55,11 +54,11 @@ from magellan_daemon.broker.convert import (
 )
 from magellan_daemon.broker.errors import BrokerError, classify
 from magellan_daemon.domain import BrokerFill, BrokerOrder, BrokerPosition
+from magellan_daemon.timefmt import NEW_YORK
 from strategies.model import Bar, Timeframe
 from strategies.session import Session
 
 log = logging.getLogger(__name__)
-NEW_YORK = ZoneInfo("America/New_York")
 T = TypeVar("T")
 _TIMEFRAMES = {"1Min": TimeFrame.Minute, "1Hour": TimeFrame.Hour, "1Day": TimeFrame.Day}
 

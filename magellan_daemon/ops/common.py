@@ -10,12 +10,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
-from zoneinfo import ZoneInfo
 
 from magellan_daemon.config import MagellanConfig, load_config
 from magellan_daemon.errors import ConfigError
+from magellan_daemon.timefmt import NEW_YORK
 
-NEW_YORK = ZoneInfo("America/New_York")
 LEDGER_FILE = "ledger.sqlite"
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
 

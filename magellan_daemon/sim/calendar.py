@@ -11,6 +11,8 @@ from zoneinfo import ZoneInfo
 
 import exchange_calendars
 
+# The simulator imports nothing of the daemon or the strategies but the clock, so it keeps
+# its own name for the exchange's time zone.
 NEW_YORK = ZoneInfo("America/New_York")
 FIRST_DAY = date(2000, 1, 1)
 LAST_DAY = date(2030, 12, 31)

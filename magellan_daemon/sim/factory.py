@@ -9,15 +9,13 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
-from zoneinfo import ZoneInfo
 
 from magellan_daemon.clock import VirtualClock
-from magellan_daemon.sim.calendar import SessionCalendar, new_york_date
+from magellan_daemon.sim.calendar import NEW_YORK, SessionCalendar, new_york_date
 from magellan_daemon.sim.exchange import Exchange
 from magellan_daemon.sim.faults import Faults
 from magellan_daemon.sim.market import MarketData
 
-NEW_YORK = ZoneInfo("America/New_York")
 # 09:25 New York on a session inside the shared data's minute coverage (which ends
 # 2025-01-17): five minutes before the open, so a client connects before the first bar.
 DEFAULT_START = datetime(2025, 1, 16, 9, 25, tzinfo=NEW_YORK).astimezone(UTC)

@@ -1,0 +1,99 @@
+"""The strategy registry: each descriptor agrees with its strategy, resolves from the shipped
+configs, and a new strategy needs nothing but a descriptor (and its configs)."""
+
+from __future__ import annotations
+
+import dataclasses
+import shutil
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from magellan_daemon.check_config import describe
+from magellan_daemon.config import load_config
+from magellan_daemon.domain import client_order_id
+from magellan_daemon.errors import ConfigError
+from strategies.model import ALL_SYMBOLS
+from strategies.registry import BEAR_TRAP, REGISTRY, descriptor
+
+CONFIGS = Path(__file__).resolve().parent.parent / "configs"
+SIGNAL_TIME = datetime(2024, 3, 1, 21, 5, tzinfo=UTC)
+
+
+@pytest.mark.parametrize("name", list(REGISTRY))
+def test_descriptor_agrees_with_its_strategy(name: str) -> None:
+    kind = descriptor(name)
+    config = load_config(CONFIGS / "magellan.toml").strategies[name]
+    strategy = kind.build(config.params, None)  # type: ignore[arg-type]
+    assert strategy.name == kind.name and strategy.timeframe == kind.timeframe
+    restored = kind.build(config.params, strategy.snapshot())  # type: ignore[arg-type]
+    assert restored.snapshot() == strategy.snapshot()
+    assert config.spec.symbols and config.spec.drive == kind.drive
+    assert client_order_id(name, "SPY", SIGNAL_TIME, "entry").startswith(
+        f"mg-{kind.order_code}-SPY-"
+    )
+
+
+def test_shipped_specs() -> None:
+    specs = {n: s.spec for n, s in load_config(CONFIGS / "magellan.toml").strategies.items()}
+    assert specs["daily_trend"].execution_delay == timedelta(seconds=60)
+    assert specs["daily_trend"].executes_at_open and specs["hourly_swing"].executes_at_open
+    assert not specs["bear_trap"].executes_at_open
+    assert specs["bear_trap"].routing.max_spread_pct == 0.02
+    assert specs["hourly_swing"].routing.max_spread_pct is None
+    assert specs["hourly_swing"].symbols == ("TSLA", "NVDA")  # config order
+    assert "orders at next open + 60 s" in specs["daily_trend"].schedule
+
+
+def test_unknown_strategy_is_a_key_error_naming_the_known() -> None:
+    with pytest.raises(KeyError, match="known: daily_trend, hourly_swing, bear_trap"):
+        descriptor("bear_trappe")
+
+
+def test_all_symbols_only_where_the_strategy_accepts_it() -> None:
+    params = load_config(CONFIGS / "magellan.toml").strategies["bear_trap"].params
+    everything = BEAR_TRAP.watching_all_symbols(params)  # type: ignore[arg-type]
+    assert BEAR_TRAP.resolve(everything).whole_market
+    assert BEAR_TRAP.resolve(everything).symbols == (ALL_SYMBOLS,)
+    daily = load_config(CONFIGS / "magellan.toml").strategies["daily_trend"].params
+    with pytest.raises(ValueError, match="cannot watch every symbol"):
+        descriptor("daily_trend").watching_all_symbols(daily)  # type: ignore[arg-type]
+
+
+def with_fourth_strategy(monkeypatch: pytest.MonkeyPatch, configs: Path, account: str) -> None:
+    """Register a fourth strategy (a copy of Bear Trap under a new name) and configure it:
+    what adding a strategy takes, outside the daemon."""
+    fourth = dataclasses.replace(BEAR_TRAP, name="crash_watch", order_code="cw")
+    monkeypatch.setitem(REGISTRY, "crash_watch", fourth)
+    shutil.copy(configs / "bear_trap.toml", configs / "crash_watch.toml")
+    with (configs / "magellan.toml").open("a") as out:
+        out.write(
+            f'\n[strategies.crash_watch]\nconfig = "crash_watch.toml"\naccount = "{account}"\n'
+        )
+
+
+def test_a_fourth_strategy_needs_only_its_descriptor_and_configs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    configs = tmp_path / "configs"
+    shutil.copytree(CONFIGS, configs)
+    text = (configs / "magellan.toml").read_text()
+    (configs / "magellan.toml").write_text(
+        text + '\n[accounts.second]\nkey_env = "SECOND_KEY"\nsecret_env = "SECOND_SECRET"\n'
+    )
+    with_fourth_strategy(monkeypatch, configs, "second")
+    config = load_config(configs / "magellan.toml")
+    assert config.strategies["crash_watch"].spec.drive == "minute_stream"
+    assert "    schedule: crash_watch: every 1Min bar 09:30–close" in describe(config)
+    assert client_order_id("crash_watch", "GME", SIGNAL_TIME, "entry").startswith("mg-cw-GME-")
+
+
+def test_two_minute_streams_cannot_share_an_account(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    configs = tmp_path / "configs"
+    shutil.copytree(CONFIGS, configs)
+    with_fourth_strategy(monkeypatch, configs, "main")
+    with pytest.raises(ConfigError, match="one market-data stream per account"):
+        load_config(configs / "magellan.toml")

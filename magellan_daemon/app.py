@@ -50,7 +50,7 @@ from magellan_daemon.engine import TIMEFRAME_LENGTH, StrategyRunner
 from magellan_daemon.events import EventSink
 from magellan_daemon.holdings import holding_views
 from magellan_daemon.jobs import SessionJobs, warmup_bars
-from magellan_daemon.ledger.store import Ledger
+from magellan_daemon.ledger.store import LEDGER_FILE, Ledger
 from magellan_daemon.ledger.tradelog import TradeLogWriter, rebuild_all
 from magellan_daemon.metrics import HEALTHY_LAG_SECONDS, Metrics, MetricsServer
 from magellan_daemon.order_path import OrderPath
@@ -114,7 +114,7 @@ class Daemon:
         self.clock = clock
         self.state_dir = state_dir
         self.log_dir = log_dir
-        self.ledger = Ledger.open(state_dir / "ledger.sqlite")
+        self.ledger = Ledger.open(state_dir / LEDGER_FILE)
         self.sessions = SessionBook([])
         self.runners: dict[str, StrategyRunner] = {}
         self.brokers: dict[str, AlpacaBroker] = {}
@@ -140,7 +140,7 @@ class Daemon:
         self.mode = "paper"  # set by the runtime that built this daemon
         self.metrics = Metrics()
         self.metrics_server: MetricsServer | None = None
-        self.control = ControlChannel(state_dir / "ledger.sqlite")
+        self.control = ControlChannel(state_dir / LEDGER_FILE)
         self.watch = OrderWatch()
         self.trade_log = TradeLogWriter(self.ledger, log_dir)
         self.sink = EventSink(

@@ -77,9 +77,7 @@ class OperatorCommands:
 
     def notice_halts(self) -> None:
         """Log halts and resumes written by the CLI (or an emergency stop) once each."""
-        current = {
-            r["strategy"]: r["reason"] for r in self._ledger.execute_read("SELECT * FROM halts")
-        }
+        current = {halt.strategy: halt.reason for halt in self._ledger.halts()}
         for name, reason in current.items():
             if self._halts_seen.get(name) != reason:
                 log.warning(

@@ -13,9 +13,9 @@ from pathlib import Path
 
 from magellan_daemon.config import MagellanConfig, load_config
 from magellan_daemon.errors import ConfigError
+from magellan_daemon.ledger.store import LEDGER_FILE
 from magellan_daemon.timefmt import NEW_YORK
 
-LEDGER_FILE = "ledger.sqlite"
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
 
 

@@ -78,9 +78,7 @@ def _last_fill(ledger: Ledger) -> str | None:
 
 def _strategy_names(config: MagellanConfig, ledger: Ledger) -> list[str]:
     names = list(config.strategies)
-    extra = {p.strategy for p in ledger.positions()} | {
-        r["strategy"] for r in ledger.execute_read("SELECT strategy FROM halts")
-    }
+    extra = {p.strategy for p in ledger.positions()} | {h.strategy for h in ledger.halts()}
     return names + sorted(extra - set(names))
 
 
@@ -118,10 +116,10 @@ def _of(row: Any, name: str) -> bool:
 
 
 def _halt(ledger: Ledger, name: str) -> dict[str, str] | None:
-    rows = ledger.execute_read(
-        "SELECT reason, since, source FROM halts WHERE strategy = ?", (name,)
-    )
-    return rows[0] if rows else None
+    halt = ledger.halt_of(name)
+    if halt is None:
+        return None
+    return {"reason": halt.reason, "since": iso(halt.since), "source": halt.source}
 
 
 def _position(p: PositionRow, prices: dict[str, str]) -> dict[str, Any]:

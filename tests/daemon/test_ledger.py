@@ -12,6 +12,7 @@ import pytest
 from magellan_daemon.domain import BrokerEvent, BrokerOrderId, ClientOrderId, ExecutionId
 from magellan_daemon.ledger.store import Ledger
 from magellan_daemon.ledger.tradelog import rebuild_all, trade_log_path, write_day
+from tests.sqlite_read import query
 
 T0 = datetime(2024, 11, 29, 15, 0, tzinfo=UTC)
 
@@ -56,7 +57,7 @@ def _event(cid: str, event: str, cum: int | None = None, price: str | None = Non
 
 
 def test_wal_mode_and_pending_submit_written_first(ledger: Ledger) -> None:
-    assert ledger.execute_read("PRAGMA journal_mode")[0]["journal_mode"] == "wal"
+    assert query(ledger.path, "PRAGMA journal_mode")[0]["journal_mode"] == "wal"
     _order(ledger, "a", "daily_trend", "buy", 10)
     assert ledger.order("a").status == "pending_submit"
 
@@ -134,7 +135,7 @@ def test_invalid_transition_is_recorded_not_forced(ledger: Ledger) -> None:
     ledger.apply_event(_event("a", "fill", 10, "100"))
     applied = ledger.apply_event(_event("a", "canceled"))
     assert applied.invalid and applied.order.status == "filled"
-    events = ledger.execute_read("SELECT event, detail FROM order_events WHERE event='canceled'")
+    events = query(ledger.path, "SELECT event, detail FROM order_events WHERE event='canceled'")
     assert events and "cannot take" in events[0]["detail"]
 
 
@@ -219,6 +220,6 @@ def test_an_older_ledger_file_is_migrated(tmp_path: Path) -> None:
     )
     conn.close()
     led = Ledger.open(path)
-    rows = led.execute_read("SELECT qty, realized, voided, revision FROM fills")
+    rows = query(led.path, "SELECT qty, realized, voided, revision FROM fills")
     assert rows == [{"qty": "1", "realized": "0", "voided": 0, "revision": 0}]
     led.close()

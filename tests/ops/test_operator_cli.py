@@ -22,6 +22,7 @@ from magellan_daemon.domain import BrokerEvent, BrokerOrderId, ClientOrderId
 from magellan_daemon.ledger.store import Ledger
 from strategies.model import Intent
 from tests.e2e.harness import Daemon, Sim, config_dir, ny, wait_for
+from tests.sqlite_read import query
 
 REPO = Path(__file__).resolve().parents[2]
 CONFIG = str(REPO / "configs" / "magellan.toml")
@@ -185,7 +186,7 @@ def test_channel_and_ledger_write_concurrently(tmp_path: Path) -> None:
         try:
             for i in range(200):
                 channel.write_status({"tick": i})
-                ledger.set_meta("tick", str(i))
+                ledger.save_strategy_state("tick", {"i": i}, datetime(2024, 1, 2, tzinfo=UTC))
         except BaseException as exc:  # reported to the test thread
             errors.append(exc)
         finally:
@@ -200,7 +201,7 @@ def test_channel_and_ledger_write_concurrently(tmp_path: Path) -> None:
     assert [c.args["i"] for c in cli.pending()] == list(range(200))
     assert len(set(ids)) == 200
     assert cli.read_status().data == {"tick": 199}
-    assert ledger.get_meta("tick") == "199"
+    assert ledger.load_strategy_state("tick") == {"i": 199}
     cli.close()
     ledger.close()
 
@@ -272,8 +273,8 @@ def test_halt_and_resume_without_a_daemon(tmp_path: Path, capsys) -> None:
     assert _cli(state, "halt", "hourly_swing", "--reason", "news day") == 0
     ledger = Ledger.open(state / "ledger.sqlite")
     assert ledger.halted("hourly_swing") == "news day"
-    row = ledger.execute_read("SELECT source FROM halts WHERE strategy='hourly_swing'")[0]
-    assert row["source"] == "cli"
+    halt = ledger.halt_of("hourly_swing")
+    assert halt is not None and halt.source == "cli"
     assert _cli(state, "resume", "hourly_swing") == 0
     assert ledger.halted("hourly_swing") is None
     assert _cli(state, "resume", "hourly_swing") == 0
@@ -289,10 +290,7 @@ def test_halt_and_resume_without_a_daemon(tmp_path: Path, capsys) -> None:
 
 
 def _commands(state: Path) -> list[dict]:
-    ledger = Ledger.open(state / "ledger.sqlite")
-    rows = ledger.execute_read("SELECT * FROM control_commands")
-    ledger.close()
-    return rows
+    return query(state / "ledger.sqlite", "SELECT * FROM control_commands")
 
 
 def test_flatten_refuses_without_a_running_daemon(state: Path, capsys) -> None:

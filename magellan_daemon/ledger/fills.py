@@ -1,0 +1,278 @@
+"""Broker news into the ledger: the one door (``apply_event``) that changes an order, its
+fills and the strategy's position, and the queries of fills, positions and P&L.
+
+Fills are deduplicated twice: by the broker's execution id when there is one, and by
+``(broker_order_id, cumulative filled qty)``, so the same execution seen on the stream and in
+REST activities (whose ids differ at Alpaca) is stored once. The increment is always computed
+from the cumulative quantity, never taken from the event (Alpaca's ``qty`` is per-execution,
+but a missed event would otherwise lose shares).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from datetime import date
+from decimal import Decimal
+from typing import Any
+
+from magellan_daemon.domain import BrokerEvent
+from magellan_daemon.ledger import position_book
+from magellan_daemon.ledger.order_fsm import OrderEvent, transition
+from magellan_daemon.ledger.orders import OrderTables
+from magellan_daemon.ledger.rows import Applied, AppliedFill, OrderRow, PositionRow
+from magellan_daemon.timefmt import iso, parse_iso, session_date
+
+ZERO = Decimal(0)
+RESTATEMENTS = frozenset({OrderEvent.TRADE_BUST, OrderEvent.TRADE_CORRECT})
+
+
+class FillTables(OrderTables):
+    """Fills, positions, closed trades and daily P&L (stored results of ``apply_fill``)."""
+
+    def apply_event(self, event: BrokerEvent) -> Applied:
+        """Apply one broker event exactly once: status, fill increment, position, P&L."""
+        order = self.order(event.client_order_id)
+        if order is None and event.broker_order_id:
+            order = self.order_by_broker_id(event.broker_order_id)
+        if order is None:
+            return Applied(order=None, previous_status=None, fill=None)
+        if (
+            event.execution_id
+            and self._conn.execute(
+                "SELECT 1 FROM fills WHERE broker_execution_id = ?", (event.execution_id,)
+            ).fetchone()
+        ):
+            return Applied(order=order, previous_status=order.status, fill=None, duplicate=True)
+        move = transition(order.status, event.event, event.order_status)
+        fill: AppliedFill | None = None
+        restated = False
+        with self._tx() as conn:
+            filled_qty, avg = order.filled_qty, order.filled_avg_price
+            broker_id = event.broker_order_id or order.broker_order_id
+            cum = event.cum_filled_qty
+            if event.event in RESTATEMENTS and broker_id:
+                restated = self._restate(conn, order, broker_id, event)
+                if restated:
+                    filled_qty = event.cum_filled_qty or ZERO
+                    avg = event.filled_avg_price
+            elif cum is not None and cum > filled_qty and broker_id:
+                increment = cum - filled_qty
+                price = _execution_price(event, increment, filled_qty, avg)
+                outcome = position_book.book_fill(
+                    conn,
+                    strategy=order.strategy,
+                    symbol=order.symbol,
+                    account=order.account,
+                    side=order.side,
+                    qty=increment,
+                    price=price,
+                    ts=event.ts_event,
+                )
+                conn.execute(
+                    "INSERT INTO fills (client_order_id, broker_order_id, broker_execution_id, "
+                    "account, strategy, symbol, side, qty, price, cum_qty, ts, source, realized, "
+                    "revision) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                    (
+                        order.client_order_id,
+                        broker_id,
+                        event.execution_id,
+                        order.account,
+                        order.strategy,
+                        order.symbol,
+                        order.side,
+                        str(increment),
+                        str(price),
+                        str(cum),
+                        iso(event.ts_event),
+                        event.source,
+                        str(outcome.realized),
+                        self._revision(conn, broker_id),
+                    ),
+                )
+                avg = (
+                    event.filled_avg_price
+                    if event.filled_avg_price is not None
+                    else ((avg or ZERO) * filled_qty + price * increment) / cum
+                )
+                filled_qty = cum
+                fill = AppliedFill(
+                    order=order,
+                    qty=increment,
+                    price=price,
+                    ts=event.ts_event,
+                    position_after=outcome.position.qty,
+                )
+            status = move.status if move.verdict in ("applied", "repeat") else order.status
+            conn.execute(
+                "UPDATE orders SET status = ?, filled_qty = ?, filled_avg_price = ?, "
+                "broker_order_id = COALESCE(broker_order_id, ?), updated_at = ? "
+                "WHERE client_order_id = ?",
+                (
+                    str(status),
+                    str(filled_qty),
+                    None if avg is None else str(avg),
+                    event.broker_order_id,
+                    iso(event.ts_event),
+                    order.client_order_id,
+                ),
+            )
+            invalid = move.reason if move.verdict == "invalid" else None
+            if status != order.status or fill is not None or invalid or restated:
+                detail = invalid or (f"fill {fill.qty} @ {fill.price}" if fill else "")
+                if restated:
+                    detail = f"fills restated: {filled_qty} @ {avg}"
+                conn.execute(
+                    "INSERT INTO order_events (client_order_id, ts, event, source, from_status, "
+                    "to_status, detail) VALUES (?,?,?,?,?,?,?)",
+                    (
+                        order.client_order_id,
+                        iso(event.ts_event),
+                        event.event,
+                        event.source,
+                        order.status,
+                        str(status),
+                        detail,
+                    ),
+                )
+        updated = self.order(order.client_order_id)
+        assert updated is not None
+        return Applied(
+            order=updated,
+            previous_status=order.status,
+            fill=fill,
+            verdict=move.verdict,
+            reason=move.reason,
+            restated=restated,
+        )
+
+    @staticmethod
+    def _revision(conn: sqlite3.Connection, broker_order_id: str) -> int:
+        row = conn.execute(
+            "SELECT MAX(revision) AS r FROM fills WHERE broker_order_id = ?", (broker_order_id,)
+        ).fetchone()
+        return 0 if row is None or row["r"] is None else int(row["r"])
+
+    def _restate(
+        self, conn: sqlite3.Connection, order: OrderRow, broker_id: str, event: BrokerEvent
+    ) -> bool:
+        """A trade bust or correction: the order's executions are now what the broker says
+        (its cumulative qty and average price). The old fill rows are voided, one row at the
+        new totals replaces them, and the strategy's position, trades and P&L in the symbol
+        are rebuilt from the fills. False when nothing changed."""
+        cum = event.cum_filled_qty or ZERO
+        avg = event.filled_avg_price
+        if cum == order.filled_qty and avg == order.filled_avg_price:
+            return False
+        revision = self._revision(conn, broker_id) + 1
+        conn.execute(
+            "UPDATE fills SET voided = 1 WHERE client_order_id = ?", (order.client_order_id,)
+        )
+        if cum > 0 and avg is not None:
+            conn.execute(
+                "INSERT INTO fills (client_order_id, broker_order_id, broker_execution_id, "
+                "account, strategy, symbol, side, qty, price, cum_qty, ts, source, revision) "
+                "VALUES (?,?,NULL,?,?,?,?,?,?,?,?,?,?)",
+                (
+                    order.client_order_id,
+                    broker_id,
+                    order.account,
+                    order.strategy,
+                    order.symbol,
+                    order.side,
+                    str(cum),
+                    str(avg),
+                    str(cum),
+                    iso(event.ts_event),
+                    f"{event.source}:{event.event}",
+                    revision,
+                ),
+            )
+        position_book.rebuild_symbol(conn, order.strategy, order.symbol, order.account)
+        return True
+
+    # -- positions and P&L ---------------------------------------------------------------
+
+    def positions(self, strategy: str | None = None) -> list[PositionRow]:
+        """Open positions (qty != 0), per strategy and symbol."""
+        sql = "SELECT * FROM positions WHERE CAST(qty AS REAL) != 0"
+        args: tuple[Any, ...] = ()
+        if strategy is not None:
+            sql += " AND strategy = ?"
+            args = (strategy,)
+        return [
+            PositionRow(
+                strategy=r["strategy"],
+                symbol=r["symbol"],
+                account=r["account"],
+                qty=Decimal(r["qty"]),
+                avg_price=Decimal(r["avg_price"]),
+                opened_at=None if r["opened_at"] is None else parse_iso(r["opened_at"]),
+            )
+            for r in self._conn.execute(sql + " ORDER BY strategy, symbol", args)
+        ]
+
+    def position_qty(self, strategy: str, symbol: str) -> Decimal:
+        """The strategy's own shares of ``symbol``."""
+        row = self._conn.execute(
+            "SELECT qty FROM positions WHERE strategy = ? AND symbol = ?", (strategy, symbol)
+        ).fetchone()
+        return ZERO if row is None else Decimal(row["qty"])
+
+    def net_positions(self, account: str) -> dict[str, Decimal]:
+        """The account's net shares per symbol, summed over strategies (what the broker
+        should show)."""
+        net: dict[str, Decimal] = {}
+        for r in self._conn.execute(
+            "SELECT symbol, qty FROM positions WHERE account = ?", (account,)
+        ):
+            qty = Decimal(r["qty"])
+            if qty:
+                net[r["symbol"]] = net.get(r["symbol"], ZERO) + qty
+        return net
+
+    def realized_on(self, strategy: str, day: date) -> Decimal:
+        """Realised P&L of the strategy on New York date ``day``."""
+        row = self._conn.execute(
+            "SELECT realized FROM pnl_daily WHERE strategy = ? AND session_date = ?",
+            (strategy, day.isoformat()),
+        ).fetchone()
+        return ZERO if row is None else Decimal(row["realized"])
+
+    def closed_trades(self, strategy: str | None = None) -> list[dict[str, Any]]:
+        """Round trips, oldest first."""
+        sql, args = "SELECT * FROM closed_trades", ()
+        if strategy is not None:
+            sql, args = sql + " WHERE strategy = ?", (strategy,)
+        return [dict(r) for r in self._conn.execute(sql + " ORDER BY id", args)]
+
+    def fills(self, strategy: str | None = None, day: date | None = None) -> list[dict[str, Any]]:
+        """Fills, oldest first, optionally one strategy and one New York date; a fill voided
+        by a trade bust or correction is left out (its replacement is listed)."""
+        sql, args = "SELECT * FROM fills WHERE voided = 0", []
+        if strategy is not None:
+            sql += " AND strategy = ?"
+            args.append(strategy)
+        rows = [dict(r) for r in self._conn.execute(sql + " ORDER BY ts, id", args)]
+        if day is not None:
+            rows = [r for r in rows if session_date(parse_iso(r["ts"])) == day]
+        return rows
+
+    def last_fill_time(self) -> str | None:
+        """When the latest fill happened (ISO text), None before the first."""
+        row = self._conn.execute("SELECT MAX(ts) AS ts FROM fills WHERE voided = 0").fetchone()
+        return None if row is None else row["ts"]
+
+
+def _execution_price(
+    event: BrokerEvent, increment: Decimal, prev_qty: Decimal, prev_avg: Decimal | None
+) -> Decimal:
+    """This increment's price: the event's own when it describes exactly this execution,
+    otherwise derived from the change of the order's average price."""
+    if event.price is not None and (event.qty is None or event.qty == increment):
+        return event.price
+    if event.filled_avg_price is not None and event.cum_filled_qty:
+        total = event.filled_avg_price * event.cum_filled_qty - (prev_avg or ZERO) * prev_qty
+        return total / increment
+    if event.price is not None:
+        return event.price
+    raise ValueError(f"fill on {event.client_order_id} carries no price")

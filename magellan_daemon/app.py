@@ -61,7 +61,7 @@ from magellan_daemon.router import OrderRouter, StrategyRouting
 from magellan_daemon.scheduler import JobScheduler
 from magellan_daemon.sessions import SessionBook, calendar_window
 from magellan_daemon.tasks import Supervisor, spawn
-from magellan_daemon.timefmt import NEW_YORK, parse_iso
+from magellan_daemon.timefmt import NEW_YORK, iso, parse_iso
 from strategies.emergency import ClosedTrade
 from strategies.emergency import evaluate as evaluate_emergency
 from strategies.model import Bar, OrderUpdate
@@ -446,14 +446,14 @@ class Daemon:
             "mode": self.mode,
             "pid": os.getpid(),
             "ready": self.ready.is_set(),
-            "virtual_now": self.clock.now().isoformat(),
+            "virtual_now": iso(self.clock.now()),
             "streams": {a: s.stats.connected for a, s in self.trade_streams.items()},
             "next_jobs": [
                 {"name": j.name, "when": j.when.isoformat()} for j in self.scheduler.planned()[:5]
             ],
             "prices": prices,
             "last_fill": self.ledger.last_fill_time(),
-            "strategies": {n: {"enabled": n in self.runners} for n in self.config.strategies},
+            "strategies": {n: {"running": n in self.runners} for n in self.config.strategies},
         }
 
     def alive(self) -> bool:
@@ -481,11 +481,26 @@ class Daemon:
         m.router_queue.set(self.router.stats.in_flight)
         while self.path.stats.submit_seconds:
             m.submit_latency.observe(self.path.stats.submit_seconds.popleft())
+        m.router_failures.set(self.router.stats.failed)
+        path = self.path.stats
+        for outcome, count in (
+            ("accepted", path.accepted),
+            ("rejected", path.rejected),
+            ("unknown", path.unknown),
+        ):
+            m.submissions.labels(outcome).set(count)
+        m.events_applied.set(self.sink.applied)
+        m.events_unknown.set(self.sink.unknown)
         for account, broker in self.brokers.items():
             m.throttle_wait.labels(account).set(broker.stats.throttle_wait_seconds)
+            m.broker_requests.labels(account).set(broker.stats.requests)
+            m.broker_errors.labels(account).set(broker.stats.errors)
         for stream in (*self.trade_streams.values(), *self.bar_streams.values()):
             m.stream_connected.labels(stream.name).set(1 if stream.stats.connected else 0)
             m.stream_reconnects.labels(stream.name).set(max(0, stream.stats.connects - 1))
+            m.stream_bad_frames.labels(stream.name).set(stream.stats.bad_frames)
+        for runner in self.runners.values():
+            m.strategy_errors.labels(runner.name).set(runner.errors)
         now = self.clock.now()
         for runner in self.runners.values():
             if runner.last_bar:

@@ -70,6 +70,44 @@ class Metrics:
         self.stream_reconnects = Gauge(
             "magellan_stream_reconnects", "Reconnections since start", ["stream"], registry=r
         )
+        self.stream_bad_frames = Gauge(
+            "magellan_stream_bad_frames",
+            "Frames dropped as unreadable since start",
+            ["stream"],
+            registry=r,
+        )
+        self.broker_requests = Gauge(
+            "magellan_broker_requests", "REST requests since start", ["account"], registry=r
+        )
+        self.broker_errors = Gauge(
+            "magellan_broker_errors",
+            "REST requests that failed (HTTP error or timeout) since start",
+            ["account"],
+            registry=r,
+        )
+        self.submissions = Gauge(
+            "magellan_order_submissions",
+            "Order POSTs since start by outcome (accepted, rejected, unknown: looked up after)",
+            ["outcome"],
+            registry=r,
+        )
+        self.router_failures = Gauge(
+            "magellan_router_failures", "Intents whose execution raised, since start", registry=r
+        )
+        self.events_applied = Gauge(
+            "magellan_broker_events_applied", "Broker order events applied since start", registry=r
+        )
+        self.events_unknown = Gauge(
+            "magellan_broker_events_unknown",
+            "Broker order events for orders that are not ours, since start",
+            registry=r,
+        )
+        self.strategy_errors = Gauge(
+            "magellan_strategy_errors",
+            "Strategy calls that raised (no intent for that symbol), since start",
+            ["strategy"],
+            registry=r,
+        )
         self.discrepancies = Counter(
             "magellan_reconcile_discrepancies", "Discrepancies found by reconciliation", registry=r
         )

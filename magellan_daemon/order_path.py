@@ -84,9 +84,9 @@ class Lookup:
 class PathStats:
     """Counters for the health line and metrics."""
 
-    submitted: int = 0
+    accepted: int = 0
     rejected: int = 0
-    unknown: int = 0
+    unknown: int = 0  # no answer (5xx, timeout): looked up before any re-send
     submit_seconds: deque[float] = field(default_factory=lambda: deque(maxlen=1000))
 
 
@@ -240,7 +240,7 @@ class OrderPath:
                 self.mark(order.client_order_id, "submit_unknown")
                 await self.backoff(attempt)
                 continue
-            self.stats.submitted += 1
+            self.stats.accepted += 1
             self.stats.submit_seconds.append(time.monotonic() - started)
             self.apply_order(reply, "submit")
             return

@@ -37,8 +37,6 @@ from magellan_daemon.domain import (
 from magellan_daemon.ledger.order_fsm import EVENT_FOR_STATUS, is_open
 from magellan_daemon.ledger.store import OrderRow
 
-CLIENT_ID_PREFIX = "mg-"
-
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class BrokerSnapshot:
@@ -49,7 +47,6 @@ class BrokerSnapshot:
     not_found: frozenset[ClientOrderId] = frozenset()
     fills: Sequence[BrokerFill] = ()
     positions: Sequence[BrokerPosition] = ()
-    positions_complete: bool = True  # False when the position read failed: then no diff
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -101,8 +98,7 @@ def reconcile(
                     f"ledger; left alone",
                 )
             )
-    if snapshot.positions_complete:
-        result.discrepancies.extend(position_diff(snapshot.account, expected, snapshot.positions))
+    result.discrepancies.extend(position_diff(snapshot.account, expected, snapshot.positions))
     return result
 
 

@@ -69,7 +69,6 @@ class StrategyRouting:
 class RouterStats:
     """Counters for the health line and metrics."""
 
-    not_sent: int = 0
     failed: int = 0
     in_flight: int = 0
 
@@ -244,7 +243,6 @@ class OrderRouter:
     def _not_sent(
         self, intent: Intent, intent_id: int | None, reason: str, status: str = "blocked"
     ) -> None:
-        self.stats.not_sent += 1
         log.info(
             "not sent  %-12s %-6s %s: %s",
             intent.strategy,

@@ -21,7 +21,7 @@ from datetime import date
 from pathlib import Path
 
 from magellan_daemon.ledger.store import Ledger
-from magellan_daemon.timefmt import parse_iso, session_date
+from magellan_daemon.timefmt import iso, parse_iso, session_date
 
 HEADER = ("timestamp", "symbol", "action", "qty", "price", "order_id")
 
@@ -35,7 +35,7 @@ def day_rows(ledger: Ledger, strategy: str, day: date) -> list[tuple[str, ...]]:
     """The CSV rows of one strategy's day, from the ledger (voided fills left out)."""
     return [
         (
-            parse_iso(fill["ts"]).strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+            iso(parse_iso(fill["ts"])),
             fill["symbol"],
             fill["side"].upper(),
             fill["qty"],

@@ -53,7 +53,7 @@ def _daemon(snapshot: DaemonStatus | None, running: bool) -> dict[str, Any]:
     data = snapshot.data
     return {
         "running": running,
-        "last_seen": snapshot.written_at.isoformat(),
+        "last_seen": iso(snapshot.written_at),
         "age_seconds": round(snapshot.age_seconds, 1),
         "mode": data.get("mode"),
         "pid": data.get("pid"),
@@ -96,7 +96,7 @@ def _strategy(
     return {
         "configured": entry is not None,
         "enabled": entry.enabled if entry else False,
-        "running": running_state.get("enabled") if live else None,
+        "running": running_state.get("running") if live else None,
         "account": entry.account if entry else None,
         "halted": _halt(ledger, name),
         "positions": positions,

@@ -113,7 +113,7 @@ def _snapshot(state: Path, wall: VirtualClock | None = None, **data: object) -> 
             "streams": {"main": True},
             "next_jobs": [{"name": "hourly bar", "when": "2024-11-18T19:00:02+00:00"}],
             "prices": {"TSLA": "342.00"},
-            "strategies": {"daily_trend": {"enabled": True}},
+            "strategies": {"daily_trend": {"running": True}},
             **data,
         }
     )
@@ -217,6 +217,7 @@ def test_status_json_numbers_equal_the_ledgers(state: Path, capsys) -> None:
     day = (T0 + timedelta(hours=4)).date()
     assert report["daemon"]["running"] and report["day"] == str(day)
     assert report["day_basis"] == "daemon clock"
+    assert report["strategies"]["daily_trend"]["running"] is True
     for name, strategy in report["strategies"].items():
         positions = {p.symbol: p for p in ledger.positions(name)}
         assert {p["symbol"] for p in strategy["positions"]} == set(positions)
@@ -525,6 +526,7 @@ async def _operate(config: Path, state: Path, daemon: Daemon, daily_tsla: Decima
     assert code == 0, out
     report = orjson.loads(out)
     assert report["daemon"]["running"] and report["day"] == "2024-11-18"
+    assert report["strategies"]["daily_trend"]["running"] is True
     _status_matches_ledger(report, daemon)
     assert report["strategies"]["hourly_swing"]["halted"]["reason"] == "e2e"
     open_sells = report["strategies"]["daily_trend"]["open_orders"]

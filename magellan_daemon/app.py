@@ -29,7 +29,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
@@ -37,7 +36,6 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any, TypeVar
 
-from magellan_daemon import sdnotify
 from magellan_daemon.bar_feed import BarFeed
 from magellan_daemon.broker.errors import BrokerError, BrokerFatal
 from magellan_daemon.broker.rest import AlpacaBroker
@@ -52,16 +50,17 @@ from magellan_daemon.holdings import holding_views
 from magellan_daemon.jobs import SessionJobs, warmup_bars
 from magellan_daemon.ledger.store import LEDGER_FILE, Ledger
 from magellan_daemon.ledger.tradelog import TradeLogWriter, rebuild_all
-from magellan_daemon.metrics import HEALTHY_LAG_SECONDS, Metrics, MetricsServer
+from magellan_daemon.metrics import Metrics, MetricsServer
 from magellan_daemon.order_path import OrderPath
 from magellan_daemon.order_watch import OrderWatch
 from magellan_daemon.recovery import Recovery
 from magellan_daemon.retrying import retried
 from magellan_daemon.router import OrderRouter, StrategyRouting
 from magellan_daemon.scheduler import JobScheduler
+from magellan_daemon.self_report import SelfReport
 from magellan_daemon.sessions import SessionBook, calendar_window
 from magellan_daemon.tasks import Supervisor, spawn
-from magellan_daemon.timefmt import NEW_YORK, iso, parse_iso
+from magellan_daemon.timefmt import NEW_YORK, parse_iso
 from strategies.emergency import ClosedTrade
 from strategies.emergency import evaluate as evaluate_emergency
 from strategies.model import Bar, OrderUpdate
@@ -74,8 +73,6 @@ STARTUP_ATTEMPTS = 6  # per broker call: about 15 s of backoff at most
 STREAM_CONNECT_SECONDS = 30.0
 UNACKED_CHECK_SECONDS = 5.0
 OPEN_ORDER_POLL_SECONDS = 5.0
-STATUS_WRITE_SECONDS = 2.0
-POSITION_EVERY = 5  # status ticks between two reads of the broker's positions
 # The minute clock runs after the minute's bars had their chance to arrive.
 MINUTE_CLOCK_OFFSET = timedelta(minutes=1, seconds=5)
 WARMUP_LOOKBACK = {"1Day": timedelta(days=420), "1Hour": timedelta(days=60)}
@@ -190,6 +187,7 @@ class Daemon:
             router=self.router,
             running=lambda: sorted(self.runners),
         )
+        self.report = SelfReport(self)
 
     def __repr__(self) -> str:
         return (
@@ -237,13 +235,13 @@ class Daemon:
         self._start_bar_streams()
         self._start_loops()
         if self.config.metrics_port is not None:
-            self.metrics.on_scrape(self._refresh_metrics)
+            self.metrics.on_scrape(self.report.refresh_metrics)
             self.metrics_server = MetricsServer(self.metrics, self.health, self.config.metrics_port)
             await self.metrics_server.start()
         self.scheduler.start()
         self.jobs.plan()
         self.ready.set()
-        log.info("READY: %s", self.status_line())
+        log.info("READY: %s", self.report.line())
 
     async def _retried(self, call: Callable[[], Awaitable[T]]) -> T:
         """A broker call retried with backoff on retryable errors (startup, data reads)."""
@@ -385,7 +383,7 @@ class Daemon:
             recovery.forever(OPEN_ORDER_POLL_SECONDS, recovery.poll_open_orders, "open-order poll"),
             name="open-order-poll",
         )
-        critical(self._status_loop(), name="status")
+        critical(self.report.loop(), name="status")
         critical(self.metrics.probe_loop_lag(), name="loop-lag")
         for account, runner in self._minute_runners().items():
             critical(self._minute_clock(account, runner), name=f"minute-clock-{runner.name}")
@@ -411,103 +409,10 @@ class Daemon:
             await stream.reconnect()
             feed.heard()
 
-    async def _status_loop(self) -> None:
-        """Every 2 s (wall): the snapshot `magellan status` reads. Every ~10 s: the broker's
-        positions, for prices and for the position watch."""
-        prices: dict[str, str] = {}
-        tick = 0
-        while True:
-            if tick % POSITION_EVERY == 0:
-                for account in self.brokers:
-                    try:
-                        positions = await self.brokers[account].positions()
-                    except BrokerFatal:
-                        raise  # the task's end says it: entries stop, exit code 3
-                    except BrokerError as exc:
-                        log.warning("positions of %s unreadable: %s", account, exc)
-                        continue
-                    prices.update(
-                        {p.symbol: str(p.current_price) for p in positions if p.current_price}
-                    )
-                    self.recovery.watch_positions(account, positions)
-            tick += 1
-            self.control.write_status(self.status_snapshot(prices))
-            sdnotify.status(f"{self.mode}, {len(self.runners)} strategies: {self.status_line()}")
-            await asyncio.sleep(STATUS_WRITE_SECONDS)
-
     async def _reconnect_trade_stream(self, account: str) -> None:
         stream = self.trade_streams.get(account)
         if stream is not None:
             await stream.reconnect()
-
-    def status_snapshot(self, prices: dict[str, str]) -> dict[str, Any]:
-        """What the operator's `status` shows about the running process."""
-        return {
-            "mode": self.mode,
-            "pid": os.getpid(),
-            "ready": self.ready.is_set(),
-            "virtual_now": iso(self.clock.now()),
-            "streams": {a: s.stats.connected for a, s in self.trade_streams.items()},
-            "next_jobs": [
-                {"name": j.name, "when": j.when.isoformat()} for j in self.scheduler.planned()[:5]
-            ],
-            "prices": prices,
-            "last_fill": self.ledger.last_fill_time(),
-            "strategies": {n: {"running": n in self.runners} for n in self.config.strategies},
-        }
-
-    def alive(self) -> bool:
-        """The daemon's own tasks run and its loop answers (what the watchdog pings for)."""
-        return not self.supervisor.dead() and self.metrics.last_loop_lag <= HEALTHY_LAG_SECONDS
-
-    def health(self) -> tuple[bool, str]:
-        """Healthy = every critical task alive, every trade stream connected, the event loop
-        responsive and the broker still accepting us."""
-        dead = self.supervisor.dead()
-        if dead:
-            return False, f"task died: {', '.join(dead)}"
-        if self.router.entries_stopped:
-            return False, f"broker refused us: {self.router.entries_stopped}"
-        down = [a for a, s in self.trade_streams.items() if not s.stats.connected]
-        if down:
-            return False, f"trade stream down: {', '.join(down)}"
-        lag = self.metrics.last_loop_lag
-        if lag > HEALTHY_LAG_SECONDS:
-            return False, f"event loop lagging {lag:.1f}s"
-        return True, "ok"
-
-    def _refresh_metrics(self) -> None:
-        m = self.metrics
-        m.router_queue.set(self.router.stats.in_flight)
-        while self.path.stats.submit_seconds:
-            m.submit_latency.observe(self.path.stats.submit_seconds.popleft())
-        m.router_failures.set(self.router.stats.failed)
-        path = self.path.stats
-        for outcome, count in (
-            ("accepted", path.accepted),
-            ("rejected", path.rejected),
-            ("unknown", path.unknown),
-        ):
-            m.submissions.labels(outcome).set(count)
-        m.events_applied.set(self.sink.applied)
-        m.events_unknown.set(self.sink.unknown)
-        for account, broker in self.brokers.items():
-            m.throttle_wait.labels(account).set(broker.stats.throttle_wait_seconds)
-            m.broker_requests.labels(account).set(broker.stats.requests)
-            m.broker_errors.labels(account).set(broker.stats.errors)
-        for stream in (*self.trade_streams.values(), *self.bar_streams.values()):
-            m.stream_connected.labels(stream.name).set(1 if stream.stats.connected else 0)
-            m.stream_reconnects.labels(stream.name).set(max(0, stream.stats.connects - 1))
-            m.stream_bad_frames.labels(stream.name).set(stream.stats.bad_frames)
-        for runner in self.runners.values():
-            m.strategy_errors.labels(runner.name).set(runner.errors)
-        now = self.clock.now()
-        for runner in self.runners.values():
-            if runner.last_bar:
-                end = max(runner.last_bar.values()) + TIMEFRAME_LENGTH[runner.timeframe]
-                m.bar_age.labels(runner.timeframe).set((now - end).total_seconds())
-            today = now.astimezone(NEW_YORK).date()
-            m.pnl.labels(runner.name).set(float(self.ledger.realized_on(runner.name, today)))
 
     # -- broker events -------------------------------------------------------------------
 
@@ -590,24 +495,21 @@ class Daemon:
         last = self.sessions.last_date()
         if last is not None and last - session.date < timedelta(days=20):
             await self._load_sessions()
-        log.info("session %s closed: %s", session.date, self.status_line())
+        log.info("session %s closed: %s", session.date, self.report.line())
 
     # -- status and shutdown -------------------------------------------------------------
 
     def status_line(self) -> str:
         """One line a person reads: positions, next job, streams."""
-        positions = self.ledger.positions()
-        nxt = self.scheduler.planned()
-        streams = all(s.stats.connected for s in self.trade_streams.values())
-        upcoming = (
-            f"{nxt[0].name} at {nxt[0].when.astimezone(NEW_YORK):%Y-%m-%d %H:%M} ET"
-            if nxt
-            else "none"
-        )
-        return (
-            f"{len(positions)} open positions, next job: {upcoming}, "
-            f"trade stream {'connected' if streams else 'DOWN'}"
-        )
+        return self.report.line()
+
+    def alive(self) -> bool:
+        """The daemon's own tasks run and its loop answers (what the watchdog pings for)."""
+        return self.report.alive()
+
+    def health(self) -> tuple[bool, str]:
+        """(healthy, reason): see ``SelfReport.health``."""
+        return self.report.health()
 
     def request_stop(self) -> None:
         """Ask the daemon to drain and stop (signal handlers call this)."""

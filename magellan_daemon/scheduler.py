@@ -22,6 +22,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.base import BaseTrigger
 
 from magellan_daemon.clock import Clock, VirtualClock
+from magellan_daemon.tasks import spawn
 from magellan_daemon.timefmt import NEW_YORK
 
 log = logging.getLogger(__name__)
@@ -102,11 +103,6 @@ class JobScheduler:
         self._planned[job_id] = PlannedJob(id=job_id, name=name, when=when)
 
         async def run() -> None:
-            self._planned.pop(job_id, None)
-            self._done.add(job_id)
-            task = asyncio.current_task()
-            assert task is not None
-            self._running.add(task)
             log.info(
                 "job %s (planned %s) starts at %s",
                 name,
@@ -117,11 +113,19 @@ class JobScheduler:
                 await func(*args)
             except Exception:
                 log.exception("job %s (%s) failed", name, job_id)
-            finally:
-                self._running.discard(task)
+
+        async def fire() -> None:
+            # APScheduler only fires the job; the job runs in a task of ours. APScheduler
+            # cancels the jobs it runs when it shuts down, so a job at SIGTERM (the 09:31
+            # sends, say) would be cut off at once; ours get ``shutdown``'s grace instead.
+            self._planned.pop(job_id, None)
+            self._done.add(job_id)
+            task = spawn(run(), name=f"job-{job_id}")
+            self._running.add(task)
+            task.add_done_callback(self._running.discard)
 
         self._aps.add_job(
-            run,
+            fire,
             trigger=ClockTrigger(self._clock, when),
             id=job_id,
             name=name,

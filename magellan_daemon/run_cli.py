@@ -167,6 +167,17 @@ def run(args: argparse.Namespace) -> int:
     if decision.mode is None:
         print(f"magellan run: refused: {decision.error}", file=sys.stderr)
         return 2
+    if decision.mode == "sim" and args.sim_until is not None:
+        from magellan_daemon.sim.factory import DEFAULT_START
+
+        start = args.sim_start or DEFAULT_START
+        if args.sim_until <= start:
+            print(
+                f"magellan run: --sim-until {args.sim_until.isoformat()} is not after the "
+                f"simulation's start {start.isoformat()} (--sim-start): it would stop at once",
+                file=sys.stderr,
+            )
+            return 2
     try:
         return uvloop.run(_main(config, decision.mode, keys, args))
     except KeyboardInterrupt:

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
+from magellan_daemon.cli import main
 from magellan_daemon.run_cli import decide_mode
 
 
@@ -83,3 +86,19 @@ def test_a_systemd_service_without_keys_refuses_instead_of_simulating() -> None:
         under_systemd=True,
     )
     assert on_purpose.mode == "sim"
+
+
+@pytest.mark.parametrize(
+    ("start", "until"),
+    [
+        ([], "2024-11-19T15:00:00Z"),  # before the simulator's default start (2025-01-16)
+        (["--sim-start", "2024-11-18T14:30:00Z"], "2024-11-18T14:30:00Z"),
+    ],
+)
+def test_sim_until_not_after_the_start_is_refused(
+    start: list[str], until: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    configs = Path(__file__).resolve().parents[2] / "configs" / "magellan.toml"
+    argv = ["run", "--sim", "--config", str(configs), *start, "--sim-until", until]
+    assert main(argv) == 2
+    assert "--sim-until" in capsys.readouterr().err

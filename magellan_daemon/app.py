@@ -261,7 +261,12 @@ class Daemon:
         )
         sessions = await self._retried(lambda: broker.sessions(start, end))
         self.sessions = SessionBook(sessions)
-        log.info("calendar: %d sessions %s", len(self.sessions), self.sessions.span())
+        span = self.sessions.span()
+        log.info(
+            "calendar: %d sessions%s",
+            len(self.sessions),
+            f" from {span[0]} to {span[1]}" if span else "",
+        )
 
     def _restore_strategy(self, name: str, config: StrategyConfig) -> None:
         build, params = descriptor(name).build, config.params

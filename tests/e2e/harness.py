@@ -161,10 +161,14 @@ class Daemon:
         """Everything this daemon (all its runs) wrote."""
         return self.log_path.read_text(errors="replace")
 
+    def current_log(self) -> str:
+        """What the current run (since the last start) wrote."""
+        return self.log_path.read_text(errors="replace")[self._offset :]
+
     async def wait_log(self, needle: str, timeout: float = SAFETY_TIMEOUT) -> None:
         """Wait until the current run's log contains ``needle``."""
         await wait_for(
-            lambda: needle in self.log_path.read_text(errors="replace")[self._offset :],
+            lambda: needle in self.current_log(),
             timeout,
             f"log line {needle!r}",
             self,

@@ -1,0 +1,253 @@
+"""The invariants a chaos scenario must keep, read from the broker's own orders, activities
+and positions and from the daemon's ledger and CSV files.
+
+Each check returns human-readable violations (an empty list when it holds), so one run
+reports every broken invariant at once instead of stopping at the first.
+"""
+
+from __future__ import annotations
+
+import csv
+from collections import Counter, defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from tests.e2e.harness import Daemon, Sim
+
+OPEN_STATUSES = frozenset(
+    {"new", "accepted", "partially_filled", "pending_new", "pending_cancel", "pending_replace"}
+)
+ZERO = Decimal(0)
+
+
+@dataclass(frozen=True)
+class BrokerView:
+    """One read of the broker: its orders, FILL activities and positions."""
+
+    orders: list[dict[str, Any]]
+    fills: list[dict[str, Any]]
+    positions: dict[str, Decimal]
+
+    @classmethod
+    def read(cls, sim: Sim) -> BrokerView:
+        """Everything the simulator knows about the daemon's account, now."""
+        return cls(
+            orders=sim.orders(),
+            fills=sim.fills(),
+            positions={s: Decimal(str(q)) for s, q in sim.positions().items() if q},
+        )
+
+
+def final_violations(sim: Sim, daemon: Daemon, now: datetime) -> list[str]:
+    """Every invariant that must hold once the daemon stopped cleanly and the ledger has
+    caught up with the broker (fills, positions, orders, intents, the log)."""
+    broker = BrokerView.read(sim)
+    return [
+        *one_order_per_intent(broker, daemon),
+        *fills_exactly_once(broker, daemon),
+        *positions_add_up(broker, daemon),
+        *intents_accounted_for(daemon, now),
+        *log_clean(daemon),
+    ]
+
+
+def one_order_per_intent(broker: BrokerView, daemon: Daemon) -> list[str]:
+    """No two broker orders for one intent: by ``client_order_id``, and by content (the same
+    strategy, symbol, side, leg and signal time under another id). Replacements of one
+    protective stop share their intent and are one chain, so stops are checked as chains:
+    at most one of them open. Every broker order is one the ledger wrote before sending."""
+    problems = []
+    counts = Counter(o["client_order_id"] for o in broker.orders)
+    problems += [
+        f"client_order_id {cid} at the broker {n} times" for cid, n in counts.items() if n > 1
+    ]
+    rows = {r["client_order_id"]: r for r in daemon.query("SELECT * FROM orders")}
+    by_content: dict[tuple[str, ...], list[str]] = defaultdict(list)
+    open_stops: dict[tuple[str, str], list[str]] = defaultdict(list)
+    for order in broker.orders:
+        cid = order["client_order_id"]
+        row = rows.get(cid)
+        if row is None:
+            problems.append(f"broker order {cid} is not in the ledger")
+            continue
+        if row["leg"] == "protective_stop":
+            if order["status"] in OPEN_STATUSES and order["status"] != "pending_replace":
+                open_stops[(row["strategy"], row["symbol"])].append(cid)
+            continue
+        key = (row["strategy"], row["symbol"], row["side"], row["leg"], row["signal_time"])
+        by_content[key].append(cid)
+    problems += [f"one intent {k} sent as {v}" for k, v in by_content.items() if len(v) > 1]
+    problems += [f"two open stops for {k}: {v}" for k, v in open_stops.items() if len(v) > 1]
+    return problems
+
+
+def fills_exactly_once(broker: BrokerView, daemon: Daemon) -> list[str]:
+    """Every broker fill is in the ledger and in the CSV exactly once, with its quantity and
+    price; nothing is in either that the broker did not fill."""
+    problems = []
+    expected = Counter(
+        (f["order_id"], Decimal(f["cum_qty"]), Decimal(f["qty"]), Decimal(f["price"]))
+        for f in broker.fills
+    )
+    ledger = Counter(
+        (f["broker_order_id"], Decimal(f["cum_qty"]), Decimal(f["qty"]), Decimal(f["price"]))
+        for f in daemon.query("SELECT * FROM fills WHERE voided = 0")
+    )
+    for key in expected | ledger:
+        if expected[key] != ledger[key]:
+            problems.append(f"fill {key}: broker has it {expected[key]}x, ledger {ledger[key]}x")
+    csv_rows = Counter(
+        (r["order_id"], Decimal(r["qty"]), Decimal(r["price"])) for r in _csv_rows(daemon)
+    )
+    want = Counter((o, q, p) for (o, _, q, p), n in expected.items() for _ in range(n))
+    for key in want | csv_rows:
+        if want[key] != csv_rows[key]:
+            problems.append(f"fill {key}: broker has it {want[key]}x, CSV {csv_rows[key]}x")
+    return problems
+
+
+def positions_add_up(broker: BrokerView, daemon: Daemon) -> list[str]:
+    """Each strategy's ledger position is what its fills imply; per symbol the strategies
+    sum to the broker's position; no strategy is ever short."""
+    problems = []
+    implied: dict[tuple[str, str], Decimal] = defaultdict(Decimal)
+    for fill in daemon.query("SELECT * FROM fills WHERE voided = 0"):
+        sign = 1 if fill["side"] == "buy" else -1
+        implied[(fill["strategy"], fill["symbol"])] += sign * Decimal(fill["qty"])
+    booked = {
+        (r["strategy"], r["symbol"]): Decimal(r["qty"])
+        for r in daemon.query("SELECT strategy, symbol, qty FROM positions")
+    }
+    for key in implied.keys() | booked.keys():
+        if implied.get(key, ZERO) != booked.get(key, ZERO):
+            problems.append(
+                f"{key}: ledger position {booked.get(key, ZERO)}, fills imply "
+                f"{implied.get(key, ZERO)}"
+            )
+        if booked.get(key, ZERO) < 0:
+            problems.append(f"{key}: strategy short {booked[key]}")
+    net: dict[str, Decimal] = defaultdict(Decimal)
+    for (_, symbol), qty in booked.items():
+        net[symbol] += qty
+    for symbol in net.keys() | broker.positions.keys():
+        if net.get(symbol, ZERO) != broker.positions.get(symbol, ZERO):
+            problems.append(
+                f"{symbol}: strategies hold {net.get(symbol, ZERO)}, broker "
+                f"{broker.positions.get(symbol, ZERO)}"
+            )
+    return problems
+
+
+def bear_trap_protected(broker: BrokerView, daemon: Daemon) -> list[str]:
+    """Every Bear Trap share is covered by an open sell of Bear Trap at the broker: its
+    resting stop, or (between the stop's confirmed cancel and the exit's fill) the exit.
+    Sampled only when the daemon has been up long enough after the last entry fill."""
+    held = {
+        r["symbol"]: Decimal(r["qty"])
+        for r in daemon.query("SELECT symbol, qty FROM positions WHERE strategy='bear_trap'")
+        if Decimal(r["qty"]) > 0
+    }
+    covered = _open_sell_qty(o for o in broker.orders if o["client_order_id"].startswith("mg-bt-"))
+    return [
+        f"bear_trap {symbol}: {qty} held, only {covered[symbol]} covered by a resting sell"
+        for symbol, qty in held.items()
+        if covered[symbol] < qty
+    ]
+
+
+def _open_sell_qty(orders: Iterable[dict[str, Any]]) -> dict[str, Decimal]:
+    """Open sell quantity per symbol. A replace in flight is one pair holding the larger of
+    the old order's remainder and the new qty (as Alpaca holds it), not both."""
+    sells = [o for o in orders if o["side"] == "sell" and o["status"] in OPEN_STATUSES]
+    left = {o["id"]: Decimal(o["qty"]) - Decimal(o["filled_qty"]) for o in sells}
+    replacing = {o["id"] for o in sells if o["status"] == "pending_replace"}
+    for order in sells:
+        if order["replaces"] in replacing:
+            left[order["replaces"]] = max(left[order["replaces"]], left.pop(order["id"]))
+    covered: dict[str, Decimal] = defaultdict(Decimal)
+    for order in sells:
+        if order["id"] in left:
+            covered[order["symbol"]] += left[order["id"]]
+    return covered
+
+
+def bear_trap_flat_after_close(broker: BrokerView, daemon: Daemon) -> list[str]:
+    """After the close Bear Trap holds nothing and no Bear Trap order rests at the broker."""
+    problems = [
+        f"bear_trap holds {r['qty']} {r['symbol']} after the close"
+        for r in daemon.query("SELECT symbol, qty FROM positions WHERE strategy='bear_trap'")
+        if Decimal(r["qty"]) != 0
+    ]
+    problems += [
+        f"bear_trap order {o['client_order_id']} still {o['status']} after the close"
+        for o in broker.orders
+        if o["client_order_id"].startswith("mg-bt-") and o["status"] in OPEN_STATUSES
+    ]
+    return problems
+
+
+def no_entry_while_halted(
+    broker: BrokerView, daemon: Daemon, halts: list[tuple[str, datetime, datetime]]
+) -> list[str]:
+    """No entry order of a strategy reached the broker while an operator halt of it stood
+    (``halts``: strategy, from, to; the daemon applies a halt within a second, so the window
+    starts a few virtual seconds after the command)."""
+    legs = {r["client_order_id"]: r for r in daemon.query("SELECT * FROM orders")}
+    problems = []
+    for order in broker.orders:
+        row = legs.get(order["client_order_id"])
+        if row is None or row["leg"] != "entry":
+            continue
+        sent = _t(order["submitted_at"])
+        for strategy, start, end in halts:
+            if row["strategy"] == strategy and start <= sent < end:
+                problems.append(f"entry {order['client_order_id']} sent at {sent} while halted")
+    return problems
+
+
+def intents_accounted_for(daemon: Daemon, now: datetime) -> list[str]:
+    """Every pending intent whose session is over was sent, or expired with a log line."""
+    problems = []
+    log = daemon.log_text()
+    for intent in daemon.query("SELECT * FROM intents"):
+        expires = intent["expires_at"] and _t(intent["expires_at"])
+        if intent["status"] == "pending" and expires and expires < now:
+            problems.append(f"intent {intent['id']} still pending after {expires}")
+        if intent["status"] == "expired" and "expired" not in log:
+            problems.append(f"intent {intent['id']} expired without a log line")
+    return problems
+
+
+def log_clean(daemon: Daemon) -> list[str]:
+    """ERROR in the daemon's log means something is wrong (normal races are DEBUG), and a
+    discrepancy row is one the daemon could not explain."""
+    problems = [
+        f"log: {line.strip()[:300]}"
+        for line in daemon.log_text().splitlines()
+        if " ERROR " in line or " CRITICAL " in line or "Traceback" in line
+    ]
+    problems += [f"discrepancy: {dict(r)}" for r in daemon.query("SELECT * FROM discrepancies")]
+    return problems
+
+
+def _csv_rows(daemon: Daemon) -> list[dict[str, str]]:
+    rows: list[dict[str, str]] = []
+    for path in sorted((daemon.state_dir / "trades").glob("*_trades_*.csv")):
+        rows += _read_csv(path)
+    return rows
+
+
+def _read_csv(path: Path) -> list[dict[str, str]]:
+    with path.open(newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+def _t(text: str) -> datetime:
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+GRACE = timedelta(minutes=5)  # after an entry fill or a restart: placing a stop may take retries

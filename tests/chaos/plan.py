@@ -1,0 +1,160 @@
+"""What a chaos scenario does, decided from its seed before it runs: the trading window
+(real crash days), the simulator's strictness options, and a timeline of fault episodes,
+SIGKILLs and operator halts at random virtual instants.
+
+Only the plan is deterministic: the daemon is a separate process on a shared clock, so
+what exactly it was doing when a fault or a kill landed varies a little from run to run.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from tests.e2e.harness import ny
+
+
+@dataclass(frozen=True)
+class Session:
+    """One stretch of a trading day the scenario runs through (New York times)."""
+
+    day: str
+    start: str
+    end: str
+
+    @property
+    def begin(self) -> datetime:
+        return ny(self.day, self.start)
+
+    @property
+    def finish(self) -> datetime:
+        return ny(self.day, self.end)
+
+
+@dataclass(frozen=True)
+class Window:
+    """Consecutive sessions on real bars: a Bear Trap crash day, the 16:05 daily signal,
+    and the next session's open (Daily Trend's orders, Hourly Swing's evaluations)."""
+
+    name: str
+    sessions: tuple[Session, ...]
+
+
+# Crash days from ../shared/data/crash_days.csv (first -15% minute in brackets).
+WINDOWS = (
+    Window(  # MULN 2024-11-15 (12:37)
+        "2024-11-15",
+        (Session("2024-11-15", "12:20", "16:12"), Session("2024-11-18", "09:25", "11:10")),
+    ),
+    Window(  # MULN (09:37) and WKHS (09:39) 2024-11-13, WKHS 2024-11-14 (11:51)
+        "2024-11-13",
+        (Session("2024-11-13", "09:25", "16:12"), Session("2024-11-14", "09:25", "12:30")),
+    ),
+    Window(  # WKHS 2024-11-21 (11:50)
+        "2024-11-21",
+        (Session("2024-11-21", "11:00", "16:12"), Session("2024-11-22", "09:25", "10:40")),
+    ),
+    Window(  # MULN 2024-12-31 (11:18) and 2025-01-02 (12:38)
+        "2024-12-31",
+        (Session("2024-12-31", "10:45", "16:12"), Session("2025-01-02", "09:25", "13:30")),
+    ),
+    Window(  # MULN 2025-01-08 (09:37), the closed 2025-01-09, MULN 2025-01-10 (09:39)
+        "2025-01-08",
+        (Session("2025-01-08", "09:25", "16:12"), Session("2025-01-10", "09:25", "11:10")),
+    ),
+)
+
+KILL_POINTS = ("random", "submission", "fill", "reconciliation", "stop replace")
+LATEST_KILL = "15:20"  # the daemon is up through Bear Trap's 15:55 exit and the close
+
+
+@dataclass(frozen=True)
+class Step:
+    """One thing that happens at a virtual instant of the plan."""
+
+    at: datetime
+    action: str  # "faults", "clear", "kill", "halt", "resume"
+    faults: dict[str, Any] = field(default_factory=dict)
+    kinds: tuple[str, ...] = ()  # the fault kinds this step injects (for the table)
+    kill_point: str = ""
+    downtime: timedelta = timedelta(0)
+    strategy: str = ""
+
+
+@dataclass(frozen=True)
+class Plan:
+    """A scenario, fully decided."""
+
+    seed: int
+    window: Window
+    exchange_options: dict[str, Any]
+    steps: tuple[Step, ...]
+
+
+def _episode(rng: random.Random) -> tuple[dict[str, Any], tuple[str, ...]]:
+    """One fault episode: one to three kinds at once (their fields for POST /sim/faults)."""
+    menu: dict[str, dict[str, Any]] = {
+        "5xx before processing": {"http_error_rate": rng.choice((0.1, 0.25, 0.4))},
+        "5xx after processing (reply lost)": {"http_error_after_rate": rng.choice((0.2, 0.5))},
+        "429 burst": {"http_error_rate": 0.6, "http_status": 429},
+        "trade frames duplicated": {"trade_duplicate_rate": rng.choice((0.3, 0.7))},
+        "trade frames reordered": {"trade_reorder_rate": rng.choice((0.3, 0.7))},
+        "trade frames lost": {"trade_drop_rate": rng.choice((0.3, 0.7))},
+        "fill events withheld": {"drop_next_fill_events": rng.randint(1, 3)},
+        "silent trade socket": {"silent_trade_seconds": rng.choice((60, 240))},
+        "silent data socket": {"silent_data_seconds": rng.choice((120, 400))},
+        "trade streams dropped": {"drop_trade_streams": True},
+        "data streams dropped": {"drop_data_streams": True},
+        "all streams dropped": {"drop_streams": True},
+        "partial fills": {"partial_fill_ratio": rng.choice((0.3, 0.6))},
+        "orders refused": {"refuse_next_orders": rng.randint(1, 2)},
+        "orders rejected": {"reject_next_orders": rng.randint(1, 2)},
+        "cancels refused": {"refuse_next_cancels": rng.randint(1, 2)},
+        "replaces refused": {"refuse_next_replaces": rng.randint(1, 2)},
+    }
+    kinds = rng.sample(sorted(menu), rng.randint(1, 3))
+    if "429 burst" in kinds and "5xx before processing" in kinds:
+        kinds.remove("5xx before processing")  # one http_error_rate per episode
+    fields: dict[str, Any] = {}
+    for kind in kinds:
+        fields.update(menu[kind])
+    return fields, tuple(sorted(kinds))
+
+
+def _instants(rng: random.Random, session: Session, count: int, latest: str) -> list[datetime]:
+    end = min(session.finish, ny(session.day, latest))
+    span = max(0, int((end - session.begin).total_seconds()) - 300)
+    return sorted(
+        session.begin + timedelta(seconds=300 + rng.randint(0, span)) for _ in range(count)
+    )
+
+
+def make_plan(seed: int, *, episodes_per_session: int = 6, kills_per_session: int = 2) -> Plan:
+    """The scenario of ``seed``: its window, the simulator's latencies, and the timeline."""
+    rng = random.Random(seed)
+    window = WINDOWS[seed % len(WINDOWS)]
+    options = {
+        "cancel_latency": rng.choice((2.0, 20.0, 60.0)),
+        "replace_latency": rng.choice((2.0, 20.0, 60.0)),
+    }
+    steps: list[Step] = []
+    for session in window.sessions:
+        for at in _instants(rng, session, episodes_per_session, "15:50"):
+            fields, kinds = _episode(rng)
+            steps.append(Step(at, "faults", faults=fields, kinds=kinds))
+            steps.append(Step(at + timedelta(minutes=rng.choice((3, 10, 25))), "clear"))
+        for at in _instants(rng, session, kills_per_session, LATEST_KILL):
+            point = rng.choice(KILL_POINTS)
+            downtime = timedelta(seconds=rng.choice((0, 30, 120, 300)))
+            steps.append(Step(at, "kill", kill_point=point, downtime=downtime))
+        if rng.random() < 0.5:
+            (at,) = _instants(rng, session, 1, "15:00")
+            strategy = rng.choice(("bear_trap", "hourly_swing"))
+            steps.append(Step(at, "halt", strategy=strategy))
+            steps.append(
+                Step(at + timedelta(minutes=rng.choice((15, 45))), "resume", strategy=strategy)
+            )
+    steps.sort(key=lambda s: s.at)
+    return Plan(seed, window, options, tuple(steps))

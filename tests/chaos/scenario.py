@@ -1,0 +1,327 @@
+"""Running one chaos scenario: the real daemon (a subprocess, tests/e2e/harness.py) against
+the strict simulator on virtual time over real bars, with the plan's faults injected through
+``POST /sim/faults``, SIGKILLs at the plan's kill points each followed by a restart, and
+operator halts through the ``magellan halt``/``resume`` CLI. The invariants are checked while
+it runs (Bear Trap's stop), at each virtual close, and after a clean stop at the end.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+import sys
+import urllib.request
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
+
+from tests.chaos import invariants
+from tests.chaos.invariants import GRACE, BrokerView
+from tests.chaos.plan import Plan, Step
+from tests.e2e.harness import REPO, SAFETY_TIMEOUT, SPEED, Daemon, Sim, config_dir, ny
+
+CLEAR = {
+    "http_error_rate": 0.0,
+    "http_error_after_rate": 0.0,
+    "http_status": 503,
+    "latency_ms": 0,
+    "reject_next_orders": 0,
+    "refuse_next_orders": 0,
+    "refuse_next_cancels": 0,
+    "refuse_next_replaces": 0,
+    "partial_fill_ratio": 0.0,
+    "trade_duplicate_rate": 0.0,
+    "trade_reorder_rate": 0.0,
+    "trade_drop_rate": 0.0,
+    "drop_next_fill_events": 0,
+    "silent_trade_seconds": 0.0,
+    "silent_data_seconds": 0.0,
+}
+SETTLE_SPEED = 20.0  # virtual seconds per wall second while the ledger catches up at a close
+SETTLE_WALL = 45.0  # wall seconds the ledger gets to converge on the broker after the faults
+HALT_SLACK = timedelta(seconds=5)  # an entry past its gates just before the halt may still go
+POLL = 0.01  # wall seconds between the watcher's looks at the kill triggers
+
+
+@dataclass
+class Outcome:
+    """What one scenario did and found."""
+
+    seed: int
+    window: str
+    orders: int = 0
+    faults: Counter[str] = field(default_factory=Counter)
+    kills: Counter[str] = field(default_factory=Counter)
+    violations: list[str] = field(default_factory=list)
+    wall_seconds: float = 0.0
+
+
+class Scenario:
+    """One plan, run against one simulator and one state directory."""
+
+    def __init__(self, plan: Plan, bars_dir: Path, workdir: Path, speed: float = SPEED) -> None:
+        self.plan = plan
+        self.bars_dir = bars_dir
+        self.workdir = workdir
+        self.speed = speed
+        self.outcome = Outcome(plan.seed, plan.window.name)
+        self._halts: list[tuple[str, datetime, datetime]] = []
+        self._halted: dict[str, datetime] = {}
+        self._up_since: datetime | None = None
+        self._killed = asyncio.Event()
+        self._trigger: str | None = None  # the armed kill point, watched while time runs
+
+    async def run(self) -> Outcome:
+        """Run the whole plan; the outcome lists every invariant violation seen."""
+        loop = asyncio.get_running_loop()
+        began = loop.time()
+        first = self.plan.window.sessions[0].begin
+        self.config = config_dir(self.workdir, _chaos_config())
+        async with Sim(self.bars_dir, first, **self.plan.exchange_options) as sim:
+            self.sim = sim
+            self.daemon = Daemon(
+                self.config, self.workdir / "state", sim.url, self.workdir / "daemon.log"
+            )
+            await self._start()
+            watcher = asyncio.create_task(self._watch())
+            try:
+                await self._run_sessions()
+                await self._finish()
+            finally:
+                watcher.cancel()
+        self.outcome.wall_seconds = loop.time() - began
+        return self.outcome
+
+    # -- the timeline ------------------------------------------------------------------
+
+    async def _run_sessions(self) -> None:
+        sessions = self.plan.window.sessions
+        for index, session in enumerate(sessions):
+            if self.sim.clock.now() < session.begin:
+                self.sim.jump(session.begin)
+            for step in (s for s in self.plan.steps if session.begin <= s.at < session.finish):
+                await self._advance(step.at)
+                await self._do(step)
+            close = ny(session.day, "16:01")
+            if index < len(sessions) - 1 or session.finish >= close:
+                await self._advance(min(close, session.finish))
+                await self._checkpoint(closed=session.finish >= close)
+            await self._advance(session.finish)
+
+    async def _advance(self, t: datetime) -> None:
+        """Run virtual time to ``t`` at the scenario's speed; a kill by the watcher on the way
+        is followed by the plan's downtime and a restart, then time runs on to ``t``."""
+        while self.sim.clock.now() < t:
+            self.sim.clock.set_speed(self.speed)
+            sleeper = asyncio.create_task(self.sim.clock.sleep_until(t))
+            killed = asyncio.create_task(self._killed.wait())
+            done, _ = await asyncio.wait(
+                {sleeper, killed}, timeout=SAFETY_TIMEOUT * 3, return_when=asyncio.FIRST_COMPLETED
+            )
+            sleeper.cancel()
+            killed.cancel()
+            self.sim.pause()
+            if not done:
+                raise AssertionError(f"virtual time did not reach {t}")
+            if self._killed.is_set():
+                await self._restart(self._pending_downtime)
+            await self._check_alive()
+        await asyncio.wait_for(self.sim.server.wait_processed(t), SAFETY_TIMEOUT)
+
+    async def _do(self, step: Step) -> None:
+        if step.action == "faults":
+            await self._post_faults(step.faults)
+            self.outcome.faults.update(step.kinds)
+        elif step.action == "clear":
+            await self._post_faults(CLEAR)
+        elif step.action == "kill":
+            await self._kill_at(step)
+        elif step.action == "halt":
+            await self._cli("halt", step.strategy, "--reason", "chaos")
+            self._halted[step.strategy] = self.sim.clock.now() + HALT_SLACK
+        elif step.action == "resume":
+            since = self._halted.pop(step.strategy, None)
+            if since is not None:
+                self._halts.append((step.strategy, since, self.sim.clock.now()))
+            await self._cli("resume", step.strategy)
+
+    # -- kills -------------------------------------------------------------------------
+
+    async def _kill_at(self, step: Step) -> None:
+        """Kill now ("random") or arm the watcher for the step's kill point: it kills at the
+        first sight of it. If it is not seen within an hour of virtual time, kill anyway."""
+        self._pending_downtime = step.downtime
+        if step.kill_point == "random":
+            await self._kill("random")
+            await self._restart(step.downtime)
+            return
+        if step.kill_point == "submission":
+            await self._post_faults({"latency_ms": 300})  # so a submission is in flight for a while
+        if step.kill_point == "reconciliation":
+            await self._post_faults({"latency_ms": 150, "drop_trade_streams": True})
+        self._trigger = step.kill_point
+        deadline = min(step.at + timedelta(hours=1), ny(step.at.date().isoformat(), "15:30"))
+        await self._advance(deadline)
+        if self._trigger is not None:  # never seen: a kill at a random point instead
+            await self._kill("random")
+            await self._restart(step.downtime)
+
+    async def _kill(self, point: str) -> None:
+        assert self.daemon.proc is not None
+        self.daemon.proc.kill()
+        self.daemon.proc.wait(timeout=30)
+        self._trigger = None
+        self._up_since = None
+        self.outcome.kills[point] += 1
+        self._killed.set()
+        if point in ("submission", "reconciliation"):
+            await self._post_faults({"latency_ms": 0})
+
+    def _seen(self, point: str, fills: int) -> bool:
+        if point == "submission":
+            return bool(self.daemon.query("SELECT 1 FROM orders WHERE status='pending_submit'"))
+        if point == "fill":  # the broker filled, the ledger has not written it yet
+            return fills > len(self.daemon.query("SELECT 1 FROM fills"))
+        if point == "reconciliation":
+            return "trade-updates[main]: reconnected" in self.daemon.current_log()
+        if point == "stop replace":
+            return any(o["status"] == "pending_replace" for o in self.sim.orders())
+        return False
+
+    async def _restart(self, downtime: timedelta) -> None:
+        """The daemon is down for ``downtime`` of virtual time (fills may happen meanwhile),
+        then starts again on the same state directory with the clock frozen until READY."""
+        self._killed.clear()
+        if downtime:
+            target = self.sim.clock.now() + downtime
+            self.sim.clock.set_speed(self.speed)
+            await asyncio.wait_for(self.sim.clock.sleep_until(target), SAFETY_TIMEOUT)
+            self.sim.pause()
+        await self._start()
+
+    async def _start(self) -> None:
+        self.daemon.start()
+        await self.daemon.wait_ready()
+        self._up_since = self.sim.clock.now()
+
+    async def _check_alive(self) -> None:
+        proc = self.daemon.proc
+        if proc is not None and proc.poll() is not None and not self._killed.is_set():
+            self.outcome.violations.append(
+                f"daemon exited by itself ({proc.returncode}) at {self.sim.clock.now()}"
+            )
+            await self._start()
+
+    # -- watching while time runs ------------------------------------------------------
+
+    async def _watch(self) -> None:
+        """Fire armed kill triggers, and sample Bear Trap's protection, while time runs."""
+        last_sample = 0.0
+        loop = asyncio.get_running_loop()
+        while True:
+            await asyncio.sleep(POLL)
+            if self._up_since is None or self.daemon.proc is None:
+                continue
+            if self._trigger is not None and self._seen(self._trigger, len(self.sim.fills())):
+                await self._kill(self._trigger)
+                continue
+            if loop.time() - last_sample > 0.25:
+                last_sample = loop.time()
+                self._sample_protection()
+
+    def _sample_protection(self) -> None:
+        now = self.sim.clock.now()
+        if self._up_since is None or now - self._up_since < GRACE:
+            return
+        broker = BrokerView.read(self.sim)
+        last_fill = max(
+            (_t(f["transaction_time"]) for f in broker.fills if _is_bear_trap(f, broker)),
+            default=None,
+        )
+        if last_fill is not None and now - last_fill < GRACE:
+            return
+        for problem in invariants.bear_trap_protected(broker, self.daemon):
+            self.outcome.violations.append(f"{now}: {problem}")
+
+    # -- checkpoints -------------------------------------------------------------------
+
+    async def _checkpoint(self, *, closed: bool) -> None:
+        """At a virtual close: faults off, time creeping, until the ledger matches the
+        broker (or the wait runs out: then what still differs is a violation)."""
+        await self._post_faults(CLEAR)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + SETTLE_WALL
+        self.sim.clock.set_speed(SETTLE_SPEED)
+        while True:
+            broker = BrokerView.read(self.sim)
+            problems = [
+                *invariants.fills_exactly_once(broker, self.daemon),
+                *invariants.positions_add_up(broker, self.daemon),
+                *(invariants.bear_trap_flat_after_close(broker, self.daemon) if closed else []),
+            ]
+            if not problems or loop.time() > deadline:
+                break
+            await asyncio.sleep(0.2)
+        self.sim.pause()
+        now = self.sim.clock.now()
+        self.outcome.violations += [f"{now} close: {p}" for p in problems]
+
+    async def _finish(self) -> None:
+        """Stop cleanly, then check everything against the broker and the files."""
+        await self._checkpoint(closed=False)
+        for strategy, since in self._halted.items():
+            self._halts.append((strategy, since, self.sim.clock.now()))
+        code = await self.daemon.stop()
+        if code != 0:
+            self.outcome.violations.append(f"SIGTERM stop exited {code}")
+        now = self.sim.clock.now()
+        broker = BrokerView.read(self.sim)
+        self.outcome.orders = len(broker.orders)
+        self.outcome.violations += invariants.final_violations(self.sim, self.daemon, now)
+        self.outcome.violations += invariants.no_entry_while_halted(
+            broker, self.daemon, self._halts
+        )
+
+    # -- plumbing ----------------------------------------------------------------------
+
+    async def _post_faults(self, fields: dict[str, object]) -> None:
+        """POST /sim/faults, as any client of the simulator would."""
+        request = urllib.request.Request(
+            f"{self.sim.url}/sim/faults",
+            data=json.dumps(fields).encode(),
+            headers={"Content-Type": "application/json"},
+            method="POST",
+        )
+        # The simulator is served on this loop: the request is made from a thread.
+        await asyncio.to_thread(_send, request)
+
+    async def _cli(self, *args: str) -> None:
+        command = [sys.executable, "-m", "magellan_daemon", *args]
+        command += ["--config", str(self.config), "--state-dir", str(self.daemon.state_dir)]
+        done = await asyncio.to_thread(
+            subprocess.run, command, cwd=REPO, capture_output=True, text=True, timeout=60
+        )
+        if done.returncode != 0:
+            self.outcome.violations.append(f"magellan {' '.join(args)}: {done.stderr.strip()}")
+
+
+def _send(request: urllib.request.Request) -> None:
+    with urllib.request.urlopen(request, timeout=10) as response:
+        response.read()
+
+
+def _is_bear_trap(fill: dict, broker: BrokerView) -> bool:
+    return any(
+        o["id"] == fill["order_id"] and o["client_order_id"].startswith("mg-bt-")
+        for o in broker.orders
+    )
+
+
+def _t(text: str) -> datetime:
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+def _chaos_config() -> dict[str, tuple[str, str]]:
+    return {"magellan.toml": ('feed = "iex"', 'feed = "iex"\nmetrics_port = 0')}

@@ -114,6 +114,9 @@ class Metrics:
         self.loop_lag = Gauge(
             "magellan_event_loop_lag_seconds", "Event-loop lag (last probe)", registry=r
         )
+        # Tasks alive on the daemon's loop: a leak shows as growth over days (the soak test).
+        self.tasks = Gauge("magellan_asyncio_tasks", "Tasks alive on the event loop", registry=r)
+        self.tasks.set_function(_task_count)
         self.bar_age = Gauge(
             "magellan_last_bar_age_seconds",
             "Virtual seconds since the last bar's end",
@@ -146,6 +149,13 @@ class Metrics:
             await asyncio.sleep(LAG_PROBE_SECONDS)
             self.last_loop_lag = max(0.0, time.monotonic() - started - LAG_PROBE_SECONDS)
             self.loop_lag.set(self.last_loop_lag)
+
+
+def _task_count() -> float:
+    try:
+        return float(len(asyncio.all_tasks()))
+    except RuntimeError:  # scraped from a thread without a running loop
+        return 0.0
 
 
 class MetricsServer:

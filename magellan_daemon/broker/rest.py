@@ -46,6 +46,7 @@ from alpaca.trading.requests import (
 )
 from asyncio_throttle import Throttler
 
+from magellan_daemon.bar_check import bar_problem
 from magellan_daemon.broker.convert import (
     dec,
     fill_from_activity,
@@ -350,6 +351,7 @@ class AlpacaBroker:
                     )
                     for r in rows
                 ]
+                out[symbol] = _real_bars(out[symbol])
             return out
 
         return await self._call("data", read)
@@ -380,3 +382,17 @@ class AlpacaBroker:
 
 def _new_york(day: date, at: dtime) -> datetime:
     return datetime.combine(day, at, tzinfo=NEW_YORK).astimezone(UTC)
+
+
+def _real_bars(bars: list[Bar]) -> list[Bar]:
+    """The bars that can be real; each one dropped is named in a warning."""
+    kept = []
+    for bar in bars:
+        problem = bar_problem(bar)
+        if problem is None:
+            kept.append(bar)
+        else:
+            log.warning(
+                "REST bar %s %s at %s dropped: %s", bar.symbol, bar.timeframe, bar.t, problem
+            )
+    return kept

@@ -35,6 +35,7 @@ from alpaca.data.enums import DataFeed
 from alpaca.data.live.stock import StockDataStream
 from alpaca.trading.stream import TradingStream
 
+from magellan_daemon.bar_check import bar_problem
 from magellan_daemon.broker.convert import event_from_trade_update
 from magellan_daemon.domain import BrokerEvent
 from magellan_daemon.tasks import spawn
@@ -257,12 +258,13 @@ def bar_stream(
 
 
 def bar_from_stream(frame: dict[str, Any]) -> Bar:
-    """A raw ``T: "b"`` stream map to a ``Bar`` (``t`` is a msgpack Timestamp)."""
+    """A raw ``T: "b"`` stream map to a ``Bar`` (``t`` is a msgpack Timestamp); raises
+    ValueError naming what is wrong with a bar that cannot be real."""
     stamp = frame["t"]
     t = stamp.to_datetime() if hasattr(stamp, "to_datetime") else stamp
     if not isinstance(t, datetime):
         t = datetime.fromisoformat(str(t).replace("Z", "+00:00"))
-    return Bar(
+    bar = Bar(
         symbol=str(frame["S"]),
         timeframe="1Min",
         t=t.astimezone(UTC),
@@ -272,3 +274,7 @@ def bar_from_stream(frame: dict[str, Any]) -> Bar:
         close=float(frame["c"]),
         volume=float(frame["v"]),
     )
+    problem = bar_problem(bar)
+    if problem is not None:
+        raise ValueError(problem)
+    return bar

@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 SHARED_BARS ?= ../shared/data/bars
 
-.PHONY: install test lint fmt run-paper sim bench clean
+.PHONY: install test lint fmt run-paper sim bench chaos clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -25,6 +25,12 @@ fmt: $(STAMP)
 
 test: lint
 	$(BIN)/pytest -q -n 2 --dist loadfile
+
+# The long chaos run: seeded scenarios (faults, SIGKILLs, restarts), bad-input fuzzing and a
+# soak, then one table. Repeat one scenario with CHAOS_ARGS="--seed N --scenarios 1".
+CHAOS_ARGS ?= --seed 1 --scenarios 10 --fuzz-examples 300 --soak-days 5
+chaos: $(STAMP)
+	$(BIN)/python -m tests.chaos.run $(CHAOS_ARGS)
 
 run-paper: $(STAMP)
 	$(BIN)/magellan run --config configs/magellan.toml

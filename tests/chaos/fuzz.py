@@ -109,7 +109,7 @@ def check_config(edit: tuple[str, int, str]) -> None:
         elif how == "double":
             lines.insert(index, line)
         elif how == "cut":
-            lines = lines[:index] + [line[: len(line) // 2]]
+            lines = [*lines[:index], line[: len(line) // 2]]
         elif how == "garbage":
             lines[index] = "\x00\xff = = [[["
         path.write_text("\n".join(lines) + "\n")

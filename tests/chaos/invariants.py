@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import csv
 from collections import Counter, defaultdict
-from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -142,37 +141,92 @@ def positions_add_up(broker: BrokerView, daemon: Daemon) -> list[str]:
     return problems
 
 
-def bear_trap_protected(broker: BrokerView, daemon: Daemon) -> list[str]:
-    """Every Bear Trap share is covered by an open sell of Bear Trap at the broker: its
-    resting stop, or (between the stop's confirmed cancel and the exit's fill) the exit.
-    Sampled only when the daemon has been up long enough after the last entry fill."""
-    held = {
-        r["symbol"]: Decimal(r["qty"])
-        for r in daemon.query("SELECT symbol, qty FROM positions WHERE strategy='bear_trap'")
-        if Decimal(r["qty"]) > 0
-    }
-    covered = _open_sell_qty(o for o in broker.orders if o["client_order_id"].startswith("mg-bt-"))
-    return [
-        f"bear_trap {symbol}: {qty} held, only {covered[symbol]} covered by a resting sell"
-        for symbol, qty in held.items()
-        if covered[symbol] < qty
-    ]
+def bear_trap_stop_gaps(
+    broker: BrokerView, up: list[tuple[datetime, datetime]], allowance: timedelta
+) -> list[str]:
+    """Every Bear Trap share the broker holds is covered by an open Bear Trap sell at the
+    broker (its resting stop, or between the stop's confirmed cancel and the exit's fill, the
+    exit), except for at most ``allowance`` of the daemon's uptime (``up``: intervals from
+    READY to SIGKILL or stop) after the shares became uncovered.
+
+    Reconstructed from the broker's own history: positions from the FILL activities, each
+    sell's open interval from its timestamps (a replacement counts from the moment the order
+    it replaces is ``replaced``: until then the pair holds the old order's shares), and its
+    remainder at each instant from its fills."""
+    ours = {o["id"]: o for o in broker.orders if o["client_order_id"].startswith("mg-bt-")}
+    fills = [f for f in broker.fills if f["order_id"] in ours]
+    problems = []
+    for symbol in sorted({f["symbol"] for f in fills}):
+        sells = [o for o in ours.values() if o["symbol"] == symbol and o["side"] == "sell"]
+        spans = {o["id"]: _open_span(o, ours) for o in sells}
+        mine = [f for f in fills if f["symbol"] == symbol]
+        marks = sorted(
+            {_t(f["transaction_time"]) for f in mine}
+            | {t for span in spans.values() for t in span if t is not None}
+            | {t for interval in up for t in interval}
+        )
+        uncovered_since: datetime | None = None
+        for t in marks:
+            held = sum((_signed(f) for f in mine if _t(f["transaction_time"]) <= t), Decimal(0))
+            covered = sum(
+                (_left(o, mine, t) for o in sells if _is_open(spans[o["id"]], t)), Decimal(0)
+            )
+            if held > covered:
+                uncovered_since = uncovered_since or t
+                exposed = _uptime(up, uncovered_since, t)
+                if exposed > allowance:
+                    problems.append(
+                        f"bear_trap {symbol}: {held - covered} of {held} shares without a "
+                        f"resting stop from {uncovered_since} to {t} ({exposed} of uptime)"
+                    )
+                    uncovered_since = None  # one report per gap
+            else:
+                uncovered_since = None
+    return problems
 
 
-def _open_sell_qty(orders: Iterable[dict[str, Any]]) -> dict[str, Decimal]:
-    """Open sell quantity per symbol. A replace in flight is one pair holding the larger of
-    the old order's remainder and the new qty (as Alpaca holds it), not both."""
-    sells = [o for o in orders if o["side"] == "sell" and o["status"] in OPEN_STATUSES]
-    left = {o["id"]: Decimal(o["qty"]) - Decimal(o["filled_qty"]) for o in sells}
-    replacing = {o["id"] for o in sells if o["status"] == "pending_replace"}
-    for order in sells:
-        if order["replaces"] in replacing:
-            left[order["replaces"]] = max(left[order["replaces"]], left.pop(order["id"]))
-    covered: dict[str, Decimal] = defaultdict(Decimal)
-    for order in sells:
-        if order["id"] in left:
-            covered[order["symbol"]] += left[order["id"]]
-    return covered
+def _open_span(
+    order: dict[str, Any], ours: dict[str, dict[str, Any]]
+) -> tuple[datetime, datetime | None]:
+    start = _t(order["submitted_at"])
+    replaced = ours.get(order["replaces"] or "")
+    if replaced is not None and replaced["replaced_at"]:
+        start = max(start, _t(replaced["replaced_at"]))
+    ends = [order[k] for k in ("filled_at", "canceled_at", "replaced_at", "expired_at")]
+    found = [_t(e) for e in ends if e]
+    if order["status"] == "rejected":
+        return start, start
+    return start, min(found) if found else None
+
+
+def _is_open(span: tuple[datetime, datetime | None], t: datetime) -> bool:
+    start, end = span
+    return start <= t and (end is None or t < end)
+
+
+def _left(order: dict[str, Any], fills: list[dict[str, Any]], t: datetime) -> Decimal:
+    done = sum(
+        (
+            Decimal(f["qty"])
+            for f in fills
+            if f["order_id"] == order["id"] and _t(f["transaction_time"]) <= t
+        ),
+        Decimal(0),
+    )
+    return Decimal(order["qty"]) - done
+
+
+def _signed(fill: dict[str, Any]) -> Decimal:
+    return Decimal(fill["qty"]) * (1 if fill["side"] == "buy" else -1)
+
+
+def _uptime(up: list[tuple[datetime, datetime]], start: datetime, end: datetime) -> timedelta:
+    total = timedelta(0)
+    for a, b in up:
+        overlap = min(b, end) - max(a, start)
+        if overlap > timedelta(0):
+            total += overlap
+    return total
 
 
 def bear_trap_flat_after_close(broker: BrokerView, daemon: Daemon) -> list[str]:
@@ -248,6 +302,3 @@ def _read_csv(path: Path) -> list[dict[str, str]]:
 
 def _t(text: str) -> datetime:
     return datetime.fromisoformat(text.replace("Z", "+00:00"))
-
-
-GRACE = timedelta(minutes=5)  # after an entry fill or a restart: placing a stop may take retries

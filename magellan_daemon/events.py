@@ -84,16 +84,8 @@ class EventSink:
         """Apply one event; returns what the ledger did with it."""
         applied = self._ledger.apply_event(event)
         order = applied.order
-        if order is None:
-            self.unknown += 1
-            log.warning(
-                "event %s for order %s (%s) that is not ours: ignored",
-                event.event,
-                event.client_order_id,
-                event.symbol,
-            )
-            return applied
-        if applied.duplicate:
+        if order is None or applied.dropped or applied.duplicate:
+            self._not_applied(event, applied)
             return applied
         self.applied += 1
         extra = {"fields": log_fields(order, event.event)}
@@ -134,6 +126,20 @@ class EventSink:
             self._notify(order.strategy, _update(order, kind, event.ts_event))
         self._watch.notify(order.client_order_id, event.event)
         return applied
+
+    def _not_applied(self, event: BrokerEvent, applied: Applied) -> None:
+        if applied.order is None:
+            self.unknown += 1
+            log.warning(
+                "event %s for order %s (%s) that is not ours: ignored",
+                event.event,
+                event.client_order_id,
+                event.symbol,
+            )
+        elif applied.dropped:
+            log.warning(
+                "event %s for %s dropped: %s", event.event, event.client_order_id, applied.dropped
+            )
 
     def _resent(self, order: OrderRow) -> bool:
         if order.status != "not_found" or order.intent_id is None:

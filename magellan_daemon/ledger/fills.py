@@ -30,12 +30,39 @@ class FillTables(OrderTables):
     """Fills, positions, closed trades and daily P&L (stored results of ``apply_fill``)."""
 
     def apply_event(self, event: BrokerEvent) -> Applied:
-        """Apply one broker event exactly once: status, fill increment, position, P&L."""
+        """Apply one broker event exactly once: status, fill increment, position, P&L.
+
+        An event that cannot be news about the order it names (another broker order's id, a
+        fill whose price cannot be known or is not positive) is dropped whole, its
+        transaction rolled back, with the reason in ``Applied.dropped``."""
         order = self.order(event.client_order_id)
         if order is None and event.broker_order_id:
             order = self.order_by_broker_id(event.broker_order_id)
         if order is None:
             return Applied(order=None, previous_status=None, fill=None)
+        problem = self._identity_conflict(order, event)
+        if not problem:
+            try:
+                return self._apply(order, event)
+            except InconsistentEvent as exc:
+                problem = str(exc)
+        return Applied(order=order, previous_status=order.status, fill=None, dropped=problem)
+
+    def _identity_conflict(self, order: OrderRow, event: BrokerEvent) -> str:
+        """Why ``event`` cannot be about ``order``: it names another broker order than the
+        one the order already is, or one the ledger knows as another of ours (applying it
+        would book one order's fills on another). Empty when the identities agree."""
+        theirs = event.broker_order_id
+        if not theirs or theirs == order.broker_order_id:
+            return ""
+        if order.broker_order_id is not None:
+            return f"broker order {theirs}, but {order.client_order_id} is {order.broker_order_id}"
+        other = self.order_by_broker_id(theirs)
+        if other is not None and other.client_order_id != order.client_order_id:
+            return f"broker order {theirs} is {other.client_order_id}, not {order.client_order_id}"
+        return ""
+
+    def _apply(self, order: OrderRow, event: BrokerEvent) -> Applied:
         if (
             event.execution_id
             and self._conn.execute(
@@ -263,6 +290,10 @@ class FillTables(OrderTables):
         return None if row is None else row["ts"]
 
 
+class InconsistentEvent(ValueError):
+    """A broker event whose numbers cannot describe a real execution."""
+
+
 def _execution_price(
     event: BrokerEvent, increment: Decimal, prev_qty: Decimal, prev_avg: Decimal | None
 ) -> Decimal:
@@ -272,7 +303,12 @@ def _execution_price(
         return event.price
     if event.filled_avg_price is not None and event.cum_filled_qty:
         total = event.filled_avg_price * event.cum_filled_qty - (prev_avg or ZERO) * prev_qty
+        if total <= 0:
+            raise InconsistentEvent(
+                f"average price {event.filled_avg_price} over {event.cum_filled_qty} leaves "
+                f"no positive price for the {increment} just filled"
+            )
         return total / increment
     if event.price is not None:
         return event.price
-    raise ValueError(f"fill on {event.client_order_id} carries no price")
+    raise InconsistentEvent(f"a fill of {increment} carries no price")

@@ -20,10 +20,22 @@ from magellan_daemon.ledger.order_fsm import EVENT_FOR_STATUS
 
 
 def dec(value: Any) -> Decimal | None:
-    """A Decimal from alpaca-py's str/float/None (floats via their shortest repr)."""
+    """A Decimal from alpaca-py's str/float/None (floats via their shortest repr); raises
+    ValueError for what is no finite number (NaN and infinities compare with nothing)."""
     if value is None or value == "":
         return None
-    return Decimal(str(value))
+    number = Decimal(str(value))
+    if not number.is_finite():
+        raise ValueError(f"{value!r} is not a finite number")
+    return number
+
+
+def _amount(value: Any, name: str) -> Decimal | None:
+    """A quantity or price of a trade update: a finite number >= 0, or absent."""
+    number = dec(value)
+    if number is not None and number < 0:
+        raise ValueError(f"{name} {value!r} is negative")
+    return number
 
 
 def _enum(value: Any) -> str:
@@ -80,10 +92,10 @@ def event_from_trade_update(data: Mapping[str, Any]) -> BrokerEvent:
         symbol=str(order.get("symbol") or ""),
         side=str(order.get("side") or ""),
         execution_id=None if not execution_id else ExecutionId(str(execution_id)),
-        cum_filled_qty=dec(order.get("filled_qty")),
-        filled_avg_price=dec(order.get("filled_avg_price")),
-        price=dec(data.get("price")),
-        qty=dec(data.get("qty")),
+        cum_filled_qty=_amount(order.get("filled_qty"), "filled_qty"),
+        filled_avg_price=_amount(order.get("filled_avg_price"), "filled_avg_price"),
+        price=_amount(data.get("price"), "price"),
+        qty=_amount(data.get("qty"), "qty"),
         replaced_by=(
             None if not order.get("replaced_by") else BrokerOrderId(str(order["replaced_by"]))
         ),

@@ -13,9 +13,12 @@ tests/chaos/test_fuzz.py runs the same targets with fewer inputs in ``make test`
 
 from __future__ import annotations
 
+import asyncio
+import json
 import math
 import shutil
 import tempfile
+import threading
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -24,11 +27,14 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+from aiohttp import web
 from hypothesis import HealthCheck, given, settings
 from hypothesis import seed as hypothesis_seed
 from hypothesis import strategies as st
 from pydantic import BaseModel
 
+from magellan_daemon.broker.errors import BrokerError
+from magellan_daemon.broker.rest import AlpacaBroker
 from magellan_daemon.broker.stream import bar_stream, trade_updates_stream
 from magellan_daemon.config import load_config
 from magellan_daemon.domain import ClientOrderId
@@ -294,6 +300,156 @@ def check_bar_frames(frames: list[Any]) -> None:
         assert bar.t.tzinfo is not None, bar
 
 
+# -- REST responses of a misbehaving broker ------------------------------------------------
+
+ORDER = {
+    "id": "b-1", "client_order_id": CIDS[0], "created_at": "2024-11-15T18:45:00Z",
+    "updated_at": "2024-11-15T18:45:00Z", "submitted_at": "2024-11-15T18:45:00Z",
+    "filled_at": None, "expired_at": None, "canceled_at": None, "failed_at": None,
+    "replaced_at": None, "replaced_by": None, "replaces": None,
+    "asset_id": "904837e3-3b76-47ec-b432-046db621571b", "symbol": "MULN",
+    "asset_class": "us_equity", "notional": None, "qty": "100", "filled_qty": "0",
+    "filled_avg_price": None, "order_class": "", "order_type": "market", "type": "market",
+    "side": "buy", "time_in_force": "day", "limit_price": None, "stop_price": None,
+    "status": "new", "extended_hours": False, "legs": None,
+}  # fmt: skip
+BODIES: dict[str, Any] = {
+    "order": ORDER,
+    "orders": [ORDER],
+    "positions": [
+        {"asset_id": ORDER["asset_id"], "symbol": "MULN", "exchange": "NASDAQ",
+         "asset_class": "us_equity", "qty": "100", "qty_available": "100", "side": "long",
+         "avg_entry_price": "2.5", "market_value": "250", "cost_basis": "250",
+         "unrealized_pl": "0", "unrealized_plpc": "0", "current_price": "2.5",
+         "lastday_price": "2.5", "change_today": "0"}
+    ],
+    "activities": [
+        {"id": "a-1", "activity_type": "FILL", "transaction_time": "2024-11-15T18:46:00Z",
+         "type": "fill", "price": "2.5", "qty": "100", "side": "buy", "symbol": "MULN",
+         "leaves_qty": "0", "order_id": "b-1", "cum_qty": "100", "order_status": "filled"}
+    ],
+    "clock": {"timestamp": "2024-11-15T13:45:00-05:00", "is_open": True,
+              "next_open": "2024-11-18T09:30:00-05:00", "next_close": "2024-11-15T16:00:00-05:00"},
+    "calendar": [{"date": "2024-11-15", "open": "09:30", "close": "16:00",
+                  "session_open": "0400", "session_close": "2000"}],
+    "bars": {"bars": {"MULN": [{"t": "2024-11-15T18:44:00Z", "o": 2.5, "h": 2.6, "l": 2.4,
+                                "c": 2.55, "v": 1000, "n": 10, "vw": 2.5}]},
+             "next_page_token": None},
+}  # fmt: skip
+HTML = b"<html><head><title>502 Bad Gateway</title></head><body>nginx</body></html>"
+
+
+@st.composite
+def broker_replies(draw: st.DrawFn) -> tuple[str, int, str, bytes]:
+    """(what is asked, HTTP status, content type, body): a right answer with a field broken
+    or removed, cut short, an HTML error page, an empty body, or a JSON of another shape."""
+    what = draw(st.sampled_from(sorted(BODIES)))
+    status = draw(st.sampled_from([200, 200, 200, 200, 404, 422, 429, 500, 502, 503]))
+    body = json.loads(json.dumps(BODIES[what]))
+    target = body[0] if isinstance(body, list) else body
+    if what == "bars":
+        target = body["bars"]["MULN"][0]
+    for _ in range(draw(st.integers(0, 3))):
+        key = draw(st.sampled_from(sorted(target)))
+        if draw(st.booleans()):
+            target[key] = draw(WEIRD)
+        else:
+            target.pop(key, None)
+    try:
+        text = json.dumps(body).encode()
+    except ValueError:
+        text = b"{}"
+    how = draw(st.sampled_from(["json", "json", "cut", "html", "empty", "null", "list"]))
+    if how == "cut":
+        text = text[: draw(st.integers(0, max(0, len(text) - 1)))]
+    elif how == "html":
+        return what, status, "text/html", HTML
+    elif how == "empty":
+        text = b""
+    elif how == "null":
+        text = b"null"
+    elif how == "list":
+        text = b"[]" if not isinstance(body, list) else b"{}"
+    return what, status, "application/json", text
+
+
+class _MisbehavingBroker:
+    """A loopback HTTP server answering every request with the reply it is told to."""
+
+    def __init__(self) -> None:
+        self.reply: tuple[int, str, bytes] = (200, "application/json", b"{}")
+        self._loop = asyncio.new_event_loop()
+        ready = threading.Event()
+        threading.Thread(target=self._serve, args=(ready,), daemon=True).start()
+        ready.wait(10)
+
+    def _serve(self, ready: threading.Event) -> None:
+        asyncio.set_event_loop(self._loop)
+        app = web.Application()
+        app.router.add_route("*", "/{tail:.*}", self._answer)
+        runner = web.AppRunner(app)
+        self._loop.run_until_complete(runner.setup())
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        self._loop.run_until_complete(site.start())
+        self.url = f"http://127.0.0.1:{site._server.sockets[0].getsockname()[1]}"  # type: ignore[union-attr]
+        ready.set()
+        self._loop.run_forever()
+
+    async def _answer(self, request: web.Request) -> web.Response:
+        status, content_type, body = self.reply
+        return web.Response(status=status, body=body, headers={"Content-Type": content_type})
+
+
+_SERVER: _MisbehavingBroker | None = None
+CALLS: dict[str, Callable[[AlpacaBroker], Any]] = {
+    "order": lambda b: b.order_by_client_id(CIDS[0]),
+    "orders": lambda b: b.open_orders(),
+    "positions": lambda b: b.positions(),
+    "activities": lambda b: b.fill_activities(NOW - timedelta(days=1)),
+    "clock": lambda b: b.market_clock(),
+    "calendar": lambda b: b.sessions(NOW.date(), NOW.date()),
+    "bars": lambda b: b.bars(["MULN"], "1Min", NOW - timedelta(hours=1), NOW),
+}
+
+
+def check_broker_reply(reply: tuple[str, int, str, bytes]) -> None:
+    """Each broker read, answered badly, fails with the broker error taxonomy (so the
+    caller's retry, lookup or fatal path applies) or returns finite numbers: never another
+    exception, never a NaN."""
+    global _SERVER
+    if _SERVER is None:
+        _SERVER = _MisbehavingBroker()
+    what, status, content_type, body = reply
+    _SERVER.reply = (status, content_type, body)
+    broker = AlpacaBroker(
+        account="main", key="k", secret="s", paper=True,
+        trading_url=_SERVER.url, data_url=_SERVER.url, timeout_seconds=5,
+    )  # fmt: skip
+    try:
+        result = asyncio.run(CALLS[what](broker))
+    except BrokerError:
+        return
+    finally:
+        broker.close()
+    _assert_finite_numbers(result, what)
+
+
+def _assert_finite_numbers(value: Any, where: str) -> None:
+    if isinstance(value, Decimal):
+        assert value.is_finite(), f"{where}: {value}"
+    elif isinstance(value, float):
+        assert math.isfinite(value), f"{where}: {value}"
+    elif isinstance(value, list | tuple):
+        for item in value:
+            _assert_finite_numbers(item, where)
+    elif isinstance(value, dict):
+        for item in value.values():
+            _assert_finite_numbers(item, where)
+    elif hasattr(value, "__dataclass_fields__"):
+        for name in value.__dataclass_fields__:
+            _assert_finite_numbers(getattr(value, name), f"{where}.{name}")
+
+
 # -- running -----------------------------------------------------------------------------
 
 Target = tuple[st.SearchStrategy[Any], Callable[[Any], None]]
@@ -301,6 +457,7 @@ TARGETS: dict[str, Target] = {
     "config files": (config_edits(), check_config),
     "trade-update frames": (trade_frames(), check_trade_frames),
     "market-data bar frames": (bar_frames(), check_bar_frames),
+    "REST replies of a misbehaving broker": (broker_replies(), check_broker_reply),
 }
 
 

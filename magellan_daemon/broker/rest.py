@@ -267,13 +267,11 @@ class AlpacaBroker:
             }
             if token:
                 params["page_token"] = token
-            page = await self._call(
-                "trading", lambda c, p=params: c.get("/account/activities/FILL", p) or []
-            )
-            fills.extend(fill_from_activity(a) for a in page)
+            page = await self._call("trading", lambda c, p=params: _fill_page(c, p))
+            fills.extend(page)
             if len(page) < 100:
                 return fills
-            token = str(page[-1]["id"])
+            token = page[-1].activity_id
 
     # -- account, clock, calendar --------------------------------------------------------
 
@@ -382,6 +380,15 @@ class AlpacaBroker:
 
 def _new_york(day: date, at: dtime) -> datetime:
     return datetime.combine(day, at, tzinfo=NEW_YORK).astimezone(UTC)
+
+
+def _fill_page(client: TradingClient, params: dict[str, Any]) -> list[BrokerFill]:
+    """One page of FILL activities, converted inside the call so a malformed one fails as
+    a classified broker error (the reconciliation retries), never as a KeyError."""
+    page = client.get("/account/activities/FILL", params) or []
+    if not isinstance(page, list):
+        raise ValueError(f"FILL activities: a {type(page).__name__}, not a list")
+    return [fill_from_activity(a) for a in page]
 
 
 def _real_bars(bars: list[Bar]) -> list[Bar]:

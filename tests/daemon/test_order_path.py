@@ -214,6 +214,26 @@ async def test_a_stop_placed_on_a_partial_entry_fill_grows_with_the_later_fills(
     assert refused == []
 
 
+async def test_stop_intents_queued_behind_each_other_go_out_as_the_last_one(
+    stack: Stack,
+) -> None:
+    """Fills learned in a burst (a reconciliation after missed stream news) make the
+    strategy ask one stop size per fill: only the last one is sent, at once, instead of a
+    chain of replaces each waiting for the broker while shares sit unprotected."""
+    await _hold(stack, stop=None)
+    held = int(stack.ledger.position_qty("bear_trap", "AMC"))
+    asks = [held // 3, 2 * held // 3, held]
+    await _run(
+        stack,
+        [_intent("place_stop", "protective_stop", q, stop_price=3.0) for q in asks],
+        5,
+    )
+    stops = [o for o in stack.broker_orders() if o["type"] == "stop"]
+    assert [int(Decimal(o["qty"])) for o in stops] == [held]
+    assert _resting(stack) == held
+    assert _stop_reports(stack)[-1] == (held, 3.0)
+
+
 async def test_flatten_reports_a_refused_sell_as_refused(stack: Stack) -> None:
     await _hold(stack, stop=None)
     stack.exchange.faults.update(refuse_next_orders=1)

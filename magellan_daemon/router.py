@@ -172,6 +172,9 @@ class OrderRouter:
         try:
             while lane.queue:
                 work = lane.queue.popleft()
+                if _superseded(work, lane.queue):
+                    self._skip_stop(work)
+                    continue
                 self.stats.in_flight += 1
                 try:
                     result = await self._do(work)
@@ -193,6 +196,16 @@ class OrderRouter:
                     work.done.set_result(None)
             if not lane.queue:
                 self._lanes.pop(key, None)
+
+    def _skip_stop(self, work: _Work) -> None:
+        """A stop size the strategy asked for and then asked again differently: only the
+        later one is sent (each replace waits for the broker; a chain of them would leave
+        shares unprotected for as long). The strategy is told what rests now."""
+        assert work.intent is not None
+        self._mark(work.intent_id, "blocked", "superseded by a later stop intent")
+        self._report_stop(work.intent)
+        if not work.done.done():
+            work.done.set_result(None)
 
     def _failed(self, work: _Work, exc: BaseException) -> None:
         intent = work.intent
@@ -581,6 +594,24 @@ class OrderRouter:
         else:
             result["sells"].append(entry)
         return result
+
+
+_STOP_SIZING = frozenset({"place_stop", "replace_stop"})
+
+
+def _superseded(work: _Work, queue: deque[_Work]) -> bool:
+    """Whether ``work`` sizes a stop and the very next item of its lane sizes the same
+    strategy's stop again (nothing in between that depends on the first one)."""
+    if not queue or work.intent is None or work.intent.action not in _STOP_SIZING:
+        return False
+    after = queue[0].intent
+    return (
+        after is not None
+        and after.action in _STOP_SIZING
+        and after.strategy == work.intent.strategy
+        and after.symbol == work.intent.symbol
+        and (after.stop_price is not None or work.intent.stop_price is None)  # keeps a price
+    )
 
 
 def _cents(price: float | None) -> Decimal | None:

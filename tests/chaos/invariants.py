@@ -142,19 +142,24 @@ def positions_add_up(broker: BrokerView, daemon: Daemon) -> list[str]:
 
 
 def bear_trap_stop_gaps(
-    broker: BrokerView, up: list[tuple[datetime, datetime]], allowance: timedelta
+    broker: BrokerView,
+    up: list[tuple[datetime, datetime]],
+    known: dict[tuple[str, Decimal], datetime],
+    allowance: timedelta,
 ) -> list[str]:
     """Every Bear Trap share the broker holds is covered by an open Bear Trap sell at the
     broker (its resting stop, or between the stop's confirmed cancel and the exit's fill, the
     exit), except for at most ``allowance`` of the daemon's uptime (``up``: intervals from
-    READY to SIGKILL or stop) after the shares became uncovered.
+    READY to SIGKILL or stop) after the shares became uncovered, counted from when the
+    daemon knew of their fill (``known``: (broker order id, cum qty) -> when its ledger had
+    it; shares it could not know of yet are not its to protect).
 
     Reconstructed from the broker's own history: positions from the FILL activities, each
     sell's open interval from its timestamps (a replacement counts from the moment the order
     it replaces is ``replaced``: until then the pair holds the old order's shares), and its
     remainder at each instant from its fills."""
     ours = {o["id"]: o for o in broker.orders if o["client_order_id"].startswith("mg-bt-")}
-    fills = [f for f in broker.fills if f["order_id"] in ours]
+    fills = [_as_known(f, known) for f in broker.fills if f["order_id"] in ours]
     problems = []
     for symbol in sorted({f["symbol"] for f in fills}):
         sells = [o for o in ours.values() if o["symbol"] == symbol and o["side"] == "sell"]
@@ -183,6 +188,16 @@ def bear_trap_stop_gaps(
             else:
                 uncovered_since = None
     return problems
+
+
+def _as_known(fill: dict[str, Any], known: dict[tuple[str, Decimal], datetime]) -> dict[str, Any]:
+    """The fill as the daemon saw it: at the later of its time and when its ledger had it
+    (a buy it has not heard of yet raises no position of its own to protect)."""
+    at = _t(fill["transaction_time"])
+    seen = known.get((fill["order_id"], Decimal(fill["cum_qty"])))
+    if fill["side"] == "buy" and seen is not None and seen > at:
+        return {**fill, "transaction_time": seen.isoformat()}
+    return fill
 
 
 def _open_span(

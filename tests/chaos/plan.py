@@ -114,7 +114,16 @@ def _episode(rng: random.Random) -> tuple[dict[str, Any], tuple[str, ...]]:
         "cancels refused": {"refuse_next_cancels": rng.randint(1, 2)},
         "replaces refused": {"refuse_next_replaces": rng.randint(1, 2)},
     }
-    kinds = rng.sample(sorted(menu), rng.randint(1, 3))
+    # Market-data faults are drawn less often: at test speed a silent or dropped data socket
+    # mostly turns Bear Trap's signals into stale warm-up bars, and no orders means nothing
+    # left to break in the order path.
+    weights = [0.3 if "data" in kind else 1.0 for kind in sorted(menu)]
+    kinds: list[str] = []
+    count = rng.randint(1, 3)
+    while len(kinds) < count:
+        kind = rng.choices(sorted(menu), weights)[0]
+        if kind not in kinds:
+            kinds.append(kind)
     if "429 burst" in kinds and "5xx before processing" in kinds:
         kinds.remove("5xx before processing")  # one http_error_rate per episode
     fields: dict[str, Any] = {}

@@ -15,6 +15,7 @@ import urllib.request
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from decimal import Decimal
 from pathlib import Path
 
 from tests.chaos import invariants
@@ -72,6 +73,7 @@ class Scenario:
         self._halted: dict[str, datetime] = {}
         self._up_since: datetime | None = None
         self._up: list[tuple[datetime, datetime]] = []  # READY to kill/stop, virtual time
+        self._known: dict[tuple[str, Decimal], datetime] = {}  # fill -> when the ledger had it
         self._killed = asyncio.Event()
         self._trigger: str | None = None  # the armed kill point, watched while time runs
 
@@ -230,8 +232,17 @@ class Scenario:
             await asyncio.sleep(POLL)
             if self._up_since is None or self.daemon.proc is None:
                 continue
+            self._note_known_fills()
             if self._trigger is not None and self._seen(self._trigger, len(self.sim.fills())):
                 await self._kill(self._trigger)
+
+    def _note_known_fills(self) -> None:
+        """When the daemon learned of each fill (virtual time): a fill the stream never
+        delivered is known only once the open-order poll (every 5 wall seconds: minutes of
+        virtual time at test speed) or a reconciliation brings it."""
+        now = self.sim.clock.now()
+        for row in self.daemon.query("SELECT broker_order_id, cum_qty FROM fills"):
+            self._known.setdefault((row["broker_order_id"], Decimal(row["cum_qty"])), now)
 
     # -- checkpoints -------------------------------------------------------------------
 
@@ -273,7 +284,7 @@ class Scenario:
             broker, self.daemon, self._halts
         )
         self.outcome.violations += invariants.bear_trap_stop_gaps(
-            broker, self._up, self._stop_allowance()
+            broker, self._up, self._known, self._stop_allowance()
         )
 
     def _stop_allowance(self) -> timedelta:

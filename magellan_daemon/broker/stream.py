@@ -207,7 +207,10 @@ def trade_updates_stream(
         except Exception as exc:
             supervised.stats.bad_frames += 1
             log.warning(
-                "%s: unreadable trade update dropped (%s): %.200r", supervised.name, exc, frame
+                "%s: unreadable trade update dropped (%s): %.200r",
+                supervised.name,
+                _what_is_wrong(exc),
+                frame,
             )
             return
         on_event(event)
@@ -249,12 +252,26 @@ def bar_stream(
             bar = bar_from_stream(frame)
         except Exception as exc:
             supervised.stats.bad_frames += 1
-            log.warning("%s: unreadable bar dropped (%s): %.200r", supervised.name, exc, frame)
+            log.warning(
+                "%s: unreadable bar dropped (%s): %.200r",
+                supervised.name,
+                _what_is_wrong(exc),
+                frame,
+            )
             return
         on_bar(bar)
 
     supervised = SupervisedStream(f"bars[{account}]", make, on_frame, on_connected)
     return supervised
+
+
+def _what_is_wrong(exc: Exception) -> str:
+    """A frame's fault in words: a KeyError alone prints only the key."""
+    if isinstance(exc, KeyError):
+        return f"missing field {exc}"
+    if isinstance(exc, TypeError | AttributeError):
+        return f"a field of the wrong type ({exc})"
+    return str(exc) or type(exc).__name__
 
 
 def bar_from_stream(frame: dict[str, Any]) -> Bar:

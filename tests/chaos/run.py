@@ -45,11 +45,13 @@ def main(argv: list[str] | None = None) -> int:
     for outcome in outcomes:
         for violation in outcome.violations:
             print(f"seed {outcome.seed}: {violation}")
+    for violation in soak.violations if soak else []:
+        print(f"soak: {violation}")
     for crash in fuzz.crashes if fuzz else []:
         print(f"fuzz crash: {crash}")
     if not args.keep:
         shutil.rmtree(workroot, ignore_errors=True)
-    failed = any(o.violations for o in outcomes) or (fuzz is not None and fuzz.crashes)
+    failed = _violations(outcomes, soak) or (fuzz is not None and fuzz.crashes)
     return 1 if failed else 0
 
 
@@ -87,7 +89,7 @@ def table(
         *((f"  {kind}", str(n)) for kind, n in sorted(faults.items())),
         ("SIGKILLs (each followed by a restart)", str(sum(kills.values()))),
         *((f"  at {point}", str(n)) for point, n in sorted(kills.items())),
-        ("invariant violations", str(sum(len(o.violations) for o in outcomes))),
+        ("invariant violations", str(_violations(outcomes, soak))),
     ]
     if fuzz is not None:
         rows += [
@@ -114,6 +116,10 @@ def table(
         f"| {k:<{width}} | {v:>12} |" if len(v) <= 12 else f"| {k:<{width}} | {v}" for k, v in rows
     ]
     return "\n".join([line, *body, line])
+
+
+def _violations(outcomes: list[Outcome], soak: SoakResult | None) -> int:
+    return sum(len(o.violations) for o in outcomes) + (len(soak.violations) if soak else 0)
 
 
 def _argv(args: argparse.Namespace) -> list[str]:

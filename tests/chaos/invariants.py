@@ -8,6 +8,7 @@ reports every broken invariant at once instead of stopping at the first.
 from __future__ import annotations
 
 import csv
+import re
 from collections import Counter, defaultdict
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -286,8 +287,9 @@ def intents_accounted_for(daemon: Daemon, now: datetime) -> list[str]:
         expires = intent["expires_at"] and _t(intent["expires_at"])
         if intent["status"] == "pending" and expires and expires < now:
             problems.append(f"intent {intent['id']} still pending after {expires}")
-        if intent["status"] == "expired" and "expired" not in log:
-            problems.append(f"intent {intent['id']} expired without a log line")
+        line = re.compile(rf"expired\s+{intent['strategy']}\s+{intent['symbol']}\s")
+        if intent["status"] == "expired" and not line.search(log):
+            problems.append(f"intent {intent['id']} expired without its log line")
     return problems
 
 

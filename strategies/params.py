@@ -11,9 +11,10 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 
 class FrozenModel(BaseModel):
-    """Base for every config model: immutable, unknown fields rejected."""
+    """Base for every config model: immutable, unknown fields rejected, and no NaN or
+    infinity (``inf`` passes ``gt=0`` and then breaks every sizing)."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
 
 
 class RiskLimits(FrozenModel):

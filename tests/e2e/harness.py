@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import os
+import re
 import signal
 import sqlite3
 import subprocess
@@ -115,6 +116,7 @@ class Sim:
         return self.exchange.list_orders(KEY, status="all", limit=500, direction="asc")
 
 
+READY_LINE = re.compile(r" INFO +\S+ +READY: ")
 STARTED: list[subprocess.Popen[bytes]] = []  # every daemon process, killed after each test
 
 
@@ -175,8 +177,15 @@ class Daemon:
         )
 
     async def wait_ready(self) -> None:
-        """Wait for the READY line (first reconciliation done, scheduler running)."""
-        await self.wait_log("READY:")
+        """Wait for the READY line (first reconciliation done, scheduler running). Its INFO
+        line, not any "READY:": a failed startup logs "startup failed, not going READY: ..."
+        at ERROR, and that must not pass for ready."""
+        await wait_for(
+            lambda: READY_LINE.search(self.current_log()) is not None,
+            SAFETY_TIMEOUT,
+            "the READY line",
+            self,
+        )
 
     async def stop(self) -> int:
         """SIGTERM and wait for a clean exit; returns the exit code."""

@@ -135,6 +135,7 @@ class Scenario:
         await asyncio.wait_for(self.sim.server.wait_processed(t), SAFETY_TIMEOUT)
 
     async def _do(self, step: Step) -> None:
+        self._trace(f"step {step.action} planned {step.at} {step.kinds or ''}{step.kill_point}")
         if step.action == "faults":
             await self._post_faults(step.faults)
             self.outcome.faults.update(step.kinds)
@@ -166,13 +167,16 @@ class Scenario:
         if step.kill_point == "reconciliation":
             await self._post_faults({"latency_ms": 150, "drop_trade_streams": True})
         self._trigger = step.kill_point
-        deadline = min(step.at + timedelta(hours=1), ny(step.at.date().isoformat(), "15:30"))
+        day = step.at.date().isoformat()
+        session_end = next(s.finish for s in self.plan.window.sessions if s.day == day)
+        deadline = min(step.at + timedelta(hours=1), ny(day, "15:30"), session_end)
         await self._advance(deadline)
         if self._trigger is not None:  # never seen: a kill at a random point instead
             await self._kill("random")
             await self._restart(step.downtime)
 
     async def _kill(self, point: str) -> None:
+        self._trace(f"SIGKILL at {point}")
         assert self.daemon.proc is not None
         self.daemon.proc.kill()
         self.daemon.proc.wait(timeout=30)
@@ -198,6 +202,9 @@ class Scenario:
         """The daemon is down for ``downtime`` of virtual time (fills may happen meanwhile),
         then starts again on the same state directory with the clock frozen until READY."""
         self._killed.clear()
+        # A silent window lasts virtual seconds, and the clock stands still while the daemon
+        # starts: it would never end, and no startup connects to a socket that never answers.
+        await self._post_faults({"silent_trade_seconds": 0.0, "silent_data_seconds": 0.0})
         if downtime:
             target = self.sim.clock.now() + downtime
             self.sim.clock.set_speed(self.speed)
@@ -206,9 +213,16 @@ class Scenario:
         await self._start()
 
     async def _start(self) -> None:
+        self._trace("start")
         self.daemon.start()
         await self.daemon.wait_ready()
         self._up_since = self.sim.clock.now()
+        self._trace("READY")
+
+    def _trace(self, what: str) -> None:
+        """One line of what the runner did, in the scenario's folder (plan.log)."""
+        with (self.workdir / "plan.log").open("a") as handle:
+            handle.write(f"{self.sim.clock.now().isoformat()} {what}\n")
 
     def _went_down(self) -> None:
         if self._up_since is not None:

@@ -17,6 +17,7 @@ import logging
 from collections.abc import Callable
 from datetime import datetime
 from decimal import Decimal
+from typing import Any
 
 from magellan_daemon.domain import BrokerEvent, Discrepancy
 from magellan_daemon.ledger.store import Applied, Ledger, OrderRow
@@ -27,6 +28,7 @@ from magellan_daemon.timefmt import session_date
 from strategies.model import Intent, OrderUpdate
 
 log = logging.getLogger(__name__)
+ZERO = Decimal(0)
 # Statuses an order can end in without filling completely, and what the strategy is told.
 _ENDED_UNFILLED = {
     "canceled": "canceled",
@@ -80,6 +82,20 @@ class EventSink:
         self.applied = 0
         self.unknown = 0
 
+    def _fills_rewritten(self, applied: Applied, event: BrokerEvent, extra: dict[str, Any]) -> None:
+        """A bust or correction (WARNING: the broker changed a past execution), or a fill
+        first priced from the order's totals taking its execution's own price (INFO: a poll
+        or lookup ran ahead of the stream, a normal race). The CSV of the days is rewritten."""
+        order = applied.order
+        assert order is not None
+        if applied.restated:
+            line = order_line(event.event, order, order.filled_qty, order.filled_avg_price)
+            log.warning(line, extra=extra)
+        else:
+            log.info(order_line("repriced", order, event.qty or ZERO, event.price), extra=extra)
+        for day in {session_date(event.ts_event), session_date(order.created_at)}:
+            self._trade_log.mark(order.strategy, day)
+
     def apply(self, event: BrokerEvent) -> Applied:
         """Apply one event; returns what the ledger did with it."""
         applied = self._ledger.apply_event(event)
@@ -110,13 +126,8 @@ class EventSink:
                 order.strategy,
                 _update(order, "fill", fill.ts, qty=int(fill.qty), price=float(fill.price)),
             )
-        if applied.restated:
-            log.warning(
-                order_line(f"{event.event}", order, order.filled_qty, order.filled_avg_price),
-                extra=extra,
-            )
-            for day in {session_date(event.ts_event), session_date(order.created_at)}:
-                self._trade_log.mark(order.strategy, day)
+        if applied.restated or applied.repriced:
+            self._fills_rewritten(applied, event, extra)
         if applied.status_changed and applied.fill is None:
             log.info(order_line(order.status, order, order.qty, order.stop_price), extra=extra)
         kind = _ENDED_UNFILLED.get(order.status)

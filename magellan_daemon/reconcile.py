@@ -62,8 +62,12 @@ def reconcile(
     ledger_net: Mapping[str, Decimal],
     snapshot: BrokerSnapshot,
     now: datetime,
+    derived: frozenset[tuple[str, Decimal, Decimal]] = frozenset(),
 ) -> ReconcileResult:
-    """Diff the ledger's orders and net positions of one account against ``snapshot``."""
+    """Diff the ledger's orders and net positions of one account against ``snapshot``.
+    ``derived`` names the ledger's fills still priced from an order's average (broker order
+    id, cumulative qty before and after): the executions in those ranges among the activities
+    are sent again, with their own prices, so the ledger can correct them."""
     result = ReconcileResult()
     fills_by_order: dict[BrokerOrderId, list[BrokerFill]] = {}
     for fill in snapshot.fills:
@@ -83,6 +87,9 @@ def reconcile(
                 result.events.append(_event("not_found", order, None, now))
             continue
         result.events.extend(_order_events(order, broker, fills_by_order, now))
+        result.events.extend(
+            _repricings(order, broker, fills_by_order.get(broker.broker_order_id, ()), derived)
+        )
         missed = max(broker.filled_qty - order.filled_qty, Decimal(0))
         if missed:
             sign = 1 if order.side == "buy" else -1
@@ -155,6 +162,35 @@ def _order_events(
     if broker.status != order.status and status_event not in (None, "fill", "partial_fill"):
         events.append(_event(status_event, order, broker, now))
     return events
+
+
+def _repricings(
+    order: OrderRow,
+    broker: BrokerOrder,
+    fills: Iterable[BrokerFill],
+    derived: frozenset[tuple[str, Decimal, Decimal]],
+) -> list[BrokerEvent]:
+    """The executions, with their own prices, of fills the ledger booked from averages."""
+    return [
+        BrokerEvent(
+            event="fill" if fill.cum_qty >= broker.qty else "partial_fill",
+            client_order_id=order.client_order_id,
+            broker_order_id=broker.broker_order_id,
+            ts_event=fill.transaction_time,
+            source="reconcile",
+            symbol=broker.symbol,
+            side=broker.side,
+            cum_filled_qty=fill.cum_qty,
+            price=fill.price,
+            qty=fill.qty,
+        )
+        for fill in sorted(fills, key=lambda f: f.cum_qty)  # lowest first: each splits off
+        if fill.cum_qty <= order.filled_qty
+        and any(
+            oid == broker.broker_order_id and low < fill.cum_qty <= high
+            for oid, low, high in derived
+        )
+    ]
 
 
 def _event(event: str, order: OrderRow, broker: BrokerOrder | None, now: datetime) -> BrokerEvent:

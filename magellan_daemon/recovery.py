@@ -136,7 +136,8 @@ class Recovery:
         ]
         net = self._ledger.net_positions(account)
         snapshot = await self._snapshot(account, since - timedelta(minutes=1), open_orders)
-        result = reconcile(orders, net, snapshot, now)
+        derived = self._ledger.derived_fills(account)
+        result = reconcile(orders, net, snapshot, now, derived)
         repaired = 0
         for event in result.events:
             if event.event == "not_found":

@@ -72,7 +72,7 @@ class FillTables(OrderTables):
             return Applied(order=order, previous_status=order.status, fill=None, duplicate=True)
         move = transition(order.status, event.event, event.order_status)
         fill: AppliedFill | None = None
-        restated = False
+        restated = repriced = False
         with self._tx() as conn:
             filled_qty, avg = order.filled_qty, order.filled_avg_price
             broker_id = event.broker_order_id or order.broker_order_id
@@ -84,7 +84,7 @@ class FillTables(OrderTables):
                     avg = event.filled_avg_price
             elif cum is not None and cum > filled_qty and broker_id:
                 increment = cum - filled_qty
-                price = _execution_price(event, increment, filled_qty, avg)
+                price, derived = _execution_price(event, increment, filled_qty, avg)
                 outcome = position_book.book_fill(
                     conn,
                     strategy=order.strategy,
@@ -98,7 +98,7 @@ class FillTables(OrderTables):
                 conn.execute(
                     "INSERT INTO fills (client_order_id, broker_order_id, broker_execution_id, "
                     "account, strategy, symbol, side, qty, price, cum_qty, ts, source, realized, "
-                    "revision) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                    "revision, price_derived) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                     (
                         order.client_order_id,
                         broker_id,
@@ -114,6 +114,7 @@ class FillTables(OrderTables):
                         event.source,
                         str(outcome.realized),
                         self._revision(conn, broker_id),
+                        int(derived),
                     ),
                 )
                 avg = (
@@ -128,6 +129,10 @@ class FillTables(OrderTables):
                     price=price,
                     ts=event.ts_event,
                     position_after=outcome.position.qty,
+                )
+            elif cum is not None and broker_id and event.price is not None and event.qty:
+                repriced = self._reprice(
+                    conn, order, broker_id, cum, event.qty, event.price, event.execution_id
                 )
             status = move.status if move.verdict in ("applied", "repeat") else order.status
             conn.execute(
@@ -144,10 +149,12 @@ class FillTables(OrderTables):
                 ),
             )
             invalid = move.reason if move.verdict == "invalid" else None
-            if status != order.status or fill is not None or invalid or restated:
+            if status != order.status or fill is not None or invalid or restated or repriced:
                 detail = invalid or (f"fill {fill.qty} @ {fill.price}" if fill else "")
                 if restated:
                     detail = f"fills restated: {filled_qty} @ {avg}"
+                if repriced:
+                    detail = f"fill up to {cum} repriced at its execution's {event.price}"
                 conn.execute(
                     "INSERT INTO order_events (client_order_id, ts, event, source, from_status, "
                     "to_status, detail) VALUES (?,?,?,?,?,?,?)",
@@ -170,6 +177,7 @@ class FillTables(OrderTables):
             verdict=move.verdict,
             reason=move.reason,
             restated=restated,
+            repriced=repriced,
         )
 
     @staticmethod
@@ -178,6 +186,85 @@ class FillTables(OrderTables):
             "SELECT MAX(revision) AS r FROM fills WHERE broker_order_id = ?", (broker_order_id,)
         ).fetchone()
         return 0 if row is None or row["r"] is None else int(row["r"])
+
+    def _reprice(
+        self,
+        conn: sqlite3.Connection,
+        order: OrderRow,
+        broker_id: str,
+        cum: Decimal,
+        qty: Decimal,
+        price: Decimal,
+        execution_id: str | None,
+    ) -> bool:
+        """An execution already booked, arriving with its own price. The row that booked it
+        from the order's rounded average (``price_derived``) takes the execution's price; a
+        row that booked several executions at once gives this one its own row when it lies at
+        either end of the row's range (the rest stays derived, its value reduced by this
+        one's, until its executions come too). The strategy's position, trades and P&L in
+        the symbol are then rebuilt. False when there was nothing to correct."""
+        row = conn.execute(
+            "SELECT * FROM fills WHERE broker_order_id = ? AND price_derived = 1 AND voided = 0 "
+            "AND CAST(cum_qty AS REAL) >= ? AND CAST(cum_qty AS REAL) - CAST(qty AS REAL) < ?",
+            (broker_id, float(cum), float(cum)),
+        ).fetchone()
+        if row is None:
+            return False
+        top, booked = Decimal(row["cum_qty"]), Decimal(row["qty"])
+        if qty == booked and cum == top:
+            conn.execute(
+                "UPDATE fills SET price = ?, price_derived = 0, "
+                "broker_execution_id = COALESCE(broker_execution_id, ?) WHERE id = ?",
+                (str(price), execution_id, row["id"]),
+            )
+        elif qty < booked and cum in (top, top - booked + qty):
+            rest = booked - qty
+            rest_price = (Decimal(row["price"]) * booked - price * qty) / rest
+            rest_top = top - qty if cum == top else top
+            if rest_price <= 0:
+                return False  # the averages and this execution disagree: leave it derived
+            conn.execute(
+                "UPDATE fills SET qty = ?, price = ?, cum_qty = ? WHERE id = ?",
+                (str(rest), str(rest_price), str(rest_top), row["id"]),
+            )
+            conn.execute(
+                "INSERT INTO fills (client_order_id, broker_order_id, broker_execution_id, "
+                "account, strategy, symbol, side, qty, price, cum_qty, ts, source, revision) "
+                "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                (
+                    order.client_order_id,
+                    broker_id,
+                    execution_id,
+                    order.account,
+                    order.strategy,
+                    order.symbol,
+                    order.side,
+                    str(qty),
+                    str(price),
+                    str(cum),
+                    row["ts"],
+                    f"{row['source']}+execution",
+                    row["revision"],
+                ),
+            )
+        else:
+            return False  # inside the range: its neighbours split off first
+        position_book.rebuild_symbol(conn, order.strategy, order.symbol, order.account)
+        return True
+
+    def derived_fills(self, account: str) -> frozenset[tuple[str, Decimal, Decimal]]:
+        """(broker order id, cumulative qty before, cumulative qty after) of the account's
+        fills still priced from an average: reconciliation looks for the executions in those
+        ranges among the FILL activities."""
+        rows = self._conn.execute(
+            "SELECT broker_order_id, qty, cum_qty FROM fills "
+            "WHERE account = ? AND price_derived = 1 AND voided = 0",
+            (account,),
+        )
+        return frozenset(
+            (r["broker_order_id"], Decimal(r["cum_qty"]) - Decimal(r["qty"]), Decimal(r["cum_qty"]))
+            for r in rows
+        )
 
     def _restate(
         self, conn: sqlite3.Connection, order: OrderRow, broker_id: str, event: BrokerEvent
@@ -296,11 +383,12 @@ class InconsistentEvent(ValueError):
 
 def _execution_price(
     event: BrokerEvent, increment: Decimal, prev_qty: Decimal, prev_avg: Decimal | None
-) -> Decimal:
-    """This increment's price: the event's own when it describes exactly this execution,
-    otherwise derived from the change of the order's average price."""
+) -> tuple[Decimal, bool]:
+    """This increment's price, and whether it was derived: the event's own when it describes
+    exactly this execution, otherwise derived from the change of the order's average price
+    (which the broker rounds, so the result is close, not exact)."""
     if event.price is not None and (event.qty is None or event.qty == increment):
-        return event.price
+        return event.price, False
     if event.filled_avg_price is not None and event.cum_filled_qty:
         total = event.filled_avg_price * event.cum_filled_qty - (prev_avg or ZERO) * prev_qty
         if total <= 0:
@@ -308,7 +396,7 @@ def _execution_price(
                 f"average price {event.filled_avg_price} over {event.cum_filled_qty} leaves "
                 f"no positive price for the {increment} just filled"
             )
-        return total / increment
+        return total / increment, True
     if event.price is not None:
-        return event.price
+        return event.price, True
     raise InconsistentEvent(f"a fill of {increment} carries no price")

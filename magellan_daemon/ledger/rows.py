@@ -81,6 +81,7 @@ class Applied:
     verdict: Verdict = "repeat"
     reason: str = ""
     restated: bool = False  # a trade bust / correction rewrote the order's fills
+    repriced: bool = False  # a fill priced from averages took its execution's own price
     dropped: str = ""  # why the event was not applied at all (see FillTables.apply_event)
 
     @property

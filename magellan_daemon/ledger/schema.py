@@ -157,6 +157,9 @@ CREATE TABLE {name} (
     realized TEXT NOT NULL DEFAULT '0',   -- P&L this execution realised
     voided INTEGER NOT NULL DEFAULT 0,    -- 1: reversed by a trade_bust / trade_correct
     revision INTEGER NOT NULL DEFAULT 0,  -- bumped by each restatement of the order's fills
+    -- 1: priced from the order's (rounded) average, not from the execution itself; the
+    -- execution's own price corrects it when it arrives (stream fill or FILL activity)
+    price_derived INTEGER NOT NULL DEFAULT 0,
     UNIQUE (broker_order_id, cum_qty, revision)
 );
 """
@@ -178,7 +181,10 @@ def migrate(conn: sqlite3.Connection) -> bool:
     """Bring an older ledger file to this schema; True when something was changed."""
     columns = {row[1] for row in conn.execute("PRAGMA table_info(fills)")}
     if "revision" in columns:
-        return False
+        if "price_derived" in columns:
+            return False
+        conn.execute("ALTER TABLE fills ADD COLUMN price_derived INTEGER NOT NULL DEFAULT 0")
+        return True
     # The copy moves rows, it checks nothing: keys are checked again once it is done.
     conn.executescript(
         "PRAGMA foreign_keys = OFF; BEGIN IMMEDIATE;"

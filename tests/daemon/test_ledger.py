@@ -223,3 +223,63 @@ def test_an_older_ledger_file_is_migrated(tmp_path: Path) -> None:
     rows = query(led.path, "SELECT qty, realized, voided, revision FROM fills")
     assert rows == [{"qty": "1", "realized": "0", "voided": 0, "revision": 0}]
     led.close()
+
+
+def test_a_fill_priced_from_rounded_averages_is_corrected_by_its_execution(
+    ledger: Ledger, tmp_path: Path
+) -> None:
+    """A fill first learned from the order's totals (a lookup: cumulative qty and a rounded
+    average) has a derived price; the execution itself (the stream's fill or the FILL
+    activity, with its own price) arriving later corrects it, and the position and P&L."""
+    _order(ledger, "o1", "daily_trend", "buy", 30)
+    ledger.apply_event(_event("o1", "partial_fill", 10, "100.00", qty=Decimal(10)))
+    # The poll saw the order at 30 @ 100.0067 (Alpaca's rounding of 100.00666...):
+    looked_up = _event("o1", "fill", 30, source="lookup", filled_avg_price=Decimal("100.0067"))
+    derived = ledger.apply_event(looked_up).fill
+    assert derived is not None and derived.price == Decimal("100.01005")
+    # ... then the two executions it covered, the second ending at cum 30:
+    ledger.apply_event(_event("o1", "fill", 30, "100.01", qty=Decimal(20)))
+    rows = query(ledger.path, "SELECT qty, price FROM fills WHERE voided = 0 ORDER BY id")
+    assert [(r["qty"], Decimal(r["price"])) for r in rows] == [
+        ("10", Decimal("100.00")),
+        ("20", Decimal("100.01")),
+    ]
+    (position,) = ledger.positions("daily_trend")
+    assert position.qty == 30
+    assert position.avg_price == (Decimal("1000.00") + Decimal("2000.20")) / 30
+    # An execution that agrees with the booked price changes nothing.
+    ledger.apply_event(_event("o1", "fill", 30, "100.01", qty=Decimal(20)))
+    assert len(query(ledger.path, "SELECT 1 FROM fills")) == 2
+
+
+def test_a_fill_that_booked_several_executions_at_once_is_split_into_them(
+    ledger: Ledger,
+) -> None:
+    _order(ledger, "o1", "daily_trend", "buy", 30)
+    looked_up = _event("o1", "fill", 30, source="poll", filled_avg_price=Decimal("100.0067"))
+    ledger.apply_event(looked_up)  # both executions in one row, priced from the average
+    for cum, qty, price in ((10, 10, "100.00"), (30, 20, "100.01")):  # as the activities come
+        ledger.apply_event(_event("o1", "fill", cum, price, qty=Decimal(qty), source="reconcile"))
+    rows = query(ledger.path, "SELECT qty, price, cum_qty, price_derived FROM fills ORDER BY id")
+    assert sorted(
+        (r["cum_qty"], r["qty"], Decimal(r["price"]), r["price_derived"]) for r in rows
+    ) == [
+        ("10", "10", Decimal("100.00"), 0),
+        ("30", "20", Decimal("100.01"), 0),
+    ]
+    assert ledger.derived_fills("main") == frozenset()
+    (position,) = ledger.positions("daily_trend")
+    assert position.avg_price == (Decimal("1000.00") + Decimal("2000.20")) / 30
+
+
+def test_a_ledger_without_derived_prices_gains_the_column(tmp_path: Path) -> None:
+    import sqlite3
+
+    path = tmp_path / "ledger.sqlite"
+    Ledger.open(path).close()
+    conn = sqlite3.connect(path)
+    conn.execute("ALTER TABLE fills DROP COLUMN price_derived")  # as the last release wrote it
+    conn.close()
+    led = Ledger.open(path)
+    assert "price_derived" in {r["name"] for r in query(path, "PRAGMA table_info(fills)")}
+    led.close()

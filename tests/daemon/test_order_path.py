@@ -26,7 +26,7 @@ from magellan_daemon.domain import client_order_id
 from magellan_daemon.router import StrategyRouting
 from strategies.model import FixedDollars, Intent
 from strategies.params import RiskLimits
-from tests.daemon.stack import Stack, order_stack
+from tests.daemon.stack import KEY, Stack, order_stack
 
 # 2024-12-10 is a regular session; 10:00:20 ET, mid-minute, on real AMC/GME minute bars.
 NOW = datetime(2024, 12, 10, 15, 0, 20, tzinfo=UTC)
@@ -325,3 +325,26 @@ async def test_a_next_open_order_never_sent_in_its_session_is_not_sent_later(
     assert stack.ledger.intents("pending") == []
     assert [(u.symbol, u.kind) for u in stack.updates] == [("SPY", "rejected")]
     assert stack.broker_orders() == []
+
+
+async def test_fills_first_learned_from_the_poll_take_their_executions_own_prices(
+    stack: Stack,
+) -> None:
+    """The open-order poll books what an order filled from its totals (cumulative qty and
+    Alpaca's rounded average); the reconciliation then gives each execution its own row at
+    its own price, so the ledger and the CSV hold the broker's fills exactly."""
+    stack.exchange.faults.update(silent_trade_seconds=3600, partial_fill_ratio=0.4)
+    entry = _intent("buy", "entry", sizing=FixedDollars(dollars=100 * 4.5, price=4.5))
+    await _run(stack, [entry])
+    await stack.advance(600)  # filled in several executions; the socket says nothing
+    assert await stack.recovery.poll_open_orders("main") >= 1
+    assert stack.ledger.derived_fills("main"), "the poll priced the fills from averages"
+    await stack.recovery.reconcile("main")
+    executions = sorted(
+        (Decimal(a["qty"]), Decimal(a["price"]))
+        for a in stack.exchange.activities(KEY, activity_types=["FILL"])
+    )
+    booked = sorted((Decimal(f["qty"]), Decimal(f["price"])) for f in stack.ledger.fills())
+    assert len(executions) > 1 and booked == executions
+    assert not stack.ledger.derived_fills("main")
+    assert stack.ledger.position_qty("bear_trap", "AMC") == stack.broker_position("AMC")

@@ -141,3 +141,29 @@ def test_foreign_orders_and_unexplained_positions_are_reported_not_traded() -> N
         ("missing_position", "AAPL"),
         ("unexplained_position", "TSLA"),
     ]
+
+
+def test_fills_booked_from_averages_get_their_executions_again() -> None:
+    derived = frozenset({("b-a", Decimal(4), Decimal(10))})
+    result = reconcile(
+        [_row("a", "filled", filled=10)],
+        {"TSLA": Decimal(10)},
+        _snap(
+            [_broker("a", "filled", 10)],
+            [_fill("a", 4, 4, "99"), _fill("a", 6, 10, "101")],
+            [BrokerPosition(symbol="TSLA", qty=Decimal(10), avg_entry_price=Decimal(100))],
+        ),
+        T0,
+        derived,
+    )
+    assert [(e.event, e.cum_filled_qty, e.qty, e.price) for e in result.events] == [
+        ("fill", Decimal(10), Decimal(6), Decimal(101))
+    ]
+    assert not result.discrepancies
+    plain = reconcile(
+        [_row("a", "filled", filled=10)],
+        {"TSLA": Decimal(10)},
+        _snap([_broker("a", "filled", 10)], [_fill("a", 6, 10, "101")]),
+        T0,
+    )
+    assert not plain.events  # nothing booked from averages: nothing sent again

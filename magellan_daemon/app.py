@@ -44,7 +44,6 @@ from magellan_daemon.clock import Clock
 from magellan_daemon.commands import OperatorCommands
 from magellan_daemon.config import MagellanConfig, StrategyConfig
 from magellan_daemon.control import ControlChannel
-from magellan_daemon.engine import TIMEFRAME_LENGTH, StrategyRunner
 from magellan_daemon.events import EventSink
 from magellan_daemon.holdings import holding_views
 from magellan_daemon.jobs import SessionJobs, warmup_bars
@@ -59,6 +58,7 @@ from magellan_daemon.router import OrderRouter, StrategyRouting
 from magellan_daemon.scheduler import JobScheduler
 from magellan_daemon.self_report import SelfReport
 from magellan_daemon.sessions import SessionBook, calendar_window
+from magellan_daemon.strategy_runner import TIMEFRAME_LENGTH, StrategyRunner
 from magellan_daemon.tasks import Supervisor, spawn
 from magellan_daemon.timefmt import NEW_YORK, parse_iso
 from strategies.emergency import ClosedTrade

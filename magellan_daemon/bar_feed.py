@@ -25,7 +25,7 @@ from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 
 from magellan_daemon.clock import Clock
-from magellan_daemon.engine import StrategyRunner
+from magellan_daemon.strategy_runner import StrategyRunner
 from magellan_daemon.tasks import spawn
 from strategies.model import Bar
 

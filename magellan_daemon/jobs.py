@@ -19,9 +19,9 @@ from collections.abc import Awaitable, Callable, Mapping
 from datetime import datetime, timedelta
 
 from magellan_daemon.clock import Clock
-from magellan_daemon.engine import StrategyRunner
 from magellan_daemon.scheduler import JobScheduler
 from magellan_daemon.sessions import SessionBook
+from magellan_daemon.strategy_runner import StrategyRunner
 from magellan_daemon.timefmt import NEW_YORK
 from strategies.descriptor import Drive, StrategySpec
 from strategies.model import Bar

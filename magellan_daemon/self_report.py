@@ -15,8 +15,8 @@ from typing import TYPE_CHECKING, Any
 
 from magellan_daemon import sdnotify
 from magellan_daemon.broker.errors import BrokerError, BrokerFatal
-from magellan_daemon.engine import TIMEFRAME_LENGTH
 from magellan_daemon.metrics import HEALTHY_LAG_SECONDS
+from magellan_daemon.strategy_runner import TIMEFRAME_LENGTH
 from magellan_daemon.timefmt import NEW_YORK, iso
 
 if TYPE_CHECKING:

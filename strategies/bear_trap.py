@@ -4,6 +4,11 @@ Rules: ``../shared/spec/strategies.md`` section 3, with its correction (the recl
 the close with the session low *before* the bar). Bars: 1Min, regular session only; every
 per-symbol update is O(1), so the universe may be the whole market (``universe = ["*"]``).
 
+Modules: ``bear_trap_params`` (parameters), ``bear_trap_state`` (per-symbol state, bar
+checks), ``bear_trap_entry`` (the entry rule), ``bear_trap_plan`` (the trade plan),
+``bear_trap_orders`` (order bookkeeping); this one drives them (the strategy contract, the
+open trade's exits).
+
 Per symbol: the session tracker (open/high/low of the New York session), ATR(14) and the
 20-bar volume mean (both over regular-session bars, carried across days), and, while a trade
 is on, its ``TradePlan``: stop, support, TP levels fixed at entry, the shares held by this
@@ -47,11 +52,11 @@ from collections.abc import Callable, Iterable, Mapping
 from datetime import date, datetime, timedelta
 from typing import Any, ClassVar
 
-from pydantic import Field, model_validator
-
+from strategies.bear_trap_entry import entry_values, first_failing_filter
 from strategies.bear_trap_orders import PlanOrders
+from strategies.bear_trap_params import BearTrapParams
 from strategies.bear_trap_plan import TradePlan, exit_split
-from strategies.indicators import ATR, SessionTracker, VolumeMean
+from strategies.bear_trap_state import BAR_LENGTH, SymbolState, in_regular_session, valid_bar
 from strategies.model import (
     ALL_SYMBOLS,
     Bar,
@@ -63,161 +68,11 @@ from strategies.model import (
     RiskBased,
     Step,
 )
-from strategies.params import EmergencyStop, FrozenModel, RiskLimits
 from strategies.session import NEW_YORK, Session
 
 log = logging.getLogger(__name__)
 
-BAR_LENGTH = timedelta(minutes=1)
 STATE_VERSION = 1
-TERMINAL_NON_FILLS = frozenset({"canceled", "expired", "rejected"})
-DEFAULT_UNIVERSE = (
-    "ONDS",
-    "ACB",
-    "AMC",
-    "WKHS",
-    "MULN",
-    "GOEV",
-    "BTCS",
-    "SENS",
-    "DNUT",
-    "CVNA",
-    "PLUG",
-    "KOSS",
-    "TLRY",
-    "DVLT",
-    "NVAX",
-    "NTLA",
-    "MARA",
-    "RIOT",
-    "OCGN",
-    "NKLA",
-    "GME",
-)
-
-
-class BearTrapParams(FrozenModel):
-    """Bear Trap parameters (defaults: strategies.md section 3)."""
-
-    universe: tuple[str, ...] = Field(
-        default=DEFAULT_UNIVERSE,
-        min_length=1,
-        description='Symbols watched; ["*"] watches every symbol whose bars arrive.',
-    )
-    atr_period: int = Field(default=14, ge=1, description="ATR window, regular-session bars.")
-    volume_window: int = Field(
-        default=20, ge=1, description="Volume mean window (bars, current bar included)."
-    )
-    min_drop_pct: float = Field(
-        default=0.15, gt=0, lt=1, description="Entry needs close/session_open - 1 <= -this."
-    )
-    min_wick_ratio: float = Field(default=0.15, ge=0, le=1, description="Lower wick / range.")
-    min_body_ratio: float = Field(default=0.20, ge=0, le=1, description="Body / range.")
-    volume_multiple: float = Field(
-        default=1.20, ge=0, description="Entry bar volume >= this x the volume mean."
-    )
-    stop_atr_multiple: float = Field(
-        default=0.45, ge=0, description="stop = support - this x ATR (support = bar's low)."
-    )
-    tp1_target_fraction: float = Field(
-        default=0.5,
-        gt=0,
-        le=1,
-        description="TP1 level = entry + this x (session_high_at_entry - entry).",
-    )
-    tp1_fraction: float = Field(
-        default=0.40, ge=0, le=1, description="Share of the entry qty sold at TP1."
-    )
-    tp2_fraction: float = Field(
-        default=0.30, ge=0, le=1, description="Share of the entry qty sold at TP2."
-    )
-    time_stop_minutes: int = Field(
-        default=30, ge=1, description="Sell the rest this long after the entry fill."
-    )
-    eod_minutes_before_close: int = Field(
-        default=5, ge=1, description="Sell the rest this long before the session close."
-    )
-    risk_fraction: float = Field(
-        default=0.02, gt=0, le=1, description="Equity risked per trade (entry to stop)."
-    )
-    max_position_dollars: float = Field(
-        default=50_000, gt=0, description="Dollar cap on one entry (sizing)."
-    )
-    max_spread_pct: float = Field(
-        default=0.02, gt=0, description="Liquidity gate: max (ask-bid)/mid, as a fraction."
-    )
-    min_liquidity_shares: int = Field(
-        default=50, ge=0, description="Liquidity gate: min shares at the bid and the ask."
-    )
-    risk: RiskLimits = Field(
-        default=RiskLimits(
-            max_open_positions=5,
-            max_position_dollars=50_000,
-            max_trades_per_day=10,
-            max_daily_loss_dollars=10_000,
-        ),
-        description="Per-strategy gates applied by the router.",
-    )
-    emergency: EmergencyStop = Field(
-        default_factory=EmergencyStop, description="Emergency-stop conditions (see [emergency])."
-    )
-
-    @model_validator(mode="after")
-    def _check(self) -> BearTrapParams:
-        if self.tp1_fraction + self.tp2_fraction > 1:
-            raise ValueError(
-                f"tp1_fraction + tp2_fraction = {self.tp1_fraction + self.tp2_fraction:g} exceeds 1"
-            )
-        if ALL_SYMBOLS in self.universe and len(self.universe) > 1:
-            raise ValueError('universe "*" must be the only entry')
-        return self
-
-
-class SymbolState:
-    """One symbol's indicators and, while a trade is on, its plan."""
-
-    __slots__ = ("atr", "plan", "session", "volume")
-
-    def __init__(self, atr_period: int, volume_window: int) -> None:
-        self.session = SessionTracker()
-        self.atr = ATR(atr_period)
-        self.volume = VolumeMean(volume_window)
-        self.plan: TradePlan | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        """Serialisable state."""
-        return {
-            "session": self.session.to_dict(),
-            "atr": self.atr.to_dict(),
-            "volume": self.volume.to_dict(),
-            "plan": None if self.plan is None else self.plan.to_dict(),
-        }
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> SymbolState:
-        """Rebuild from ``to_dict`` output."""
-        st = cls.__new__(cls)
-        st.session = SessionTracker.from_dict(data["session"])
-        st.atr = ATR.from_dict(data["atr"])
-        st.volume = VolumeMean.from_dict(data["volume"])
-        st.plan = None if data["plan"] is None else TradePlan.from_dict(data["plan"])
-        return st
-
-
-def _valid_bar(bar: Bar) -> bool:
-    values = (bar.open, bar.high, bar.low, bar.close, bar.volume)
-    if not all(math.isfinite(v) for v in values):
-        return False
-    return (
-        0 < bar.low <= min(bar.open, bar.close)
-        and max(bar.open, bar.close) <= bar.high
-        and (bar.volume >= 0)
-    )
-
-
-def in_regular_session(bar: Bar, session: Session | None) -> bool:
-    """True when the 1Min bar ``[t, t+1min)`` lies inside the session's regular hours."""
-    return session is not None and session.open <= bar.t and bar.t + BAR_LENGTH <= session.close
 
 
 class BearTrap:
@@ -256,7 +111,7 @@ class BearTrap:
         if not in_regular_session(bar, session):
             return self._step(bar, "skip", "outside regular session")
         assert session is not None
-        if not _valid_bar(bar):
+        if not valid_bar(bar):
             return self._step(bar, "skip", "invalid bar (non-finite, non-positive or high<low)")
         st = self._state(bar.symbol)
         self._update_indicators(st, bar, session.date)
@@ -353,7 +208,7 @@ class BearTrap:
     def warmup(self, bars: Iterable[Bar], sessions: Callable[[date], Session | None]) -> None:
         """Feed history into the session tracker, ATR and volume mean (no intents)."""
         for bar in bars:
-            if not (self._all or bar.symbol in self._universe) or not _valid_bar(bar):
+            if not (self._all or bar.symbol in self._universe) or not valid_bar(bar):
                 continue
             session = sessions(bar.t.astimezone(NEW_YORK).date())
             if in_regular_session(bar, session):
@@ -407,10 +262,10 @@ class BearTrap:
 
     def _look_for_entry(self, st: SymbolState, bar: Bar, now: datetime, session: Session) -> Step:
         p = self.params
-        values = self._entry_values(st, bar)
+        values = entry_values(st, bar, p.stop_atr_multiple)
         if now >= session.close - self._eod:
             return self._step(bar, "skip", "entry cutoff: end of day", values)
-        reason = self._first_failing_filter(st, bar, values)
+        reason = first_failing_filter(p, st, bar, values)
         if reason:
             return self._step(bar, "skip", reason, values)
         stop = values["stop"]
@@ -446,56 +301,6 @@ class BearTrap:
             tp1_target_fraction=p.tp1_target_fraction,
         )
         return Step(intents=(intent,), evaluations=(self._eval(bar, "enter", reason, values),))
-
-    def _entry_values(self, st: SymbolState, bar: Bar) -> dict[str, float | None]:
-        tracker = st.session
-        rng = bar.high - bar.low
-        atr, mean = st.atr.value, st.volume.value
-        values: dict[str, float | None] = {
-            "session_open": tracker.open,
-            "session_low_prior": tracker.prior_low,
-            "drawdown_pct": None,
-            "wick_ratio": (min(bar.open, bar.close) - bar.low) / rng if rng > 0 else None,
-            "body_ratio": abs(bar.close - bar.open) / rng if rng > 0 else None,
-            "volume_ratio": bar.volume / mean if mean else None,
-            "atr": atr,
-            "stop": None if atr is None else bar.low - self.params.stop_atr_multiple * atr,
-        }
-        if tracker.open:
-            values["drawdown_pct"] = (bar.close - tracker.open) / tracker.open
-        return values
-
-    def _first_failing_filter(self, st: SymbolState, bar: Bar, v: dict[str, float | None]) -> str:
-        p = self.params
-        if st.atr.value is None or st.volume.value is None:
-            return "warming up (ATR or volume mean not yet full)"
-        prior_low, drop = v["session_low_prior"], v["drawdown_pct"]
-        if prior_low is None or drop is None:
-            return "first bar of the session"
-        if not drop <= -p.min_drop_pct:
-            return f"not down {100 * p.min_drop_pct:g}% ({100 * drop:+.1f}%)"
-        if not bar.low < prior_low:
-            return f"no trap (low {bar.low:.4g} >= prior low {prior_low:.4g})"
-        if not bar.close > prior_low:
-            return f"no reclaim (close {bar.close:.4g} <= prior low {prior_low:.4g})"
-        wick, body, vol_ratio = v["wick_ratio"], v["body_ratio"], v["volume_ratio"]
-        if wick is None or body is None:
-            return "zero range"
-        if not wick >= p.min_wick_ratio:
-            return f"wick {wick:.2f} < {p.min_wick_ratio:g}"
-        if not body >= p.min_body_ratio:
-            return f"body {body:.2f} < {p.min_body_ratio:g}"
-        # Compared as volume >= k * mean (not the ratio) so the rule is exactly the spec's.
-        mean = st.volume.value
-        if not bar.volume >= p.volume_multiple * mean:
-            return f"volume {vol_ratio or 0:.2f}x < {p.volume_multiple:g}x"
-        stop = v["stop"]
-        assert stop is not None
-        if not bar.close > stop:
-            return f"close {bar.close:.4g} <= stop {stop:.4g}"
-        return ""
-
-    # -- the open trade -------------------------------------------------------------------
 
     def _manage(
         self, st: SymbolState, plan: TradePlan, bar: Bar, now: datetime, session: Session

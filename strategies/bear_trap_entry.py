@@ -1,0 +1,63 @@
+"""Bear Trap's entry rule: the values a bar is judged on and the filters in spec order."""
+
+from __future__ import annotations
+
+from strategies.bear_trap_params import BearTrapParams
+from strategies.bear_trap_state import SymbolState
+from strategies.model import Bar
+
+
+def entry_values(st: SymbolState, bar: Bar, stop_atr_multiple: float) -> dict[str, float | None]:
+    """The values an entry is judged on (also the evaluation record's values)."""
+    tracker = st.session
+    rng = bar.high - bar.low
+    atr, mean = st.atr.value, st.volume.value
+    values: dict[str, float | None] = {
+        "session_open": tracker.open,
+        "session_low_prior": tracker.prior_low,
+        "drawdown_pct": None,
+        "wick_ratio": (min(bar.open, bar.close) - bar.low) / rng if rng > 0 else None,
+        "body_ratio": abs(bar.close - bar.open) / rng if rng > 0 else None,
+        "volume_ratio": bar.volume / mean if mean else None,
+        "atr": atr,
+        "stop": None if atr is None else bar.low - stop_atr_multiple * atr,
+    }
+    if tracker.open:
+        values["drawdown_pct"] = (bar.close - tracker.open) / tracker.open
+    return values
+
+
+def first_failing_filter(
+    p: BearTrapParams, st: SymbolState, bar: Bar, v: dict[str, float | None]
+) -> str:
+    """Why this bar is no entry (the first filter it fails), or "" when it is one."""
+    if st.atr.value is None or st.volume.value is None:
+        return "warming up (ATR or volume mean not yet full)"
+    prior_low, drop = v["session_low_prior"], v["drawdown_pct"]
+    if prior_low is None or drop is None:
+        return "first bar of the session"
+    if not drop <= -p.min_drop_pct:
+        return f"not down {100 * p.min_drop_pct:g}% ({100 * drop:+.1f}%)"
+    if not bar.low < prior_low:
+        return f"no trap (low {bar.low:.4g} >= prior low {prior_low:.4g})"
+    if not bar.close > prior_low:
+        return f"no reclaim (close {bar.close:.4g} <= prior low {prior_low:.4g})"
+    wick, body, vol_ratio = v["wick_ratio"], v["body_ratio"], v["volume_ratio"]
+    if wick is None or body is None:
+        return "zero range"
+    if not wick >= p.min_wick_ratio:
+        return f"wick {wick:.2f} < {p.min_wick_ratio:g}"
+    if not body >= p.min_body_ratio:
+        return f"body {body:.2f} < {p.min_body_ratio:g}"
+    # Compared as volume >= k * mean (not the ratio) so the rule is exactly the spec's.
+    mean = st.volume.value
+    if not bar.volume >= p.volume_multiple * mean:
+        return f"volume {vol_ratio or 0:.2f}x < {p.volume_multiple:g}x"
+    stop = v["stop"]
+    assert stop is not None
+    if not bar.close > stop:
+        return f"close {bar.close:.4g} <= stop {stop:.4g}"
+    return ""
+
+
+# -- the open trade -------------------------------------------------------------------

@@ -73,6 +73,7 @@ from strategies.session import NEW_YORK, Session
 log = logging.getLogger(__name__)
 
 STATE_VERSION = 1
+QUIET = Step()  # what a skipped bar returns when skips are not explained
 
 
 class BearTrap:
@@ -81,11 +82,18 @@ class BearTrap:
     name: ClassVar[str] = "bear_trap"
     timeframe: ClassVar[str] = "1Min"
 
-    def __init__(self, params: BearTrapParams, state: dict | None = None) -> None:
+    def __init__(
+        self, params: BearTrapParams, state: dict | None = None, *, explain_skips: bool = True
+    ) -> None:
         self.params = params
+        # False: a bar that is skipped returns an empty Step (no evaluation record is built).
+        # The daemon keeps records only for decisions that matter, and on a full-market
+        # watch almost every bar is a skip: building its reason would cost more than the rest.
+        self.explain_skips = explain_skips
         self._all = ALL_SYMBOLS in params.universe
         self._universe = frozenset(params.universe)
         self._eod = timedelta(minutes=params.eod_minutes_before_close)
+        self._max_drawdown = -params.min_drop_pct
         self._time_stop = timedelta(minutes=params.time_stop_minutes)
         self._symbols: dict[str, SymbolState] = {}
         self._orders = PlanOrders(self.name, params.tp1_target_fraction)
@@ -113,12 +121,28 @@ class BearTrap:
         assert session is not None
         if not valid_bar(bar):
             return self._step(bar, "skip", "invalid bar (non-finite, non-positive or high<low)")
-        st = self._state(bar.symbol)
-        self._update_indicators(st, bar, session.date)
+        st = self._symbols.get(bar.symbol) or self._state(bar.symbol)
+        st.update(bar, session.date)
         now = bar.t + BAR_LENGTH
-        if st.plan is not None and (st.plan.position > 0 or st.plan.entry_pending):
-            return self._manage(st, st.plan, bar, now, session)
+        plan = st.plan
+        if plan is not None and (plan.position > 0 or plan.entry_pending):
+            return self._manage(st, plan, bar, now, session)
+        if not self.explain_skips and self._surely_no_entry(st, bar):
+            return QUIET
         return self._look_for_entry(st, bar, now, session)
+
+    def _surely_no_entry(self, st: SymbolState, bar: Bar) -> bool:
+        """The cheap filters of the entry rule (warm-up, first bar, drawdown) in O(1) with no
+        allocation: True when one fails, so the full rule (and its record) would say skip."""
+        tracker = st.session
+        session_open = tracker.open
+        return (
+            not st.atr.mean.full
+            or not st.volume.mean.full
+            or tracker.prior_low is None
+            or not session_open
+            or not (bar.close - session_open) / session_open <= self._max_drawdown
+        )
 
     def on_clock(self, now: datetime, session: Session | None) -> Step:
         """The time alone: sell what the time stop or the end of day says must go, for
@@ -213,7 +237,7 @@ class BearTrap:
             session = sessions(bar.t.astimezone(NEW_YORK).date())
             if in_regular_session(bar, session):
                 assert session is not None
-                self._update_indicators(self._state(bar.symbol), bar, session.date)
+                self._state(bar.symbol).update(bar, session.date)
 
     def snapshot(self) -> dict[str, Any]:
         """JSON-serialisable state; ``BearTrap(params, state=snapshot)`` continues identically."""
@@ -232,12 +256,6 @@ class BearTrap:
                 self.params.atr_period, self.params.volume_window
             )
         return st
-
-    @staticmethod
-    def _update_indicators(st: SymbolState, bar: Bar, day: date) -> None:
-        st.session.update(day, bar.open, bar.high, bar.low)
-        st.atr.update(bar.high, bar.low, bar.close)
-        st.volume.update(bar.volume)
 
     def _restore(self, state: dict[str, Any]) -> None:
         if state.get("version") != STATE_VERSION or state.get("strategy") != self.name:
@@ -440,4 +458,6 @@ class BearTrap:
         reason: str,
         values: dict[str, float | None] | None = None,
     ) -> Step:
+        if decision == "skip" and not self.explain_skips:
+            return QUIET
         return Step(evaluations=(self._eval(bar, decision, reason, values or {}),))

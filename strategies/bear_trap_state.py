@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import math
-from datetime import timedelta
+from datetime import date, timedelta
 from typing import Any
 
 from strategies.bear_trap_plan import TradePlan
@@ -12,6 +11,7 @@ from strategies.model import Bar
 from strategies.session import Session
 
 BAR_LENGTH = timedelta(minutes=1)
+_INF = float("inf")
 
 
 class SymbolState:
@@ -24,6 +24,30 @@ class SymbolState:
         self.atr = ATR(atr_period)
         self.volume = VolumeMean(volume_window)
         self.plan: TradePlan | None = None
+
+    def update(self, bar: Bar, day: date) -> None:
+        """Feed one valid regular-session bar of session ``day`` to the session tracker,
+        the ATR and the volume mean: the same arithmetic as their ``update`` methods, fused
+        into one call without their finiteness checks (``valid_bar`` passed already), since
+        this runs for every bar of every symbol."""
+        high, low, close = bar.high, bar.low, bar.close
+        tracker = self.session
+        if day != tracker.day:
+            tracker.day, tracker.open, tracker.high, tracker.low = day, bar.open, None, None
+            tracker.bars = 0
+        prior_high, prior_low = tracker.high, tracker.low
+        tracker.prior_high, tracker.prior_low = prior_high, prior_low
+        tracker.high = high if prior_high is None else max(prior_high, high)
+        tracker.low = low if prior_low is None else min(prior_low, low)
+        tracker.bars += 1
+        atr = self.atr
+        prev = atr.prev_close
+        true_range = high - low
+        if prev is not None:
+            true_range = max(true_range, abs(high - prev), abs(low - prev))
+        atr.prev_close = close
+        atr.mean.push(true_range)
+        self.volume.mean.push(bar.volume)
 
     def to_dict(self) -> dict[str, Any]:
         """Serialisable state."""
@@ -46,14 +70,12 @@ class SymbolState:
 
 
 def valid_bar(bar: Bar) -> bool:
-    values = (bar.open, bar.high, bar.low, bar.close, bar.volume)
-    if not all(math.isfinite(v) for v in values):
-        return False
-    return (
-        0 < bar.low <= min(bar.open, bar.close)
-        and max(bar.open, bar.close) <= bar.high
-        and (bar.volume >= 0)
-    )
+    """Finite prices with ``0 < low <= min(open, close)``, ``max(open, close) <= high``, and
+    a finite volume >= 0. Written as chained comparisons: a NaN fails every one, and with
+    ``low > 0`` and ``high < inf`` every price between them is finite."""
+    low, high = bar.low, bar.high
+    volume = bar.volume
+    return 0 < low <= bar.open <= high < _INF and low <= bar.close <= high and 0 <= volume < _INF
 
 
 def in_regular_session(bar: Bar, session: Session | None) -> bool:

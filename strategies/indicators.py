@@ -50,6 +50,8 @@ def rsi_from_averages(avg_gain: float, avg_loss: float) -> float:
 class RSI:
     """Relative strength index on closes, EMA (``alpha = 2/(n+1)``) or Wilder (``1/n``)."""
 
+    __slots__ = ("alpha", "avg_gain", "avg_loss", "bars", "method", "period", "prev_close", "value")
+
     def __init__(self, period: int, method: RsiMethod = "ema") -> None:
         if period < 1:
             raise ValueError(f"RSI period must be >= 1, got {period}")
@@ -123,8 +125,12 @@ class RollingMean:
     """Mean of the last ``window`` values: a fixed-size ring buffer.
 
     The sum is ``math.fsum`` over the (fixed-size) window, so it is exact and never drifts;
-    that is still O(1) per update in the length of the history.
+    that is still O(1) per update in the length of the history. It is taken when the value
+    is read, not on every update: a strategy watching the whole market reads a symbol's
+    mean only on the rare bar that passes its cheap filters.
     """
+
+    __slots__ = ("_mean", "buffer", "head", "window")
 
     def __init__(self, window: int) -> None:
         if window < 1:
@@ -132,20 +138,35 @@ class RollingMean:
         self.window = window
         self.buffer: list[float] = []
         self.head = 0  # index of the oldest value once the buffer is full
-        self.value: float | None = None
+        self._mean: float | None = None  # the mean of ``buffer``, None: not taken yet
+
+    @property
+    def full(self) -> bool:
+        """True once ``window`` values were seen (the mean exists)."""
+        return len(self.buffer) == self.window
+
+    @property
+    def value(self) -> float | None:
+        """The mean of the last ``window`` values, None until that many were seen."""
+        if self._mean is None and len(self.buffer) == self.window:
+            self._mean = math.fsum(self.buffer) / self.window
+        return self._mean
 
     def update(self, x: float) -> float | None:
         """Add one value; return the mean once ``window`` values were seen, else None."""
-        if not _isfinite(x):
-            return self.value
-        if len(self.buffer) < self.window:
-            self.buffer.append(x)
-        else:
-            self.buffer[self.head] = x
-            self.head = (self.head + 1) % self.window
-        if len(self.buffer) == self.window:
-            self.value = math.fsum(self.buffer) / self.window
+        if _isfinite(x):
+            self.push(x)
         return self.value
+
+    def push(self, x: float) -> None:
+        """Add a value the caller knows is finite (the per-bar fast path; no mean taken)."""
+        buffer = self.buffer
+        if len(buffer) < self.window:
+            buffer.append(x)
+        else:
+            buffer[self.head] = x
+            self.head = (self.head + 1) % self.window
+        self._mean = None
 
     def to_dict(self) -> dict[str, Any]:
         """Serialisable state (buffer in arrival order, oldest first)."""
@@ -171,6 +192,8 @@ class ATR:
     ``TR = max(high - low, |high - prev_close|, |low - prev_close|)``; on the first bar ever
     seen (no previous close) ``TR = high - low``. Carries across sessions.
     """
+
+    __slots__ = ("mean", "period", "prev_close")
 
     def __init__(self, period: int = 14) -> None:
         self.period = period
@@ -208,6 +231,8 @@ class ATR:
 class VolumeMean:
     """Mean of the last ``window`` volumes, the current bar included."""
 
+    __slots__ = ("mean", "window")
+
     def __init__(self, window: int = 20) -> None:
         self.window = window
         self.mean = RollingMean(window)
@@ -235,6 +260,8 @@ class VolumeMean:
 
 class SessionTracker:
     """Regular-session open/high/low of one symbol; resets when the session date changes."""
+
+    __slots__ = ("bars", "day", "high", "low", "open", "prior_high", "prior_low")
 
     def __init__(self) -> None:
         self.day: date | None = None

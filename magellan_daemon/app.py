@@ -579,6 +579,6 @@ class Daemon:
 
     async def _close_ledger(self) -> None:
         for runner in self.runners.values():
-            self.ledger.save_strategy_state(runner.name, runner.snapshot(), self.clock.now())
+            runner.save()
         self.control.close()
         self.ledger.close()

@@ -9,6 +9,16 @@ the others. After each call the evaluations, the intents and the strategy's snap
 written to the ledger before the intents are handed to the router (``submit``: queued on
 their lanes, never awaited), so a restart rebuilds the strategy exactly and an intent is
 never lost.
+
+A strategy whose state is kept per symbol (``per_symbol_state``: Bear Trap, which may watch
+the whole market) is saved incrementally: before the router sees an intent, the symbols
+that decided something (an intent, an evaluation record, an order update) are written; the
+symbols whose bars were quiet are written together every ``QUIET_SAVE_EVERY`` of market
+time, after the router had its turn. A quiet bar only moves indicators, and the bar feed
+hands every bar after a symbol's saved last bar to the strategy again after a restart (as
+warm-up when it is stale), so the rebuilt state is the same. Such a strategy is also asked
+for no records of skipped bars (``explain_skips``): the ledger keeps the decisions that
+matter, not every quiet bar of 10,000 symbols.
 """
 
 from __future__ import annotations
@@ -18,6 +28,7 @@ import logging
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from operator import attrgetter
 from typing import Any
 
 from magellan_daemon.clock import Clock
@@ -28,6 +39,8 @@ from magellan_daemon.timefmt import iso, parse_iso
 from strategies.model import Bar, HoldingView, OrderUpdate, Step, Strategy
 
 log = logging.getLogger(__name__)
+QUIET_SAVE_EVERY = timedelta(minutes=5)
+_BAR_ORDER = attrgetter("t", "symbol")
 TIMEFRAME_LENGTH = {  # how long a bar of each timeframe lasts
     "1Min": timedelta(minutes=1),
     "1Hour": timedelta(hours=1),
@@ -39,7 +52,7 @@ TIMEFRAME_LENGTH = {  # how long a bar of each timeframe lasts
 class _Post:
     """One item of a runner's queue; ``done`` completes when it was handled."""
 
-    kind: str  # bars, warmup, clock, update, sync
+    kind: str  # bars, warmup, clock, update, sync, save
     payload: Any
     done: asyncio.Future[int] | None = field(default=None)
 
@@ -71,6 +84,11 @@ class StrategyRunner:
         self._queue: asyncio.Queue[_Post] = asyncio.Queue()
         self.last_bar: dict[str, datetime] = {}
         self.errors = 0
+        self._per_symbol = bool(getattr(strategy, "per_symbol_state", False))
+        self._dirty: set[str] = set()  # per-symbol strategies: changed since their last save
+        self._quiet_saved_at: datetime | None = None
+        self._save_posted = False
+        _no_skip_records(strategy)
 
     # -- state ---------------------------------------------------------------------------
 
@@ -87,11 +105,27 @@ class StrategyRunner:
         if not saved:
             return False
         self.strategy = factory(saved["strategy"])
+        _no_skip_records(self.strategy)
         self.last_bar = {s: parse_iso(t) for s, t in saved.get("last_bar", {}).items()}
+        # Written whole on the first save (the file may hold a one-row snapshot).
+        self._dirty.update(saved["strategy"].get("symbols", ()))
         return True
 
-    def _save(self) -> None:
-        self._ledger.save_strategy_state(self.name, self.snapshot(), self._clock.now())
+    def save(self, symbols: Iterable[str] | None = None) -> None:
+        """Write the state to the ledger: the whole snapshot, or for a per-symbol strategy
+        the given symbols (default: every symbol changed since its last save)."""
+        now = self._clock.now()
+        if not self._per_symbol:
+            self._ledger.save_strategy_state(self.name, self.snapshot(), now)
+            return
+        chosen = set(self._dirty if symbols is None else symbols)
+        part = self.strategy.snapshot(symbols=chosen)  # type: ignore[call-arg]
+        entries = part.pop("symbols")
+        header = {"strategy": {**part, "symbols": {}}, "last_bar": {}}
+        self._ledger.strategy_states.save(self.name, header, entries, self.last_bar, now)
+        self._dirty -= chosen
+        if symbols is None:
+            self._quiet_saved_at = now
 
     # -- posting (never waits for the strategy) ------------------------------------------
 
@@ -135,6 +169,9 @@ class StrategyRunner:
         """Handle posted items forever, one at a time (the daemon supervises this task)."""
         while True:
             post = await self._queue.get()
+            if post.kind == "save":
+                # Let the lanes start on what was just submitted before this long write.
+                await asyncio.sleep(0)
             try:
                 result = self._handle(post)
             except Exception as exc:
@@ -152,24 +189,28 @@ class StrategyRunner:
         if post.kind == "update":
             update: OrderUpdate = post.payload
             step = self._call(update.symbol, lambda: self.strategy.on_order_update(update))
-            self._record([step] if step is not None else [])
+            self._record([step] if step is not None else [], changed=(update.symbol,))
             return 0
         if post.kind == "clock":
             return self._on_clock(post.payload)
         if post.kind == "sync":
             views = post.payload
             step = self._call("*", lambda: self.strategy.sync(views, self._clock.now()))
-            return self._record([step] if step is not None else [])
+            self._dirty.update(views)
+            count = self._record([step] if step is not None else [])
+            self.save()
+            return count
+        if post.kind == "save":
+            self._save_posted = False
+            self.save()
         return 0
 
     def new_bars(self, bars: Iterable[Bar]) -> list[Bar]:
         """The bars not seen yet, oldest first (a bar is processed once)."""
-        fresh = [
-            b
-            for b in bars
-            if b.t > self.last_bar.get(b.symbol, datetime.min.replace(tzinfo=b.t.tzinfo))
-        ]
-        return sorted(fresh, key=lambda b: (b.t, b.symbol))
+        seen = self.last_bar.get
+        fresh = [b for b in bars if (last := seen(b.symbol)) is None or b.t > last]
+        fresh.sort(key=_BAR_ORDER)
+        return fresh
 
     def _warmup(self, bars: list[Bar]) -> int:
         fresh = self.new_bars(bars)
@@ -178,7 +219,9 @@ class StrategyRunner:
         self.strategy.warmup(fresh, self._sessions().on)
         for bar in fresh:
             self.last_bar[bar.symbol] = bar.t
-        self._save()
+        if self._per_symbol:
+            self._dirty.update(b.symbol for b in fresh)
+        self.save()
         return len(fresh)
 
     def _on_bars(self, bars: list[Bar]) -> int:
@@ -187,14 +230,26 @@ class StrategyRunner:
             return 0
         book = self._sessions()
         steps: list[Step] = []
+        last_bar, on_bar = self.last_bar, self.strategy.on_bar
+        sessions: dict[datetime, Any] = {}  # one lookup per bar time, not per bar
         for bar in fresh:
-            self.last_bar[bar.symbol] = bar.t
-            step = self._call(
-                bar.symbol,
-                lambda b=bar: self.strategy.on_bar(b, session=book.for_bar_start(b.t)),
-            )
-            if step is not None:
+            t = bar.t
+            last_bar[bar.symbol] = t
+            session = sessions.get(t)
+            if session is None and t not in sessions:
+                session = sessions[t] = book.for_bar_start(t)
+            try:
+                step = on_bar(bar, session=session)
+            except Exception:
+                self.errors += 1
+                log.exception(
+                    "strategy %s failed on %s: no intent for this symbol", self.name, bar.symbol
+                )
+                continue
+            if step.intents or step.evaluations:
                 steps.append(step)
+        if self._per_symbol:
+            self._dirty.update(b.symbol for b in fresh)
         self._record(steps)
         return len(fresh)
 
@@ -214,13 +269,14 @@ class StrategyRunner:
             log.exception("strategy %s failed on %s: no intent for this symbol", self.name, symbol)
             return None
 
-    def _record(self, steps: Sequence[Step]) -> int:
-        """Store evaluations and intents, save the snapshot, hand the intents to the router.
-        Returns how many intents were produced."""
+    def _record(self, steps: Sequence[Step], changed: Iterable[str] = ()) -> int:
+        """Store evaluations and intents, save the state (see the module docstring), hand
+        the intents to the router. Returns how many intents were produced."""
         now = self._clock.now()
         evaluations = [e for s in steps for e in s.evaluations]
         intents = [i for s in steps for i in s.intents]
-        self._ledger.record_evaluations(evaluations, now)
+        if evaluations:
+            self._ledger.record_evaluations(evaluations, now)
         for evaluation in evaluations:
             if evaluation.decision in ("enter", "exit"):
                 log.info(
@@ -245,10 +301,29 @@ class StrategyRunner:
             row = self._ledger.add_intent(intent, now=now)
             now_intents.append(intent)
             now_ids.append(row.id)
-        self._save()
+        self._save_decided(
+            now, {*changed, *(e.symbol for e in evaluations), *(i.symbol for i in intents)}
+        )
         if now_intents:
             self._router.submit(now_intents, now_ids)
         return len(intents)
+
+    def _save_decided(self, now: datetime, decided: set[str]) -> None:
+        """Before the router: the symbols that decided (a per-symbol strategy) or the whole
+        snapshot; the quiet symbols later, in a save of their own (see the module doc)."""
+        if not self._per_symbol:
+            self.save()
+            return
+        decided.discard("*")
+        if decided:
+            self.save(decided)
+        if self._quiet_saved_at is None:
+            self._quiet_saved_at = now
+        elif (
+            self._dirty and not self._save_posted and now - self._quiet_saved_at >= QUIET_SAVE_EVERY
+        ):
+            self._save_posted = True
+            self._queue.put_nowait(_Post("save", None))
 
     def _add_next_open(self, intent: Any, now: datetime) -> None:
         session = self._sessions().current_or_next(now)
@@ -307,3 +382,9 @@ class StrategyRunner:
         if due:
             await self._router.execute(due, due_ids)
         return len(due), expired
+
+
+def _no_skip_records(strategy: Strategy) -> None:
+    """A strategy that can leave skipped bars unexplained is asked to (module docstring)."""
+    if getattr(strategy, "explain_skips", None) is not None:
+        strategy.explain_skips = False  # type: ignore[attr-defined]

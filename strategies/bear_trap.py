@@ -81,6 +81,8 @@ class BearTrap:
 
     name: ClassVar[str] = "bear_trap"
     timeframe: ClassVar[str] = "1Min"
+    # snapshot(symbols=...) gives those symbols' entries alone (see ``snapshot``).
+    per_symbol_state: ClassVar[bool] = True
 
     def __init__(
         self, params: BearTrapParams, state: dict | None = None, *, explain_skips: bool = True
@@ -239,12 +241,18 @@ class BearTrap:
                 assert session is not None
                 self._state(bar.symbol).update(bar, session.date)
 
-    def snapshot(self) -> dict[str, Any]:
-        """JSON-serialisable state; ``BearTrap(params, state=snapshot)`` continues identically."""
+    def snapshot(self, symbols: Iterable[str] | None = None) -> dict[str, Any]:
+        """JSON-serialisable state; ``BearTrap(params, state=snapshot)`` continues identically.
+        ``symbols``: only those symbols' entries (an incremental save: each symbol's state
+        is independent of the others', so the entries of several snapshots merge)."""
+        if symbols is None:
+            chosen = sorted(self._symbols.items())
+        else:
+            chosen = [(s, self._symbols[s]) for s in sorted(symbols) if s in self._symbols]
         return {
             "version": STATE_VERSION,
             "strategy": self.name,
-            "symbols": {sym: st.to_dict() for sym, st in sorted(self._symbols.items())},
+            "symbols": {sym: st.to_dict() for sym, st in chosen},
         }
 
     # -- indicators and state -----------------------------------------------------------

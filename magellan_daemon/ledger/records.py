@@ -12,6 +12,7 @@ import orjson
 from magellan_daemon.domain import Discrepancy
 from magellan_daemon.ledger.connection import LedgerConnection
 from magellan_daemon.ledger.rows import HaltRow, halt_row
+from magellan_daemon.ledger.strategy_states import StrategyStates
 from magellan_daemon.timefmt import iso
 from strategies.model import Evaluation
 
@@ -92,11 +93,13 @@ class RecordTables(LedgerConnection):
         )
 
     def load_strategy_state(self, strategy: str) -> dict[str, Any] | None:
-        """The last snapshot saved for ``strategy``."""
-        row = self._conn.execute(
-            "SELECT state FROM strategy_state WHERE strategy = ?", (strategy,)
-        ).fetchone()
-        return None if row is None else orjson.loads(row["state"])
+        """The last snapshot saved for ``strategy`` (per-symbol rows merged in)."""
+        return self.strategy_states.load(strategy)
+
+    @property
+    def strategy_states(self) -> StrategyStates:
+        """Snapshots saved per symbol (``strategy_states.py``)."""
+        return StrategyStates(self._conn)
 
     def record_discrepancy(self, discrepancy: Discrepancy, now: datetime) -> None:
         """Keep a discrepancy for the operator (it is also logged at WARNING)."""

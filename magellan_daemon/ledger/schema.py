@@ -127,6 +127,17 @@ CREATE TABLE IF NOT EXISTS strategy_state (
     updated_at TEXT NOT NULL
 );
 
+-- One row per symbol of a strategy whose snapshot is saved per symbol (strategy_states.py);
+-- its strategy_state row then holds the rest of the snapshot.
+CREATE TABLE IF NOT EXISTS strategy_symbol_state (
+    strategy TEXT NOT NULL,
+    symbol TEXT NOT NULL,
+    state TEXT NOT NULL,
+    last_bar TEXT,
+    updated_at TEXT NOT NULL,
+    PRIMARY KEY (strategy, symbol)
+) WITHOUT ROWID;
+
 CREATE TABLE IF NOT EXISTS discrepancies (
     id INTEGER PRIMARY KEY,
     ts TEXT NOT NULL,

@@ -19,6 +19,8 @@ import pytest
 
 from magellan_daemon.config import load_config
 from magellan_daemon.signals_replay import SessionLookup
+from magellan_daemon.strategy_runner import QUIET_SAVE_EVERY
+from magellan_daemon.timefmt import parse_iso
 from strategies.bear_trap import BearTrap
 from strategies.model import Bar
 from tests.e2e.harness import Daemon, Sim, config_dir, ny, only, wait_for
@@ -37,24 +39,31 @@ async def test_every_bar_reaches_bear_trap_once_in_order(bars_dir: Path, tmp_pat
         end = sim.clock.now().replace(second=0, microsecond=0) + timedelta(minutes=6)
         await sim.run_until(end, speed=200)
         last = (end - timedelta(minutes=1)).astimezone(UTC).strftime("%Y-%m-%dT%H:%M")
+        # Quiet bars are saved together every QUIET_SAVE_EVERY: run on until one such save
+        # holds the last checked bar.
+        await sim.run_until(end + QUIET_SAVE_EVERY + timedelta(minutes=1), speed=200)
         await wait_for(
             lambda: daemon.query(
-                "SELECT 1 FROM evaluations WHERE symbol='MULN' AND bar_time LIKE ?", (last + "%",)
+                "SELECT 1 FROM strategy_symbol_state WHERE symbol='MULN' AND last_bar >= ?",
+                (last,),
             ),
             30,
-            "the last bar evaluated",
+            "the last bar saved",
             daemon,
         )
         assert await daemon.stop() == 0
-        state = orjson.loads(
-            daemon.query("SELECT state FROM strategy_state WHERE strategy='bear_trap'")[0]["state"]
-        )["strategy"]["symbols"]
+        rows = daemon.query("SELECT symbol, state, last_bar FROM strategy_symbol_state")
+        state = {r["symbol"]: orjson.loads(r["state"]) for r in rows}
+        seen = {r["symbol"]: parse_iso(r["last_bar"]) for r in rows}
 
         params = load_config(config).strategies["bear_trap"].params
         reference = BearTrap(params)  # type: ignore[arg-type]
         bars = []
+        stop = max(seen.values()) + timedelta(minutes=1)
         for symbol in SYMBOLS:
-            for b in sim.market.bars(symbol, "1Min", end - timedelta(days=4), end, end):
+            for b in sim.market.bars(symbol, "1Min", end - timedelta(days=4), stop, stop):
+                if symbol not in seen or b.t > seen[symbol]:
+                    continue  # the reference stops where the daemon's saved state does
                 bars.append(
                     Bar(
                         symbol=symbol,
@@ -70,6 +79,7 @@ async def test_every_bar_reaches_bear_trap_once_in_order(bars_dir: Path, tmp_pat
         bars.sort(key=lambda b: (b.t, b.symbol))
         reference.warmup(bars, SessionLookup(sim.market.calendar))
     expected = reference.snapshot()["symbols"]
+    assert seen["MULN"] >= end - timedelta(minutes=1)
     for symbol in SYMBOLS:
         if symbol not in expected:
             continue

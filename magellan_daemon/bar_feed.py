@@ -12,6 +12,11 @@ signal any more, and the positions held meanwhile were protected by their restin
 the clock's exits. (Measured from the connection, not from when the REST answer arrives, so
 a slow backfill does not turn fresh bars stale.)
 
+Streamed bars are handed over in batches: those that arrive together (a minute's burst of
+the whole market comes as a few frames of many bars) are posted at once when the stream
+consumer yields, in chunks of at most ``BATCH`` so an entry in the first chunk reaches the
+router before the last chunk is evaluated.
+
 ``silent(now)`` says whether the stream has said nothing for ``SILENCE`` of market time and
 ``SILENCE_WALL_SECONDS`` of wall time: both, so a fast virtual clock on a loaded machine is
 not taken for a dead socket.
@@ -19,6 +24,7 @@ not taken for a dead socket.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -35,6 +41,7 @@ STALE_AFTER = timedelta(minutes=2)
 LOOKBACK = timedelta(days=4)  # no bar seen at all: this much history
 SILENCE = timedelta(minutes=3)
 SILENCE_WALL_SECONDS = 15.0
+BATCH = 500  # bars per post: about 1 ms of Bear Trap's work
 
 Fetch = Callable[[datetime, datetime], Awaitable[list[Bar]]]
 
@@ -51,6 +58,7 @@ class BarFeed:
         self.last_streamed: datetime | None = None  # end of the newest bar the stream sent
         self.connected_at: datetime | None = None
         self._heard_wall = time.monotonic()  # the last bar or connection, in wall time
+        self._pending: list[Bar] = []  # streamed bars to post once the consumer yields
 
     def on_connected(self) -> None:
         """The stream is (re)connected and subscribed: buffer and backfill (never waits)."""
@@ -84,8 +92,15 @@ class BarFeed:
             self.last_streamed = end
         if self._buffer is not None:
             self._buffer.append(bar)
-        else:
-            self._runner.post_bars([bar])
+            return
+        if not self._pending:
+            asyncio.get_running_loop().call_soon(self._post_pending)
+        self._pending.append(bar)
+
+    def _post_pending(self) -> None:
+        bars, self._pending = self._pending, []
+        for i in range(0, len(bars), BATCH):
+            self._runner.post_bars(bars[i : i + BATCH])
 
     async def _backfill(self) -> None:
         try:

@@ -88,6 +88,7 @@ class StrategyRunner:
         self._dirty: set[str] = set()  # per-symbol strategies: changed since their last save
         self._quiet_saved_at: datetime | None = None
         self._save_posted = False
+        self._submitted = False
         _no_skip_records(strategy)
 
     # -- state ---------------------------------------------------------------------------
@@ -180,6 +181,10 @@ class StrategyRunner:
                 raise
             if post.done is not None and not post.done.done():
                 post.done.set_result(result)
+            if self._submitted:
+                # The lanes send what was just submitted before the next post is evaluated.
+                self._submitted = False
+                await asyncio.sleep(0)
 
     def _handle(self, post: _Post) -> int:
         if post.kind == "bars":
@@ -306,6 +311,7 @@ class StrategyRunner:
         )
         if now_intents:
             self._router.submit(now_intents, now_ids)
+            self._submitted = True
         return len(intents)
 
     def _save_decided(self, now: datetime, decided: set[str]) -> None:

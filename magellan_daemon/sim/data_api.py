@@ -10,7 +10,8 @@ from typing import Any
 
 from magellan_daemon.sim.calendar import new_york_date, new_york_midnight
 from magellan_daemon.sim.errors import data_error
-from magellan_daemon.sim.market import MarketData, SimBar, parse_timeframe
+from magellan_daemon.sim.market import MarketData, SimBar
+from magellan_daemon.sim.timeframes import parse_timeframe
 from magellan_daemon.sim.wire import bar_dict, ts
 
 MAX_LIMIT = 10_000

@@ -18,7 +18,8 @@ import zlib
 from collections.abc import Sequence
 from datetime import datetime
 
-from magellan_daemon.sim.market import MINUTE, SimBar
+from magellan_daemon.sim.market import SimBar
+from magellan_daemon.sim.timeframes import MINUTE
 
 # How far the path wanders between its anchors, as a fraction of the bar's range (the
 # bridge's largest standard deviation), and how long a minute's wicks are.

@@ -17,27 +17,14 @@ import numpy as np
 import pandas as pd
 
 from magellan_daemon.sim.calendar import SessionCalendar, new_york_date
+from magellan_daemon.sim.synthetic import generate
+from magellan_daemon.sim.timeframes import (
+    BAR_SECONDS,
+    MINUTE,
+    TIMEFRAMES,
+)
 
 log = logging.getLogger(__name__)
-
-MINUTE = "1Min"
-HOUR = "1Hour"
-DAY = "1Day"
-TIMEFRAMES = (MINUTE, HOUR, DAY)
-TIMEFRAME_ALIASES = {
-    "1Min": MINUTE,
-    "1T": MINUTE,
-    "1Hour": HOUR,
-    "1H": HOUR,
-    "1Day": DAY,
-    "1D": DAY,
-}
-BAR_SECONDS = {MINUTE: 60, HOUR: 3600}
-
-
-def parse_timeframe(text: str) -> str | None:
-    """Canonical timeframe name for ``text`` (1Min/1Hour/1Day or 1T/1H/1D), else None."""
-    return TIMEFRAME_ALIASES.get(text)
 
 
 @dataclass(frozen=True, slots=True)
@@ -191,8 +178,6 @@ class MarketData:
     ) -> MarketData:
         """Seeded synthetic market (see ``sim.synthetic``); ``start``..``end`` is the window
         of minute bars, daily/hourly history reaches 300 sessions before ``start``."""
-        from magellan_daemon.sim.synthetic import generate
-
         cal = calendar or SessionCalendar()
         generated = generate(seed=seed, symbols=symbols, start=start, end=end, calendar=cal)
         series = {key: Series(key[0], key[1], columns, cal) for key, columns in generated.items()}

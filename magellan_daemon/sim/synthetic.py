@@ -24,7 +24,7 @@ from magellan_daemon.sim.calendar import (
     new_york_date,
     new_york_midnight,
 )
-from magellan_daemon.sim.market import DAY, HOUR, MINUTE
+from magellan_daemon.sim.timeframes import DAY, HOUR, MINUTE
 
 HISTORY_SESSIONS = 300
 DEFAULT_WINDOW_SESSIONS = 30

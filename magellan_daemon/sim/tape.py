@@ -21,7 +21,8 @@ import numpy as np
 
 from magellan_daemon.sim.calendar import SessionCalendar, new_york_date, new_york_midnight
 from magellan_daemon.sim.intraday import minute_path
-from magellan_daemon.sim.market import DAY, HOUR, MINUTE, TIMEFRAMES, MarketData, Series, SimBar
+from magellan_daemon.sim.market import MarketData, Series, SimBar
+from magellan_daemon.sim.timeframes import DAY, HOUR, MINUTE, TIMEFRAMES
 
 CACHED_DAYS = 64
 ONE_MINUTE = timedelta(minutes=1)

@@ -77,6 +77,14 @@ def configure(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--seed", type=int, default=0, help="synthetic market and fault seed")
     parser.add_argument(
+        "--synthetic-symbols",
+        type=int,
+        default=0,
+        metavar="N",
+        help="add N made-up crash-prone small caps (QAAAA, QAAAB, ...) to the synthetic "
+        "market, with minute bars for the start session and the next (a full-market watch)",
+    )
+    parser.add_argument(
         "--cash", type=_cash, default=Decimal(100_000), help="starting cash per account"
     )
     parser.add_argument("--key", default=None, help="the only API key accepted (needs --secret)")
@@ -126,6 +134,11 @@ def run(args: argparse.Namespace) -> int:
     if args.rate_limit < 0 or not 0 <= args.port <= 65535:
         print("magellan sim: --rate-limit must be >= 0 and --port 0..65535", file=sys.stderr)
         return 2
+    if args.synthetic_symbols < 0 or (args.synthetic_symbols and args.bars is not None):
+        print(
+            "magellan sim: --synthetic-symbols N >= 0, with the synthetic market", file=sys.stderr
+        )
+        return 2
     if args.bars is not None and not args.bars.is_dir():
         print(f"magellan sim: --bars {args.bars} is not a directory", file=sys.stderr)
         return 2
@@ -134,6 +147,7 @@ def run(args: argparse.Namespace) -> int:
         start=args.start,
         speed=args.speed,
         seed=args.seed,
+        synthetic_symbols=args.synthetic_symbols,
         cash=args.cash,
         cancel_latency=args.cancel_latency,
         replace_latency=args.replace_latency,

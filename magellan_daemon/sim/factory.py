@@ -21,6 +21,8 @@ from magellan_daemon.sim.market import MarketData
 DEFAULT_START = datetime(2025, 1, 16, 9, 25, tzinfo=NEW_YORK).astimezone(UTC)
 SYNTHETIC_SESSIONS_BEFORE_START = 5
 SYNTHETIC_SESSIONS_AFTER_START = 30
+# Minute bars of 10,000 symbols take about 25 MB per session: the made-up ones get two.
+SYNTHETIC_EXTRA_SESSIONS = 2
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -36,6 +38,7 @@ class SimOptions:
     cancel_latency: float = 2.0  # virtual seconds from DELETE to canceled (0: at once)
     replace_latency: float = 2.0  # virtual seconds from PATCH to replaced (0: at once)
     wash_trade_check: bool = True
+    synthetic_symbols: int = 0  # made-up small caps on top of the synthetic market
 
 
 def build_exchange(options: SimOptions, clock: VirtualClock | None = None) -> Exchange:
@@ -52,7 +55,10 @@ def build_exchange(options: SimOptions, clock: VirtualClock | None = None) -> Ex
         after = calendar.sessions_from(day, SYNTHETIC_SESSIONS_AFTER_START)
         first = before[0].date if before else day
         end = after[-1].date if after else day
-        market = MarketData.synthetic(options.seed, None, first, end, calendar)
+        extra = None
+        if options.synthetic_symbols:
+            extra = (options.synthetic_symbols, day, SYNTHETIC_EXTRA_SESSIONS)
+        market = MarketData.synthetic(options.seed, None, first, end, calendar, extra)
     return Exchange(
         clock,
         market,

@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from magellan_daemon.sim.calendar import SessionCalendar, new_york_date
-from magellan_daemon.sim.synthetic import generate
+from magellan_daemon.sim.synthetic import generate, generate_extra
 from magellan_daemon.sim.timeframes import (
     BAR_SECONDS,
     MINUTE,
@@ -175,11 +175,18 @@ class MarketData:
         start: date | None = None,
         end: date | None = None,
         calendar: SessionCalendar | None = None,
+        extra: tuple[int, date, int] | None = None,
     ) -> MarketData:
         """Seeded synthetic market (see ``sim.synthetic``); ``start``..``end`` is the window
-        of minute bars, daily/hourly history reaches 300 sessions before ``start``."""
+        of minute bars, daily/hourly history reaches 300 sessions before ``start``.
+        ``extra``: (count, first session, sessions) of made-up small caps on top."""
         cal = calendar or SessionCalendar()
         generated = generate(seed=seed, symbols=symbols, start=start, end=end, calendar=cal)
+        if extra is not None:
+            count, first, sessions = extra
+            generated |= generate_extra(
+                seed=seed, count=count, start=first, sessions=sessions, calendar=cal
+            )
         series = {key: Series(key[0], key[1], columns, cal) for key, columns in generated.items()}
         names = {symbol for symbol, _ in series}
         return cls(names, lambda s, tf: series.get((s, tf)), cal)

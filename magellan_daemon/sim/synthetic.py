@@ -6,6 +6,11 @@ inside the minute window and per hour before it (history for indicator warm-up).
 sometimes crash 15-40% intraday and then reclaim part of the drop (the Bear Trap shape).
 Volume is U-shaped over the session. Hourly and daily bars are aggregated from the path.
 Everything depends only on (seed, symbol, calendar window): same seed, same bars.
+
+``generate_extra`` adds a full market's worth of made-up small caps (``QAAAA``, ``QAAAB``,
+...) for a few sessions of minute bars and no history (``magellan sim --synthetic-symbols``):
+each crashes on a session with probability ``CRASH_PROBABILITY``, so among 10,000 symbols
+a few hundred crash on any day, as on a real full-market watch.
 """
 
 from __future__ import annotations
@@ -85,6 +90,7 @@ DEFAULT_PROFILES: dict[str, Profile] = {
     "GME": _small(22.0, 10_000_000),
 }
 UNKNOWN_PROFILE = _large(50.0, 0.02, 5_000_000)
+EXTRA_PREFIX = "Q"
 
 Columns = dict[str, np.ndarray]
 
@@ -117,6 +123,37 @@ def generate(
                 crashes = rng.random(len(crashes)) < CRASH_PROBABILITY
                 crashes[int(rng.integers(len(crashes)))] = True  # at least one per window
             builder.run(layout, crashes, per_minute)
+        for timeframe, columns in builder.columns().items():
+            out[(symbol, timeframe)] = columns
+    return out
+
+
+def extra_symbol(index: int) -> str:
+    """The ``index``-th made-up symbol: ``Q`` and four letters (``QAAAA`` is 0)."""
+    letters = ""
+    for _ in range(4):
+        index, digit = divmod(index, 26)
+        letters = chr(ord("A") + digit) + letters
+    return EXTRA_PREFIX + letters
+
+
+def generate_extra(
+    *, seed: int, count: int, start: date, sessions: int, calendar: SessionCalendar
+) -> dict[tuple[str, str], Columns]:
+    """Minute (and hourly, daily) bars of ``count`` made-up small caps for ``sessions``
+    sessions from ``start``: prices $1-60 and daily volumes 0.5-20 M shares, log-uniform."""
+    window = calendar.sessions_from(start, sessions)
+    if not window:
+        raise ValueError(f"no sessions from {start}")
+    layout = _Layout.of(window, per_minute=True)
+    out: dict[tuple[str, str], Columns] = {}
+    for index in range(count):
+        symbol = extra_symbol(index)
+        rng = np.random.default_rng([seed, zlib.crc32(symbol.encode())])
+        price = float(np.exp(rng.uniform(np.log(1.0), np.log(60.0))))
+        volume = int(np.exp(rng.uniform(np.log(5e5), np.log(2e7))))
+        builder = _SymbolBuilder(_small(round(price, 2), volume), rng)
+        builder.run(layout, rng.random(len(layout.midnights)) < CRASH_PROBABILITY, True)
         for timeframe, columns in builder.columns().items():
             out[(symbol, timeframe)] = columns
     return out

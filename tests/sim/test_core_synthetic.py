@@ -110,3 +110,26 @@ def test_exchange_trades_on_the_synthetic_market(default_market: MarketData) -> 
         limit=10000,
     )
     assert len(history["bars"]["SPY"]) == 300  # all warm-up sessions, today's not complete
+
+
+def test_extra_symbols_a_full_market_with_a_few_crashes(calendar: SessionCalendar) -> None:
+    market = MarketData.synthetic(3, ["SPY"], START, START, calendar, (400, START, 2))
+    extras = sorted(s for s in market.symbols() if s != "SPY")
+    assert len(extras) == 400 and extras[0] == "QAAAA" and extras[-1] == "QAAPJ"
+    crashed = 0
+    for symbol in extras:
+        series = market.series(symbol, "1Min")
+        assert series is not None
+        assert len(series.t) == 2 * 390  # two full sessions of minute bars, no history
+        assert 0.5 < series.open[0] < 120
+        for day in range(2):
+            session = slice(390 * day, 390 * (day + 1))
+            low, opened = series.low[session].min(), series.open[session][0]
+            crashed += bool(low <= 0.85 * opened)
+    # CRASH_PROBABILITY (3%) per session, plus the random walk's own deep days.
+    assert 0.01 * 800 <= crashed <= 0.15 * 800
+    again = MarketData.synthetic(3, ["SPY"], START, START, calendar, (400, START, 2))
+    for symbol in ("QAAAA", "QAAPJ"):
+        first, second = market.series(symbol, "1Min"), again.series(symbol, "1Min")
+        assert first is not None and second is not None
+        assert (first.close == second.close).all()

@@ -94,6 +94,7 @@ class BearTrap:
         self.explain_skips = explain_skips
         self._all = ALL_SYMBOLS in params.universe
         self._universe = frozenset(params.universe)
+        self._excluded = frozenset(params.exclude)
         self._eod = timedelta(minutes=params.eod_minutes_before_close)
         self._max_drawdown = -params.min_drop_pct
         self._time_stop = timedelta(minutes=params.time_stop_minutes)
@@ -116,7 +117,7 @@ class BearTrap:
 
     def on_bar(self, bar: Bar, *, session: Session | None) -> Step:
         """Evaluate one completed 1Min bar: manage the open trade or look for an entry."""
-        if not (self._all or bar.symbol in self._universe):
+        if not (self._all or bar.symbol in self._universe) or bar.symbol in self._excluded:
             return self._step(bar, "skip", "symbol not in the universe")
         if not in_regular_session(bar, session):
             return self._step(bar, "skip", "outside regular session")
@@ -234,7 +235,9 @@ class BearTrap:
     def warmup(self, bars: Iterable[Bar], sessions: Callable[[date], Session | None]) -> None:
         """Feed history into the session tracker, ATR and volume mean (no intents)."""
         for bar in bars:
-            if not (self._all or bar.symbol in self._universe) or not valid_bar(bar):
+            if not (self._all or bar.symbol in self._universe) or bar.symbol in self._excluded:
+                continue
+            if not valid_bar(bar):
                 continue
             session = sessions(bar.t.astimezone(NEW_YORK).date())
             if in_regular_session(bar, session):

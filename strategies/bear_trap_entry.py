@@ -27,12 +27,25 @@ def entry_values(st: SymbolState, bar: Bar, stop_atr_multiple: float) -> dict[st
     return values
 
 
+def universe_filter(p: BearTrapParams, bar: Bar, volume_mean: float) -> str:
+    """The config's cheap universe filters (price range, volume mean): why this bar's symbol
+    is no candidate now, or ""."""
+    if bar.close < p.min_price or (p.max_price is not None and bar.close > p.max_price):
+        return f"universe filter: price {bar.close:.4g} outside [{p.min_price:g}, {p.max_price}]"
+    if volume_mean < p.min_avg_volume:
+        return f"universe filter: volume mean {volume_mean:.0f} < {p.min_avg_volume:g}"
+    return ""
+
+
 def first_failing_filter(
     p: BearTrapParams, st: SymbolState, bar: Bar, v: dict[str, float | None]
 ) -> str:
     """Why this bar is no entry (the first filter it fails), or "" when it is one."""
     if st.atr.value is None or st.volume.value is None:
         return "warming up (ATR or volume mean not yet full)"
+    outside = universe_filter(p, bar, st.volume.value)
+    if outside:
+        return outside
     prior_low, drop = v["session_low_prior"], v["drawdown_pct"]
     if prior_low is None or drop is None:
         return "first bar of the session"

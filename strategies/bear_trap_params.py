@@ -40,6 +40,18 @@ class BearTrapParams(FrozenModel):
         min_length=1,
         description='Symbols watched; ["*"] watches every symbol whose bars arrive.',
     )
+    exclude: tuple[str, ...] = Field(
+        default=(), description='Symbols never watched (with universe ["*"]: ETFs, ...).'
+    )
+    min_price: float = Field(
+        default=0.0, ge=0, description="Universe filter: no entry when the close is below."
+    )
+    max_price: float | None = Field(
+        default=None, gt=0, description="Universe filter: no entry when the close is above."
+    )
+    min_avg_volume: float = Field(
+        default=0.0, ge=0, description="Universe filter: no entry below this volume mean."
+    )
     atr_period: int = Field(default=14, ge=1, description="ATR window, regular-session bars.")
     volume_window: int = Field(
         default=20, ge=1, description="Volume mean window (bars, current bar included)."

@@ -66,7 +66,7 @@ def _decided(step: Step) -> tuple:
 @pytest.mark.parametrize("seed", range(6))
 def test_quiet_mode_decides_exactly_as_the_explained_one(seed: int) -> None:
     rng = random.Random(seed)
-    params = BearTrapParams(universe=SYMBOLS)
+    params = BearTrapParams(universe=SYMBOLS, min_price=1.0, max_price=12.0, exclude=("PLUG",))
     explained, quiet = BearTrap(params), BearTrap(params, explain_skips=False)
     bars = sorted(
         (b for n, s in enumerate(SYMBOLS) for b in _walk(rng, s, n)),

@@ -21,7 +21,7 @@ from strategies.model import Bar, Execute
 from strategies.params import EmergencyStop, FrozenModel, HysteresisBands, RiskLimits
 from strategies.session import Session
 
-BAR_LENGTH = timedelta(hours=1)
+BAR_LENGTHS = {"1Hour": timedelta(hours=1), "1Min": timedelta(minutes=1)}
 
 
 class HourlySwingParams(FrozenModel):
@@ -34,6 +34,13 @@ class HourlySwingParams(FrozenModel):
     rsi_method: Literal["ema", "wilder"] = Field(
         default="ema", description="RSI smoothing: ema alpha=2/(n+1) (tuned), wilder 1/n."
     )
+    timeframe: Literal["1Hour", "1Min"] = Field(
+        default="1Hour",
+        description="Bars the rule runs on: 1Hour in the daemon; `magellan backtest` also 1Min.",
+    )
+    entry_shares: int | None = Field(
+        default=None, ge=1, description="Each entry buys this many shares (default: dollars)."
+    )
     risk: RiskLimits = Field(description="Entry gates (see [risk]).")
     emergency: EmergencyStop = Field(
         default_factory=EmergencyStop, description="Emergency-stop conditions (see [emergency])."
@@ -44,18 +51,22 @@ class HourlySwing(HysteresisStrategy):
     """Hourly RSI hysteresis; overnight holds allowed; long only."""
 
     name: ClassVar[str] = "hourly_swing"
-    timeframe: ClassVar[str] = "1Hour"
 
     def __init__(self, params: HourlySwingParams, state: dict[str, Any] | None = None) -> None:
         self.params = params
+        self.timeframe = params.timeframe  # type: ignore[misc]
+        self._bar_length = BAR_LENGTHS[params.timeframe]
         method: RsiMethod = params.rsi_method
         super().__init__(dict(params.symbols), method, state)
 
     def _bar_in_session(self, bar: Bar, session: Session | None) -> bool:
-        return session is not None and session.contains_bar(bar.t, bar.t + BAR_LENGTH)
+        return session is not None and session.contains_bar(bar.t, bar.t + self._bar_length)
 
     def _entry_dollars(self, symbol: str) -> float:
         return self.params.risk.max_position_dollars
 
+    def _entry_shares(self, symbol: str) -> int | None:
+        return self.params.entry_shares
+
     def _execute(self, bar: Bar, session: Session) -> Execute:
-        return "next_open" if bar.t + BAR_LENGTH >= session.close else "now"
+        return "next_open" if bar.t + self._bar_length >= session.close else "now"

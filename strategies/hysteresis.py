@@ -92,6 +92,10 @@ class HysteresisStrategy:
     def _entry_dollars(self, symbol: str) -> float:
         raise NotImplementedError
 
+    def _entry_shares(self, symbol: str) -> int | None:
+        """A fixed entry size in shares instead of ``_entry_dollars`` worth (None: dollars)."""
+        return None
+
     def _execute(self, bar: Bar, session: Session) -> Execute:
         raise NotImplementedError
 
@@ -255,6 +259,7 @@ class HysteresisStrategy:
         self, bar: Bar, session: Session, st: SymbolState, rsi: float, bands: HysteresisBands
     ) -> Step:
         dollars = self._entry_dollars(bar.symbol)
+        shares = self._entry_shares(bar.symbol)
         reason = f"entry: rsi {rsi:.2f} > upper {bands.upper:g}"
         intent = Intent(
             strategy=self.name,
@@ -263,10 +268,13 @@ class HysteresisStrategy:
             leg="entry",
             signal_time=bar.t,
             reason=reason,
-            sizing=FixedDollars(dollars=dollars, price=bar.close),
+            qty=shares,
+            sizing=None if shares else FixedDollars(dollars=dollars, price=bar.close),
             execute=self._execute(bar, session),
         )
         expected = math.floor(dollars / bar.close) if bar.close > 0 else 0
+        if shares:
+            expected = shares
         st.pending = {"leg": "entry", "side": "buy", "signal_time": _iso(bar.t), "qty": expected}
         return Step(intents=(intent,), evaluations=(self._evaluation(bar, st, "enter", reason),))
 

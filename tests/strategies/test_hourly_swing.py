@@ -112,3 +112,55 @@ def test_entry_on_closing_bar_is_next_open_with_equal_allocation() -> None:
     (intent,) = steps[-1].intents
     assert intent.execute == "next_open" and intent.sizing is not None
     assert intent.sizing.dollars == 50_000 and intent.sizing.price == 105.0
+
+
+def test_the_rule_on_minute_bars_with_a_fixed_share_count() -> None:
+    """``timeframe = "1Min"`` (the backtest's Hourly Swing on minute bars): every regular
+    minute counts, the last minute of the session executes at the next open, and
+    ``entry_shares`` sizes the entry in shares."""
+    from strategies.model import Bar
+    from strategies.params import HysteresisBands, RiskLimits
+    from strategies.session import Session
+
+    p = HourlySwingParams(
+        symbols={"AMC": HysteresisBands(rsi_period=2, upper=60, lower=40)},
+        timeframe="1Min",
+        entry_shares=100,
+        risk=RiskLimits(
+            max_open_positions=1, max_position_dollars=50_000, max_daily_loss_dollars=10_000
+        ),
+    )
+    s = HourlySwing(p)
+    assert s.timeframe == "1Min"
+    day = Session(
+        date=date(2024, 4, 2),
+        open=datetime(2024, 4, 2, 13, 30, tzinfo=UTC),
+        close=datetime(2024, 4, 2, 20, 0, tzinfo=UTC),
+    )
+    intents = []
+    for m in range(7):
+        close = 10.0 + 0.1 * m  # rising: RSI 100 once warm (3 x period bars)
+        b = Bar(
+            symbol="AMC",
+            timeframe="1Min",
+            t=day.open + timedelta(minutes=m),
+            open=close,
+            high=close,
+            low=close,
+            close=close,
+            volume=100.0,
+        )
+        intents += s.on_bar(b, session=day).intents
+    [entry] = intents
+    assert (entry.action, entry.qty, entry.sizing, entry.execute) == ("buy", 100, None, "now")
+    before_open = Bar(
+        symbol="AMC",
+        timeframe="1Min",
+        t=day.open - timedelta(minutes=1),
+        open=9.0,
+        high=9.0,
+        low=9.0,
+        close=9.0,
+        volume=1.0,
+    )
+    assert s.on_bar(before_open, session=day).intents == ()

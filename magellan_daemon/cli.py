@@ -20,6 +20,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "magellan_daemon.signals_cli",
         "run one strategy over recorded bars and write its decisions to CSV",
     ),
+    "backtest": (
+        "magellan_daemon.backtest.cli",
+        "run strategies over recorded bars on the daemon's router, ledger and the simulator",
+    ),
     "check-config": (
         "magellan_daemon.check_config",
         "validate every config and show what would run",

@@ -57,6 +57,12 @@ class SessionBook:
         """The last date the book knows."""
         return self._dates[-1] if self._dates else None
 
+    def between(self, first: date, last: date) -> list[Session]:
+        """The sessions from ``first`` to ``last`` (both included), in date order."""
+        lo = bisect.bisect_left(self._dates, first)
+        hi = bisect.bisect_right(self._dates, last)
+        return self._sessions[lo:hi]
+
     def span(self) -> tuple[date, date] | None:
         """First and last dates covered."""
         return (self._dates[0], self._dates[-1]) if self._dates else None

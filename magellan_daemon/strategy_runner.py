@@ -89,6 +89,7 @@ class StrategyRunner:
         self._quiet_saved_at: datetime | None = None
         self._save_posted = False
         self._submitted = False
+        self._working = False
         _no_skip_records(strategy)
 
     # -- state ---------------------------------------------------------------------------
@@ -127,6 +128,11 @@ class StrategyRunner:
         self._dirty -= chosen
         if symbols is None:
             self._quiet_saved_at = now
+
+    @property
+    def idle(self) -> bool:
+        """Nothing posted is waiting or being handled (a backtest steps time when idle)."""
+        return not self._working and self._queue.empty()
 
     # -- posting (never waits for the strategy) ------------------------------------------
 
@@ -169,7 +175,9 @@ class StrategyRunner:
     async def run(self) -> None:
         """Handle posted items forever, one at a time (the daemon supervises this task)."""
         while True:
+            self._working = False
             post = await self._queue.get()
+            self._working = True
             if post.kind == "save":
                 # Let the lanes start on what was just submitted before this long write.
                 await asyncio.sleep(0)

@@ -260,6 +260,10 @@ class HysteresisStrategy:
     ) -> Step:
         dollars = self._entry_dollars(bar.symbol)
         shares = self._entry_shares(bar.symbol)
+        if shares:
+            # Sized in dollars so the router gates it at this price like any entry; half a
+            # share of headroom so float rounding never makes floor(dollars / price) one less.
+            dollars = (shares + 0.5) * bar.close
         reason = f"entry: rsi {rsi:.2f} > upper {bands.upper:g}"
         intent = Intent(
             strategy=self.name,
@@ -268,13 +272,10 @@ class HysteresisStrategy:
             leg="entry",
             signal_time=bar.t,
             reason=reason,
-            qty=shares,
-            sizing=None if shares else FixedDollars(dollars=dollars, price=bar.close),
+            sizing=FixedDollars(dollars=dollars, price=bar.close),
             execute=self._execute(bar, session),
         )
         expected = math.floor(dollars / bar.close) if bar.close > 0 else 0
-        if shares:
-            expected = shares
         st.pending = {"leg": "entry", "side": "buy", "signal_time": _iso(bar.t), "qty": expected}
         return Step(intents=(intent,), evaluations=(self._evaluation(bar, st, "enter", reason),))
 

@@ -121,6 +121,7 @@ def test_the_rule_on_minute_bars_with_a_fixed_share_count() -> None:
     from strategies.model import Bar
     from strategies.params import HysteresisBands, RiskLimits
     from strategies.session import Session
+    from strategies.sizing import shares_for
 
     p = HourlySwingParams(
         symbols={"AMC": HysteresisBands(rsi_period=2, upper=60, lower=40)},
@@ -152,7 +153,8 @@ def test_the_rule_on_minute_bars_with_a_fixed_share_count() -> None:
         )
         intents += s.on_bar(b, session=day).intents
     [entry] = intents
-    assert (entry.action, entry.qty, entry.sizing, entry.execute) == ("buy", 100, None, "now")
+    assert (entry.action, entry.execute) == ("buy", "now")
+    assert shares_for(entry.sizing, equity=0) == 100  # type: ignore[arg-type]
     before_open = Bar(
         symbol="AMC",
         timeframe="1Min",

@@ -1,0 +1,188 @@
+"""Drive a backtest: bars in time order to the runners, the exchange stepped with the clock.
+
+Time moves in steps: every instant at which a bar completes (a 1Min bar stamped ``t`` at
+``t + 1 min``, a 1Hour bar at ``t + 1 h``, a daily bar at its session's close + 5 minutes,
+when the daemon's daily signal runs), every minute of a session for the strategies driven by
+the minute stream (their minute clock: time stops and the end of day), and every session
+open + execution delay for the strategies that leave intents for the next open. At each
+step the clock is set, the exchange processes what became due (fills against the bars that
+completed), the due next-open intents go to the router, the bars and the clock tick are
+posted, and the step ends when every runner and lane is idle: the router, the order path,
+the ledger and the strategies did exactly what the daemon would have done at that instant.
+
+Bars before ``start`` warm the strategies up (no decisions), as in ``magellan signals``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import defaultdict
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from pathlib import Path
+
+from magellan_daemon.backtest.stack import Stack
+from magellan_daemon.config import StrategyConfig
+from magellan_daemon.strategy_runner import TIMEFRAME_LENGTH, StrategyRunner
+from magellan_daemon.timefmt import NEW_YORK
+from strategies.bars_csv import iter_bars, symbol_files
+from strategies.model import Bar
+
+DAILY_SIGNAL_AFTER_CLOSE = timedelta(minutes=5)
+MINUTE = timedelta(minutes=1)
+SETTLE_SPINS = 200  # loop turns for the lanes to finish a step before time moves on
+
+
+@dataclass
+class StrategyTimeline:
+    """One strategy's bars: the warm-up, and the driven bars by the instant they complete."""
+
+    name: str
+    runner: StrategyRunner
+    history: list[Bar] = field(default_factory=list)
+    steps: dict[datetime, list[Bar]] = field(default_factory=lambda: defaultdict(list))
+    bars: int = 0
+    minute_clock: bool = False
+    opens: list[datetime] = field(default_factory=list)
+
+
+@dataclass
+class RunStats:
+    """What a run measured, per strategy."""
+
+    bars: dict[str, int]
+    warmup_bars: dict[str, int]
+    seconds: float  # wall time of the driven part (warm-up excluded)
+    steps: int
+    step_times: dict[str, list[datetime]]  # per strategy: the instants it was driven at
+
+
+def load_timelines(
+    stack: Stack,
+    strategies: dict[str, StrategyConfig],
+    bars_dir: Path,
+    start: date,
+    end: date,
+) -> dict[str, StrategyTimeline]:
+    """Every strategy's bars from ``bars_dir`` in its configured timeframe and symbols."""
+    out = {}
+    window = stack.sessions.between(start, end)
+    for name, config in strategies.items():
+        runner = stack.runners[name]
+        spec = config.spec
+        line = StrategyTimeline(name=name, runner=runner)
+        line.minute_clock = spec.drive == "minute_stream"
+        if spec.executes_at_open:
+            line.opens = [s.open + spec.execution_delay for s in window]
+        files = symbol_files(bars_dir, runner.timeframe)
+        wanted = files if spec.whole_market else {s: files[s] for s in spec.symbols if s in files}
+        length = TIMEFRAME_LENGTH[runner.timeframe]
+        for symbol, file in wanted.items():
+            for bar in iter_bars(file, symbol, runner.timeframe):
+                day = bar.t.astimezone(NEW_YORK).date()
+                if day < start:
+                    line.history.append(bar)
+                elif day <= end:
+                    at = _completes_at(bar, length, stack, day)
+                    if at is not None:
+                        line.steps[at].append(bar)
+                        line.bars += 1
+        line.history.sort(key=lambda b: (b.t, b.symbol))
+        out[name] = line
+    return out
+
+
+def _completes_at(bar: Bar, length: timedelta, stack: Stack, day: date) -> datetime | None:
+    if bar.timeframe != "1Day":
+        return bar.t + length
+    session = stack.sessions.on(day)
+    return None if session is None else session.close + DAILY_SIGNAL_AFTER_CLOSE
+
+
+async def drive(
+    stack: Stack,
+    timelines: dict[str, StrategyTimeline],
+    start: date,
+    end: date,
+    progress: Callable[[int, int], None] = lambda done, total: None,
+) -> RunStats:
+    """Run the backtest to its end; ``progress(done, total)`` is told how far it got."""
+    tasks = [asyncio.create_task(r.runner.run()) for r in timelines.values()]
+    try:
+        warm = {}
+        for line in timelines.values():
+            warm[line.name] = await line.runner.warmup(line.history) if line.history else 0
+        schedule = _schedule(stack, timelines, start, end)
+        began = time.perf_counter()
+        for done, (at, work) in enumerate(schedule):
+            stack.clock.set(at)
+            stack.exchange.advance()
+            await _settle(stack)
+            for line, bars, opens in work:
+                if opens:
+                    due, ids, _ = line.runner.due_pending()
+                    if due:
+                        stack.router.submit(due, ids)
+                if bars:
+                    line.runner.post_bars(bars)
+                if line.minute_clock:
+                    line.runner.post_clock(at)
+            await _settle(stack)
+            if stack.fatal:
+                raise stack.fatal[0]
+            if done % 2000 == 0:
+                progress(done, len(schedule))
+        seconds = time.perf_counter() - began
+        progress(len(schedule), len(schedule))
+        for line in timelines.values():
+            line.runner.save()
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+    return RunStats(
+        bars={n: line.bars for n, line in timelines.items()},
+        warmup_bars=warm,
+        seconds=seconds,
+        steps=len(schedule),
+        step_times={n: sorted(line.steps) for n, line in timelines.items()},
+    )
+
+
+Work = tuple[StrategyTimeline, list[Bar], bool]
+
+
+def _schedule(
+    stack: Stack, timelines: dict[str, StrategyTimeline], start: date, end: date
+) -> list[tuple[datetime, list[Work]]]:
+    """Every step in time order with what each strategy gets at it."""
+    minutes: set[datetime] = set()
+    if any(line.minute_clock for line in timelines.values()):
+        for s in stack.sessions.between(start, end):
+            minutes.update(_session_minutes(s.open, s.close))
+    instants: dict[datetime, list[Work]] = defaultdict(list)
+    for line in timelines.values():
+        opens = set(line.opens)
+        mine = set(line.steps) | opens | (minutes if line.minute_clock else set())
+        for at in mine:
+            instants[at].append((line, line.steps.get(at, []), at in opens))
+    return sorted(instants.items(), key=lambda item: item[0])
+
+
+def _session_minutes(opened: datetime, closed: datetime) -> Iterable[datetime]:
+    at = opened + MINUTE
+    while at <= closed:
+        yield at
+        at += MINUTE
+
+
+async def _settle(stack: Stack) -> None:
+    """Let runners and lanes work until all are idle (or wait on the clock, which only the
+    next step moves)."""
+    runners = stack.runners.values()
+    for _ in range(SETTLE_SPINS):
+        if not stack.router.busy() and all(r.idle for r in runners):
+            return
+        await asyncio.sleep(0)

@@ -1,0 +1,119 @@
+"""The daemon's trading parts assembled on an in-process exchange (no HTTP, no sockets).
+
+The same ``StrategyRunner``, ``OrderRouter`` (gates, sizing, lanes), ``OrderPath``, event sink
+and ledger as ``magellan run``; the broker is ``InProcessBroker`` over the simulator's
+``Exchange`` on a stepped ``VirtualClock``. The ledger lives in memory: a backtest has no
+restart to survive, and per-commit fsyncs would cost more than the trading itself.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from decimal import Decimal
+from pathlib import Path
+
+from magellan_daemon.broker.errors import BrokerFatal
+from magellan_daemon.broker.inprocess import InProcessBroker
+from magellan_daemon.clock import VirtualClock
+from magellan_daemon.config import StrategyConfig
+from magellan_daemon.events import EventSink
+from magellan_daemon.ledger.store import Ledger
+from magellan_daemon.ledger.tradelog import TradeLogWriter
+from magellan_daemon.order_path import OrderPath
+from magellan_daemon.order_watch import OrderWatch
+from magellan_daemon.router import OrderRouter, StrategyRouting
+from magellan_daemon.sessions import SessionBook
+from magellan_daemon.sim.calendar import SessionCalendar
+from magellan_daemon.sim.exchange import Exchange
+from magellan_daemon.sim.market import MarketData
+from magellan_daemon.strategy_runner import StrategyRunner
+from strategies.model import OrderUpdate
+from strategies.registry import descriptor
+from strategies.session import Session
+
+ACCOUNT = "backtest"
+
+
+@dataclass
+class Stack:
+    """Everything one backtest trades with."""
+
+    clock: VirtualClock
+    exchange: Exchange
+    ledger: Ledger
+    router: OrderRouter
+    sessions: SessionBook
+    runners: dict[str, StrategyRunner] = field(default_factory=dict)
+    fatal: list[BrokerFatal] = field(default_factory=list)
+
+
+def build_stack(
+    bars_dir: Path,
+    strategies: dict[str, StrategyConfig],
+    clock: VirtualClock,
+    calendar: SessionCalendar,
+    cash: Decimal,
+) -> Stack:
+    """The exchange on ``bars_dir`` and the daemon's parts for ``strategies``."""
+    market = MarketData.from_dir(bars_dir, calendar)
+    # Cancels and replaces take effect at once: a backtest steps time bar by bar.
+    exchange = Exchange(clock, market, calendar, cash=cash, cancel_latency=0, replace_latency=0)
+    ledger = Ledger.open(Path(":memory:"))
+    runners: dict[str, StrategyRunner] = {}
+
+    def post_update(strategy: str, update: OrderUpdate) -> None:
+        runner = runners.get(strategy)
+        if runner is not None:
+            runner.post_update(update)
+
+    watch = OrderWatch()
+    trade_log = TradeLogWriter(ledger, Path("/nonexistent"))  # marked, never written
+    sink = EventSink(ledger, trade_log, post_update, watch, clock.now)
+    broker = InProcessBroker(exchange, ACCOUNT, sink.apply)
+    path = OrderPath(
+        ledger=ledger,
+        brokers={ACCOUNT: broker},  # type: ignore[dict-item]
+        sink=sink,
+        watch=watch,
+        clock=clock,
+    )
+    routing = {
+        name: StrategyRouting(
+            account=ACCOUNT,
+            limits=config.spec.risk,
+            max_spread_pct=config.spec.routing.max_spread_pct,
+            min_liquidity_shares=config.spec.routing.min_liquidity_shares,
+        )
+        for name, config in strategies.items()
+    }
+    fatal: list[BrokerFatal] = []
+    router = OrderRouter(
+        ledger=ledger, path=path, sink=sink, clock=clock, routing=routing, on_fatal=fatal.append
+    )
+    book = _session_book(calendar)
+    for name, config in strategies.items():
+        spec = config.spec
+        runners[name] = StrategyRunner(
+            name=name,
+            strategy=descriptor(name).build(config.params, None),
+            symbols=spec.symbols,
+            ledger=ledger,
+            router=router,
+            clock=clock,
+            sessions=lambda: book,
+            execution_delay=spec.execution_delay,
+        )
+    return Stack(
+        clock=clock,
+        exchange=exchange,
+        ledger=ledger,
+        router=router,
+        sessions=book,
+        runners=runners,
+        fatal=fatal,
+    )
+
+
+def _session_book(calendar: SessionCalendar) -> SessionBook:
+    sessions = calendar.sessions(calendar.first_date, calendar.last_date)
+    return SessionBook([Session(date=s.date, open=s.open, close=s.close) for s in sessions])

@@ -152,6 +152,24 @@ class StrategyRunner:
         """The time alone (time-driven exits of a strategy that has them)."""
         self._queue.put_nowait(_Post("clock", now))
 
+    def evaluate_now(self, bars: Sequence[Bar], now: datetime | None = None) -> bool:
+        """Handle ``bars`` (then a clock tick at ``now``) at once, in the caller's turn of
+        the loop: what ``run`` does with them, for a caller that steps time itself (a
+        backtest), and only while the runner is idle, so nothing posted is overtaken. True
+        when intents went to the router (the caller then lets the lanes work)."""
+        if not self.idle:
+            raise RuntimeError(f"runner {self.name} is busy: post instead")
+        self._working = True
+        try:
+            if bars:
+                self._on_bars(list(bars))
+            if now is not None:
+                self._on_clock(now)
+        finally:
+            self._working = False
+        submitted, self._submitted = self._submitted, False
+        return submitted
+
     async def feed(self, bars: Sequence[Bar]) -> int:
         """Evaluate bars and wait until they were handled; returns how many were new."""
         return await self._call_and_wait("bars", list(bars))
@@ -286,6 +304,9 @@ class StrategyRunner:
         """Store evaluations and intents, save the state (see the module docstring), hand
         the intents to the router. Returns how many intents were produced."""
         now = self._clock.now()
+        if not steps and not changed and self._per_symbol:
+            self._save_decided(now, set())  # a quiet call: only the interval save is due
+            return 0
         evaluations = [e for s in steps for e in s.evaluations]
         intents = [i for s in steps for i in s.intents]
         if evaluations:

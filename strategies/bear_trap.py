@@ -155,7 +155,8 @@ class BearTrap:
             return Step()
         minute_start = now.replace(second=0, microsecond=0) - BAR_LENGTH
         steps: list[Step] = []
-        for symbol, st in sorted(self._symbols.items()):
+        held = sorted((s, st) for s, st in self._symbols.items() if st.plan is not None)
+        for symbol, st in held:
             plan = st.plan
             if plan is None or plan.position <= 0 or plan.exit_pending is not None:
                 continue

@@ -9,6 +9,8 @@ step the clock is set, the exchange processes what became due (fills against the
 completed), the due next-open intents go to the router, the bars and the clock tick are
 posted, and the step ends when every runner and lane is idle: the router, the order path,
 the ledger and the strategies did exactly what the daemon would have done at that instant.
+The bars and the tick are handed to an idle runner directly (``evaluate_now``: the same code
+its worker runs, without a trip through its queue).
 
 Bars before ``start`` warm the strategies up (no decisions), as in ``magellan signals``.
 """
@@ -117,19 +119,7 @@ async def drive(
         schedule = _schedule(stack, timelines, start, end)
         began = time.perf_counter()
         for done, (at, work) in enumerate(schedule):
-            stack.clock.set(at)
-            stack.exchange.advance()
-            await _settle(stack)
-            for line, bars, opens in work:
-                if opens:
-                    due, ids, _ = line.runner.due_pending()
-                    if due:
-                        stack.router.submit(due, ids)
-                if bars:
-                    line.runner.post_bars(bars)
-                if line.minute_clock:
-                    line.runner.post_clock(at)
-            await _settle(stack)
+            await _step(stack, at, work)
             if stack.fatal:
                 raise stack.fatal[0]
             if done % 2000 == 0:
@@ -152,6 +142,27 @@ async def drive(
 
 
 Work = tuple[StrategyTimeline, list[Bar], bool]
+
+
+async def _step(stack: Stack, at: datetime, work: list[Work]) -> None:
+    """One instant: the exchange, the due next-open intents, the bars and the tick."""
+    stack.clock.set(at)
+    stack.exchange.advance()  # fills, whose news is posted to the runners
+    if not _idle(stack):
+        await _settle(stack)
+    routed = False
+    for line, bars, opens in work:
+        if opens:
+            due, ids, _ = line.runner.due_pending()
+            if due:
+                stack.router.submit(due, ids)
+                routed = True
+        if not line.runner.idle:
+            await _settle(stack)
+        tick = at if line.minute_clock else None
+        routed |= line.runner.evaluate_now(bars, tick)
+    if routed or not _idle(stack):
+        await _settle(stack)
 
 
 def _schedule(
@@ -178,11 +189,15 @@ def _session_minutes(opened: datetime, closed: datetime) -> Iterable[datetime]:
         at += MINUTE
 
 
+def _idle(stack: Stack) -> bool:
+    return not stack.router.busy() and all(r.idle for r in stack.runners.values())
+
+
 async def _settle(stack: Stack) -> None:
     """Let runners and lanes work until all are idle (or wait on the clock, which only the
-    next step moves)."""
-    runners = stack.runners.values()
+    next step moves). Most steps route nothing and never get here: the event loop turns
+    only for the steps that have orders or order news."""
     for _ in range(SETTLE_SPINS):
-        if not stack.router.busy() and all(r.idle for r in runners):
+        if _idle(stack):
             return
         await asyncio.sleep(0)

@@ -152,7 +152,7 @@ def generate_extra(
         rng = np.random.default_rng([seed, zlib.crc32(symbol.encode())])
         price = float(np.exp(rng.uniform(np.log(1.0), np.log(60.0))))
         volume = int(np.exp(rng.uniform(np.log(5e5), np.log(2e7))))
-        builder = _SymbolBuilder(_small(round(price, 2), volume), rng)
+        builder = _SymbolBuilder(_small(round(price, 2), volume), rng, traps=True)
         builder.run(layout, rng.random(len(layout.midnights)) < CRASH_PROBABILITY, True)
         for timeframe, columns in builder.columns().items():
             out[(symbol, timeframe)] = columns
@@ -216,9 +216,11 @@ class _Layout:
 class _SymbolBuilder:
     """Generates one symbol's bars over a layout of sessions."""
 
-    def __init__(self, profile: Profile, rng: np.random.Generator) -> None:
+    def __init__(self, profile: Profile, rng: np.random.Generator, traps: bool = False) -> None:
         self.profile = profile
         self.rng = rng
+        self.traps = traps  # each crash's bottom gets a bear-trap bar (generate_extra)
+        self._bottoms: list[int] = []  # bar index of each crash's low in the current run
         self.last_close = profile.price * float(np.exp(rng.normal(0, 0.1)))
         self.rows: dict[str, list[Columns]] = {MINUTE: [], HOUR: [], DAY: []}
 
@@ -243,6 +245,9 @@ class _SymbolBuilder:
         starts = np.where(position == 1, 0.0, np.r_[0.0, ends[:-1]])
         base = log_open[layout.session]
         bars = self._bars(layout, np.exp(base + starts), np.exp(base + ends))
+        if self.traps:
+            self._set_traps(bars)
+        self._bottoms = []
         self.last_close = float(bars["close"][-1])
         daily = _aggregate(bars, layout.midnights[layout.session])
         self.rows[DAY].append(daily)
@@ -261,10 +266,35 @@ class _SymbolBuilder:
         """Log offsets of crash-and-reclaim shapes on the sessions flagged in ``crashes``."""
         offsets = np.zeros(size)
         for k in np.flatnonzero(crashes):
-            offsets[first[k] : first[k] + counts[k]] = self._crash_profile(int(counts[k]))
+            profile, bottom = self._crash_profile(int(counts[k]))
+            offsets[first[k] : first[k] + counts[k]] = profile
+            self._bottoms.append(int(first[k]) + bottom)
         return offsets
 
-    def _crash_profile(self, steps: int) -> np.ndarray:
+    def _set_traps(self, bars: Columns) -> None:
+        """The bar after each crash's low undercuts the session's low so far and closes back
+        above it on heavy volume, with a long lower wick: the shape Bear Trap buys."""
+        for i in self._bottoms:
+            if i + 1 >= len(bars["t"]) or i < 1:
+                continue
+            j = i + 1
+            prior_low = float(bars["low"][i - 30 if i >= 30 else 0 : j].min())
+            o = float(bars["open"][j])
+            digits = 2 if o >= 1 else 4
+            low = round(min(prior_low, o) * 0.985, digits)
+            close = round(max(o, prior_low) * 1.012, digits)
+            bars["low"][j] = low
+            bars["close"][j] = close
+            bars["high"][j] = max(float(bars["high"][j]), round(close * 1.002, digits))
+            bars["volume"][j] = int(bars["volume"][j] * 4)
+            if j + 1 < len(bars["t"]):
+                k = j + 1
+                bars["open"][k] = close
+                bars["high"][k] = max(float(bars["high"][k]), close)
+                bars["low"][k] = min(float(bars["low"][k]), close)
+
+    def _crash_profile(self, steps: int) -> tuple[np.ndarray, int]:
+        """Log offsets of one crash-and-reclaim session, and the bar index of its low."""
         rng = self.rng
         depth = float(rng.uniform(0.18, 0.40))
         begin = int(rng.integers(20, max(21, steps // 2)))
@@ -274,7 +304,7 @@ class _SymbolBuilder:
         points = np.minimum([0, begin, begin + fall, begin + fall + recover, steps], steps)
         settle = np.log(1 - depth * (1 - reclaimed))
         values = [0.0, 0.0, np.log(1 - depth), settle, settle]
-        return np.interp(np.arange(1, steps + 1), points, values)
+        return np.interp(np.arange(1, steps + 1), points, values), min(begin + fall, steps - 1)
 
     def _bars(self, layout: _Layout, opens: np.ndarray, closes: np.ndarray) -> Columns:
         rng = self.rng

@@ -133,3 +133,21 @@ def test_extra_symbols_a_full_market_with_a_few_crashes(calendar: SessionCalenda
         first, second = market.series(symbol, "1Min"), again.series(symbol, "1Min")
         assert first is not None and second is not None
         assert (first.close == second.close).all()
+
+
+def test_extra_symbols_crashes_end_in_a_bear_trap_shape(calendar: SessionCalendar) -> None:
+    """After a crash's low, one bar undercuts the session's low so far and closes back above
+    it on heavy volume; every bar stays a valid OHLC bar."""
+    market = MarketData.synthetic(3, ["SPY"], START, START, calendar, (300, START, 2))
+    traps = 0
+    for symbol in (s for s in market.symbols() if s != "SPY"):
+        series = market.series(symbol, "1Min")
+        assert series is not None
+        assert (series.low <= np.minimum(series.open, series.close)).all()
+        assert (series.high >= np.maximum(series.open, series.close)).all()
+        for day in range(2):
+            lows = series.low[390 * day : 390 * (day + 1)]
+            closes = series.close[390 * day : 390 * (day + 1)]
+            before = np.minimum.accumulate(lows)[:-1]
+            traps += int(((lows[1:] < before) & (closes[1:] > before)).any())
+    assert traps >= 5

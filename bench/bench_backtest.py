@@ -1,0 +1,68 @@
+"""Backtest throughput: bars per second of ``magellan backtest`` over all of the shared 1Min
+bars, with Bear Trap (configs/bear_trap.toml) and with Hourly Swing's rule on the same bars
+(period 14, bands 60/40, 100 shares: bench/configs/hourly_swing_1min.toml), which trades
+often and so measures the router, order path, exchange and ledger too. The figure is the
+driven part (bars in, decisions, orders, fills); loading the CSV files is timed apart.
+
+    .venv/bin/python bench/bench_backtest.py [RUNS]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+import tempfile
+import time
+from datetime import date
+from decimal import Decimal
+from pathlib import Path
+
+from common import REPO, SHARED_BARS, machine, median, report
+
+from magellan_daemon.backtest import cli
+
+CASES = {
+    "bear_trap": REPO / "configs" / "magellan.toml",
+    "hourly_swing": REPO / "bench" / "configs" / "magellan.toml",
+}
+
+
+def one_run(strategy: str, config: Path) -> tuple[float, float, int, int]:
+    """(driven bars/s, wall seconds of the whole command, bars, fills) of one run."""
+    with tempfile.TemporaryDirectory() as out:
+        args = argparse.Namespace(
+            bars=SHARED_BARS,
+            start=date(2000, 1, 1),
+            end=date(2100, 1, 1),
+            strategy=[strategy],
+            config=config,
+            out=Path(out),
+            cash=Decimal(100_000),
+            quiet=True,
+        )
+        began = time.perf_counter()
+        summary = asyncio.run(cli.backtest(args, cli._chosen(args)))
+        wall = time.perf_counter() - began
+    s = summary["strategies"][strategy]
+    return s["bars_per_second"], wall, s["bars_processed"], summary["run"]["fills"]
+
+
+def main() -> int:
+    runs = int(sys.argv[1]) if len(sys.argv) > 1 else 3
+    print(f"# bench_backtest on {machine()}", flush=True)
+    for strategy, config in CASES.items():
+        results = [one_run(strategy, config) for _ in range(runs)]
+        bars, fills = results[0][2], results[0][3]
+        report(
+            f"backtest {strategy} throughput",
+            median(r[0] for r in results),
+            "bars/s",
+            f"median of {runs}; {bars:,} 1Min bars, {fills:,} fills; whole command "
+            f"{median(r[1] for r in results):.1f} s with CSV loading and reports",
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,254 @@
+"""The full-market crash watch over the real websocket path, and its memory.
+
+A ``magellan sim --synthetic-symbols 10000`` subprocess publishes every symbol's minute bar
+at each minute; this process runs the daemon (``Daemon``, paper mode, Bear Trap with
+``universe = ["*"]``: bench/configs/fullmarket) on its own event loop against it: alpaca-py's
+StockDataStream, the bar feed, the strategy runner, the router and alpaca-py's REST client.
+The clocks of both run at ``SPEED`` through a whole virtual session, then the next session's
+first hour. Measured inside the daemon by wrapping three methods (bench-only):
+
+- burst: from the first bar of a minute leaving the SDK's frame decoder (the stream
+  handler) to the end of the runner's evaluation of the last bar of that minute, for minutes
+  with at least 9,000 bars;
+- bar to order: from a bar's arrival at the stream handler to the router's call of the REST
+  ``submit_order`` for the entry it triggered (the entry gate's account and quote reads over
+  HTTP included);
+- RSS of this process (the daemon; the simulator is another process) by virtual hour, and
+  the strategy's state per symbol (deep size of its per-symbol objects).
+
+    .venv/bin/python bench/bench_fullmarket.py [SYMBOLS] [SPEED]
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from collections import defaultdict
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+from common import REPO, deep_size, machine, median, percentile, report, rss_bytes
+
+from magellan_daemon import strategy_runner
+from magellan_daemon.app import Daemon, Endpoint
+from magellan_daemon.broker import rest, stream
+from magellan_daemon.clock import VirtualClock
+from magellan_daemon.config import load_config
+
+NEW_YORK = ZoneInfo("America/New_York")
+DAY1, DAY2 = datetime(2025, 1, 16), datetime(2025, 1, 17)  # the sim's default start session
+MAGELLAN = str(Path(sys.executable).with_name("magellan"))
+CONFIG = REPO / "bench" / "configs" / "fullmarket" / "magellan.toml"
+FULL_BURST = 9_000
+
+arrivals: dict[tuple[str, datetime], float] = {}
+first_of_minute: dict[datetime, float] = {}
+evaluated_until: dict[datetime, float] = defaultdict(float)
+bars_of_minute: dict[datetime, int] = defaultdict(int)
+latencies: list[float] = []  # ms, bar decoded to submit_order called, per entry
+
+
+def _instrument() -> None:
+    """Wrap the stream handler, the runner's batch evaluation and the REST submit."""
+    handler = stream.SupervisedStream._handler
+
+    async def timed_handler(self: stream.SupervisedStream, frame: object) -> None:
+        if isinstance(frame, dict) and frame.get("T") == "b":
+            now = time.perf_counter()
+            t = frame["t"].to_datetime().astimezone(UTC)
+            if t not in first_of_minute:
+                first_of_minute[t] = now
+                # keep the bench's own bookkeeping small: it shares the daemon's RSS
+                for key in [k for k in arrivals if k[1] < t - timedelta(minutes=3)]:
+                    del arrivals[key]
+            arrivals[(frame["S"], t)] = now
+        await handler(self, frame)
+
+    on_bars = strategy_runner.StrategyRunner._on_bars
+
+    def timed_on_bars(self: strategy_runner.StrategyRunner, bars: list) -> int:
+        count = on_bars(self, bars)
+        done = time.perf_counter()
+        for t in {b.t for b in bars}:
+            evaluated_until[t] = max(evaluated_until[t], done)
+        for b in bars:
+            bars_of_minute[b.t] += 1
+        return count
+
+    submit = rest.AlpacaBroker.submit_order
+
+    async def timed_submit(self: rest.AlpacaBroker, **kwargs: object) -> object:
+        cid = str(kwargs["client_order_id"])
+        key = _entry_key(cid)
+        if key is not None and key in arrivals:
+            latencies.append((time.perf_counter() - arrivals[key]) * 1000)
+        return await submit(self, **kwargs)
+
+    stream.SupervisedStream._handler = timed_handler  # type: ignore[method-assign]
+    strategy_runner.StrategyRunner._on_bars = timed_on_bars  # type: ignore[method-assign]
+    rest.AlpacaBroker.submit_order = timed_submit  # type: ignore[method-assign]
+
+
+def _post(url: str, body: dict) -> dict:
+    request = urllib.request.Request(
+        url, data=json.dumps(body).encode(), headers={"Content-Type": "application/json"}
+    )
+    with urllib.request.urlopen(request, timeout=30) as response:
+        return json.loads(response.read())
+
+
+def _get(url: str) -> dict:
+    with urllib.request.urlopen(url, timeout=30) as response:
+        return json.loads(response.read())
+
+
+async def _run_to(
+    url: str, clock: VirtualClock, start: datetime | None, end: datetime, speed: float
+) -> None:
+    """Both clocks (set to ``start`` if given) running at ``speed`` until ``end``, frozen."""
+    if start is not None:
+        anchor = await asyncio.to_thread(_post, f"{url}/sim/clock", {"set": start.isoformat()})
+        clock.adopt(anchor)
+    anchor = await asyncio.to_thread(_post, f"{url}/sim/clock", {"speed": speed})
+    clock.adopt(anchor)
+    await clock.sleep_until(end)
+    clock.adopt(await asyncio.to_thread(_post, f"{url}/sim/clock", {"speed": 0}))
+    await asyncio.sleep(1.0)  # the last minute's burst is still being handled
+
+
+def _entry_key(cid: str) -> tuple[str, datetime] | None:
+    """(symbol, signal bar start) of an entry's id ``mg-bt-SYM-YYYYmmddTHHMM-entry``."""
+    parts = cid.split("-")
+    if len(parts) < 5 or parts[-1] != "entry":
+        return None
+    return parts[2], datetime.strptime(parts[3], "%Y%m%dT%H%M").replace(tzinfo=UTC)
+
+
+async def _bench(url: str, symbols: int, speed: float, tmp: Path) -> None:
+    config = load_config(CONFIG)
+    ws = url.replace("http://", "ws://")
+    endpoint = Endpoint(
+        account="main",
+        key="sim-main",
+        secret="sim-secret",
+        paper=True,
+        trading_url=url,
+        data_url=url,
+        trading_ws=f"{ws}/stream",
+        data_ws=f"{ws}/v2/{config.feed}",
+    )
+    clock = VirtualClock.from_anchor(_get(f"{url}/sim/clock"))
+    daemon = Daemon(
+        config=config,
+        endpoints={"main": endpoint},
+        clock=clock,
+        state_dir=tmp / "state",
+        log_dir=tmp / "trades",
+    )
+    await daemon.start()
+    rss: list[tuple[str, int]] = [("READY", rss_bytes())]
+    try:
+        for day, hours in ((DAY1, range(10, 17)), (DAY2, range(10, 11))):
+            start: datetime | None = datetime(day.year, day.month, day.day, 9, 30)
+            start = start.replace(tzinfo=NEW_YORK)  # type: ignore[union-attr]
+            for hour in hours:
+                until = datetime(day.year, day.month, day.day, hour, tzinfo=NEW_YORK)
+                if hour == 10:
+                    until += timedelta(minutes=30)
+                await _run_to(url, clock, start, until, speed)
+                rss.append((f"{day:%m-%d} {until:%H:%M} ET", rss_bytes()))
+                start = None
+        runner = daemon.runners["bear_trap"]
+        state = runner.strategy._symbols  # type: ignore[attr-defined]
+        per_symbol = deep_size(state) / max(1, len(state))
+    finally:
+        await daemon.stop(drain_seconds=2)
+    _print(symbols, speed, rss, per_symbol, len(state))
+
+
+def _print(symbols: int, speed: float, rss: list, per_symbol: float, watched: int) -> None:
+    bursts = [
+        (evaluated_until[t] - first) * 1000
+        for t, first in first_of_minute.items()
+        if bars_of_minute[t] >= FULL_BURST and evaluated_until[t] > 0
+    ]
+    report(
+        f"full-market burst ({symbols:,} symbols)",
+        median(bursts) if bursts else float("nan"),
+        "ms",
+        f"median of {len(bursts)} minutes; p99 {percentile(bursts, 99):.1f} ms, max "
+        f"{max(bursts, default=float('nan')):.1f} ms; first bar decoded to last bar evaluated",
+    )
+    report(
+        "bar to order p50",
+        percentile(latencies, 50),
+        "ms",
+        f"{len(latencies)} entries; bar decoded to REST submit_order called",
+    )
+    report("bar to order p99", percentile(latencies, 99), "ms", f"{len(latencies)} entries")
+    first, last = rss[0][1], rss[-1][1]
+    report(
+        "daemon RSS watching the market",
+        last / 2**20,
+        "MiB",
+        f"at {rss[-1][0]}; READY {first / 2**20:.0f} MiB; by hour "
+        + ", ".join(f"{label} {value / 2**20:.0f}" for label, value in rss[1:]),
+    )
+    report(
+        "strategy state per symbol",
+        per_symbol,
+        "bytes",
+        f"deep size of Bear Trap's per-symbol objects, {watched:,} symbols, speed {speed:g}x",
+    )
+
+
+def main() -> int:
+    symbols = int(sys.argv[1]) if len(sys.argv) > 1 else 10_000
+    speed = float(sys.argv[2]) if len(sys.argv) > 2 else 120.0
+    print(f"# bench_fullmarket on {machine()}", flush=True)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    sim = subprocess.Popen(
+        [
+            *(MAGELLAN, "sim", "--port", str(port), "--speed", "0"),
+            *("--cash", "1000000000", "--synthetic-symbols", str(symbols)),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        end = time.monotonic() + 300
+        while True:
+            try:
+                _get(f"{url}/sim/clock")
+                break
+            except OSError:
+                if time.monotonic() > end or sim.poll() is not None:
+                    raise RuntimeError("simulator did not come up") from None
+                time.sleep(0.5)
+        _instrument()
+        with tempfile.TemporaryDirectory() as tmp:
+            try:
+                import uvloop
+
+                uvloop.run(_bench(url, symbols, speed, Path(tmp)))
+            except ImportError:
+                asyncio.run(_bench(url, symbols, speed, Path(tmp)))
+    finally:
+        sim.send_signal(signal.SIGTERM)
+        sim.wait(30)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -170,8 +170,13 @@ def _schedule(
 ) -> list[tuple[datetime, list[Work]]]:
     """Every step in time order with what each strategy gets at it."""
     minutes: set[datetime] = set()
-    if any(line.minute_clock for line in timelines.values()):
-        for s in stack.sessions.between(start, end):
+    driven = [t for line in timelines.values() for t in line.steps]
+    if driven and any(line.minute_clock for line in timelines.values()):
+        # The minute clock runs through the sessions the bars cover, not the whole window:
+        # a window of years around a few months of bars is not years of empty minutes.
+        first = max(start, min(driven).astimezone(NEW_YORK).date())
+        last = min(end, max(driven).astimezone(NEW_YORK).date())
+        for s in stack.sessions.between(first, last):
             minutes.update(_session_minutes(s.open, s.close))
     instants: dict[datetime, list[Work]] = defaultdict(list)
     for line in timelines.values():

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import date, datetime, time, timedelta
 from decimal import Decimal
 
 from magellan_daemon.domain import ClientOrderId
 from magellan_daemon.ledger.connection import LedgerConnection
 from magellan_daemon.ledger.order_fsm import OPEN
 from magellan_daemon.ledger.rows import IntentRow, OrderRow, intent_row, order_row, sizing_json
-from magellan_daemon.timefmt import iso, parse_iso, session_date
+from magellan_daemon.timefmt import NEW_YORK, iso
 from strategies.model import Intent
 
 
@@ -189,9 +189,12 @@ class OrderTables(LedgerConnection):
 
     def entries_on(self, strategy: str, day: date) -> int:
         """Entry orders the strategy got accepted on New York date ``day``."""
-        rows = self._conn.execute(
-            "SELECT created_at FROM orders WHERE strategy = ? AND leg = 'entry' "
-            "AND status NOT IN ('rejected', 'not_found')",
-            (strategy,),
-        )
-        return sum(1 for r in rows if session_date(parse_iso(r["created_at"])) == day)
+        # The day's bounds in the stored format: ISO UTC text of one width compares as time.
+        start = datetime.combine(day, time(0), NEW_YORK)
+        end = datetime.combine(day + timedelta(days=1), time(0), NEW_YORK)
+        row = self._conn.execute(
+            "SELECT COUNT(*) AS n FROM orders WHERE strategy = ? AND leg = 'entry' "
+            "AND status NOT IN ('rejected', 'not_found') AND created_at >= ? AND created_at < ?",
+            (strategy, iso(start), iso(end)),
+        ).fetchone()
+        return int(row["n"])

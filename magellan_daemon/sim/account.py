@@ -74,16 +74,29 @@ class Account:
     orders: dict[str, Order] = field(default_factory=dict)
     client_ids: dict[str, str] = field(default_factory=dict)
     fills: list[Fill] = field(default_factory=list)
+    # The orders that were open when last looked at, in submission order: the checks that
+    # need open orders (buying power, held shares) look at these, not at every order ever
+    # placed. An order never reopens, so pruning the ended ones when read is exact.
+    _open: dict[str, Order] = field(default_factory=dict)
+
+    def add_order(self, order: Order) -> None:
+        """Keep a newly accepted order."""
+        self.orders[order.id] = order
+        self.client_ids[order.client_order_id] = order.id
+        self._open[order.id] = order
 
     def open_orders(self) -> list[Order]:
         """Non-terminal orders in submission order."""
-        return [o for o in self.orders.values() if o.is_open]
+        ended = [oid for oid, o in self._open.items() if not o.is_open]
+        for oid in ended:
+            del self._open[oid]
+        return list(self._open.values())
 
     def reserved_for_buys(self) -> Decimal:
         """Buying power held back by open buy orders (a replace in flight holds the larger of
         the old and the new order's reservation, not both)."""
         total = ZERO
-        for order in self.orders.values():
+        for order in self.open_orders():
             old = self.replaced_by_pending(order)
             value = order.reserved_value()
             total += max(value - old.reserved_value(), ZERO) if old else value
@@ -97,8 +110,8 @@ class Account:
         """Open sell orders on ``symbol`` (their remaining qty is held), minus ``excluding``."""
         return [
             o
-            for o in self.orders.values()
-            if o.is_open and o.side == "sell" and o.symbol == symbol and o.id != excluding
+            for o in self.open_orders()
+            if o.side == "sell" and o.symbol == symbol and o.id != excluding
         ]
 
     def held_for_orders(self, symbol: str, excluding: str | None = None) -> Decimal:

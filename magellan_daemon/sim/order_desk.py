@@ -126,8 +126,7 @@ class OrderDesk(ExchangeCore):
             reserved_price=reserved,
             replaces=replaces,
         )
-        account.orders[order.id] = order
-        account.client_ids[client_order_id] = order.id
+        account.add_order(order)
         if replaces is None:
             self._working[order.id] = order
         return order

@@ -283,3 +283,35 @@ def test_a_ledger_without_derived_prices_gains_the_column(tmp_path: Path) -> Non
     led = Ledger.open(path)
     assert "price_derived" in {r["name"] for r in query(path, "PRAGMA table_info(fills)")}
     led.close()
+
+
+def test_entries_on_counts_the_new_york_days_accepted_entries(ledger: Ledger) -> None:
+    from magellan_daemon.timefmt import NEW_YORK
+
+    def entry(cid: str, when: datetime) -> None:
+        ledger.create_order(
+            client_order_id=ClientOrderId(cid),
+            account="main",
+            strategy="bear_trap",
+            symbol="GME",
+            side="buy",
+            order_type="market",
+            qty=Decimal(1),
+            stop_price=None,
+            time_in_force="day",
+            leg="entry",
+            signal_time=when,
+            intent_id=None,
+            replaces=None,
+            now=when,
+        )
+
+    day = datetime(2024, 11, 29, tzinfo=NEW_YORK)
+    entry("before", day - timedelta(minutes=1))  # 23:59 ET the day before (04:59 UTC)
+    entry("morning", day + timedelta(hours=9, minutes=35))
+    entry("late", day + timedelta(hours=23, minutes=59))  # 04:59 UTC the next day
+    entry("refused", day + timedelta(hours=10))
+    ledger.apply_event(_event("refused", "rejected"))
+    assert ledger.entries_on("bear_trap", day.date()) == 2
+    assert ledger.entries_on("bear_trap", (day - timedelta(days=1)).date()) == 1
+    assert ledger.entries_on("daily_trend", day.date()) == 0

@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from magellan_daemon.config import MagellanConfig, load_config
+from magellan_daemon.config import MagellanConfig, load_config, require_daemon_timeframes
 from magellan_daemon.errors import ConfigError
 
 
@@ -37,6 +37,7 @@ def run(args: argparse.Namespace) -> int:
     """Validate; print the summary (exit 0) or the error on stderr (exit 2)."""
     try:
         config = load_config(args.path)
+        require_daemon_timeframes(config)
     except ConfigError as err:
         print(f"magellan check-config: {err}", file=sys.stderr)
         return 2

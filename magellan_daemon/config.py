@@ -200,3 +200,17 @@ def _one_minute_stream_per_account(path: Path, strategies: dict[str, StrategyCon
                 f"{other} already streams minute bars on account {strategy.account!r} "
                 "(one market-data stream per account): give it its own account",
             )
+
+
+def require_daemon_timeframes(config: MagellanConfig) -> None:
+    """The daemon drives each strategy with the bars of its drive (hourly jobs give hourly
+    bars): a strategy configured for other bars (as the backtest may run it) is refused."""
+    for name, strategy in config.strategies.items():
+        wanted = descriptor(name).timeframe
+        if strategy.enabled and strategy.spec.timeframe != wanted:
+            raise ConfigError(
+                strategy.config_path,
+                "timeframe",
+                f"{strategy.spec.timeframe!r} bars are for magellan backtest; the daemon drives "
+                f"{name} with {wanted!r} bars",
+            )

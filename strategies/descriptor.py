@@ -72,13 +72,15 @@ class StrategyDescriptor(Generic[P]):
     params_class: type[P]
     build: Callable[[P, dict[str, Any] | None], Strategy]  # (params, saved state or None)
     drive: Drive
-    timeframe: Timeframe
+    timeframe: Timeframe  # the bars its drive gives it in the daemon
     schedule: str  # for check-config; "{delay}" is replaced with the execution delay
     symbols: Callable[[P], Iterable[str]]
     symbols_field: str  # the params field ``symbols`` reads (for messages and overrides)
     accepts_all_symbols: bool = False  # may that field be ["*"]
     execution_delay: Callable[[P], timedelta] = lambda params: timedelta(0)
     routing: Callable[[P], RoutingExtras] = lambda params: RoutingExtras()
+    # A strategy whose rule may run on other bars (the backtest): its configured timeframe.
+    configured_timeframe: Callable[[P], Timeframe] | None = None
     # The models of the strategy's TOML ("" for the file itself, else a label like
     # "`[symbols]` entries"), for the README's generated configuration reference.
     config_tables: tuple[tuple[str, type[FrozenModel]], ...] = ()
@@ -91,7 +93,11 @@ class StrategyDescriptor(Generic[P]):
             name=self.name,
             order_code=self.order_code,
             drive=self.drive,
-            timeframe=self.timeframe,
+            timeframe=(
+                self.timeframe
+                if self.configured_timeframe is None
+                else self.configured_timeframe(params)
+            ),
             symbols=tuple(dict.fromkeys(self.symbols(params))),
             execution_delay=delay,
             risk=gates.risk,

@@ -40,6 +40,7 @@ HOURLY_SWING: StrategyDescriptor[HourlySwingParams] = StrategyDescriptor(
     schedule="each completed hourly bar 10:00–16:00 ET (bars 10:00..15:00 start)",
     symbols=lambda params: params.symbols,
     symbols_field="symbols",
+    configured_timeframe=lambda params: params.timeframe,
     config_tables=(("", HourlySwingParams), ("`[symbols]` entries", HysteresisBands)),
 )
 

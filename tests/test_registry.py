@@ -97,3 +97,22 @@ def test_two_minute_streams_cannot_share_an_account(
     with_fourth_strategy(monkeypatch, configs, "main")
     with pytest.raises(ConfigError, match="one market-data stream per account"):
         load_config(configs / "magellan.toml")
+
+
+def test_the_daemon_refuses_a_strategy_configured_for_other_bars(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Hourly Swing's rule may run on 1Min bars in the backtest; the daemon's hourly jobs
+    would feed it hourly bars, so check-config and run refuse it (exit 2, naming it)."""
+    from magellan_daemon.cli import main
+
+    configs = tmp_path / "configs"
+    shutil.copytree(CONFIGS, configs)
+    hourly = configs / "hourly_swing.toml"
+    hourly.write_text('timeframe = "1Min"\n' + hourly.read_text())
+    config = load_config(configs / "magellan.toml")  # the backtest may use it
+    assert config.strategies["hourly_swing"].spec.timeframe == "1Min"
+    for command in (["check-config", str(configs / "magellan.toml")],
+                    ["run", "--sim", "--config", str(configs / "magellan.toml")]):  # fmt: skip
+        assert main(command) == 2
+        assert "the daemon drives hourly_swing with '1Hour' bars" in capsys.readouterr().err

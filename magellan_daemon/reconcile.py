@@ -125,22 +125,7 @@ def _order_events(
             ),
             key=lambda f: f.cum_qty,
         )
-        for fill in missed:
-            complete = fill.cum_qty >= broker.qty
-            events.append(
-                BrokerEvent(
-                    event="fill" if complete else "partial_fill",
-                    client_order_id=order.client_order_id,
-                    broker_order_id=broker.broker_order_id,
-                    ts_event=fill.transaction_time,
-                    source="reconcile",
-                    symbol=broker.symbol,
-                    side=broker.side,
-                    cum_filled_qty=fill.cum_qty,
-                    price=fill.price,
-                    qty=fill.qty,
-                )
-            )
+        events.extend(_fill_event(order, broker, fill) for fill in missed)
         covered = missed[-1].cum_qty if missed else order.filled_qty
         if covered < broker.filled_qty:
             # Activities did not cover it (paged out or not yet listed): the order's own
@@ -172,18 +157,7 @@ def _repricings(
 ) -> list[BrokerEvent]:
     """The executions, with their own prices, of fills the ledger booked from averages."""
     return [
-        BrokerEvent(
-            event="fill" if fill.cum_qty >= broker.qty else "partial_fill",
-            client_order_id=order.client_order_id,
-            broker_order_id=broker.broker_order_id,
-            ts_event=fill.transaction_time,
-            source="reconcile",
-            symbol=broker.symbol,
-            side=broker.side,
-            cum_filled_qty=fill.cum_qty,
-            price=fill.price,
-            qty=fill.qty,
-        )
+        _fill_event(order, broker, fill)
         for fill in sorted(fills, key=lambda f: f.cum_qty)  # lowest first: each splits off
         if fill.cum_qty <= order.filled_qty
         and any(
@@ -191,6 +165,22 @@ def _repricings(
             for oid, low, high in derived
         )
     ]
+
+
+def _fill_event(order: OrderRow, broker: BrokerOrder, fill: BrokerFill) -> BrokerEvent:
+    """One execution from the FILL activities, with its own price and quantity."""
+    return BrokerEvent(
+        event="fill" if fill.cum_qty >= broker.qty else "partial_fill",
+        client_order_id=order.client_order_id,
+        broker_order_id=broker.broker_order_id,
+        ts_event=fill.transaction_time,
+        source="reconcile",
+        symbol=broker.symbol,
+        side=broker.side,
+        cum_filled_qty=fill.cum_qty,
+        price=fill.price,
+        qty=fill.qty,
+    )
 
 
 def _event(event: str, order: OrderRow, broker: BrokerOrder | None, now: datetime) -> BrokerEvent:

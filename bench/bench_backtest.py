@@ -22,7 +22,7 @@ from common import REPO, SHARED_BARS, machine, median, report
 
 from magellan_daemon.backtest import cli
 
-# (config, runs): Hourly Swing's run takes about ten minutes on this machine (see the README's
+# (config, runs): Hourly Swing's run takes about 2.5 minutes on this machine (see the README's
 # Performance section for why), so it runs once unless RUNS says otherwise.
 CASES = {
     "bear_trap": (REPO / "configs" / "magellan.toml", 3),

@@ -101,3 +101,23 @@ def test_hourly_swing_rule_on_minute_bars_trades_through_the_order_path(
     # the backtest's last decision may still wait for its fill at the end of the window.
     done = [(t["signal_time"], t["side"]) for t in trades]
     assert done == decided[: len(done)] and len(decided) - len(done) <= 1
+
+
+def test_the_backtest_waits_for_the_brokers_cancel_as_the_daemon_does(
+    muln_bars: Path, tmp_path: Path
+) -> None:
+    """The exchange confirms a cancel after its latency (2 s), as in the daemon's tests: a
+    time-stop exit decided at the 18:47 tick cancels the resting stop first, is sent at
+    18:47:02 once the cancel is confirmed, and fills with the 18:48 bar. An exchange that
+    cancelled at once would have filled it with the 18:47 bar."""
+    configs = tmp_path / "configs"
+    shutil.copytree(REPO / "configs", configs)
+    params = configs / "bear_trap.toml"
+    text = params.read_text().replace("stop_atr_multiple = 0.45", "stop_atr_multiple = 1.5")
+    params.write_text(text.replace("time_stop_minutes = 30", "time_stop_minutes = 1"))
+    _backtest(
+        muln_bars, tmp_path / "bt", "bear_trap", configs / "magellan.toml", CRASH_DAY, CRASH_DAY
+    )
+    [exit_] = [t for t in _rows(tmp_path / "bt" / "trades.csv") if t["side"] == "sell"]
+    assert exit_["reason"].startswith("time stop")
+    assert exit_["filled_at"] == "2024-11-15T18:49:00Z"

@@ -119,6 +119,7 @@ async def drive(
         schedule = _schedule(stack, timelines, start, end)
         began = time.perf_counter()
         for done, (at, work) in enumerate(schedule):
+            await _broker_answers_until(stack, at)
             await _step(stack, at, work)
             if stack.fatal:
                 raise stack.fatal[0]
@@ -142,6 +143,17 @@ async def drive(
 
 
 Work = tuple[StrategyTimeline, list[Bar], bool]
+
+
+async def _broker_answers_until(stack: Stack, at: datetime) -> None:
+    """Cancels and replaces in flight complete at their own instants (the broker's latency)
+    before the step at ``at``: each is an instant of its own, where the order path learns the
+    answer and sends what waited for it (the sell after a stop's cancel)."""
+    while (due := stack.exchange.next_due()) is not None and due < at:
+        stack.clock.set(due)
+        stack.exchange.advance()
+        if not _idle(stack):
+            await _settle(stack)
 
 
 async def _step(stack: Stack, at: datetime, work: list[Work]) -> None:

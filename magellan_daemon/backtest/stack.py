@@ -56,8 +56,9 @@ def build_stack(
 ) -> Stack:
     """The exchange on ``bars_dir`` and the daemon's parts for ``strategies``."""
     market = MarketData.from_dir(bars_dir, calendar)
-    # Cancels and replaces take effect at once: a backtest steps time bar by bar.
-    exchange = Exchange(clock, market, calendar, cash=cash, cancel_latency=0, replace_latency=0)
+    # The simulator as strict as the daemon's tests run it: cancels and replaces complete
+    # after the broker's latency, at their own instants (``run.drive`` steps to them).
+    exchange = Exchange(clock, market, calendar, cash=cash)
     ledger = Ledger.open(Path(":memory:"))
     runners: dict[str, StrategyRunner] = {}
 

@@ -156,6 +156,8 @@ def _repricings(
     derived: frozenset[tuple[str, Decimal, Decimal]],
 ) -> list[BrokerEvent]:
     """The executions, with their own prices, of fills the ledger booked from averages."""
+    if not derived:
+        return []
     return [
         _fill_event(order, broker, fill)
         for fill in sorted(fills, key=lambda f: f.cum_qty)  # lowest first: each splits off

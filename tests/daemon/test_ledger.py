@@ -24,7 +24,9 @@ def ledger(tmp_path: Path) -> Ledger:
     led.close()
 
 
-def _order(ledger: Ledger, cid: str, strategy: str, side: str, qty: int) -> None:
+def _order(
+    ledger: Ledger, cid: str, strategy: str, side: str, qty: int, now: datetime = T0
+) -> None:
     ledger.create_order(
         client_order_id=ClientOrderId(cid),
         account="main",
@@ -36,10 +38,10 @@ def _order(ledger: Ledger, cid: str, strategy: str, side: str, qty: int) -> None
         stop_price=None,
         time_in_force="day",
         leg="entry" if side == "buy" else "exit",
-        signal_time=T0,
+        signal_time=now,
         intent_id=None,
         replaces=None,
-        now=T0,
+        now=now,
     )
 
 
@@ -289,22 +291,7 @@ def test_entries_on_counts_the_new_york_days_accepted_entries(ledger: Ledger) ->
     from magellan_daemon.timefmt import NEW_YORK
 
     def entry(cid: str, when: datetime) -> None:
-        ledger.create_order(
-            client_order_id=ClientOrderId(cid),
-            account="main",
-            strategy="bear_trap",
-            symbol="GME",
-            side="buy",
-            order_type="market",
-            qty=Decimal(1),
-            stop_price=None,
-            time_in_force="day",
-            leg="entry",
-            signal_time=when,
-            intent_id=None,
-            replaces=None,
-            now=when,
-        )
+        _order(ledger, cid, "bear_trap", "buy", 1, now=when)
 
     day = datetime(2024, 11, 29, tzinfo=NEW_YORK)
     entry("before", day - timedelta(minutes=1))  # 23:59 ET the day before (04:59 UTC)

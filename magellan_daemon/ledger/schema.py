@@ -66,6 +66,7 @@ CREATE TABLE IF NOT EXISTS orders (
     updated_at TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS orders_by_status ON orders (status);
+CREATE INDEX IF NOT EXISTS orders_by_signal ON orders (strategy, symbol, signal_time);
 
 CREATE TABLE IF NOT EXISTS order_events (
     id INTEGER PRIMARY KEY,

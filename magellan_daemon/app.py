@@ -52,6 +52,7 @@ from magellan_daemon.ledger.tradelog import TradeLogWriter, rebuild_all
 from magellan_daemon.metrics import Metrics, MetricsServer
 from magellan_daemon.order_path import OrderPath
 from magellan_daemon.order_watch import OrderWatch
+from magellan_daemon.position_guard import GuardedStrategy, PositionGuard
 from magellan_daemon.recovery import Recovery
 from magellan_daemon.retrying import retried
 from magellan_daemon.router import OrderRouter, StrategyRouting
@@ -173,6 +174,22 @@ class Daemon:
             routing=routing,
             on_fatal=self.broker_fatal,
         )
+        self.guard = PositionGuard(
+            ledger=self.ledger,
+            router=self.router,
+            clock=clock,
+            sessions=lambda: self.sessions,
+            strategies=[
+                GuardedStrategy(
+                    name=name,
+                    protective_stop=strategy.spec.protective_stop,
+                    intraday=strategy.spec.horizon == "intraday",
+                )
+                for name, strategy in self._enabled().items()
+            ],
+            close_margin=timedelta(minutes=config.guard.close_margin_minutes),
+        )
+        self._guard_posted = False
         self.recovery = Recovery(
             ledger=self.ledger,
             path=self.path,
@@ -392,6 +409,7 @@ class Daemon:
         critical(self.metrics.probe_loop_lag(), name="loop-lag")
         for account, runner in self._minute_runners().items():
             critical(self._minute_clock(account, runner), name=f"minute-clock-{runner.name}")
+        critical(self._guard_clock(), name="position-guard")
         self._tasks.append(spawn(self.commands.poll_forever(), name="control"))
 
     async def _minute_clock(self, account: str, runner: StrategyRunner) -> None:
@@ -403,6 +421,38 @@ class Daemon:
             now = self.clock.now()
             runner.post_clock(now)
             await self._check_bar_silence(account, now)
+
+    async def _guard_clock(self) -> None:
+        """The position guard each minute (after the minute's bars and the strategies' own
+        clock ticks), and the opening-auction job for what outlived the close."""
+        while True:
+            self.guard.check()
+            now = self.clock.now()
+            due = self.guard.auction_due(now)
+            if due is not None and due > now:
+                # The clock may fast-forward over a closed market: a job is what it stops for.
+                self.scheduler.at(
+                    f"guard-auction-{due:%Y%m%d}", "opening-auction exits", due, self._guard_job
+                )
+            await self.clock.sleep_until(now.replace(second=0, microsecond=0) + MINUTE_CLOCK_OFFSET)
+
+    async def _guard_job(self) -> None:
+        self.guard.check()
+
+    def _guard_soon(self) -> None:
+        """After order news: the guard looks once the news has been applied (never inside
+        the stream consumer's call, which must not wait on anything)."""
+        if self._guard_posted or not self.ready.is_set():
+            return
+        self._guard_posted = True
+        asyncio.get_running_loop().call_soon(self._guard_now)
+
+    def _guard_now(self) -> None:
+        self._guard_posted = False
+        try:
+            self.guard.check()
+        except Exception:  # the minute loop (supervised) runs the same check and dies loudly
+            log.exception("position guard check after order news failed")
 
     async def _check_bar_silence(self, account: str, now: datetime) -> None:
         feed, stream = self.bar_feeds.get(account), self.bar_streams.get(account)
@@ -426,6 +476,7 @@ class Daemon:
         runner = self.runners.get(strategy)
         if runner is not None:
             runner.post_update(update)
+        self._guard_soon()
         if update.kind == "fill" and update.side == "sell":
             self.check_emergency(strategy)
 

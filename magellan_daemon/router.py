@@ -95,6 +95,7 @@ class _Work:
 class _Lane:
     queue: deque[_Work] = field(default_factory=deque)
     task: asyncio.Task[None] | None = None
+    current: _Work | None = None  # being executed
 
 
 class OrderRouter:
@@ -139,6 +140,22 @@ class OrderRouter:
     ) -> None:
         """``submit`` and wait until every intent was executed."""
         await asyncio.gather(*self.submit(intents, intent_ids))
+
+    def selling(self, strategy: str, symbol: str) -> int:
+        """Shares the strategy's sells queued or being executed on the symbol's lane will
+        sell (a flatten: all it holds): an exit on its way that has no order row yet."""
+        lane = self._lanes.get((self._routing[strategy].account, symbol))
+        if lane is None:
+            return 0
+        total = 0
+        for work in (lane.current, *lane.queue):
+            if work is None or work.strategy != strategy:
+                continue
+            if work.intent is None:
+                total += int(self._ledger.position_qty(strategy, symbol))
+            elif work.intent.action == "sell":
+                total += work.intent.qty or 0
+        return total
 
     def busy(self) -> bool:
         """True while any lane has work."""
@@ -202,6 +219,7 @@ class OrderRouter:
                     self._skip_stop(work)
                     continue
                 self.stats.in_flight += 1
+                lane.current = work
                 try:
                     result = await self._do(work)
                 except BrokerFatal as exc:
@@ -213,6 +231,7 @@ class OrderRouter:
                     result = None
                 finally:
                     self.stats.in_flight -= 1
+                    lane.current = None
                 if work.intent is not None and work.intent.action in STOP_ACTIONS:
                     self._report_stop(work)  # what rests now, done or failed: once
                 if not work.done.done():

@@ -9,6 +9,7 @@ restart to survive, and per-commit fsyncs would cost more than the trading itsel
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
 
@@ -21,6 +22,7 @@ from magellan_daemon.ledger.store import Ledger
 from magellan_daemon.ledger.tradelog import TradeLogWriter
 from magellan_daemon.order_path import OrderPath
 from magellan_daemon.order_watch import OrderWatch
+from magellan_daemon.position_guard import GuardedStrategy, PositionGuard
 from magellan_daemon.router import OrderRouter, StrategyRouting
 from magellan_daemon.sessions import SessionBook
 from magellan_daemon.sim.calendar import SessionCalendar
@@ -45,6 +47,7 @@ class Stack:
     sessions: SessionBook
     runners: dict[str, StrategyRunner] = field(default_factory=dict)
     fatal: list[BrokerFatal] = field(default_factory=list)
+    guard: PositionGuard | None = None
 
 
 def build_stack(
@@ -53,6 +56,7 @@ def build_stack(
     clock: VirtualClock,
     calendar: SessionCalendar,
     cash: Decimal,
+    close_margin: timedelta = timedelta(minutes=5),
 ) -> Stack:
     """The exchange on ``bars_dir`` and the daemon's parts for ``strategies``."""
     market = MarketData.from_dir(bars_dir, calendar)
@@ -104,6 +108,21 @@ def build_stack(
             sessions=lambda: book,
             execution_delay=spec.execution_delay,
         )
+    guard = PositionGuard(
+        ledger=ledger,
+        router=router,
+        clock=clock,
+        sessions=lambda: book,
+        strategies=[
+            GuardedStrategy(
+                name=name,
+                protective_stop=config.spec.protective_stop,
+                intraday=config.spec.horizon == "intraday",
+            )
+            for name, config in strategies.items()
+        ],
+        close_margin=close_margin,
+    )
     return Stack(
         clock=clock,
         exchange=exchange,
@@ -112,6 +131,7 @@ def build_stack(
         sessions=book,
         runners=runners,
         fatal=fatal,
+        guard=guard,
     )
 
 

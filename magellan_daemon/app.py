@@ -59,7 +59,7 @@ from magellan_daemon.scheduler import JobScheduler
 from magellan_daemon.self_report import SelfReport
 from magellan_daemon.sessions import SessionBook, calendar_window
 from magellan_daemon.strategy_runner import TIMEFRAME_LENGTH, StrategyRunner
-from magellan_daemon.tasks import Supervisor, spawn
+from magellan_daemon.tasks import Supervisor
 from magellan_daemon.timefmt import NEW_YORK, parse_iso
 from strategies.emergency import ClosedTrade
 from strategies.emergency import evaluate as evaluate_emergency
@@ -392,7 +392,7 @@ class Daemon:
         critical(self.metrics.probe_loop_lag(), name="loop-lag")
         for account, runner in self._minute_runners().items():
             critical(self._minute_clock(account, runner), name=f"minute-clock-{runner.name}")
-        self._tasks.append(spawn(self.commands.poll_forever(), name="control"))
+        critical(self.commands.poll_forever(), name="control")
 
     async def _minute_clock(self, account: str, runner: StrategyRunner) -> None:
         """A few seconds after each minute: time-driven exits for symbols with no bar, and a

@@ -20,7 +20,7 @@ from magellan_daemon.ledger import position_book
 from magellan_daemon.ledger.order_fsm import OrderEvent, transition
 from magellan_daemon.ledger.orders import OrderTables
 from magellan_daemon.ledger.rows import Applied, AppliedFill, OrderRow, PositionRow
-from magellan_daemon.timefmt import iso, parse_iso, session_date
+from magellan_daemon.timefmt import iso, new_york_day, parse_iso
 
 ZERO = Decimal(0)
 RESTATEMENTS = frozenset({OrderEvent.TRADE_BUST, OrderEvent.TRADE_CORRECT})
@@ -366,10 +366,13 @@ class FillTables(OrderTables):
         if strategy is not None:
             sql += " AND strategy = ?"
             args.append(strategy)
-        rows = [dict(r) for r in self._conn.execute(sql + " ORDER BY ts, id", args)]
         if day is not None:
-            rows = [r for r in rows if session_date(parse_iso(r["ts"])) == day]
-        return rows
+            # ts is iso() text (fixed width, UTC, Z): its order is time order, so the day is
+            # a range, read through fills_by_strategy_ts instead of every fill ever.
+            start, end = new_york_day(day)
+            sql += " AND ts >= ? AND ts < ?"
+            args += [iso(start), iso(end)]
+        return [dict(r) for r in self._conn.execute(sql + " ORDER BY ts, id", args)]
 
     def last_fill_time(self) -> str | None:
         """When the latest fill happened (ISO text), None before the first."""

@@ -29,6 +29,10 @@ RESTATEMENTS = frozenset({OrderEvent.TRADE_BUST, OrderEvent.TRADE_CORRECT})
 class FillTables(OrderTables):
     """Fills, positions, closed trades and daily P&L (stored results of ``apply_fill``)."""
 
+    # Bumped each time this process rewrote stored closed trades (a bust or correction, a
+    # fill repriced): running totals over them must be built again.
+    trades_revision: int = 0
+
     def apply_event(self, event: BrokerEvent) -> Applied:
         """Apply one broker event exactly once: status, fill increment, position, P&L.
 
@@ -250,6 +254,7 @@ class FillTables(OrderTables):
         else:
             return False  # inside the range: its neighbours split off first
         position_book.rebuild_symbol(conn, order.strategy, order.symbol, order.account)
+        self.trades_revision += 1
         return True
 
     def derived_fills(self, account: str) -> frozenset[tuple[str, Decimal, Decimal]]:
@@ -302,6 +307,7 @@ class FillTables(OrderTables):
                 ),
             )
         position_book.rebuild_symbol(conn, order.strategy, order.symbol, order.account)
+        self.trades_revision += 1
         return True
 
     # -- positions and P&L ---------------------------------------------------------------
@@ -351,6 +357,17 @@ class FillTables(OrderTables):
             (strategy, day.isoformat()),
         ).fetchone()
         return ZERO if row is None else Decimal(row["realized"])
+
+    def closed_trades_after(self, strategy: str, after_id: int) -> list[dict[str, Any]]:
+        """The strategy's round trips stored after the one with id ``after_id``, oldest
+        first (read by id: the new ones only)."""
+        return [
+            dict(r)
+            for r in self._conn.execute(
+                "SELECT * FROM closed_trades WHERE id > ? AND strategy = ? ORDER BY id",
+                (after_id, strategy),
+            )
+        ]
 
     def closed_trades(self, strategy: str | None = None) -> list[dict[str, Any]]:
         """Round trips, oldest first."""

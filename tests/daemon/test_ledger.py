@@ -356,3 +356,39 @@ def test_an_existing_ledger_gains_the_fills_time_index(tmp_path: Path) -> None:
     Ledger.open(path).close()
     names = {r["name"] for r in query(path, "PRAGMA index_list(fills)")}
     assert "fills_by_strategy_ts" in names
+
+
+def test_a_bust_rebuilds_each_new_york_days_pnl_from_that_days_fills(ledger: Ledger) -> None:
+    """The rebuild after a bust sums each day's realised P&L from the day's fills, read by
+    time range (it read every fill of the strategy once per day); a fill at 23:30 ET
+    belongs to its New York day, not to the UTC date."""
+    late = datetime(2024, 11, 28, 4, 30, tzinfo=UTC)  # 23:30 ET on the 27th
+    trips = [("a", late), ("b", T0 - timedelta(days=1)), ("c", T0)]
+    for name, t in trips:
+        _order(ledger, f"{name}-buy", "hourly_swing", "buy", 10, now=t)
+        ledger.apply_event(_event(f"{name}-buy", "fill", 10, "100", ts=t))
+        _order(ledger, f"{name}-sell", "hourly_swing", "sell", 10, now=t)
+        ledger.apply_event(_event(f"{name}-sell", "fill", 10, "103", ts=t + timedelta(minutes=1)))
+    statements: list[str] = []
+    ledger._conn.set_trace_callback(statements.append)
+    ledger.apply_event(
+        _event(
+            "b-sell",
+            "trade_correct",
+            10,
+            order_status="filled",
+            filled_avg_price=Decimal("95"),
+            ts=T0 - timedelta(days=1, minutes=-2),
+        )
+    )
+    ledger._conn.set_trace_callback(None)
+    sums = [s for s in statements if s.startswith("SELECT realized FROM fills")]
+    assert len(sums) == 3  # one per day the corrected symbol traded on, each by its range
+    for sql in sums:
+        plan = " ".join(r["detail"] for r in query(ledger.path, "EXPLAIN QUERY PLAN " + sql))
+        assert "USING INDEX fills_by_strategy_ts (strategy=? AND ts>? AND ts<?)" in plan, plan
+    assert [ledger.realized_on("hourly_swing", date(2024, 11, d)) for d in (27, 28, 29)] == [
+        Decimal(30),
+        Decimal(-50),
+        Decimal(30),
+    ]

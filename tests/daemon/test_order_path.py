@@ -265,8 +265,8 @@ async def test_an_exit_refused_with_an_order_level_403_is_a_refusal_not_fatal(
     assert [u.kind for u in stack.updates if u.leg == "eod"] == ["rejected"]
     sell = client_order_id("bear_trap", "AMC", SIGNAL, "eod")
     assert stack.ledger.order(sell).status == "rejected"
-    [warning] = [r for r in caplog.records if r.levelname == "WARNING" and sell in r.message]
-    assert message in warning.message  # the broker's words, at WARNING
+    warnings = [r.message for r in caplog.records if r.levelname == "WARNING" and sell in r.message]
+    assert any(message in w for w in warnings), warnings  # the broker's words, at WARNING
     assert stack.broker_position("AMC") == held  # nothing was created at the broker
     later = SIGNAL + timedelta(minutes=1)
     await _run(stack, [_intent("sell", "eod", held, signal_time=later)], 5)

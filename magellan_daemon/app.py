@@ -31,8 +31,7 @@ import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
-from decimal import Decimal
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -44,6 +43,7 @@ from magellan_daemon.clock import Clock
 from magellan_daemon.commands import OperatorCommands
 from magellan_daemon.config import MagellanConfig, StrategyConfig
 from magellan_daemon.control import ControlChannel
+from magellan_daemon.emergency_totals import EmergencyTotals
 from magellan_daemon.events import EventSink
 from magellan_daemon.holdings import holding_views
 from magellan_daemon.jobs import SessionJobs, warmup_bars
@@ -60,10 +60,8 @@ from magellan_daemon.scheduler import JobScheduler
 from magellan_daemon.self_report import SelfReport
 from magellan_daemon.sessions import SessionBook, calendar_window
 from magellan_daemon.strategy_runner import TIMEFRAME_LENGTH, StrategyRunner
-from magellan_daemon.tasks import Supervisor, spawn
-from magellan_daemon.timefmt import NEW_YORK, parse_iso
-from strategies.emergency import ClosedTrade
-from strategies.emergency import evaluate as evaluate_emergency
+from magellan_daemon.tasks import Supervisor
+from magellan_daemon.timefmt import NEW_YORK
 from strategies.model import Bar, OrderUpdate
 from strategies.registry import descriptor
 
@@ -205,6 +203,7 @@ class Daemon:
             running=lambda: sorted(self.runners),
         )
         self.report = SelfReport(self)
+        self.emergency = EmergencyTotals(self.ledger)
 
     def __repr__(self) -> str:
         return (
@@ -410,7 +409,7 @@ class Daemon:
         for account, runner in self._minute_runners().items():
             critical(self._minute_clock(account, runner), name=f"minute-clock-{runner.name}")
         critical(self._guard_clock(), name="position-guard")
-        self._tasks.append(spawn(self.commands.poll_forever(), name="control"))
+        critical(self.commands.poll_forever(), name="control")
 
     async def _minute_clock(self, account: str, runner: StrategyRunner) -> None:
         """A few seconds after each minute: time-driven exits for symbols with no bar, and a
@@ -481,25 +480,13 @@ class Daemon:
             self.check_emergency(strategy)
 
     def check_emergency(self, strategy: str) -> None:
-        """Evaluate the strategy's emergency-stop conditions over its closed trades; a trip
-        halts it as ``magellan halt`` would (exits keep working) and says so loudly."""
+        """Evaluate the strategy's emergency-stop conditions over its closed trades (running
+        totals, see ``emergency_totals``); a trip halts it as ``magellan halt`` would (exits
+        keep working) and says so loudly."""
         config = self.config.strategies.get(strategy)
         if config is None or self.ledger.halted(strategy):
             return
-        trades = [
-            ClosedTrade(
-                symbol=t["symbol"],
-                entry_time=parse_iso(t["entry_time"]),
-                exit_time=parse_iso(t["exit_time"]),
-                qty=int(Decimal(t["qty"])),
-                entry_price=float(t["entry_price"]),
-                exit_price=float(t["exit_price"]),
-                pnl=float(t["pnl"]),
-                session_date=date.fromisoformat(t["session_date"]),
-            )
-            for t in self.ledger.closed_trades(strategy)
-        ]
-        reason = evaluate_emergency(config.spec.emergency, trades)
+        reason = self.emergency.reason(strategy, config.spec.emergency)
         if reason is None:
             return
         self.ledger.halt(strategy, f"emergency stop: {reason}", "emergency", self.clock.now())

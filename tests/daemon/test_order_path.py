@@ -242,6 +242,49 @@ async def test_flatten_reports_a_refused_sell_as_refused(stack: Stack) -> None:
     assert [r["symbol"] for r in result["refused"]] == ["AMC"]
 
 
+@pytest.mark.parametrize(
+    "message",
+    [
+        "trading of AMC is blocked: the symbol cannot be traded now",
+        "potential wash trade detected. use complex orders",
+        "trade denied due to pattern day trading protection",
+    ],
+)
+async def test_an_exit_refused_with_an_order_level_403_is_a_refusal_not_fatal(
+    stack: Stack, message: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Issue 17: a 403 whose text says "blocked" (or any other refusal of the one order)
+    was BrokerFatal: exit code 3, no restart, no end-of-day flatten, the position left
+    without its exit. It is the broker refusing this sell: reported to the strategy as
+    rejected with the broker's words, entries keep going, the next sell goes out."""
+    await _hold(stack, stop=None)
+    held = int(stack.ledger.position_qty("bear_trap", "AMC"))
+    stack.exchange.faults.update(refuse_next_orders=1, refuse_message=message)
+    await _run(stack, [_intent("sell", "eod", held)])
+    assert stack.fatal == [] and not stack.router.entries_stopped
+    assert [u.kind for u in stack.updates if u.leg == "eod"] == ["rejected"]
+    sell = client_order_id("bear_trap", "AMC", SIGNAL, "eod")
+    assert stack.ledger.order(sell).status == "rejected"
+    warnings = [r.message for r in caplog.records if r.levelname == "WARNING" and sell in r.message]
+    assert any(message in w for w in warnings), warnings  # the broker's words, at WARNING
+    assert stack.broker_position("AMC") == held  # nothing was created at the broker
+    later = SIGNAL + timedelta(minutes=1)
+    await _run(stack, [_intent("sell", "eod", held, signal_time=later)], 5)
+    await stack.advance(120)
+    await stack.until(lambda: stack.broker_position("AMC") == 0, "the second sell to fill")
+
+
+async def test_an_account_level_403_is_fatal(stack: Stack) -> None:
+    """The account itself refused (Alpaca's answer for a trading-blocked account): nothing
+    will work, entries stop and the daemon is told."""
+    stack.exchange.faults.update(
+        refuse_next_orders=1, refuse_message="account is not authorized to trade"
+    )
+    entry = _intent("buy", "entry", sizing=FixedDollars(dollars=450, price=4.5))
+    await _run(stack, [entry])
+    assert [f.status for f in stack.fatal] == [403]
+
+
 def _parse(text: str) -> datetime:
     return datetime.fromisoformat(text.replace("Z", "+00:00"))
 
@@ -366,9 +409,7 @@ async def test_a_refused_exit_decided_again_goes_out_as_a_new_attempt(stack: Sta
     await stack.until(lambda: stack.ledger.position_qty("bear_trap", "AMC") == 0, "flat")
     first = client_order_id("bear_trap", "AMC", SIGNAL, "eod")
     second = client_order_id("bear_trap", "AMC", SIGNAL, "eod", seq=2)
-    assert [o["client_order_id"] for o in stack.broker_orders() if o["side"] == "sell"] == [
-        second
-    ]
+    assert [o["client_order_id"] for o in stack.broker_orders() if o["side"] == "sell"] == [second]
     assert stack.ledger.order(first).status == "rejected"
     eod = [(u.kind, u.order_qty) for u in stack.updates if u.leg == "eod"]
     assert eod[0] == ("rejected", held)  # the refusal, with the broker's reason

@@ -6,7 +6,9 @@ rule on 1Min bars, 100 shares an entry, trades often)."""
 from __future__ import annotations
 
 import csv
+import gzip
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -121,3 +123,106 @@ def test_the_backtest_waits_for_the_brokers_cancel_as_the_daemon_does(
     [exit_] = [t for t in _rows(tmp_path / "bt" / "trades.csv") if t["side"] == "sell"]
     assert exit_["reason"].startswith("time stop")
     assert exit_["filled_at"] == "2024-11-15T18:49:00Z"
+
+
+METRIC_KEYS = {
+    "start_cash",
+    "end_equity",
+    "total_return_pct",
+    "cagr_pct",
+    "sharpe",
+    "sortino",
+    "calmar",
+    "max_drawdown_pct",
+    "max_drawdown_usd",
+    "max_drawdown_start",
+    "max_drawdown_end",
+    "profit_factor",
+    "expectancy_usd",
+    "sqn",
+    "win_rate",
+    "trades",
+    "avg_hold_minutes",
+    "max_consecutive_losses",
+    "best_trade_usd",
+    "worst_trade_usd",
+    "exposure",
+    "market_change_pct",
+}
+
+
+def _sharpe(cash: float, equity: list[float]) -> float:
+    """The README's definition: r_t = E_t / E_{t-1} - 1 from E_0 = the starting cash;
+    mean / stdev (ddof 1) * sqrt(252)."""
+    previous, returns = cash, []
+    for value in equity:
+        returns.append(value / previous - 1)
+        previous = value
+    mean = sum(returns) / len(returns)
+    sd = (sum((r - mean) ** 2 for r in returns) / (len(returns) - 1)) ** 0.5
+    return mean / sd * 252**0.5
+
+
+def _max_drawdown_pct(cash: float, equity: list[float]) -> float:
+    peak, worst = cash, 0.0
+    for value in equity:
+        peak = max(peak, value)
+        worst = max(worst, (peak - value) / peak * 100)
+    return worst
+
+
+def _last_close(bars: Path, symbol: str, day: str) -> float:
+    with gzip.open(bars / "1Day" / f"{symbol}.csv.gz", "rt", newline="") as handle:
+        rows = [r for r in csv.DictReader(handle) if r["timestamp"][:10] <= day]
+    return float(rows[-1]["close"])
+
+
+def test_the_report_a_trader_can_act_on(bars_dir: Path, tmp_path: Path) -> None:
+    """Daily Trend on the shared daily bars for four months: the metrics of the run and of
+    the strategy, an equity per session marked to market (open positions at the last
+    bar's close), whose Sharpe and max drawdown recompute from the file, and a
+    self-contained report.html."""
+    daily = tmp_path / "bars"
+    shutil.copytree(bars_dir / "1Day", daily / "1Day")
+    start, end = "2024-02-01", "2024-05-31"
+    config = REPO / "configs" / "magellan.toml"
+    _backtest(daily, tmp_path / "bt", "daily_trend", config, start, end)
+    out = tmp_path / "bt"
+    summary = json.loads((out / "summary.json").read_text())
+    cash = 100_000.0
+    for part in (summary["run"], summary["strategies"]["daily_trend"]):
+        m = part["metrics"]
+        assert set(m) == METRIC_KEYS
+        days = part["equity_per_day"]
+        # Every New York session of the range, and only those: 84 (Good Friday is shut).
+        assert len(days) == 84 and min(days) == "2024-02-01" and max(days) == "2024-05-31"
+        equity = [days[d] for d in sorted(days)]
+        assert m["sharpe"] == pytest.approx(_sharpe(cash, equity), rel=1e-9)
+        assert m["max_drawdown_pct"] == pytest.approx(_max_drawdown_pct(cash, equity), rel=1e-9)
+        assert m["max_drawdown_pct"] > 0 and m["max_drawdown_start"] < m["max_drawdown_end"]
+        assert m["end_equity"] == equity[-1] and m["start_cash"] == cash
+        assert m["trades"] >= 3 and 0 < m["exposure"] <= 1
+        assert set(part["by_symbol"]) and set(part["by_exit_reason"]) == {"exit"}
+        assert sum(s["trades"] for s in part["by_symbol"].values()) == m["trades"]
+    # Marked to market: the end equity is the cash, the realised P&L and what is still held
+    # at the last daily close (each open lot at its average entry price).
+    held: dict[str, tuple[int, float]] = {}
+    for t in _rows(out / "trades.csv"):
+        qty, avg = held.get(t["symbol"], (0, 0.0))
+        n, price = int(t["qty"]), float(t["price"])
+        if t["side"] == "buy":
+            held[t["symbol"]] = (qty + n, (qty * avg + n * price) / (qty + n))
+        else:
+            held[t["symbol"]] = (qty - n, avg) if qty > n else (0, 0.0)
+    open_pnl = sum(q * (_last_close(daily, s, end) - a) for s, (q, a) in held.items() if q)
+    assert open_pnl != 0  # positions were open at the end
+    realised = summary["strategies"]["daily_trend"]["total_pnl"]
+    assert summary["run"]["metrics"]["end_equity"] == pytest.approx(
+        cash + realised + open_pnl, abs=0.02
+    )
+    page = (out / "report.html").read_text()
+    assert not re.search(r"""(src|href)\s*=\s*["']?\s*(https?:)?//""", page, re.IGNORECASE)
+    assert "<script" not in page and "<link" not in page
+    assert "<td>sharpe</td>" in page and "<td>max_drawdown_pct</td>" in page
+    assert 'src="data:image/png;base64,' in page
+    assert (out / "equity.png").read_bytes().startswith(b"\x89PNG")

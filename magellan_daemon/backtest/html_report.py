@@ -6,6 +6,7 @@ per-exit-reason tables, and the trades."""
 from __future__ import annotations
 
 import html
+import math
 from collections.abc import Iterable, Sequence
 from datetime import date
 from pathlib import Path
@@ -58,6 +59,8 @@ def fmt(key: str, value: Any) -> str:
 def _cell(key: str, value: Any) -> str:
     text = html.escape(fmt(key, value))
     signed = key.endswith(("_pct", "_usd")) and isinstance(value, int | float)
+    if signed and key.startswith("max_drawdown"):
+        value = -value  # a drawdown is a loss
     cls = "" if not signed or value == 0 else (' class="pos"' if value > 0 else ' class="neg"')
     return f"<td{cls}>{text}</td>"
 
@@ -93,9 +96,11 @@ def monthly_table(start_cash: float, equity_per_day: list[tuple[date, float]]) -
     years = sorted({int(m[:4]) for m in monthly})
     rows = []
     for year in years:
-        cells = [_cell("m_pct", monthly.get(f"{year:04d}-{month:02d}")) for month in range(1, 13)]
+        months = [monthly.get(f"{year:04d}-{month:02d}") for month in range(1, 13)]
+        growth = math.prod(1 + m / 100 for m in months if m is not None)
+        cells = [_cell("month_pct", m) for m in months] + [_cell("year_pct", (growth - 1) * 100)]
         rows.append(f"<tr><td>{year}</td>{''.join(cells)}</tr>")
-    return _table(["year", *MONTHS], rows)
+    return _table(["year", *MONTHS, "year"], rows)
 
 
 def trades_table(trades: Sequence[metrics.Trade]) -> str:

@@ -11,7 +11,6 @@ ledger's realised P&L (``equity``).
 from __future__ import annotations
 
 from bisect import bisect_right
-from collections import defaultdict
 from dataclasses import dataclass
 from datetime import date, datetime
 
@@ -82,27 +81,17 @@ def equity(
     """(New York date, equity at its close) for ``strategy`` (None: the whole run): the
     starting cash, plus the P&L realised by fills up to the close, plus the open positions
     at the last bar's close."""
-    fills = ledger.fills(strategy)
-    times = [parse_iso(f["ts"]) for f in fills]
+    realized = sorted((parse_iso(f["ts"]), float(f["realized"])) for f in ledger.fills(strategy))
+    times = [t for t, _ in realized]
     cumulative, total = [], 0.0
-    for f in fills:
-        total += float(f["realized"])
+    for _, pnl in realized:
+        total += pnl
         cumulative.append(total)
     out = []
     for mark in marks:
         i = bisect_right(times, mark.close)
-        realized = cumulative[i - 1] if i else 0.0
         open_pnl = sum(
             h.unrealized for h in mark.holdings if strategy is None or h.strategy == strategy
         )
-        out.append((mark.day, start_cash + realized + open_pnl))
-    return out
-
-
-def held_symbols(marks: list[CloseMark]) -> dict[str, set[str]]:
-    """Per strategy, the symbols it held at some close."""
-    out: dict[str, set[str]] = defaultdict(set)
-    for mark in marks:
-        for h in mark.holdings:
-            out[h.strategy].add(h.symbol)
+        out.append((mark.day, start_cash + (cumulative[i - 1] if i else 0.0) + open_pnl))
     return out

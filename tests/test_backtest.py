@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from magellan_daemon.backtest.cli import print_metrics
 from magellan_daemon.backtest.report import TRADES_COLUMNS
 from magellan_daemon.cli import main
 from tests.conftest import REPO
@@ -177,7 +178,9 @@ def _last_close(bars: Path, symbol: str, day: str) -> float:
     return float(rows[-1]["close"])
 
 
-def test_the_report_a_trader_can_act_on(bars_dir: Path, tmp_path: Path) -> None:
+def test_the_report_a_trader_can_act_on(
+    bars_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     """Daily Trend on the shared daily bars for four months: the metrics of the run and of
     the strategy, an equity per session marked to market (open positions at the last
     bar's close), whose Sharpe and max drawdown recompute from the file, and a
@@ -226,3 +229,10 @@ def test_the_report_a_trader_can_act_on(bars_dir: Path, tmp_path: Path) -> None:
     assert "<td>sharpe</td>" in page and "<td>max_drawdown_pct</td>" in page
     assert 'src="data:image/png;base64,' in page
     assert (out / "equity.png").read_bytes().startswith(b"\x89PNG")
+    capsys.readouterr()
+    print_metrics(summary)  # what the command prints at the end without --quiet
+    printed = capsys.readouterr().out
+    run = summary["run"]["metrics"]
+    for key in ("sharpe", "sortino", "cagr_pct", "max_drawdown_pct", "profit_factor"):
+        assert key in printed
+    assert f"{run['sharpe']:,.2f}" in printed and f"{run['max_drawdown_pct']:,.2f}%" in printed

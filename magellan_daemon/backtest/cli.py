@@ -12,6 +12,7 @@ import sys
 from datetime import date, datetime, time
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
@@ -83,7 +84,7 @@ def run(args: argparse.Namespace) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     summary = asyncio.run(backtest(args, strategies))
     if not args.quiet:
-        _print_table(summary)
+        print_metrics(summary)
     return 0
 
 
@@ -148,7 +149,7 @@ KEY_METRICS = (
 )
 
 
-def _print_table(summary: dict) -> None:
+def print_metrics(summary: dict[str, Any]) -> None:
     """The key metrics, a column for the run and one per strategy (narrow terminals too)."""
     names = list(summary["strategies"])
     table = Table(title="magellan backtest")

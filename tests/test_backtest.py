@@ -172,10 +172,33 @@ def _max_drawdown_pct(cash: float, equity: list[float]) -> float:
     return worst
 
 
-def _last_close(bars: Path, symbol: str, day: str) -> float:
+def _daily_closes(bars: Path, symbol: str) -> dict[str, float]:
     with gzip.open(bars / "1Day" / f"{symbol}.csv.gz", "rt", newline="") as handle:
-        rows = [r for r in csv.DictReader(handle) if r["timestamp"][:10] <= day]
-    return float(rows[-1]["close"])
+        return {r["timestamp"][:10]: float(r["close"]) for r in csv.DictReader(handle)}
+
+
+def _marked_to_market(
+    cash: float, fills: list[dict[str, str]], bars: Path, days: list[str]
+) -> dict[str, float]:
+    """Equity at each day's close from trades.csv and the daily bars alone (regular-hours
+    fills: the UTC date is the New York date)."""
+    closes = {f["symbol"]: _daily_closes(bars, f["symbol"]) for f in fills}
+    held: dict[str, tuple[int, float]] = {}
+    realised, i, out = 0.0, 0, {}
+    for day in sorted(days):
+        while i < len(fills) and fills[i]["filled_at"][:10] <= day:
+            f = fills[i]
+            qty, avg = held.get(f["symbol"], (0, 0.0))
+            n, price = int(f["qty"]), float(f["price"])
+            if f["side"] == "buy":
+                held[f["symbol"]] = (qty + n, (qty * avg + n * price) / (qty + n))
+            else:
+                realised += n * (price - avg)
+                held[f["symbol"]] = (qty - n, avg if qty > n else 0.0)
+            i += 1
+        open_pnl = sum(q * (closes[s][day] - a) for s, (q, a) in held.items() if q)
+        out[day] = cash + realised + open_pnl
+    return out
 
 
 def test_the_report_a_trader_can_act_on(
@@ -207,21 +230,12 @@ def test_the_report_a_trader_can_act_on(
         assert m["trades"] >= 3 and 0 < m["exposure"] <= 1
         assert set(part["by_symbol"]) and set(part["by_exit_reason"]) == {"exit"}
         assert sum(s["trades"] for s in part["by_symbol"].values()) == m["trades"]
-    # Marked to market: the end equity is the cash, the realised P&L and what is still held
-    # at the last daily close (each open lot at its average entry price).
-    held: dict[str, tuple[int, float]] = {}
-    for t in _rows(out / "trades.csv"):
-        qty, avg = held.get(t["symbol"], (0, 0.0))
-        n, price = int(t["qty"]), float(t["price"])
-        if t["side"] == "buy":
-            held[t["symbol"]] = (qty + n, (qty * avg + n * price) / (qty + n))
-        else:
-            held[t["symbol"]] = (qty - n, avg) if qty > n else (0, 0.0)
-    open_pnl = sum(q * (_last_close(daily, s, end) - a) for s, (q, a) in held.items() if q)
-    assert open_pnl != 0  # positions were open at the end
-    realised = summary["strategies"]["daily_trend"]["total_pnl"]
-    assert summary["run"]["metrics"]["end_equity"] == pytest.approx(
-        cash + realised + open_pnl, abs=0.02
+    # Marked to market: each session's equity is the cash, the P&L realised by the fills of
+    # that day and before (average cost), and what is held after them at that day's close.
+    marked = _marked_to_market(cash, _rows(out / "trades.csv"), daily, list(days))
+    assert marked == pytest.approx(summary["run"]["equity_per_day"], abs=0.02)
+    assert (
+        summary["strategies"]["daily_trend"]["equity_per_day"] == summary["run"]["equity_per_day"]
     )
     page = (out / "report.html").read_text()
     assert not re.search(r"""(src|href)\s*=\s*["']?\s*(https?:)?//""", page, re.IGNORECASE)

@@ -2,10 +2,10 @@
 last bar's close of their symbols, taken while the backtest drives (once per session, not
 per bar), so that an open position's loss shows on the day it happens, not when it closes.
 
-``CloseMarks.until(at)`` is called before each step of the drive: it snapshots every session
-close before ``at`` (nothing trades between two steps, so the state then is the state at
-the close). The equity per strategy is built afterwards from these snapshots and the
-ledger's realised P&L (``equity``).
+The drive makes each session close an instant of its own (``run.drive``: the exchange
+processes what it filled up to the close, the ledger books it) and then ``take``s the
+snapshot. The equity per strategy is built afterwards from these snapshots and the ledger's
+realised P&L (``equity``).
 """
 
 from __future__ import annotations
@@ -53,19 +53,14 @@ class CloseMarks:
         self._next = 0
         self.marks: list[CloseMark] = []
 
-    def until(self, at: datetime) -> None:
-        """Snapshot every session close strictly before ``at`` not yet taken."""
-        while self._next < len(self._closes) and self._closes[self._next] < at:
-            self._take(self._closes[self._next])
-            self._next += 1
+    def due(self, before: datetime | None = None) -> list[datetime]:
+        """The closes not yet taken that are before ``before`` (None: all of them)."""
+        return [c for c in self._closes[self._next :] if before is None or c < before]
 
-    def finish(self) -> None:
-        """Snapshot the closes left after the last step (the state no longer changes)."""
-        while self._next < len(self._closes):
-            self._take(self._closes[self._next])
-            self._next += 1
-
-    def _take(self, close: datetime) -> None:
+    def take(self, close: datetime) -> None:
+        """Snapshot the positions now, as those at ``close`` (the next close due)."""
+        assert close == self._closes[self._next], "closes are taken in order"
+        self._next += 1
         holdings = []
         for p in self._ledger.positions():
             bar = self._market.latest_bar(p.symbol, close)

@@ -123,7 +123,7 @@ async def drive(
         began = time.perf_counter()
         for done, (at, work) in enumerate(schedule):
             if marks is not None:
-                marks.until(at)
+                await _mark_closes(stack, marks, at)
             await _broker_answers_until(stack, at)
             await _step(stack, at, work)
             if stack.fatal:
@@ -132,7 +132,7 @@ async def drive(
                 progress(done, len(schedule))
         seconds = time.perf_counter() - began
         if marks is not None:
-            marks.finish()
+            await _mark_closes(stack, marks, None)
         progress(len(schedule), len(schedule))
         for line in timelines.values():
             line.runner.save()
@@ -161,6 +161,19 @@ async def _broker_answers_until(stack: Stack, at: datetime) -> None:
         stack.exchange.advance()
         if not _idle(stack):
             await _settle(stack)
+
+
+async def _mark_closes(stack: Stack, marks: CloseMarks, before: datetime | None) -> None:
+    """Each session close before ``before`` (None: all left) is an instant of its own: the
+    exchange processes what filled up to it (an order sent at the open of a daily strategy
+    fills then, not at the next step), the lanes settle, and the positions are marked."""
+    for close in marks.due(before):
+        await _broker_answers_until(stack, close)
+        stack.clock.set(close)
+        stack.exchange.advance()
+        if not _idle(stack):
+            await _settle(stack)
+        marks.take(close)
 
 
 async def _step(stack: Stack, at: datetime, work: list[Work]) -> None:

@@ -6,12 +6,15 @@ rule on 1Min bars, 100 shares an entry, trades often)."""
 from __future__ import annotations
 
 import csv
+import gzip
 import json
+import re
 import shutil
 from pathlib import Path
 
 import pytest
 
+from magellan_daemon.backtest.cli import print_metrics
 from magellan_daemon.backtest.report import TRADES_COLUMNS
 from magellan_daemon.cli import main
 from tests.conftest import REPO
@@ -121,3 +124,129 @@ def test_the_backtest_waits_for_the_brokers_cancel_as_the_daemon_does(
     [exit_] = [t for t in _rows(tmp_path / "bt" / "trades.csv") if t["side"] == "sell"]
     assert exit_["reason"].startswith("time stop")
     assert exit_["filled_at"] == "2024-11-15T18:49:00Z"
+
+
+METRIC_KEYS = {
+    "start_cash",
+    "end_equity",
+    "total_return_pct",
+    "cagr_pct",
+    "sharpe",
+    "sortino",
+    "calmar",
+    "max_drawdown_pct",
+    "max_drawdown_usd",
+    "max_drawdown_start",
+    "max_drawdown_end",
+    "profit_factor",
+    "expectancy_usd",
+    "sqn",
+    "win_rate",
+    "trades",
+    "avg_hold_minutes",
+    "max_consecutive_losses",
+    "best_trade_usd",
+    "worst_trade_usd",
+    "exposure",
+    "market_change_pct",
+}
+
+
+def _sharpe(cash: float, equity: list[float]) -> float:
+    """The README's definition: r_t = E_t / E_{t-1} - 1 from E_0 = the starting cash;
+    mean / stdev (ddof 1) * sqrt(252)."""
+    previous, returns = cash, []
+    for value in equity:
+        returns.append(value / previous - 1)
+        previous = value
+    mean = sum(returns) / len(returns)
+    sd = (sum((r - mean) ** 2 for r in returns) / (len(returns) - 1)) ** 0.5
+    return mean / sd * 252**0.5
+
+
+def _max_drawdown_pct(cash: float, equity: list[float]) -> float:
+    peak, worst = cash, 0.0
+    for value in equity:
+        peak = max(peak, value)
+        worst = max(worst, (peak - value) / peak * 100)
+    return worst
+
+
+def _daily_closes(bars: Path, symbol: str) -> dict[str, float]:
+    with gzip.open(bars / "1Day" / f"{symbol}.csv.gz", "rt", newline="") as handle:
+        return {r["timestamp"][:10]: float(r["close"]) for r in csv.DictReader(handle)}
+
+
+def _marked_to_market(
+    cash: float, fills: list[dict[str, str]], bars: Path, days: list[str]
+) -> dict[str, float]:
+    """Equity at each day's close from trades.csv and the daily bars alone (regular-hours
+    fills: the UTC date is the New York date)."""
+    closes = {f["symbol"]: _daily_closes(bars, f["symbol"]) for f in fills}
+    held: dict[str, tuple[int, float]] = {}
+    realised, i, out = 0.0, 0, {}
+    for day in sorted(days):
+        while i < len(fills) and fills[i]["filled_at"][:10] <= day:
+            f = fills[i]
+            qty, avg = held.get(f["symbol"], (0, 0.0))
+            n, price = int(f["qty"]), float(f["price"])
+            if f["side"] == "buy":
+                held[f["symbol"]] = (qty + n, (qty * avg + n * price) / (qty + n))
+            else:
+                realised += n * (price - avg)
+                held[f["symbol"]] = (qty - n, avg if qty > n else 0.0)
+            i += 1
+        open_pnl = sum(q * (closes[s][day] - a) for s, (q, a) in held.items() if q)
+        out[day] = cash + realised + open_pnl
+    return out
+
+
+def test_the_report_a_trader_can_act_on(
+    bars_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Daily Trend on the shared daily bars for four months: the metrics of the run and of
+    the strategy, an equity per session marked to market (open positions at the last
+    bar's close), whose Sharpe and max drawdown recompute from the file, and a
+    self-contained report.html."""
+    daily = tmp_path / "bars"
+    shutil.copytree(bars_dir / "1Day", daily / "1Day")
+    start, end = "2024-02-01", "2024-05-31"
+    config = REPO / "configs" / "magellan.toml"
+    _backtest(daily, tmp_path / "bt", "daily_trend", config, start, end)
+    out = tmp_path / "bt"
+    summary = json.loads((out / "summary.json").read_text())
+    cash = 100_000.0
+    for part in (summary["run"], summary["strategies"]["daily_trend"]):
+        m = part["metrics"]
+        assert set(m) == METRIC_KEYS
+        days = part["equity_per_day"]
+        # Every New York session of the range, and only those: 84 (Good Friday is shut).
+        assert len(days) == 84 and min(days) == "2024-02-01" and max(days) == "2024-05-31"
+        equity = [days[d] for d in sorted(days)]
+        assert m["sharpe"] == pytest.approx(_sharpe(cash, equity), rel=1e-9)
+        assert m["max_drawdown_pct"] == pytest.approx(_max_drawdown_pct(cash, equity), rel=1e-9)
+        assert m["max_drawdown_pct"] > 0 and m["max_drawdown_start"] < m["max_drawdown_end"]
+        assert m["end_equity"] == equity[-1] and m["start_cash"] == cash
+        assert m["trades"] >= 3 and 0 < m["exposure"] <= 1
+        assert set(part["by_symbol"]) and set(part["by_exit_reason"]) == {"exit"}
+        assert sum(s["trades"] for s in part["by_symbol"].values()) == m["trades"]
+    # Marked to market: each session's equity is the cash, the P&L realised by the fills of
+    # that day and before (average cost), and what is held after them at that day's close.
+    marked = _marked_to_market(cash, _rows(out / "trades.csv"), daily, list(days))
+    assert marked == pytest.approx(summary["run"]["equity_per_day"], abs=0.02)
+    assert (
+        summary["strategies"]["daily_trend"]["equity_per_day"] == summary["run"]["equity_per_day"]
+    )
+    page = (out / "report.html").read_text()
+    assert not re.search(r"""(src|href)\s*=\s*["']?\s*(https?:)?//""", page, re.IGNORECASE)
+    assert "<script" not in page and "<link" not in page
+    assert "<td>sharpe</td>" in page and "<td>max_drawdown_pct</td>" in page
+    assert 'src="data:image/png;base64,' in page
+    assert (out / "equity.png").read_bytes().startswith(b"\x89PNG")
+    capsys.readouterr()
+    print_metrics(summary)  # what the command prints at the end without --quiet
+    printed = capsys.readouterr().out
+    run = summary["run"]["metrics"]
+    for key in ("sharpe", "sortino", "cagr_pct", "max_drawdown_pct", "profit_factor"):
+        assert key in printed
+    assert f"{run['sharpe']:,.2f}" in printed and f"{run['max_drawdown_pct']:,.2f}%" in printed

@@ -1,9 +1,11 @@
-"""The backtest's charts (matplotlib, no display): the account's realised equity and each
-strategy's cumulative realised P&L."""
+"""The backtest's charts (matplotlib, no display): the run's mark-to-market equity with its
+drawdown panel, and each strategy's cumulative realised P&L."""
 
 from __future__ import annotations
 
-from datetime import datetime
+import base64
+import io
+from datetime import date, datetime
 from pathlib import Path
 
 import matplotlib
@@ -11,26 +13,46 @@ import matplotlib
 matplotlib.use("Agg")  # files only: never a window, works without a display
 
 import matplotlib.pyplot as plt  # after choosing the backend
+from matplotlib.figure import Figure
+from matplotlib.ticker import FuncFormatter
+
+from magellan_daemon.backtest import metrics
 
 
-def equity_chart(path: Path, cash: float, curves: dict[str, list[tuple[datetime, float]]]) -> None:
-    """``equity.png``: starting cash plus every strategy's realised P&L, by exit time."""
-    events = sorted((t, name, v) for name, curve in curves.items() for t, v in curve)
-    last = dict.fromkeys(curves, 0.0)
-    times, equity = [], []
-    for t, name, value in events:
-        last[name] = value
-        times.append(t)
-        equity.append(cash + sum(last.values()))
-    fig, ax = plt.subplots(figsize=(10, 4))
-    ax.step(times, equity, where="post", color="tab:blue")
-    ax.axhline(cash, color="grey", linewidth=0.8)
-    ax.set_title("Realised equity")
-    ax.set_ylabel("USD")
+def equity_figure(cash: float, days: list[date], equity: list[float]) -> Figure:
+    """Mark-to-market equity at each session's close, with the drawdown (underwater) panel
+    under it; plain dollars on the axis (no offset notation however large the cash)."""
+    fig, (top, bottom) = plt.subplots(
+        2, 1, figsize=(10, 6), sharex=True, gridspec_kw={"height_ratios": [3, 1]}
+    )
+    top.plot(days, equity, color="tab:blue", drawstyle="steps-post")
+    top.axhline(cash, color="grey", linewidth=0.8)
+    top.set_title("Mark-to-market equity at each session's close")
+    top.set_ylabel("USD")
+    top.ticklabel_format(axis="y", useOffset=False, style="plain")
+    top.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:,.0f}"))
+    under = metrics.underwater_pct(cash, equity)
+    bottom.fill_between(days, under, 0, color="tab:red", alpha=0.4, step="post")
+    bottom.set_ylabel("drawdown %")
+    bottom.ticklabel_format(axis="y", useOffset=False, style="plain")
     fig.autofmt_xdate()
     fig.tight_layout()
+    return fig
+
+
+def equity_chart(path: Path, cash: float, equity_per_day: list[tuple[date, float]]) -> None:
+    """``equity.png``: ``equity_figure`` of the whole run."""
+    fig = equity_figure(cash, [d for d, _ in equity_per_day], [v for _, v in equity_per_day])
     fig.savefig(path, dpi=100)
     plt.close(fig)
+
+
+def png_base64(fig: Figure) -> str:
+    """The figure as a base64 PNG (for a ``data:`` URI), closed afterwards."""
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=90)
+    plt.close(fig)
+    return base64.b64encode(buffer.getvalue()).decode("ascii")
 
 
 def pnl_chart(path: Path, curves: dict[str, list[tuple[datetime, float]]]) -> None:

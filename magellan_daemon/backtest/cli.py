@@ -1,6 +1,7 @@
 """``magellan backtest``: run configured strategies over a bars directory on the daemon's own
 router, order path and ledger against the simulator's exchange core (see ``run.py``), and
-write ``trades.csv``, ``summary.json``, ``equity.png`` and ``pnl_by_strategy.png``."""
+write ``trades.csv``, ``summary.json`` (with the metrics of ``metrics.py``), ``report.html``,
+``equity.png`` and ``pnl_by_strategy.png``."""
 
 from __future__ import annotations
 
@@ -11,12 +12,14 @@ import sys
 from datetime import date, datetime, time
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
-from magellan_daemon.backtest import charts, report
+from magellan_daemon.backtest import charts, html_report, report
+from magellan_daemon.backtest.marks import CloseMarks
 from magellan_daemon.backtest.run import drive, load_timelines
 from magellan_daemon.backtest.stack import build_stack
 from magellan_daemon.clock import VirtualClock
@@ -81,7 +84,7 @@ def run(args: argparse.Namespace) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     summary = asyncio.run(backtest(args, strategies))
     if not args.quiet:
-        _print_table(summary)
+        print_metrics(summary)
     return 0
 
 
@@ -105,31 +108,61 @@ async def backtest(args: argparse.Namespace, strategies: dict[str, StrategyConfi
         def progress(done: int, total: int) -> None:
             bar.update(task, completed=done, total=total)
 
-        stats = await drive(stack, timelines, args.start, args.end, progress)
+        window = stack.sessions.between(args.start, args.end)
+        marks = CloseMarks(stack.ledger, stack.exchange.market, [s.close for s in window])
+        stats = await drive(stack, timelines, args.start, args.end, progress, marks)
     report.write_trades(args.out / "trades.csv", report.trade_rows(stack.ledger))
-    summary = report.summarise(stack.ledger, stats)
+    summary = report.summarise(
+        stack.ledger,
+        stats,
+        start_cash=float(args.cash),
+        marks=marks.marks,
+        market=stack.exchange.market,
+        first_open=window[0].open if window else None,
+    )
     report.write_summary(args.out / "summary.json", summary)
+    title = f"magellan backtest {args.start} to {args.end}: {', '.join(strategies)}"
+    html_report.write(args.out / "report.html", summary, report.round_trips(stack.ledger), title)
+    equity = [(date.fromisoformat(d), v) for d, v in summary["run"]["equity_per_day"].items()]
+    charts.equity_chart(args.out / "equity.png", float(args.cash), equity)
     curves = {name: report.realised_curve(stack.ledger, name) for name in strategies}
-    charts.equity_chart(args.out / "equity.png", float(args.cash), curves)
     charts.pnl_chart(args.out / "pnl_by_strategy.png", curves)
     return summary
 
 
-def _print_table(summary: dict) -> None:
+KEY_METRICS = (
+    "end_equity",
+    "total_return_pct",
+    "cagr_pct",
+    "sharpe",
+    "sortino",
+    "calmar",
+    "max_drawdown_pct",
+    "max_drawdown_usd",
+    "profit_factor",
+    "expectancy_usd",
+    "sqn",
+    "win_rate",
+    "trades",
+    "exposure",
+    "market_change_pct",
+)
+
+
+def print_metrics(summary: dict[str, Any]) -> None:
+    """The key metrics, a column for the run and one per strategy (narrow terminals too)."""
+    names = list(summary["strategies"])
     table = Table(title="magellan backtest")
-    for column in ("strategy", "trades", "win rate", "P&L", "max DD", "exposure", "bars", "bars/s"):
-        table.add_column(column, justify="right" if column != "strategy" else "left")
-    for name, s in summary["strategies"].items():
-        win = "-" if s["win_rate"] is None else f"{100 * s['win_rate']:.0f}%"
-        speed = "-" if s["bars_per_second"] is None else f"{s['bars_per_second']:,.0f}"
-        table.add_row(
-            name,
-            str(s["trades"]),
-            win,
-            f"{s['total_pnl']:,.2f}",
-            f"{s['max_drawdown']:,.2f}",
-            f"{100 * s['exposure']:.1f}%",
-            f"{s['bars_processed']:,}",
-            speed,
-        )
+    table.add_column("metric")
+    for column in ("run", *names):
+        table.add_column(column, justify="right")
+    columns = [summary["run"]["metrics"]] + [summary["strategies"][n]["metrics"] for n in names]
+    for key in KEY_METRICS:
+        table.add_row(key, *(html_report.fmt(key, c[key]) for c in columns))
+    drawdowns = [
+        f"{c['max_drawdown_start'] or '-'}..{c['max_drawdown_end'] or '-'}" for c in columns
+    ]
+    table.add_row("max_drawdown dates", *drawdowns)
+    speeds = [summary["strategies"][n]["bars_per_second"] for n in names]
+    table.add_row("bars/s", "", *("-" if v is None else f"{v:,.0f}" for v in speeds))
     Console().print(table)

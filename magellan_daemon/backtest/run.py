@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from pathlib import Path
 
+from magellan_daemon.backtest.marks import CloseMarks
 from magellan_daemon.backtest.stack import Stack
 from magellan_daemon.config import StrategyConfig
 from magellan_daemon.strategy_runner import TIMEFRAME_LENGTH, StrategyRunner
@@ -109,8 +110,10 @@ async def drive(
     start: date,
     end: date,
     progress: Callable[[int, int], None] = lambda done, total: None,
+    marks: CloseMarks | None = None,
 ) -> RunStats:
-    """Run the backtest to its end; ``progress(done, total)`` is told how far it got."""
+    """Run the backtest to its end; ``progress(done, total)`` is told how far it got;
+    ``marks`` snapshots the positions at each session close (before the step after it)."""
     tasks = [asyncio.create_task(r.runner.run()) for r in timelines.values()]
     try:
         warm = {}
@@ -119,6 +122,8 @@ async def drive(
         schedule = _schedule(stack, timelines, start, end)
         began = time.perf_counter()
         for done, (at, work) in enumerate(schedule):
+            if marks is not None:
+                await _mark_closes(stack, marks, at)
             await _broker_answers_until(stack, at)
             await _step(stack, at, work)
             if stack.fatal:
@@ -126,6 +131,8 @@ async def drive(
             if done % 2000 == 0:
                 progress(done, len(schedule))
         seconds = time.perf_counter() - began
+        if marks is not None:
+            await _mark_closes(stack, marks, None)
         progress(len(schedule), len(schedule))
         for line in timelines.values():
             line.runner.save()
@@ -154,6 +161,19 @@ async def _broker_answers_until(stack: Stack, at: datetime) -> None:
         stack.exchange.advance()
         if not _idle(stack):
             await _settle(stack)
+
+
+async def _mark_closes(stack: Stack, marks: CloseMarks, before: datetime | None) -> None:
+    """Each session close before ``before`` (None: all left) is an instant of its own: the
+    exchange processes what filled up to it (an order sent at the open of a daily strategy
+    fills then, not at the next step), the lanes settle, and the positions are marked."""
+    for close in marks.due(before):
+        await _broker_answers_until(stack, close)
+        stack.clock.set(close)
+        stack.exchange.advance()
+        if not _idle(stack):
+            await _settle(stack)
+        marks.take(close)
 
 
 async def _step(stack: Stack, at: datetime, work: list[Work]) -> None:

@@ -1,0 +1,105 @@
+"""From the daemon's log to notifications: a logging handler that recognises the records an
+operator must hear about (by logger, level and the ``EVENT`` field the daemon already puts
+on them) and posts them to the notifier. The log stays the one place events are described;
+nothing in the trading code calls the notifier.
+
+- fills: the event sink's ``filled`` lines;
+- refused: a sell (protective stop or exit) that ended unfilled (the sink's WARNING), an exit
+  not sent while shares are held (the router's WARNING), the position guard's WARNINGs and
+  ERRORs (unprotected, held past the close);
+- halts: ``magellan halt`` and emergency stops;
+- daily_summary: after each close (the daemon's "session ... closed" line), with the day's
+  realised P&L per strategy and what is still held;
+- reconnects: a reconnect storm (``reconnect_storm`` stream reconnections in 10 minutes);
+- fatal: any CRITICAL record (the daemon is about to exit on an error).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import deque
+from collections.abc import Callable
+from datetime import date
+
+from magellan_daemon.notify.notifier import TITLE, Message, Notifier
+from magellan_daemon.notify.settings import NotifyConfig
+
+STORM_WINDOW = 600.0  # wall seconds
+GUARD_EVENTS = {"unprotected", "past_close"}
+HALT_EVENTS = {"halt", "emergency_stop"}
+ORDER_LOGGERS = {
+    "magellan_daemon.events",
+    "magellan_daemon.router",
+    "magellan_daemon.order_path",
+}
+
+Summary = Callable[[date], str]
+
+
+class NotifyHandler(logging.Handler):
+    """Posts the records that matter to a ``Notifier`` (never blocks, never raises)."""
+
+    def __init__(self, notifier: Notifier, config: NotifyConfig, summary: Summary) -> None:
+        super().__init__(level=logging.DEBUG)
+        self._notifier = notifier
+        self._wanted = set(config.events)
+        self._storm = config.reconnect_storm
+        self._summary = summary
+        self._reconnects: deque[float] = deque()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        """Classify the record; post a message when it is one of the wanted events."""
+        try:
+            message = self._classify(record)
+            if message is not None and message.event in self._wanted:
+                self._notifier.post(message)
+        except Exception:
+            self.handleError(record)
+
+    def _classify(self, record: logging.LogRecord) -> Message | None:
+        name = record.name
+        if not name.startswith("magellan") or name.startswith("magellan_daemon.notify"):
+            return None
+        fields = getattr(record, "fields", None) or {}
+        event = fields.get("EVENT", "")
+        text = record.getMessage()
+        level = record.levelno
+        if level >= logging.CRITICAL:
+            return Message("fatal", f"{TITLE}: FATAL", text, "failure")
+        if event in HALT_EVENTS:
+            return Message("halts", f"{TITLE}: {event.replace('_', ' ')}", text, "failure")
+        if name == "magellan_daemon.position_guard" and level >= logging.WARNING:
+            urgent = event in GUARD_EVENTS or level >= logging.ERROR
+            return Message("refused", f"{TITLE}: position guard", text, _level(urgent))
+        if name in ORDER_LOGGERS and level >= logging.WARNING and fields.get("SYMBOL"):
+            return Message("refused", f"{TITLE}: order refused", text, "warning")
+        if name == "magellan_daemon.events" and text.startswith("filled "):
+            return Message("fills", f"{TITLE}: fill", _squeeze(text), "success")
+        if name.startswith("magellan_daemon.broker.stream") and "reconnected" in text:
+            return self._reconnected(text)
+        if name == "magellan_daemon.app" and text.startswith("session ") and record.args:
+            day = record.args[0] if isinstance(record.args, tuple) else None
+            if isinstance(day, date) and "daily_summary" in self._wanted:
+                return Message("daily_summary", f"{TITLE}: {day} closed", self._summary(day))
+        return None
+
+    def _reconnected(self, text: str) -> Message | None:
+        now = time.monotonic()
+        self._reconnects.append(now)
+        while self._reconnects and now - self._reconnects[0] > STORM_WINDOW:
+            self._reconnects.popleft()
+        if len(self._reconnects) < self._storm:
+            return None
+        count = len(self._reconnects)
+        self._reconnects.clear()  # one message a storm, not one a reconnection
+        body = f"{count} stream reconnections within {STORM_WINDOW / 60:g} minutes; last: {text}"
+        return Message("reconnects", f"{TITLE}: reconnect storm", body, "warning")
+
+
+def _level(urgent: bool) -> str:
+    return "failure" if urgent else "warning"
+
+
+def _squeeze(text: str) -> str:
+    return " ".join(text.split())

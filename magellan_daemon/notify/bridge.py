@@ -17,6 +17,7 @@ nothing in the trading code calls the notifier.
 from __future__ import annotations
 
 import logging
+import re
 import time
 from collections import deque
 from collections.abc import Callable
@@ -25,6 +26,7 @@ from datetime import date
 from magellan_daemon.notify.notifier import TITLE, Message, Notifier
 from magellan_daemon.notify.settings import NotifyConfig
 
+SESSION_CLOSED = re.compile(r"session (\d{4}-\d{2}-\d{2}) closed")
 STORM_WINDOW = 600.0  # wall seconds
 GUARD_EVENTS = {"unprotected", "past_close"}
 HALT_EVENTS = {"halt", "emergency_stop"}
@@ -78,10 +80,11 @@ class NotifyHandler(logging.Handler):
             return Message("fills", f"{TITLE}: fill", _squeeze(text), "success")
         if name.startswith("magellan_daemon.broker.stream") and "reconnected" in text:
             return self._reconnected(text)
-        if name == "magellan_daemon.app" and text.startswith("session ") and record.args:
-            day = record.args[0] if isinstance(record.args, tuple) else None
-            if isinstance(day, date) and "daily_summary" in self._wanted:
-                return Message("daily_summary", f"{TITLE}: {day} closed", self._summary(day))
+        closed = SESSION_CLOSED.match(text) if name == "magellan_daemon.app" else None
+        if closed and "daily_summary" in self._wanted:
+            # From the text: the secret redactor may have merged the record's arguments in.
+            day = date.fromisoformat(closed.group(1))
+            return Message("daily_summary", f"{TITLE}: {day} closed", self._summary(day))
         return None
 
     def _reconnected(self, text: str) -> Message | None:

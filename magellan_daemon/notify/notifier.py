@@ -41,9 +41,12 @@ class Message:
 class Notifier:
     """A queue of messages and the worker that sends them."""
 
-    def __init__(self, send: Send, *, max_per_minute: int, services: int) -> None:
+    def __init__(
+        self, send: Send, *, max_per_minute: int, services: int, window: float = WINDOW
+    ) -> None:
         self._send = send
         self._max = max_per_minute
+        self._window = window  # seconds the rate is counted over
         self.services = services
         self._queue: deque[Message] = deque()
         self._wake: asyncio.Event | None = None
@@ -131,12 +134,12 @@ class Notifier:
         waited = False
         while True:
             now = time.monotonic()
-            while self._sent_at and now - self._sent_at[0] >= WINDOW:
+            while self._sent_at and now - self._sent_at[0] >= self._window:
                 self._sent_at.popleft()
             if len(self._sent_at) < self._max:
                 return waited
             waited = True
-            await asyncio.sleep(WINDOW - (now - self._sent_at[0]) + 0.01)
+            await asyncio.sleep(self._window - (now - self._sent_at[0]) + 0.01)
 
     async def _deliver(self, message: Message) -> None:
         self._sent_at.append(time.monotonic())

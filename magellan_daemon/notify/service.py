@@ -86,6 +86,9 @@ def apprise_sender(urls: list[str]) -> tuple[Send, int]:
     quiet = logging.getLogger("apprise")
     quiet.setLevel(logging.CRITICAL + 1)
     quiet.propagate = False
+    # urllib3 (under apprise's requests) logs each request line at DEBUG, with the path
+    # that holds a service's token (Telegram's /bot<token>/...): never at any level here.
+    logging.getLogger("urllib3").setLevel(max(logging.INFO, logging.getLogger("urllib3").level))
     client = apprise.Apprise()
     services = sum(1 for url in urls if client.add(url))
 

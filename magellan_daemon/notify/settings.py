@@ -28,8 +28,8 @@ class NotifyConfig(FrozenModel):
         description="NAME of the env var holding the apprise URLs (space or comma separated; "
         "they carry tokens: never in this file).",
     )
-    events: tuple[NotifyEvent, ...] = Field(
-        default=ALL_EVENTS,
+    events: list[NotifyEvent] = Field(
+        default=list(ALL_EVENTS),
         description="Which events are sent: fills, refused (refused protective or exit "
         "orders, unprotected positions), halts (and emergency stops), daily_summary (after "
         "the close), reconnects (reconnect storms), fatal (the daemon exits on an error).",

@@ -109,7 +109,8 @@ def _json(body: object, status: int = 200) -> web.Response:
 
 
 async def start_status_page(daemon: Daemon) -> StatusServer | None:
-    """The page ``[web]`` asks for, serving (None without a ``[web]`` table)."""
+    """The page ``[web]`` asks for, serving (None without a ``[web]`` table, or when its
+    port cannot be had: an ERROR, and the daemon trades on)."""
     config = daemon.config.web
     if config is None:
         return None
@@ -117,5 +118,15 @@ async def start_status_page(daemon: Daemon) -> StatusServer | None:
     if token is not None:
         register_secret(token)
     server = StatusServer(StatusView(daemon, daemon.state_dir / LEDGER_FILE), config, token)
-    await server.start()
+    try:
+        await server.start()
+    except OSError as exc:  # the page is for people; trading goes on without it
+        log.error(
+            "web status page NOT served: cannot listen on %s:%d (%s); trading goes on",
+            config.bind,
+            config.port,
+            exc.strerror or exc,
+        )
+        await server.stop()
+        return None
     return server

@@ -69,6 +69,8 @@ class NotifyHandler(logging.Handler):
         level = record.levelno
         if level >= logging.CRITICAL:
             return Message("fatal", f"{TITLE}: FATAL", text, "failure")
+        if event == "halt" and "emergency stop" in text:
+            return None  # the EMERGENCY STOP line itself was sent
         if event in HALT_EVENTS:
             return Message("halts", f"{TITLE}: {event.replace('_', ' ')}", text, "failure")
         if name == "magellan_daemon.position_guard" and level >= logging.WARNING:

@@ -18,8 +18,9 @@ from pathlib import Path
 
 import pytest
 
+from magellan_daemon.app import EXIT_BROKER_FATAL
 from tests.e2e.bars import early_close_crash_bars
-from tests.e2e.harness import SPEED, Daemon, Sim, config_dir, ny, wait_for
+from tests.e2e.harness import SPEED, Daemon, Sim, config_dir, ny, only, wait_for
 from tests.e2e.receiver import Receiver
 
 pytestmark = pytest.mark.timeout(240)
@@ -85,3 +86,21 @@ async def test_refusals_fills_and_the_summary_reach_a_webhook(
         assert -0.01 <= delay < LOOSE_BOUND
     summary = next(m for m in messages if "2024-11-29 closed" in m)
     assert "bear_trap: realised" in summary and "total realised" in summary
+
+
+async def test_a_fatal_exit_is_sent_before_the_process_ends(
+    bars_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The broker refuses our credentials while running: the CRITICAL line reaches the
+    receiver although the daemon exits right after it (the teardown sends what is queued)."""
+    edits = [*only("daily_trend")["magellan.toml"], ("[accounts.main]", NOTIFY)]
+    async with Receiver() as receiver, Sim(bars_dir, ny("2024-11-26", "15:30")) as sim:
+        monkeypatch.setenv("MAGELLAN_TEST_NOTIFY_URLS", receiver.url)
+        config = config_dir(tmp_path, {"magellan.toml": edits})
+        daemon = Daemon(config, tmp_path / "state", sim.url, tmp_path / "d.log")
+        daemon.start()
+        await daemon.wait_ready()
+        sim.exchange.faults.update(http_error_rate=1.0, http_status=401)
+        assert await daemon.exited(60) == EXIT_BROKER_FATAL
+        fatal = [m for m in receiver.messages() if m.startswith("Magellan: FATAL")]
+    assert fatal and "BROKER REFUSED US" in fatal[0], receiver.messages()

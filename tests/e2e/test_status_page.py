@@ -9,11 +9,13 @@ Set ``STATUS_PAGE_SCREENSHOT=docs/status-page.png`` to refresh the README's scre
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import os
 import re
 import shutil
 import subprocess
+import sys
 import urllib.request
 from decimal import Decimal
 from pathlib import Path
@@ -21,7 +23,7 @@ from pathlib import Path
 import pytest
 
 from tests.e2e.bars import early_close_crash_bars
-from tests.e2e.harness import SPEED, Daemon, Sim, config_dir, ny, wait_for
+from tests.e2e.harness import REPO, SPEED, Daemon, Sim, config_dir, ny, wait_for
 
 CHROMIUM = shutil.which("chromium")
 pytestmark = [
@@ -34,6 +36,18 @@ URL_LINE = re.compile(r"web status page at (http://127\.0\.0\.1:\d+/)")
 def _get(url: str) -> object:
     with urllib.request.urlopen(url, timeout=10) as response:  # loopback only
         return json.loads(response.read())
+
+
+def _cli(*args: str, daemon: Daemon) -> None:
+    """A ``magellan`` operator command on the daemon's config and state."""
+    where = ["--config", str(daemon.config), "--state-dir", str(daemon.state_dir)]
+    subprocess.run(
+        [sys.executable, "-m", "magellan_daemon", *args, *where],
+        cwd=REPO,
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )
 
 
 def _chromium(*args: str) -> str:
@@ -97,6 +111,12 @@ async def test_the_page_in_chromium_shows_what_the_broker_holds(
         shot = tmp_path / "status-page.png"
         await asyncio.to_thread(_chromium, f"--screenshot={shot}", url)
         trades = await asyncio.to_thread(_get, url + "api/trades?date=2024-11-29")
+        # A halt (the CLI writes it, the daemon notices it) shows in the red box.
+        await asyncio.to_thread(
+            functools.partial(_cli, "halt", "bear_trap", "--reason", "news day", daemon=daemon)
+        )
+        await daemon.wait_log("bear_trap is HALTED: news day")
+        halted = await asyncio.to_thread(_chromium, "--dump-dom", url)
         assert await daemon.stop() == 0
 
     # The JSON: the broker's position, with its stop, the price the broker gave.
@@ -131,3 +151,8 @@ async def test_the_page_in_chromium_shows_what_the_broker_holds(
         shutil.copy(shot, os.environ["STATUS_PAGE_SCREENSHOT"])
     assert isinstance(trades, dict)
     assert any(f["symbol"] == "GME" and f["side"] == "buy" for f in trades["fills"])
+    alerts = halted[halted.index('id="alerts"') :]
+    alerts = alerts[: alerts.index("</section>")]
+    assert "hidden" not in alerts.split(">")[0]
+    assert "HALTED bear_trap: news day" in alerts, alerts
+    assert 'id="alerts" hidden' in dom  # nothing to say before the halt

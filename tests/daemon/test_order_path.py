@@ -366,7 +366,9 @@ async def test_a_refused_exit_decided_again_goes_out_as_a_new_attempt(stack: Sta
     await stack.until(lambda: stack.ledger.position_qty("bear_trap", "AMC") == 0, "flat")
     first = client_order_id("bear_trap", "AMC", SIGNAL, "eod")
     second = client_order_id("bear_trap", "AMC", SIGNAL, "eod", seq=2)
-    assert [o["client_order_id"] for o in stack.broker_orders() if o["side"] == "sell"] == [second]
+    assert [o["client_order_id"] for o in stack.broker_orders() if o["side"] == "sell"] == [
+        second
+    ]
     assert stack.ledger.order(first).status == "rejected"
     eod = [(u.kind, u.order_qty) for u in stack.updates if u.leg == "eod"]
     assert eod[0] == ("rejected", held)  # the refusal, with the broker's reason

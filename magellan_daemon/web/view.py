@@ -76,7 +76,10 @@ class StatusView:
         now = self._d.clock.now()
         prices = self._prices()
         sessions = self._sessions(now)
-        book = await asyncio.to_thread(self._read_book, now, prices, sessions, dict(self._closes))
+        names = sorted(self._d.runners)
+        book = await asyncio.to_thread(
+            self._read_book, now, prices, sessions, dict(self._closes), names
+        )
         self._add_today_point(now, book["equity_now"])
         status = {**live, **book}
         status["equity_today"] = [{"t": t, "equity": e} for t, e in self._today]
@@ -88,7 +91,9 @@ class StatusView:
         prices: dict[str, Decimal],
         sessions: list[Session],
         closes: dict[tuple[str, date], Decimal],
+        names: list[str],
     ) -> dict[str, Any]:
+        """The ledger part (in a worker thread: touches nothing of the daemon's)."""
         today = session_date(now)
         with ledger_read.read_only(self._path) as conn:
             held = ledger_read.positions(conn)
@@ -109,7 +114,7 @@ class StatusView:
                     )
                 )
             )
-        pnl_today = {name: pnl.get(name, "0") for name in sorted({*self._d.runners, *pnl})}
+        pnl_today = {name: pnl.get(name, "0") for name in sorted({*names, *pnl})}
         curve = history.session_equity(fills, sessions, closes, now, prices)
         return {
             "positions": held,

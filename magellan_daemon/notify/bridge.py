@@ -11,7 +11,8 @@ nothing in the trading code calls the notifier.
 - daily_summary: after each close (the daemon's "session ... closed" line), with the day's
   realised P&L per strategy and what is still held;
 - reconnects: a reconnect storm (``reconnect_storm`` stream reconnections in 10 minutes);
-- fatal: any CRITICAL record (the daemon is about to exit on an error).
+- fatal: any CRITICAL record (the daemon is about to exit on an error), and a startup that
+  failed (the daemon exits without going READY).
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from magellan_daemon.notify.settings import NotifyConfig
 
 SESSION_CLOSED = re.compile(r"session (\d{4}-\d{2}-\d{2}) closed")
 STORM_WINDOW = 600.0  # wall seconds
+STARTUP = "startup failed"  # run_cli's ERROR before it exits 1 (the daemon never went READY)
 GUARD_EVENTS = {"unprotected", "past_close"}
 HALT_EVENTS = {"halt", "emergency_stop"}
 ORDER_LOGGERS = {
@@ -67,7 +69,7 @@ class NotifyHandler(logging.Handler):
         event = fields.get("EVENT", "")
         text = record.getMessage()
         level = record.levelno
-        if level >= logging.CRITICAL:
+        if level >= logging.CRITICAL or (level >= logging.ERROR and text.startswith(STARTUP)):
             return Message("fatal", f"{TITLE}: FATAL", text, "failure")
         if event == "halt" and "emergency stop" in text:
             return None  # the EMERGENCY STOP line itself was sent

@@ -85,7 +85,8 @@ async def test_the_handler_sends_the_chosen_events_from_the_log() -> None:
                 stream.warning("trade-updates main: reconnected (connection %d)", n)
             logging.getLogger("magellan_daemon.app").info("session %s closed: x", date.today())
             logging.getLogger("magellan_daemon.app").critical("task x ended: exiting")
-            await wait_for(lambda: len(receiver.received) >= 4, 10, "four notifications")
+            logging.getLogger("magellan").error("startup failed, not going READY: boom")
+            await wait_for(lambda: len(receiver.received) >= 5, 10, "five notifications")
             await asyncio.sleep(0.3)
         finally:
             root.removeHandler(handler)
@@ -94,6 +95,7 @@ async def test_the_handler_sends_the_chosen_events_from_the_log() -> None:
             "Magellan: order refused",
             "Magellan: halt",
             "Magellan: reconnect storm",
+            "Magellan: FATAL",
             "Magellan: FATAL",
         ]  # no fill, no summary: not chosen
         assert "3 stream reconnections" in receiver.received[2][1]["message"]

@@ -31,6 +31,8 @@ SESSION_CLOSED = re.compile(r"session (\d{4}-\d{2}-\d{2}) closed")
 STORM_WINDOW = 600.0  # wall seconds
 STARTUP = "startup failed"  # run_cli's ERROR before it exits 1 (the daemon never went READY)
 GUARD_EVENTS = {"unprotected", "past_close"}
+# First words of the lines that say a sell ended unfilled or an exit did not go out.
+ENDED_WORDS = {"rejected", "expired", "canceled", "done_for_day", "suspended", "not"}
 HALT_EVENTS = {"halt", "emergency_stop"}
 ORDER_LOGGERS = {
     "magellan_daemon.events",
@@ -79,7 +81,8 @@ class NotifyHandler(logging.Handler):
             urgent = event in GUARD_EVENTS or level >= logging.ERROR
             return Message("refused", f"{TITLE}: position guard", text, _level(urgent))
         if name in ORDER_LOGGERS and level >= logging.WARNING and fields.get("SYMBOL"):
-            return Message("refused", f"{TITLE}: order refused", text, "warning")
+            what = "order refused" if text.split(" ", 1)[0] in ENDED_WORDS else "order warning"
+            return Message("refused", f"{TITLE}: {what}", text, "warning")
         if name == "magellan_daemon.events" and text.startswith("filled "):
             return Message("fills", f"{TITLE}: fill", _squeeze(text), "success")
         if name.startswith("magellan_daemon.broker.stream") and "reconnected" in text:

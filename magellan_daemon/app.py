@@ -141,6 +141,10 @@ class Daemon:
         self.mode = "paper"  # set by the runtime that built this daemon
         self.metrics = Metrics()
         self.metrics_server: MetricsServer | None = None
+        self.web: StatusServer | None = None  # the status page ([web]), started at READY
+        self.notifications = build_notifications(
+            config.notify, lambda day: daily_summary(self.ledger, self.runners, day)
+        )
         self.control = ControlChannel(state_dir / LEDGER_FILE)
         self.watch = OrderWatch()
         self.trade_log = TradeLogWriter(self.ledger, log_dir)
@@ -208,10 +212,6 @@ class Daemon:
             running=lambda: sorted(self.runners),
         )
         self.report = SelfReport(self)
-        self.web: StatusServer | None = None  # the status page ([web]), started at READY
-        self.notifications = build_notifications(
-            config.notify, lambda day: daily_summary(self.ledger, self.runners, day)
-        )
 
     def __repr__(self) -> str:
         return (

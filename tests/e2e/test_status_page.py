@@ -135,11 +135,17 @@ async def test_the_page_in_chromium_shows_what_the_broker_holds(
     assert any(o["symbol"] == "GME" and o["type"] == "stop" for o in status["open_orders"])
     assert status["equity_sessions"] and status["equity_sessions"][-1]["date"] == "2024-11-29"
     assert status["next_jobs"] and status["signals"]
-    # The page, rendered by Chromium from the package's own script: the same row.
+    # The page, rendered by Chromium from the package's own script: the same rows, every
+    # position the broker reports and nothing else.
     assert 'data-loaded="1"' in dom, dom[-3000:]
     table = dom[dom.index('id="positions"') :]
     table = table[: table.index("</table>")]
     cells = re.findall(r"<td[^>]*>([^<]*)</td>", table)
+    shown: dict[str, Decimal] = {}
+    for strategy, symbol, qty in zip(cells[0::7], cells[1::7], cells[2::7], strict=True):
+        assert strategy in status["pnl_today"], strategy
+        shown[symbol] = shown.get(symbol, Decimal(0)) + Decimal(qty)
+    assert shown == {symbol: Decimal(str(qty)) for symbol, qty in held.items()}
     row = cells[cells.index("GME") - 1 : cells.index("GME") + 6]
     assert row[:3] == ["bear_trap", "GME", gme["qty"]], row
     assert row[6] != "none"  # the stop is shown

@@ -50,6 +50,8 @@ from magellan_daemon.jobs import SessionJobs, warmup_bars
 from magellan_daemon.ledger.store import LEDGER_FILE, Ledger
 from magellan_daemon.ledger.tradelog import TradeLogWriter, rebuild_all
 from magellan_daemon.metrics import Metrics, MetricsServer
+from magellan_daemon.notify.service import build_notifications
+from magellan_daemon.notify.summary import daily_summary
 from magellan_daemon.order_path import OrderPath
 from magellan_daemon.order_watch import OrderWatch
 from magellan_daemon.position_guard import GuardedStrategy, PositionGuard
@@ -62,6 +64,7 @@ from magellan_daemon.sessions import SessionBook, calendar_window
 from magellan_daemon.strategy_runner import TIMEFRAME_LENGTH, StrategyRunner
 from magellan_daemon.tasks import Supervisor
 from magellan_daemon.timefmt import NEW_YORK
+from magellan_daemon.web.server import StatusServer, start_status_page
 from strategies.model import Bar, OrderUpdate
 from strategies.registry import descriptor
 
@@ -136,6 +139,10 @@ class Daemon:
         self.mode = "paper"  # set by the runtime that built this daemon
         self.metrics = Metrics()
         self.metrics_server: MetricsServer | None = None
+        self.web: StatusServer | None = None  # the status page ([web]), started at READY
+        self.notifications = build_notifications(
+            config.notify, lambda day: daily_summary(self.ledger, self.runners, day)
+        )
         self.control = ControlChannel(state_dir / LEDGER_FILE)
         self.watch = OrderWatch()
         self.trade_log = TradeLogWriter(self.ledger, log_dir)
@@ -218,6 +225,8 @@ class Daemon:
 
     async def start(self) -> None:
         """Bring every part up in order; raises when the broker cannot be read."""
+        if self.notifications is not None:
+            self.notifications.start(lambda c: self.supervisor.spawn(c, name="notifications"))
         await asyncio.to_thread(rebuild_all, self.ledger, self.log_dir)
         self.supervisor.spawn(self.trade_log.run(), name="trade-log")
         await self._load_sessions()
@@ -254,10 +263,13 @@ class Daemon:
             self.metrics.on_scrape(self.report.refresh_metrics)
             self.metrics_server = MetricsServer(self.metrics, self.health, self.config.metrics_port)
             await self.metrics_server.start()
+        self.web = await start_status_page(self)
         self.scheduler.start()
         self.jobs.plan()
         self.ready.set()
         log.info("READY: %s", self.report.line())
+        if self.web is not None:
+            log.info("web status page at %s", self.web.url)
 
     async def _retried(self, call: Callable[[], Awaitable[T]]) -> T:
         """A broker call retried with backoff on retryable errors (startup, data reads)."""
@@ -573,9 +585,13 @@ class Daemon:
         async with contextlib.AsyncExitStack() as stack:
             # Pushed in reverse: the last pushed runs first.
             stack.push_async_callback(self._step, "ledger", self._close_ledger, 10)
+            if self.notifications is not None:
+                stack.push_async_callback(self._step, "notify", self.notifications.stop, 12)
             stack.push_async_callback(self._step, "brokers", self._close_brokers, 5)
             stack.push_async_callback(self._step, "trade log", self.trade_log.flush, 10)
             stack.push_async_callback(self._step, "metrics", self._stop_metrics, 5)
+            if self.web is not None:
+                stack.push_async_callback(self._step, "web", self.web.stop, 5)
             stack.push_async_callback(self._step, "trade streams", self._stop_trade_streams, 10)
             stack.push_async_callback(self._step, "tasks", self._cancel_tasks, 10)
             stack.push_async_callback(self._step, "lanes", self.router.cancel_lanes, 5)

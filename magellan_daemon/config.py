@@ -18,6 +18,8 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field, ValidationError, field_validator
 
 from magellan_daemon.errors import ConfigError
+from magellan_daemon.notify.settings import NotifyConfig
+from magellan_daemon.web.settings import WebConfig
 from strategies.descriptor import StrategySpec
 from strategies.params import FrozenModel
 from strategies.registry import REGISTRY, descriptor
@@ -78,6 +80,12 @@ class MagellanFile(FrozenModel):
     guard: GuardConfig = Field(
         default_factory=GuardConfig, description="The position guard (see [guard])."
     )
+    web: WebConfig | None = Field(
+        default=None, description="The read-only status page (see [web]); absent = off."
+    )
+    notify: NotifyConfig | None = Field(
+        default=None, description="Notifications (see [notify]); absent = none."
+    )
     strategies: dict[str, StrategyEntry] = Field(
         min_length=1,
         description="Which strategies run (by name: "
@@ -118,6 +126,8 @@ class MagellanConfig:
     strategies: dict[str, StrategyConfig]
     metrics_port: int | None = None
     guard: GuardConfig = field(default_factory=GuardConfig)
+    web: WebConfig | None = None
+    notify: NotifyConfig | None = None
 
 
 def read_toml(path: Path) -> dict[str, Any]:
@@ -138,7 +148,11 @@ def validation_error(path: Path, exc: ValidationError) -> ConfigError:
     first = exc.errors()[0]
     field = ".".join(str(part) for part in first["loc"]) or "(top level)"
     reason = str(first["msg"]).removeprefix("Value error, ")
-    secret_ish = first["loc"][:1] == ("accounts",)
+    # Env-var NAME fields: a value typed there may be a pasted key, token or URL.
+    secret_ish = first["loc"][:1] == ("accounts",) or first["loc"][-1:] in (
+        ("token_env",),
+        ("urls_env",),
+    )
     if first["type"] == "extra_forbidden":
         reason = "unknown field"
     elif first["type"] == "string_pattern_mismatch" and secret_ish:
@@ -199,6 +213,8 @@ def load_config(path: str | Path) -> MagellanConfig:
         strategies=strategies,
         metrics_port=daemon.metrics_port,
         guard=daemon.guard,
+        web=daemon.web,
+        notify=daemon.notify,
     )
 
 

@@ -18,6 +18,8 @@ from pydantic.fields import FieldInfo
 from pydantic_core import PydanticUndefined
 
 from magellan_daemon.config import AccountConfig, GuardConfig, MagellanFile, StrategyEntry
+from magellan_daemon.notify.settings import NotifyConfig
+from magellan_daemon.web.settings import WebConfig
 from strategies.params import EmergencyStop, RiskLimits
 from strategies.registry import REGISTRY
 
@@ -30,6 +32,8 @@ SECTIONS: tuple[tuple[str, type[BaseModel]], ...] = (
     ("`magellan.toml` `[accounts.<name>]`", AccountConfig),
     ("`magellan.toml` `[strategies.<name>]`", StrategyEntry),
     ("`magellan.toml` `[guard]`", GuardConfig),
+    ("`magellan.toml` `[web]`", WebConfig),
+    ("`magellan.toml` `[notify]`", NotifyConfig),
     *(
         (f"`{kind.name}.toml` {table}".rstrip(), model)
         for kind in REGISTRY.values()

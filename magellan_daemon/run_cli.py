@@ -146,10 +146,12 @@ def run(args: argparse.Namespace) -> int:
     """Run until SIGTERM/SIGINT or ``--sim-until``; 0 on a clean stop, 2 on bad config."""
     configure_logging(args.log_format, level=args.log_level, stream=sys.stderr)
     from magellan_daemon.config import load_config, require_daemon_timeframes
+    from magellan_daemon.web.settings import web_token
 
     try:
         config = load_config(args.config)
         require_daemon_timeframes(config)
+        web_token(config.web, config.path)  # [web] off loopback needs its token set
     except ConfigError as exc:
         print(f"magellan run: config error: {exc}", file=sys.stderr)
         return 2

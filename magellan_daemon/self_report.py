@@ -32,12 +32,13 @@ class SelfReport:
 
     def __init__(self, daemon: Daemon) -> None:
         self._d = daemon
+        self.prices: dict[str, str] = {}  # symbol -> the broker's last price (the page reads it)
 
     async def loop(self) -> None:
         """Every 2 s (wall): the snapshot `magellan status` reads. Every ~10 s: the broker's
         positions, for prices and for the position watch."""
         d = self._d
-        prices: dict[str, str] = {}
+        prices = self.prices
         tick = 0
         while True:
             if tick % POSITION_EVERY == 0:

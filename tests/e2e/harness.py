@@ -265,6 +265,8 @@ def config_dir(tmp: Path, replace: dict[str, Edit | list[Edit]] | None = None) -
         for old, new in [edits] if isinstance(edits, tuple) else edits:
             assert old in text, f"{old!r} not in {source.name}"
             text = text.replace(old, new, 1)
+        # Any free port for the status page: tests run two at a time.
+        text = text.replace("[web]\nport = 8780\n", "[web]\nport = 0\n")
         (folder / source.name).write_text(text)
     return folder / "magellan.toml"
 

@@ -1,0 +1,195 @@
+"""The status page's data: an in-memory part read on the loop (mode, health, guard, jobs,
+prices: attribute reads only) and a ledger part read in a worker thread through a read-only
+connection. Nothing here writes or calls the broker's order endpoints."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import deque
+from datetime import date, datetime, timedelta
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from magellan_daemon.timefmt import NEW_YORK, iso, session_date
+from magellan_daemon.web import history, ledger_read
+
+if TYPE_CHECKING:
+    from magellan_daemon.app import Daemon
+    from strategies.session import Session
+
+log = logging.getLogger(__name__)
+HISTORY_SESSIONS = 30
+SAMPLE_SECONDS = 5.0  # wall seconds between two points of today's curve (at most one a minute)
+TODAY_POINTS = 1000
+
+
+class StatusView:
+    """Builds ``/api/status`` and ``/api/trades`` for one daemon."""
+
+    def __init__(self, daemon: Daemon, ledger_path: Path) -> None:
+        self._d = daemon
+        self._path = ledger_path
+        self._closes: dict[tuple[str, date], Decimal] = {}
+        self._closes_day: date | None = None
+        self._today: deque[tuple[str, str]] = deque(maxlen=TODAY_POINTS)
+        self._today_date: date | None = None
+
+    # -- the in-memory part (on the loop) -------------------------------------------------
+
+    def live(self) -> dict[str, Any]:
+        """What the daemon holds in memory: cheap attribute reads, no I/O."""
+        d = self._d
+        ok, reason = d.health()
+        return {
+            "mode": d.mode,
+            "health": {"ok": ok, "reason": reason},
+            "ready": d.ready.is_set(),
+            "now": iso(d.clock.now()),
+            "streams": {a: s.stats.connected for a, s in d.trade_streams.items()},
+            "entries_stopped": d.router.entries_stopped,
+            "guard": d.guard.describe(),
+            "next_jobs": [{"name": j.name, "when": iso(j.when)} for j in d.scheduler.planned()[:8]],
+            "strategies": sorted(d.runners),
+        }
+
+    def _prices(self) -> dict[str, Decimal]:
+        found = {}
+        for symbol, text in list(self._d.report.prices.items()):
+            try:
+                found[symbol] = Decimal(text)
+            except InvalidOperation:
+                continue
+        return found
+
+    def _sessions(self, now: datetime) -> list[Session]:
+        today = session_date(now)
+        book = self._d.sessions
+        return book.between(today - timedelta(days=HISTORY_SESSIONS * 2), today)[-HISTORY_SESSIONS:]
+
+    # -- the whole status ------------------------------------------------------------------
+
+    async def status(self) -> dict[str, Any]:
+        """``/api/status``: the in-memory part, then the ledger part off the loop."""
+        live = self.live()
+        now = self._d.clock.now()
+        prices = self._prices()
+        sessions = self._sessions(now)
+        names = sorted(self._d.runners)
+        book = await asyncio.to_thread(
+            self._read_book, now, prices, sessions, dict(self._closes), names
+        )
+        self._add_today_point(now, book["equity_now"])
+        status = {**live, **book}
+        status["equity_today"] = [{"t": t, "equity": e} for t, e in self._today]
+        return status
+
+    def _read_book(
+        self,
+        now: datetime,
+        prices: dict[str, Decimal],
+        sessions: list[Session],
+        closes: dict[tuple[str, date], Decimal],
+        names: list[str],
+    ) -> dict[str, Any]:
+        """The ledger part (in a worker thread: touches nothing of the daemon's)."""
+        today = session_date(now)
+        with ledger_read.read_only(self._path) as conn:
+            held = ledger_read.positions(conn)
+            orders = ledger_read.open_orders(conn)
+            pnl = ledger_read.pnl_on(conn, today)
+            halts = ledger_read.halts(conn)
+            signals = ledger_read.signals(conn)
+            fills = ledger_read.fills_until(conn, now)
+        for row in held:
+            price = prices.get(row["symbol"])
+            row["last_price"] = None if price is None else str(price)
+            row["unrealized_pl"] = (
+                None
+                if price is None
+                else str(
+                    (Decimal(row["qty"]) * (price - Decimal(row["avg_entry_price"]))).quantize(
+                        Decimal("0.01")
+                    )
+                )
+            )
+        pnl_today = {name: pnl.get(name, "0") for name in sorted({*names, *pnl})}
+        curve = history.session_equity(fills, sessions, closes, now, prices)
+        return {
+            "positions": held,
+            "open_orders": orders,
+            "pnl_today": pnl_today,
+            "halts": halts,
+            "signals": signals,
+            "equity_sessions": [
+                {"date": session_date(p.t).isoformat(), "equity": _money(p.equity)} for p in curve
+            ],
+            "equity_now": _money(history.equity_now(fills, prices)),
+        }
+
+    def _add_today_point(self, now: datetime, equity: str) -> None:
+        """One point a minute (virtual) for today's curve; a new day starts a new curve."""
+        today = session_date(now)
+        if today != self._today_date:
+            self._today.clear()
+            self._today_date = today
+        stamp = iso(now.replace(second=0, microsecond=0))
+        if self._today and self._today[-1][0] == stamp:
+            self._today[-1] = (stamp, equity)
+        else:
+            self._today.append((stamp, equity))
+
+    async def trades(self, day: date) -> dict[str, Any]:
+        """``/api/trades?date=``: the fills and round trips of one New York date."""
+        with_conn = ledger_read.trades_on
+
+        def read() -> dict[str, Any]:
+            with ledger_read.read_only(self._path) as conn:
+                return with_conn(conn, day)
+
+        return await asyncio.to_thread(read)
+
+    # -- background: today's curve, the daily closes -----------------------------------------
+
+    async def sample_forever(self) -> None:
+        """Keep today's curve going when nobody looks, and the daily closes that mark the
+        past sessions fresh (one bars request a day)."""
+        while True:
+            try:
+                await self._refresh_closes()
+                await self.status()
+            except Exception as exc:  # the page goes stale; trading is not concerned
+                log.warning("status page: could not refresh its view: %s", exc)
+            await asyncio.sleep(SAMPLE_SECONDS)
+
+    async def _refresh_closes(self) -> None:
+        d = self._d
+        now = d.clock.now()
+        today = session_date(now)
+        if self._closes_day == today or not d.brokers:
+            return
+        sessions = self._sessions(now)
+        if not sessions:
+            return
+        start = sessions[0].open
+
+        def symbols() -> list[str]:
+            with ledger_read.read_only(self._path) as conn:
+                return sorted({f["symbol"] for f in ledger_read.fills_until(conn, now)})
+
+        wanted = await asyncio.to_thread(symbols)
+        self._closes_day = today
+        if not wanted:
+            return
+        broker = next(iter(d.brokers.values()))
+        found = await broker.bars(wanted, "1Day", start - timedelta(days=1), now)
+        self._closes = {
+            (bar.symbol, bar.t.astimezone(NEW_YORK).date()): Decimal(str(bar.close))
+            for rows in found.values()
+            for bar in rows
+        }
+
+
+def _money(value: Decimal) -> str:
+    return str(value.quantize(Decimal("0.01")))

@@ -1,0 +1,47 @@
+"""The status page's HTTP layer on a real (not started) daemon and its real ledger: GET
+only, the bearer token when one is set, and answers shaped as the README says."""
+
+from __future__ import annotations
+
+import aiohttp
+
+from magellan_daemon.ledger.store import LEDGER_FILE
+from magellan_daemon.web.server import StatusServer
+from magellan_daemon.web.settings import WebConfig
+from magellan_daemon.web.view import StatusView
+
+TOKEN = "page-token-0123456789abcdef"
+
+
+async def test_with_a_token_every_request_carries_it_and_nothing_writes(daemon) -> None:
+    view = StatusView(daemon, daemon.state_dir / LEDGER_FILE)
+    config = WebConfig(port=0, bind="127.0.0.1", token_env="MAGELLAN_WEB_TOKEN")
+    server = StatusServer(view, config, TOKEN)
+    url = await server.start()
+    good = {"Authorization": f"Bearer {TOKEN}"}
+    try:
+        async with aiohttp.ClientSession() as http:
+            for path in ("", "api/status", "static/app.js", "api/trades?date=2024-11-29"):
+                async with http.get(url + path) as r:
+                    assert r.status == 401, path
+                async with http.get(url + path, headers={"Authorization": "Bearer nope"}) as r:
+                    assert r.status == 401, path
+                async with http.get(url + path, headers=good) as r:
+                    assert r.status == 200, path
+            async with http.get(url + "api/status", headers=good) as r:
+                status = await r.json()
+                assert r.headers["Content-Security-Policy"].startswith("default-src 'self'")
+            for method in ("POST", "PUT", "DELETE"):
+                async with http.request(method, url + "api/status", headers=good) as r:
+                    assert r.status == 405, method
+            async with http.get(url + "api/trades?date=yesterday", headers=good) as r:
+                assert r.status == 400
+            async with http.get(url + "api/trades?date=2024-11-29", headers=good) as r:
+                trades = await r.json()
+    finally:
+        await server.stop()
+    assert status["mode"] == "paper"
+    assert set(status["health"]) == {"ok", "reason"}
+    assert status["positions"] == [] and status["open_orders"] == []
+    assert set(status["pnl_today"]) == set(daemon.runners)
+    assert trades == {"date": "2024-11-29", "fills": [], "closed_trades": []}

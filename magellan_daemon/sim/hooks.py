@@ -7,7 +7,8 @@ by event and ``client_order_id``. When it matches it is *hit*: its ``faults`` ar
 (before the core handles the request, or once the answer is ready, per ``when``), waiters
 are woken, and a request may be *held* there for up to ``hold_seconds`` wall seconds (until
 released), so a harness can SIGKILL the client while the request is in flight. A
-trade-update hook is hit once the frame has been written to the socket.
+trade-update hook is hit as its frame is written to the socket (just before the write, so
+a callback that kills the client lands before the client can act on the frame).
 
 Hooks are one-shot by default (``times``); they never change how the exchange judges an
 order, only when the faults the test asked for begin.
@@ -217,7 +218,7 @@ class Hooks:
         return None
 
     def on_trade_frame_sent(self, frame: bytes) -> None:
-        """A trade-update frame has been written to a socket: hit a matching hook."""
+        """A trade-update frame is being written to a socket: hit a matching hook."""
         if not self.wants_trade_frames():
             return
         try:

@@ -44,7 +44,9 @@ class _Connection:
     # the silent_* fault: while it returns True nothing is sent (and nothing kept for later)
     muted: Callable[[], bool] = lambda: False
     held: bytes | None = None  # a frame the reorder fault sends after the next one
-    sent: Callable[[bytes], None] | None = None  # told of each frame once it is written
+    # told of each frame as it is written (before the write: a hook's callback that kills
+    # the client lands before the client can act on the frame)
+    sent: Callable[[bytes], None] | None = None
 
     def put(self, frame: bytes) -> None:
         """Queue ``frame``, then the frame held back for after it, if any."""
@@ -61,12 +63,12 @@ class _Connection:
         while (frame := await self.outbox.get()) is not None:
             if self.ws.closed:
                 return
+            if self.sent is not None:
+                self.sent(frame)
             try:
                 await self.ws.send_bytes(frame)
             except (ConnectionError, RuntimeError):
                 return
-            if self.sent is not None:
-                self.sent(frame)
         await self.ws.close()
 
 

@@ -1,5 +1,6 @@
 """Hooks as a client sees them (``/sim/hooks``): faults that begin at the first matching
-request, a request held at the hook while the test acts, and a hook on a trade update."""
+request, a request held at the hook while the test acts, and a hook on a trade update
+(the frame still reaches the client)."""
 
 from __future__ import annotations
 
@@ -73,7 +74,7 @@ async def test_a_request_is_held_at_the_hook_until_released(sim) -> None:
     assert order.client_order_id == "held-entry" and not hook.holding
 
 
-async def test_a_trade_update_hook_is_hit_once_the_fill_frame_is_written(sim) -> None:
+async def test_a_trade_update_hook_is_hit_as_the_fill_frame_is_written(sim) -> None:
     await sim.step_to(sim.session_open)
     await arm(
         sim, name="fill", kind="trade_update", event="fill|partial_fill", client_order_id="-entry"

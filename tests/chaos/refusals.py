@@ -9,7 +9,8 @@ starts refusing the next N orders (or replaces) from that request on. The points
 
 - entry resting: from the moment the entry order is accepted (it rests until the next
   minute's bar fills it): the protective stop, and whatever follows, are refused;
-- stop placement: the protective stop's placement and what follows;
+- stop placement: the protective stop's placement and what follows, on a session whose
+  next bar trades through the stop level (then the strategy's market exit meets the rest);
 - stop replacement after a scale-out: the resize of the stop at TP1 (PATCH), N times;
 - time-stop exit: the sell of the 30-minute time stop and what follows;
 - EOD exit: the 15:55 sell and what follows, into the close;
@@ -58,7 +59,7 @@ POINTS = (
         "10:50",
         {"path": ORDERS, "client_order_id": "-entry", "when": "after"},
     ),
-    Point("stop placement", "scale_out", "10:50", {"path": ORDERS, "client_order_id": "-ps-"}),
+    Point("stop placement", "dip", "10:50", {"path": ORDERS, "client_order_id": "-ps-"}),
     Point(
         "stop replacement after a scale-out",
         "scale_out",

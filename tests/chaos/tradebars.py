@@ -8,6 +8,9 @@ so every order of a refusal scenario belongs to the one trade it aims at. Two sh
 - ``scale_out``: cut at 11:00 ET; after the entry a bar reaches TP1 (the scale-out, and the
   protective stop's resize), then the price stays between TP1 and TP2 and above the stop
   until the 30-minute time stop sells the rest.
+- ``dip``: ``scale_out``, but the bar after the entry's fill trades through the stop level
+  and closes back at the entry price: a stop that rests fills there; without one, the
+  strategy must sell at market (the sequence of issue 17's MULN day).
 - ``late``: cut at 15:24 ET; after the entry the price stays flat, so the 15:55 end-of-day
   exit comes before the time stop (about 15:58).
 
@@ -34,6 +37,7 @@ OPEN = datetime(2024, 12, 5, 14, 30, tzinfo=UTC)
 CLOSE = datetime(2024, 12, 5, 21, 0, tzinfo=UTC)
 CUTS = {
     "scale_out": datetime(2024, 12, 5, 16, 0, tzinfo=UTC),  # 11:00 ET
+    "dip": datetime(2024, 12, 5, 16, 0, tzinfo=UTC),
     "late": datetime(2024, 12, 5, 20, 24, tzinfo=UTC),  # 15:24 ET
 }
 
@@ -87,6 +91,8 @@ def _path(cut: datetime, so: float, high: float, last: float, big: int, shape: s
     # TP1 = entry + 0.5 x (session high - entry); TP2 = the session high
     above_tp1 = entry + 0.7 * (high - entry)
     bars += [flat(m, entry) for m in range(3, 7)]
+    if shape == "dip":  # the entry fills at minute 4's bar; minute 5 goes through the stop
+        bars[4] = row(5, entry, entry, 0.74 * so, entry, big // 50)
     bars.append(row(7, entry, entry + 0.8 * (high - entry), entry, above_tp1, big // 50))
     return bars + [flat(m, above_tp1) for m in range(8, minutes)]
 

@@ -64,7 +64,7 @@ def shaped_trade_bars(real: Path, tmp: Path, shape: str) -> Path:
     last = float(session[-1][4])
     big = 100 * max(int(r[5]) for r in session)
     merged = sorted(kept + _path(cut, so, high, last, big, shape), key=lambda r: r[0])
-    with gzip.open(out / "1Min" / f"{SYMBOL}.csv.gz", "wt", newline="") as handle:
+    with gzip.open(out / "1Min" / f"{SYMBOL}.csv.gz", "wt", 1, newline="") as handle:
         writer = csv.writer(handle, lineterminator="\n")
         writer.writerow(header)
         writer.writerows(merged)
@@ -102,9 +102,11 @@ LIVES = ("scale_out", "tp2", "stop_out", "late")
 ET_OFFSET = timedelta(hours=5)  # the busy days are in December: New York is UTC-5
 
 
-def busy_bars(real: Path, tmp: Path, days: tuple[str, ...]) -> Path:
-    """A bars dir like ``real`` whose ``BUSY_SYMBOLS`` trade two shaped Bear Trap trades on
-    each of ``days`` (New York dates in winter)."""
+def busy_bars(
+    real: Path, tmp: Path, days: tuple[str, ...], symbols: tuple[str, ...] = BUSY_SYMBOLS
+) -> Path:
+    """A bars dir like ``real`` whose ``symbols`` (of ``BUSY_SYMBOLS``) trade two shaped
+    Bear Trap trades on each of ``days`` (New York dates in winter)."""
     out = tmp / f"bars-busy-{'-'.join(days)}"
     if out.exists():
         return out
@@ -112,15 +114,16 @@ def busy_bars(real: Path, tmp: Path, days: tuple[str, ...]) -> Path:
         (out / timeframe).mkdir(parents=True, exist_ok=True)
         for source in (real / timeframe).glob("*.csv.gz"):
             name = source.name.removesuffix(".csv.gz")
-            if not (timeframe == "1Min" and name in BUSY_SYMBOLS):
+            if not (timeframe == "1Min" and name in symbols):
                 (out / timeframe / source.name).symlink_to(source)
-    for index, symbol in enumerate(BUSY_SYMBOLS):
+    for symbol in symbols:
+        index = BUSY_SYMBOLS.index(symbol)  # its slots, whatever else is shaped
         with gzip.open(real / "1Min" / f"{symbol}.csv.gz", "rt", newline="") as handle:
             rows = list(csv.reader(handle))
         header, body = rows[0], rows[1:]
         for number, day in enumerate(days):
             body = _busy_session(body, day, index, number)
-        with gzip.open(out / "1Min" / f"{symbol}.csv.gz", "wt", newline="") as handle:
+        with gzip.open(out / "1Min" / f"{symbol}.csv.gz", "wt", 1, newline="") as handle:
             writer = csv.writer(handle, lineterminator="\n")
             writer.writerow(header)
             writer.writerows(sorted(body, key=lambda r: r[0]))
@@ -140,8 +143,11 @@ def _busy_session(body: list[list[str]], day: str, index: int, number: int) -> l
         if second == "late"
         else timedelta(hours=13, minutes=15 * index)
     )
-    kept = [r for r in body if not (cut1 < _t(r[0]) <= closing.replace(hour=23, minute=59))]
-    session = [r for r in kept if opening <= _t(r[0]) <= cut1]
+    # ISO timestamps in UTC compare as text: no parsing of a whole history per day
+    start, cut_text = _iso(opening), _iso(cut1)
+    day_end = _iso(closing.replace(hour=23, minute=59))
+    kept = [r for r in body if not (cut_text < r[0] <= day_end)]
+    session = [r for r in kept if start <= r[0] <= cut_text]
     if not session:
         return body  # no bars that day: nothing to shape
     so = float(session[0][1])
@@ -202,6 +208,10 @@ class _Walk:
             beyond = entry + 0.9 * (high - entry)
             self.bar(above_tp1, high * 1.002, above_tp1, beyond, self.big // 50)
         self.flat(35)
+
+
+def _iso(t: datetime) -> str:
+    return t.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _t(text: str) -> datetime:

@@ -26,9 +26,12 @@ fmt: $(STAMP)
 test: lint
 	$(BIN)/pytest -q -n 2 --dist loadfile
 
-# The long chaos run: seeded scenarios (faults, SIGKILLs, restarts), bad-input fuzzing and a
-# soak, then one table. Repeat one scenario with CHAOS_ARGS="--seed N --scenarios 1".
-CHAOS_ARGS ?= --seed 1 --scenarios 10 --fuzz-examples 300 --soak-days 5
+# The long chaos run: refusal sequences, busy and real-bar scenarios (faults, aimed SIGKILLs,
+# restarts), the model-based exit test, bad-input fuzzing and a soak, then one table. Repeat
+# one scenario with e.g. CHAOS_ARGS="--scenarios 0 --busy-scenarios 0 --refusal-point EOD
+# --refusal-n 3 --model-examples 0 --fuzz-examples 0 --soak-days 0 --keep" (README "Reliability").
+CHAOS_ARGS ?= --seed 1 --scenarios 4 --busy-scenarios 7 --refusals alternate --model-examples 2000 \
+	--fuzz-examples 300 --soak-days 5
 chaos: $(STAMP)
 	$(BIN)/python -m tests.chaos.run $(CHAOS_ARGS)
 

@@ -24,6 +24,7 @@ from aiohttp import web
 from magellan_daemon.sim.auth import Credentials
 from magellan_daemon.sim.errors import SimError
 from magellan_daemon.sim.exchange import Exchange
+from magellan_daemon.sim.hooks import Hook, Hooks, hook_from_json
 from magellan_daemon.sim.params import parse_json_body, to_datetime, to_decimal
 from magellan_daemon.sim.ratelimit import RateDecision, RateLimiter
 from magellan_daemon.sim.rest import ACCOUNT_KEY, RestRoutes, json_response
@@ -87,10 +88,12 @@ class SimServer:
         self._requested_port = port
         self._credentials = Credentials(key, secret)
         self._limiter = RateLimiter(rate_limit)
+        self.hooks = Hooks(exchange.faults, exchange.clock.now)
         self._hub = StreamHub(
             self._credentials,
             exchange.stream_bar,
             StreamFaults(exchange.faults, exchange.clock.now),
+            on_trade_frame_sent=self.hooks.on_trade_frame_sent,
         )
         self._fault_rng = random.Random(exchange.faults.seed)
         self._fault_seed = exchange.faults.seed
@@ -155,6 +158,7 @@ class SimServer:
                 _error_middleware,
                 self._fault_middleware,
                 self._auth_middleware,
+                self._hook_middleware,
                 self._rate_limit_middleware,
             ],
             client_max_size=MAX_BODY,
@@ -168,6 +172,11 @@ class SimServer:
         app.router.add_post("/sim/clock", self._post_clock)
         app.router.add_get("/sim/faults", self._get_faults)
         app.router.add_post("/sim/faults", self._post_faults)
+        app.router.add_get("/sim/hooks", self._get_hooks)
+        app.router.add_post("/sim/hooks", self._post_hooks)
+        app.router.add_delete("/sim/hooks", self._delete_hooks)
+        app.router.add_get("/sim/hooks/{name}", self._get_hook)
+        app.router.add_post("/sim/hooks/{name}/release", self._release_hook)
         app.on_response_prepare.append(_add_rate_headers)
         return app
 
@@ -254,6 +263,43 @@ class SimServer:
         return await handler(request)
 
     @web.middleware
+    async def _hook_middleware(self, request: web.Request, handler: Handler) -> Any:
+        """The armed hooks (``sim.hooks``): hit before the core handles the request or
+        once its answer is ready, each maybe holding the request there for a while."""
+        if not _is_rest(request) or not self.hooks.wants_requests():
+            return await handler(request)
+        cid = await self._client_order_id(request)
+        hook = self.hooks.match_request(request.method, request.path, cid, "before")
+        if hook is not None:
+            await self.hooks.hold(hook)
+        response = await handler(request)
+        hook = self.hooks.match_request(request.method, request.path, cid, "after")
+        if hook is not None:
+            await self.hooks.hold(hook)
+        return response
+
+    async def _client_order_id(self, request: web.Request) -> str | None:
+        """The client_order_id of the order a request carries (POST) or names (by id)."""
+        if request.method == "POST" and request.path == "/v2/orders":
+            try:
+                body = orjson.loads(await request.read() or b"{}")
+            except orjson.JSONDecodeError:
+                return None
+            cid = body.get("client_order_id") if isinstance(body, dict) else None
+            return cid if isinstance(cid, str) else None
+        if "client_order_id" in request.query:
+            return request.query["client_order_id"]
+        order_id = request.match_info.get("order_id")
+        if order_id is None:
+            return None
+        try:
+            order = self.exchange.get_order(request[ACCOUNT_KEY], order_id)
+        except SimError:
+            return None
+        cid = order.get("client_order_id")
+        return cid if isinstance(cid, str) else None
+
+    @web.middleware
     async def _rate_limit_middleware(self, request: web.Request, handler: Handler) -> Any:
         """Per key and API (trading vs market data), N requests per rolling wall minute."""
         if not _is_rest(request):
@@ -322,6 +368,52 @@ class SimServer:
             self._reseed_faults()
         await self._apply_drop_faults()
         return json_response(self.exchange.faults.as_dict())
+
+    async def _get_hooks(self, request: web.Request) -> web.Response:
+        """GET /sim/hooks: every hook with its hits."""
+        return json_response([h.as_dict() for h in self.hooks.all()])
+
+    async def _post_hooks(self, request: web.Request) -> web.Response:
+        """POST /sim/hooks {name, kind, method, path, client_order_id, event, when,
+        hold_seconds, faults, times}: arm a hook (422 names a bad field)."""
+        try:
+            body = orjson.loads(await request.read() or b"{}")
+        except orjson.JSONDecodeError as exc:
+            raise SimError(400, 40010000, "malformed request body: invalid JSON") from exc
+        if not isinstance(body, dict):
+            raise SimError(400, 40010000, "malformed request body: expected a JSON object")
+        try:
+            hook = hook_from_json(body)
+        except ValueError as exc:
+            raise SimError(422, 40010001, str(exc)) from exc
+        return json_response(self.hooks.arm(hook).as_dict())
+
+    async def _delete_hooks(self, request: web.Request) -> web.Response:
+        """DELETE /sim/hooks: release and forget every hook."""
+        self.hooks.clear()
+        return json_response([])
+
+    async def _get_hook(self, request: web.Request) -> web.Response:
+        """GET /sim/hooks/{name}[?wait=SECONDS]: the hook, after waiting (wall seconds, at
+        most 60) for its first hit when ``wait`` is given."""
+        hook = self._named_hook(request)
+        wait = to_decimal(request.query.get("wait"), "wait", positive=False)
+        if wait is not None:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(hook.wait_hit(), min(float(wait), 60.0))
+        return json_response(hook.as_dict())
+
+    async def _release_hook(self, request: web.Request) -> web.Response:
+        """POST /sim/hooks/{name}/release: let the request held at the hook go on."""
+        hook = self._named_hook(request)
+        hook.release()
+        return json_response(hook.as_dict())
+
+    def _named_hook(self, request: web.Request) -> Hook:
+        hook = self.hooks.get(request.match_info["name"])
+        if hook is None:
+            raise SimError(404, 40410000, "hook not found")
+        return hook
 
     # -- background tasks ------------------------------------------------------------------
 

@@ -44,6 +44,9 @@ class _Connection:
     # the silent_* fault: while it returns True nothing is sent (and nothing kept for later)
     muted: Callable[[], bool] = lambda: False
     held: bytes | None = None  # a frame the reorder fault sends after the next one
+    # told of each frame as it is written (before the write: a hook's callback that kills
+    # the client lands before the client can act on the frame)
+    sent: Callable[[bytes], None] | None = None
 
     def put(self, frame: bytes) -> None:
         """Queue ``frame``, then the frame held back for after it, if any."""
@@ -60,6 +63,8 @@ class _Connection:
         while (frame := await self.outbox.get()) is not None:
             if self.ws.closed:
                 return
+            if self.sent is not None:
+                self.sent(frame)
             try:
                 await self.ws.send_bytes(frame)
             except (ConnectionError, RuntimeError):
@@ -133,10 +138,12 @@ class StreamHub:
         credentials: Credentials,
         stream_bar: Callable[[SimBar], dict],
         faults: StreamFaults,
+        on_trade_frame_sent: Callable[[bytes], None] | None = None,
     ) -> None:
         self._credentials = credentials
         self._stream_bar = stream_bar
         self.faults = faults
+        self._on_trade_frame_sent = on_trade_frame_sent
         # dicts, not sets: fan-out in connection order keeps seeded fault draws reproducible
         self._trade: dict[_TradeConnection, None] = {}
         self._data: dict[_DataConnection, None] = {}
@@ -234,7 +241,9 @@ class StreamHub:
         """GET /stream: no greeting; auth, then listen; events as binary JSON frames."""
         ws = web.WebSocketResponse(max_msg_size=MAX_FRAME, autoping=True)
         await ws.prepare(request)
-        conn = _TradeConnection(ws=ws, muted=self.faults.trade_silent)
+        conn = _TradeConnection(
+            ws=ws, muted=self.faults.trade_silent, sent=self._on_trade_frame_sent
+        )
         self._trade[conn] = None
         writer = asyncio.create_task(conn.write_loop())
         try:

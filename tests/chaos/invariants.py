@@ -260,6 +260,51 @@ def bear_trap_flat_after_close(broker: BrokerView, daemon: Daemon) -> list[str]:
     return problems
 
 
+def broker_flat(broker: BrokerView) -> list[str]:
+    """Nothing held at the broker (after the close, when only intraday strategies trade)."""
+    return [
+        f"{qty} {symbol} held at the broker after the close"
+        for symbol, qty in sorted(broker.positions.items())
+    ]
+
+
+def refusals_logged(daemon: Daemon) -> list[str]:
+    """Every refused or rejected order that protects or reduces a position (a sell: the
+    strategies are long only), and every refused replace of a protective stop, has a
+    WARNING (or louder) line naming its ``client_order_id``; a refusal the broker gave a
+    reason for (a 403's message) has that reason in the line."""
+    loud = [
+        line
+        for line in daemon.log_text().splitlines()
+        if " WARNING " in line or " ERROR " in line or " CRITICAL " in line
+    ]
+    problems = []
+    refused = daemon.query(
+        "SELECT o.client_order_id AS cid, o.leg AS leg, e.event AS event, e.detail AS detail "
+        "FROM order_events e JOIN orders o ON o.client_order_id = e.client_order_id "
+        "WHERE o.side = 'sell' AND (e.to_status = 'rejected' OR e.event = 'order_replace_rejected')"
+    )
+    for row in refused:
+        cid, reason = row["cid"], (row["detail"] or "").strip()
+        lines = [line for line in loud if cid in line]
+        if not lines:
+            problems.append(
+                f"refusal of {cid} ({row['leg']}, {row['event']}) not logged at WARNING"
+            )
+        elif reason and not any(_reason_in(reason, line) for line in lines):
+            problems.append(
+                f"refusal of {cid} logged at WARNING without the broker's reason {reason!r}"
+            )
+    return problems
+
+
+def _reason_in(reason: str, line: str) -> bool:
+    """Whether the broker's reason is in the log line (the message, not the exception's
+    class name around it)."""
+    message = re.sub(r"^[A-Za-z]+(Error|Rejected|Exception)?:\s*", "", reason)
+    return message[:60] in line or reason[:60] in line
+
+
 def no_entry_while_halted(
     broker: BrokerView, daemon: Daemon, halts: list[tuple[str, datetime, datetime]]
 ) -> list[str]:

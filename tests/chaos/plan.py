@@ -11,6 +11,7 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from decimal import Decimal
 from typing import Any
 
 from tests.e2e.harness import ny
@@ -66,7 +67,21 @@ WINDOWS = (
     ),
 )
 
+# Busy windows (tests/chaos/tradebars.py ``busy_bars``): two sessions on days when no shared
+# symbol trades a Bear Trap entry, each made to carry sixteen shaped Bear Trap trades.
+BUSY_WINDOWS = (
+    ("2024-12-05", "2024-12-06"),
+    ("2024-12-10", "2024-12-11"),
+    ("2024-12-12", "2024-12-13"),
+    ("2024-12-16", "2024-12-17"),
+    ("2024-12-20", "2024-12-23"),
+)
+
+BUSY_RATE_LIMIT = 1200
+BUSY_CASH = 400_000
+
 KILL_POINTS = ("random", "submission", "fill", "reconciliation", "stop replace")
+REQUEST_POINTS = ("submission", "reconciliation", "stop replace")
 LATEST_KILL = "15:20"  # the daemon is up through Bear Trap's 15:55 exit and the close
 
 
@@ -75,8 +90,9 @@ class Step:
     """One thing that happens at a virtual instant of the plan."""
 
     at: datetime
-    action: str  # "faults", "clear", "kill", "halt", "resume"
+    action: str  # "faults", "clear", "kill", "halt", "resume", "hook"
     faults: dict[str, Any] = field(default_factory=dict)
+    hook: dict[str, Any] = field(default_factory=dict)  # "hook": POST /sim/hooks's body
     kinds: tuple[str, ...] = ()  # the fault kinds this step injects (for the table)
     kill_point: str = ""
     downtime: timedelta = timedelta(0)
@@ -91,6 +107,15 @@ class Plan:
     window: Window
     exchange_options: dict[str, Any]
     steps: tuple[Step, ...]
+    label: str = ""  # what the table calls it (default: the window)
+    config: str = "chaos"  # "chaos", "busy" (more Bear Trap room) or "bear_trap" (it alone)
+    bars_shape: str = ""  # "busy", a shaped trade (tests/chaos/tradebars.py), or real bars
+    refusals: int = 0  # consecutive refusals the plan arms (each may cost a bar of cover)
+    fast: tuple[datetime, datetime] | None = None  # a quiet stretch run at FAST_SPEED
+    # Alpaca's 200 requests per minute, per *wall* minute here: at 1000x a busy day's
+    # orders would meet it a thousand times sooner than at Alpaca (then, per virtual
+    # minute, it is still far below Alpaca's).
+    rate_limit: int = 200
 
 
 def _episode(rng: random.Random) -> tuple[dict[str, Any], tuple[str, ...]]:
@@ -140,10 +165,36 @@ def _instants(rng: random.Random, session: Session, count: int, latest: str) -> 
     )
 
 
-def make_plan(seed: int, *, episodes_per_session: int = 6, kills_per_session: int = 2) -> Plan:
+def make_busy_plan(seed: int) -> Plan:
+    """A busy scenario: the timeline of ``make_plan(seed)`` over a busy window's two whole
+    sessions, where sixteen shaped Bear Trap trades a day meet its faults and kills."""
+    days = BUSY_WINDOWS[seed % len(BUSY_WINDOWS)]
+    window = Window(f"busy {days[0]}", tuple(Session(day, "09:50", "16:12") for day in days))
+    plan = make_plan(seed, window=window)
+    # cash for the other strategies' holdings and several Bear Trap positions at once
+    options = {**plan.exchange_options, "cash": Decimal(BUSY_CASH)}
+    return Plan(
+        seed,
+        window,
+        options,
+        plan.steps,
+        label=window.name,
+        config="busy",
+        bars_shape="busy",
+        rate_limit=BUSY_RATE_LIMIT,
+    )
+
+
+def make_plan(
+    seed: int,
+    *,
+    episodes_per_session: int = 6,
+    kills_per_session: int = 2,
+    window: Window | None = None,
+) -> Plan:
     """The scenario of ``seed``: its window, the simulator's latencies, and the timeline."""
     rng = random.Random(seed)
-    window = WINDOWS[seed % len(WINDOWS)]
+    window = window or WINDOWS[seed % len(WINDOWS)]
     options = {
         "cancel_latency": rng.choice((2.0, 20.0, 60.0)),
         "replace_latency": rng.choice((2.0, 20.0, 60.0)),
@@ -157,7 +208,9 @@ def make_plan(seed: int, *, episodes_per_session: int = 6, kills_per_session: in
         for at in _instants(rng, session, kills_per_session, LATEST_KILL):
             point = rng.choice(KILL_POINTS)
             downtime = timedelta(seconds=rng.choice((0, 30, 120, 300)))
-            steps.append(Step(at, "kill", kill_point=point, downtime=downtime))
+            # a request is killed in flight before the broker acts on it, or after
+            hook = {"when": rng.choice(("before", "after"))} if point in REQUEST_POINTS else {}
+            steps.append(Step(at, "kill", kill_point=point, downtime=downtime, hook=hook))
         if rng.random() < 0.5:
             (at,) = _instants(rng, session, 1, "15:00")
             strategy = rng.choice(("bear_trap", "hourly_swing"))

@@ -3,6 +3,13 @@ the strict simulator on virtual time over real bars, with the plan's faults inje
 ``POST /sim/faults``, SIGKILLs at the plan's kill points each followed by a restart, and
 operator halts through the ``magellan halt``/``resume`` CLI. The invariants are checked while
 it runs (Bear Trap's stop), at each virtual close, and after a clean stop at the end.
+
+An aimed kill arms a simulator hook (``POST /sim/hooks``) for the request or trade update it
+aims at; the hook's callback SIGKILLs the daemon at the instant the simulator receives that
+request (held there, in flight, until the daemon is dead) or has written that fill frame.
+It *landed* when the request was in flight at the kill, or the fill was not yet in the
+ledger when the daemon died; a hook never hit before the deadline is a kill at a random
+point instead, counted as aimed and not landed.
 """
 
 from __future__ import annotations
@@ -18,10 +25,22 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
+from magellan_daemon.sim.hooks import Hook
 from tests.chaos import invariants
 from tests.chaos.invariants import BrokerView
 from tests.chaos.plan import Plan, Step
-from tests.e2e.harness import REPO, SAFETY_TIMEOUT, SPEED, Daemon, Edit, Sim, config_dir, ny
+from tests.chaos.tradebars import busy_bars, shaped_trade_bars
+from tests.e2e.harness import (
+    REPO,
+    SAFETY_TIMEOUT,
+    SPEED,
+    Daemon,
+    Edit,
+    Sim,
+    config_dir,
+    ny,
+    only,
+)
 
 CLEAR = {
     "http_error_rate": 0.0,
@@ -44,7 +63,16 @@ SETTLE_SPEED = 20.0  # virtual seconds per wall second while the ledger catches 
 SETTLE_WALL = 45.0  # wall seconds the ledger gets to converge on the broker after the faults
 HALT_SLACK = timedelta(seconds=5)  # an entry past its gates just before the halt may still go
 STOP_ALLOWANCE = timedelta(minutes=4)  # see Scenario._stop_allowance
-POLL = 0.01  # wall seconds between the watcher's looks at the kill triggers
+POLL = 0.01  # wall seconds between the watcher's looks at the ledger's fills
+FAST_SPEED = 4000.0  # virtual seconds per wall second through a plan's quiet stretch
+KILL_HOLD = 20.0  # wall seconds a hooked request may be held (the kill comes at its hit)
+# The hook each aimed kill point arms (its "when" comes from the plan for requests).
+KILL_HOOKS: dict[str, dict[str, object]] = {
+    "submission": {"method": "POST", "path": "^/v2/orders$"},
+    "stop replace": {"method": "PATCH", "client_order_id": "-ps-"},
+    "reconciliation": {"method": "GET", "path": "^/v2/account/activities"},
+    "fill": {"kind": "trade_update", "event": "fill|partial_fill"},
+}
 
 
 @dataclass
@@ -56,6 +84,10 @@ class Outcome:
     orders: int = 0
     faults: Counter[str] = field(default_factory=Counter)
     kills: Counter[str] = field(default_factory=Counter)
+    aimed: Counter[str] = field(default_factory=Counter)  # aimed kills, by point
+    landed: Counter[str] = field(default_factory=Counter)  # of those, landed where aimed
+    refusals: int = 0  # refusal sequences armed
+    refusals_reached: int = 0  # of those, whose point the trade reached (the hook was hit)
     violations: list[str] = field(default_factory=list)
     wall_seconds: float = 0.0
 
@@ -75,15 +107,25 @@ class Scenario:
         self._up: list[tuple[datetime, datetime]] = []  # READY to kill/stop, virtual time
         self._known: dict[tuple[str, Decimal], datetime] = {}  # fill -> when the ledger had it
         self._killed = asyncio.Event()
-        self._trigger: str | None = None  # the armed kill point, watched while time runs
+        self._pending_downtime = timedelta(0)
+        self._kill_hook: Hook | None = None  # the aimed kill's hook, until it is settled
+        self._kill_point = ""
+        self._refusal_hook: Hook | None = None
 
     async def run(self) -> Outcome:
         """Run the whole plan; the outcome lists every invariant violation seen."""
         loop = asyncio.get_running_loop()
         began = loop.time()
         first = self.plan.window.sessions[0].begin
-        self.config = config_dir(self.workdir, _chaos_config())
-        async with Sim(self.bars_dir, first, **self.plan.exchange_options) as sim:
+        self.config = config_dir(self.workdir, CONFIGS[self.plan.config]())
+        bars = self.bars_dir
+        if self.plan.bars_shape == "busy":
+            days = tuple(s.day for s in self.plan.window.sessions)
+            bars = busy_bars(self.bars_dir, self.workdir, days)
+        elif self.plan.bars_shape:
+            bars = shaped_trade_bars(self.bars_dir, self.workdir, self.plan.bars_shape)
+        options = self.plan.exchange_options
+        async with Sim(bars, first, rate_limit=self.plan.rate_limit, **options) as sim:
             self.sim = sim
             self.daemon = Daemon(
                 self.config, self.workdir / "state", sim.url, self.workdir / "daemon.log"
@@ -115,10 +157,25 @@ class Scenario:
             await self._advance(session.finish)
 
     async def _advance(self, t: datetime) -> None:
-        """Run virtual time to ``t`` at the scenario's speed; a kill by the watcher on the way
-        is followed by the plan's downtime and a restart, then time runs on to ``t``."""
+        """Run virtual time to ``t`` (through the plan's quiet stretch at ``FAST_SPEED``)."""
+        fast = self.plan.fast
+        if fast is not None:
+            for edge in fast:
+                if self.sim.clock.now() < edge < t:
+                    await self._advance_at(edge)
+        await self._advance_at(t)
+
+    def _speed_now(self) -> float:
+        fast = self.plan.fast
+        if fast is not None and fast[0] <= self.sim.clock.now() < fast[1]:
+            return FAST_SPEED
+        return self.speed
+
+    async def _advance_at(self, t: datetime) -> None:
+        """Run virtual time to ``t`` at one speed; a kill on the way is followed by the
+        plan's downtime and a restart, then time runs on to ``t``."""
         while self.sim.clock.now() < t:
-            self.sim.clock.set_speed(self.speed)
+            self.sim.clock.set_speed(self._speed_now())
             sleeper = asyncio.create_task(self.sim.clock.sleep_until(t))
             killed = asyncio.create_task(self._killed.wait())
             done, _ = await asyncio.wait(
@@ -143,6 +200,8 @@ class Scenario:
             await self._post_faults(CLEAR)
         elif step.action == "kill":
             await self._kill_at(step)
+        elif step.action == "hook":
+            await self._arm_refusals(step)
         elif step.action == "halt":
             await self._cli("halt", step.strategy, "--reason", "chaos")
             self._halted[step.strategy] = self.sim.clock.now() + HALT_SLACK
@@ -155,52 +214,102 @@ class Scenario:
     # -- kills -------------------------------------------------------------------------
 
     async def _kill_at(self, step: Step) -> None:
-        """Kill now ("random") or arm the watcher for the step's kill point: it kills at the
-        first sight of it. If it is not seen within an hour of virtual time, kill anyway."""
+        """Kill now ("random"), or arm the hook of the step's kill point: its callback kills
+        at the hit. If it is not hit within an hour of virtual time, kill anyway."""
         self._pending_downtime = step.downtime
         if step.kill_point == "random":
-            await self._kill("random")
+            self._kill("random")
             await self._restart(step.downtime)
             return
-        if step.kill_point == "submission":
-            await self._post_faults({"latency_ms": 300})  # so a submission is in flight for a while
+        hook = {"name": "kill", **KILL_HOOKS[step.kill_point], **step.hook}
+        if hook.get("kind", "request") == "request":
+            hook["hold_seconds"] = KILL_HOLD
+        armed = await self._arm(hook)
+        self._aim(armed, step.kill_point)
         if step.kill_point == "reconciliation":
-            await self._post_faults({"latency_ms": 150, "drop_trade_streams": True})
-        self._trigger = step.kill_point
+            await self._post_faults({"drop_trade_streams": True})
         day = step.at.date().isoformat()
         session_end = next(s.finish for s in self.plan.window.sessions if s.day == day)
         deadline = min(step.at + timedelta(hours=1), ny(day, "15:30"), session_end)
         await self._advance(deadline)
-        if self._trigger is not None:  # never seen: a kill at a random point instead
-            await self._kill("random")
+        if self._kill_hook is armed and not armed.hits:  # never hit: a random kill instead
+            self.sim.server.hooks.clear()
+            self._kill_hook = None
+            self.outcome.aimed[step.kill_point] += 1
+            self._kill(f"random (aimed at {step.kill_point}, not reached)")
             await self._restart(step.downtime)
 
-    async def _kill(self, point: str) -> None:
+    def _aim(self, hook: Hook, point: str) -> None:
+        """Kill the daemon from ``hook``'s callback, at the instant it is hit."""
+        self._kill_hook = hook
+        self._kill_point = point
+
+        def hit(hooked: Hook) -> None:
+            if self._up_since is None or self._killed.is_set():
+                self._kill_hook = None  # down already (another kill): nothing to aim at
+                hooked.release()
+                return
+            self._kill(point)
+            self.outcome.aimed[point] += 1
+
+        hook.callback = hit
+
+    async def _arm(self, body: dict[str, object]) -> Hook:
+        """POST /sim/hooks, as any client would; the armed hook's object on this loop."""
+        request = urllib.request.Request(
+            f"{self.sim.url}/sim/hooks",
+            data=json.dumps(body).encode(),
+            headers={"Content-Type": "application/json"},
+            method="POST",
+        )
+        await asyncio.to_thread(_send, request)
+        hook = self.sim.server.hooks.get(str(body["name"]))
+        assert hook is not None
+        return hook
+
+    async def _arm_refusals(self, step: Step) -> None:
+        """Arm a refusal sequence; across a restart, its first refusal is also a kill."""
+        hook = await self._arm(step.hook)
+        self._refusal_hook = hook
+        self.outcome.refusals += 1
+        if step.kill_point == "restart":
+            self._pending_downtime = timedelta(minutes=1)
+            self._aim(hook, "submission")
+
+    def _kill(self, point: str) -> None:
+        """SIGKILL now (from a hook's callback too: no await before the signal)."""
         self._trace(f"SIGKILL at {point}")
         assert self.daemon.proc is not None
         self.daemon.proc.kill()
-        self.daemon.proc.wait(timeout=30)
-        self._trigger = None
         self._went_down()
         self.outcome.kills[point] += 1
         self._killed.set()
-        if point in ("submission", "reconciliation"):
-            await self._post_faults({"latency_ms": 0})
 
-    def _seen(self, point: str, fills: int) -> bool:
-        if point == "submission":
-            return bool(self.daemon.query("SELECT 1 FROM orders WHERE status='pending_submit'"))
-        if point == "fill":  # the broker filled, the ledger has not written it yet
-            return fills > len(self.daemon.query("SELECT 1 FROM fills"))
-        if point == "reconciliation":
-            return "trade-updates[main]: reconnected" in self.daemon.current_log()
-        if point == "stop replace":
-            return any(o["status"] == "pending_replace" for o in self.sim.orders())
-        return False
+    async def _settle_kill(self) -> None:
+        """After the process is gone: was the aimed kill in place? Then let the simulator
+        go on with the held request."""
+        assert self.daemon.proc is not None
+        await asyncio.to_thread(self.daemon.proc.wait, 30)
+        hook, self._kill_hook = self._kill_hook, None
+        if hook is None or not hook.hits:
+            return
+        if hook.kind == "trade_update":
+            seen = hook.seen[-1]
+            had = self.daemon.query(
+                "SELECT 1 FROM fills WHERE broker_order_id = ? AND CAST(cum_qty AS REAL) >= ?",
+                (seen["order_id"], float(seen["filled_qty"] or 0)),
+            )
+            landed = not had
+        else:
+            landed = hook.holding
+        self._trace(f"aimed kill at {self._kill_point}: {'landed' if landed else 'missed'}")
+        self.outcome.landed[self._kill_point] += landed
+        hook.release()
 
     async def _restart(self, downtime: timedelta) -> None:
         """The daemon is down for ``downtime`` of virtual time (fills may happen meanwhile),
         then starts again on the same state directory with the clock frozen until READY."""
+        await self._settle_kill()
         self._killed.clear()
         # A silent window lasts virtual seconds, and the clock stands still while the daemon
         # starts: it would never end, and no startup connects to a socket that never answers.
@@ -241,14 +350,12 @@ class Scenario:
     # -- watching while time runs ------------------------------------------------------
 
     async def _watch(self) -> None:
-        """Fire the armed kill trigger at the first sight of its kill point."""
+        """Note when the ledger learns of each fill, while the daemon is up."""
         while True:
             await asyncio.sleep(POLL)
             if self._up_since is None or self.daemon.proc is None:
                 continue
             self._note_known_fills()
-            if self._trigger is not None and self._seen(self._trigger, len(self.sim.fills())):
-                await self._kill(self._trigger)
 
     def _note_known_fills(self) -> None:
         """When the daemon learned of each fill (virtual time): a fill the stream never
@@ -262,7 +369,8 @@ class Scenario:
 
     async def _checkpoint(self, *, closed: bool) -> None:
         """At a virtual close: faults off, time creeping, until the ledger matches the
-        broker (or the wait runs out: then what still differs is a violation)."""
+        broker (or the wait runs out: then what still differs is a violation); then what
+        must hold after the close (the market is shut: waiting cannot make it hold)."""
         await self._post_faults(CLEAR)
         loop = asyncio.get_running_loop()
         deadline = loop.time() + SETTLE_WALL
@@ -272,12 +380,14 @@ class Scenario:
             problems = [
                 *invariants.fills_exactly_once(broker, self.daemon),
                 *invariants.positions_add_up(broker, self.daemon),
-                *(invariants.bear_trap_flat_after_close(broker, self.daemon) if closed else []),
             ]
             if not problems or loop.time() > deadline:
                 break
             await asyncio.sleep(0.2)
         self.sim.pause()
+        if closed:
+            problems += invariants.bear_trap_flat_after_close(broker, self.daemon)
+            problems += invariants.broker_flat(broker) if self._alone() else []
         now = self.sim.clock.now()
         self.outcome.violations += [f"{now} close: {p}" for p in problems]
 
@@ -300,6 +410,14 @@ class Scenario:
         self.outcome.violations += invariants.bear_trap_stop_gaps(
             broker, self._up, self._known, self._stop_allowance()
         )
+        self.outcome.violations += invariants.refusals_logged(self.daemon)
+        hook = self._refusal_hook
+        if hook is not None and hook.hits:
+            self.outcome.refusals_reached += 1
+
+    def _alone(self) -> bool:
+        """Whether Bear Trap trades alone (then the broker holds nothing after the close)."""
+        return self.plan.config == "bear_trap"
 
     def _stop_allowance(self) -> timedelta:
         """How long Bear Trap's shares may wait for their stop while the daemon is up.
@@ -311,7 +429,8 @@ class Scenario:
         is tried again at the next minute's tick; one more minute for the next bar."""
         options = self.plan.exchange_options
         latencies = options.get("cancel_latency", 2.0) + options.get("replace_latency", 2.0)
-        return STOP_ALLOWANCE + timedelta(seconds=latencies)
+        refusals = timedelta(minutes=self.plan.refusals)  # a bar for each refused attempt
+        return STOP_ALLOWANCE + refusals + timedelta(seconds=latencies)
 
     # -- plumbing ----------------------------------------------------------------------
 
@@ -352,6 +471,16 @@ def _t(text: str) -> datetime:
     return datetime.fromisoformat(text.replace("Z", "+00:00"))
 
 
+def _bear_trap_config() -> dict[str, Edit | list[Edit]]:
+    """The repo's configs with Bear Trap alone (a refusal scenario's one trade)."""
+    edits: dict[str, Edit | list[Edit]] = dict(only("bear_trap"))
+    edits["magellan.toml"] = [*only("bear_trap")["magellan.toml"], _NO_METRICS_PORT]
+    return edits
+
+
+_NO_METRICS_PORT: Edit = ('feed = "iex"', 'feed = "iex"\nmetrics_port = 0')
+
+
 def _chaos_config() -> dict[str, Edit | list[Edit]]:
     """The repo's configs, made to trade more (more orders to break): Hourly Swing's bands
     narrowed so RSI crosses them often, Bear Trap entering on shallower crashes."""
@@ -372,3 +501,20 @@ def _chaos_config() -> dict[str, Edit | list[Edit]]:
             ("volume_multiple = 1.20 ", "volume_multiple = 1.00 "),
         ],
     }
+
+
+def _busy_config() -> dict[str, Edit | list[Edit]]:
+    """The chaos configs with room for a busy day's Bear Trap trades: smaller positions
+    (a cash account of $100,000 holds several at once), more of them a day."""
+    edits = _chaos_config()
+    edits["bear_trap.toml"] = [
+        *edits["bear_trap.toml"],  # type: ignore[misc]
+        ("max_position_dollars = 50_000\n", "max_position_dollars = 12_000\n"),  # sizing
+        ("max_open_positions = 5", "max_open_positions = 8"),
+        ("max_position_dollars = 50_000\n", "max_position_dollars = 12_000\n"),  # risk
+        ("max_trades_per_day = 10", "max_trades_per_day = 40"),
+    ]
+    return edits
+
+
+CONFIGS = {"chaos": _chaos_config, "busy": _busy_config, "bear_trap": _bear_trap_config}

@@ -48,13 +48,16 @@ class Sim:
         *,
         key: str | None = None,
         secret: str | None = None,
+        rate_limit: int = 200,
         **exchange_options: Any,
     ) -> None:
         calendar = SessionCalendar()
         self.clock = VirtualClock(start, speed=0)
         self.market = MarketData.from_dir(bars_dir, calendar)
         self.exchange = Exchange(self.clock, self.market, calendar, **exchange_options)
-        self.server = SimServer(self.exchange, port=0, key=key, secret=secret)
+        self.server = SimServer(
+            self.exchange, port=0, key=key, secret=secret, rate_limit=rate_limit
+        )
 
     async def __aenter__(self) -> Sim:
         await self.server.start()

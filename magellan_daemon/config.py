@@ -40,6 +40,17 @@ class StrategyEntry(FrozenModel):
     enabled: bool = Field(default=True, description="false: not run (its state is kept).")
 
 
+class DataConfig(FrozenModel):
+    """How the daemon asks for historical bars (``[data]``)."""
+
+    adjustment: Literal["split", "all"] = Field(
+        default="split",
+        description="Every historical bar the daemon asks for (warm-up, gap fill, backfill) "
+        'is adjusted: "split" for splits, "all" for splits and dividends (never raw: a split '
+        "day would look like a crash to the indicators).",
+    )
+
+
 class MagellanFile(FrozenModel):
     """The daemon file as written (``configs/magellan.toml``)."""
 
@@ -59,6 +70,9 @@ class MagellanFile(FrozenModel):
         le=65535,
         description="Prometheus /metrics and /healthz on 127.0.0.1:PORT; 0 = a free port; "
         "absent = off.",
+    )
+    data: DataConfig = Field(
+        default_factory=DataConfig, description="Historical bars (see `[data]`)."
     )
     accounts: dict[str, AccountConfig] = Field(
         min_length=1, description="Alpaca accounts by name (env var names, never keys)."
@@ -102,6 +116,7 @@ class MagellanConfig:
     accounts: dict[str, AccountConfig]
     strategies: dict[str, StrategyConfig]
     metrics_port: int | None = None
+    adjustment: Literal["split", "all"] = "split"  # [data] adjustment of historical bars
 
 
 def read_toml(path: Path) -> dict[str, Any]:
@@ -182,6 +197,7 @@ def load_config(path: str | Path) -> MagellanConfig:
         accounts=dict(daemon.accounts),
         strategies=strategies,
         metrics_port=daemon.metrics_port,
+        adjustment=daemon.data.adjustment,
     )
 
 

@@ -17,7 +17,7 @@ from pydantic import BaseModel
 from pydantic.fields import FieldInfo
 from pydantic_core import PydanticUndefined
 
-from magellan_daemon.config import AccountConfig, MagellanFile, StrategyEntry
+from magellan_daemon.config import AccountConfig, DataConfig, MagellanFile, StrategyEntry
 from strategies.params import EmergencyStop, RiskLimits
 from strategies.registry import REGISTRY
 
@@ -27,6 +27,7 @@ BEGIN = (
 END = "<!-- config-reference:end -->"
 SECTIONS: tuple[tuple[str, type[BaseModel]], ...] = (
     ("`magellan.toml`", MagellanFile),
+    ("`magellan.toml` `[data]`", DataConfig),
     ("`magellan.toml` `[accounts.<name>]`", AccountConfig),
     ("`magellan.toml` `[strategies.<name>]`", StrategyEntry),
     *(

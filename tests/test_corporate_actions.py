@@ -140,7 +140,7 @@ def test_empty_and_missing_files(tmp_path: Path) -> None:
     empty.write_text("")
     with pytest.raises(CorporateActionsFileError, match="line 1: empty file"):
         load_corporate_actions(empty)
-    with pytest.raises(CorporateActionsFileError, match="nowhere.csv: cannot read"):
+    with pytest.raises(CorporateActionsFileError, match=r"nowhere\.csv: cannot read"):
         load_corporate_actions(tmp_path / "nowhere.csv")
     assert load_corporate_actions(write(tmp_path, HEADER)) == ()
 

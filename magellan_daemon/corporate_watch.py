@@ -95,13 +95,15 @@ class CorporateActionWatch:
 
     async def catch_up(self) -> bool:
         """At startup: the actions of the last days up to today (a split the daemon was down
-        for is applied, and every strategy re-based, before the warm-up)."""
+        for is applied, and every strategy re-based, before the warm-up). The strategies are
+        not synced here: the startup's own sync follows."""
         today = session_date(self._clock.now())
-        return await self.check(today - STARTUP_LOOKBACK, today)
+        return await self.check(today - STARTUP_LOOKBACK, today, sync=False)
 
-    async def check(self, start: date, end: date) -> bool:
+    async def check(self, start: date, end: date, *, sync: bool = True) -> bool:
         """Apply the actions with an ex-date from ``start`` to ``end``, oldest first. False
-        while a split waits for the broker."""
+        while a split waits for the broker. ``sync``: each strategy holding a split symbol
+        is synced with the ledger afterwards (its stop placed again)."""
         found: dict[tuple[str, date, str], CorporateAction] = {}
         for account, symbols in sorted(self._symbols().items()):
             if not symbols:
@@ -116,14 +118,14 @@ class CorporateActionWatch:
         done = True
         for action in sorted(found.values(), key=lambda a: (a.ex_date, a.symbol, a.type)):
             if action.is_split:
-                done = await self._split(action) and done
+                done = await self._split(action, sync) and done
             else:
                 self._dividend(action)
         return done
 
     # -- splits ------------------------------------------------------------------------
 
-    async def _split(self, action: CorporateAction) -> bool:
+    async def _split(self, action: CorporateAction, sync: bool) -> bool:
         if not self._ledger.corporate_action_applied(action.symbol, action.ex_date, "split"):
             confirmed = await self._confirm(action)
             if confirmed is None:
@@ -148,7 +150,7 @@ class CorporateActionWatch:
                     extra={"fields": {"SYMBOL": action.symbol, "EVENT": "split"}},
                 )
         self._waiting.pop(action.symbol, None)
-        await self._rebase_strategies(action)
+        await self._rebase_strategies(action, sync)
         return True
 
     async def _confirm(self, action: CorporateAction) -> dict[str, Decimal] | None:
@@ -193,7 +195,7 @@ class CorporateActionWatch:
                 cash[account] = sum(paid, Decimal(0))
         return cash
 
-    async def _rebase_strategies(self, action: CorporateAction) -> None:
+    async def _rebase_strategies(self, action: CorporateAction, sync: bool) -> None:
         ratio = float(action.ratio)
         for runner in self._runners.values():
             if await runner.rebase(action.symbol, action.ex_date, ratio):
@@ -204,7 +206,7 @@ class CorporateActionWatch:
                     action.ex_date,
                     ratio,
                 )
-            views = holding_views(self._ledger, runner.name)
+            views = holding_views(self._ledger, runner.name) if sync else {}
             if action.symbol in views:
                 intents = await runner.sync(views)
                 if intents:

@@ -1,6 +1,13 @@
 """The daemon through corporate actions against the simulator (which applies them as
 Alpaca would, at 00:00 New York of the ex-date).
 
+- Hourly Swing enters NVDA on the 10:00 bar of 2024-06-03 and holds it across its 10-for-1
+  split of 2024-06-10 (the shared corporate-actions file): no sell on the split day (on raw
+  bars it sold at 10:00 with RSI 5.76), the broker and the ledger both hold ten times the
+  shares, and the exit on the 10:00 bar of 2024-06-21 sells all of them. The daemon is down
+  over the weekend and started on the ex-date before the ledger applied the split, then
+  restarted after it: applied once. NVDA's real $0.01 dividend (ex 2024-06-11, this test's
+  own file) is booked to Hourly Swing.
 - Bear Trap: MULN's crash entry on the 15:43 bar of 2024-12-09 rests under its protective
   stop (never touched that day) when the daemon stops; a made-up 3-for-1 split of MULN on
   2024-12-10 (this test's own file) re-bases the position and cancels the stop at the
@@ -12,16 +19,20 @@ Alpaca would, at 00:00 New York of the ex-date).
 
 from __future__ import annotations
 
-from datetime import datetime
+import json
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
 import pytest
 
 from magellan_daemon.corporate_actions import load_corporate_actions
+from magellan_daemon.sim.calendar import SessionCalendar
+from tests.conftest import SHARED_DATA
 from tests.e2e.harness import Daemon, Sim, config_dir, ny, only, wait_for
 
-pytestmark = [pytest.mark.timeout(240), pytest.mark.asyncio]
+pytestmark = [pytest.mark.timeout(400), pytest.mark.asyncio]
+FAST = 4000.0  # virtual seconds per wall second through the sessions between checkpoints
 
 
 def _actions(tmp_path: Path, rows: list[str]):
@@ -96,5 +107,86 @@ async def test_bear_trap_stop_placed_again_at_the_adjusted_price(
             )
             == []
         )
+        assert "DISCREPANCY" not in daemon.log_text()
+        assert await daemon.stop() == 0
+
+
+def _nvda(daemon: Daemon) -> Decimal:
+    rows = daemon.query(
+        "SELECT qty FROM positions WHERE strategy = 'hourly_swing' AND symbol = 'NVDA'"
+    )
+    return Decimal(rows[0]["qty"]) if rows else Decimal(0)
+
+
+async def _sessions(sim: Sim, first: date, last: date) -> None:
+    """Run every session from ``first`` to ``last`` to 16:15 ET, jumping over the nights."""
+    calendar = SessionCalendar()
+    day = first
+    while day <= last:
+        if calendar.session(day) is not None:
+            start = ny(day.isoformat(), "09:25")
+            if sim.clock.now() < start:
+                sim.jump(start)
+            await sim.run_until(ny(day.isoformat(), "16:15"), speed=FAST)
+        day += timedelta(days=1)
+
+
+def _nvda_prev_close(daemon: Daemon) -> float:
+    (row,) = daemon.query("SELECT state FROM strategy_state WHERE strategy = 'hourly_swing'")
+    return json.loads(row["state"])["strategy"]["symbols"]["NVDA"]["rsi"]["prev_close"]
+
+
+async def test_hourly_swing_carries_nvda_through_its_split(bars_dir: Path, tmp_path: Path) -> None:
+    shared = (SHARED_DATA / "corporate_actions.csv").read_text().splitlines()[1:]
+    actions = _actions(tmp_path, [*shared, "NVDA,cash_dividend,2024-06-11,,,0.01"])
+    config = config_dir(tmp_path, only("hourly_swing"))
+    async with Sim(bars_dir, ny("2024-06-03", "10:30"), corporate_actions=actions) as sim:
+        daemon = Daemon(config, tmp_path / "state", sim.url, tmp_path / "daemon.log")
+        daemon.start()
+        await daemon.wait_ready()
+        await sim.run_until(ny("2024-06-03", "11:05"), speed=1000)
+        await wait_for(lambda: _nvda(daemon) > 0, 30, "the NVDA entry", daemon)
+        held = _nvda(daemon)
+        await _sessions(sim, date(2024, 6, 3), date(2024, 6, 7))
+        assert _nvda(daemon) == held and sim.positions()["NVDA"] == float(held)
+        assert await daemon.stop() == 0
+
+        # Down over the weekend; the simulator splits NVDA at 00:00 of Monday.
+        sim.jump(ny("2024-06-10", "08:00"))
+        assert sim.positions()["NVDA"] == float(held * 10)
+        daemon.start()  # before the ledger applied the split
+        await daemon.wait_ready()
+        assert _nvda(daemon) == held * 10
+        assert 50 < _nvda_prev_close(daemon) < 200  # Friday's close on the new scale
+        await sim.run_until(ny("2024-06-10", "09:10"), speed=1000)
+        assert await daemon.stop() == 0
+        daemon.start()  # after it: nothing is applied twice
+        await daemon.wait_ready()
+        assert _nvda(daemon) == held * 10
+        assert 50 < _nvda_prev_close(daemon) < 200
+        splits = daemon.query("SELECT * FROM corporate_action_bookings WHERE kind = 'split'")
+        assert [(b["strategy"], b["qty_before"], b["qty_after"]) for b in splits] == [
+            ("hourly_swing", str(held), str(held * 10))
+        ]
+
+        await _sessions(sim, date(2024, 6, 10), date(2024, 6, 20))
+        sells = [o for o in sim.orders() if o["symbol"] == "NVDA" and o["side"] == "sell"]
+        assert sells == []  # held through the split (on raw bars: sold at 10:00 on the 10th)
+        assert _nvda(daemon) == held * 10 and sim.positions()["NVDA"] == float(held * 10)
+        (dividend,) = daemon.query(
+            "SELECT * FROM corporate_action_bookings WHERE kind = 'cash_dividend'"
+        )
+        assert (dividend["strategy"], Decimal(dividend["cash"])) == (
+            "hourly_swing",
+            held * 10 * Decimal("0.01"),
+        )
+
+        sim.jump(ny("2024-06-21", "09:25"))
+        await sim.run_until(ny("2024-06-21", "11:10"), speed=1000)
+        await wait_for(lambda: "NVDA" not in sim.positions(), 30, "the NVDA exit", daemon)
+        (sell,) = [o for o in sim.orders() if o["symbol"] == "NVDA" and o["side"] == "sell"]
+        assert Decimal(sell["filled_qty"]) == held * 10
+        assert _t(sell["submitted_at"]).date() == date(2024, 6, 21)
+        await wait_for(lambda: _nvda(daemon) == 0, 30, "the ledger flat", daemon)
         assert "DISCREPANCY" not in daemon.log_text()
         assert await daemon.stop() == 0

@@ -13,7 +13,9 @@ What happens on a split's ex-date, in this order:
    down, or a ``SPLIT`` activity says so. The cash in lieu is the ``CIL`` activity's (or
    computed). While the broker still shows the old quantity the check waits and tries again
    every minute (until 30 minutes after the open), and the position watch does not report
-   that difference (``pending_splits``).
+   that difference (``pending_splits``). A broker that applies the split in the night is
+   seen earlier: the position watch's first sight of a difference runs the check at once
+   (``position_difference``), before its second read would report it.
 2. Each strategy's state is re-based once (``StrategyRunner.rebase`` -> ``Strategy.rebase``):
    indicators and open trade plans on the new scale before the first bar of the session.
 3. Each strategy is synced with the ledger (``Strategy.sync``): its post-split position, and
@@ -26,6 +28,7 @@ A cash dividend is booked once, on its ex-date, as P&L of the strategies holding
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable, Mapping
 from datetime import date, datetime, time, timedelta
@@ -39,6 +42,7 @@ from magellan_daemon.ledger.split_accounting import whole_shares
 from magellan_daemon.ledger.store import Ledger
 from magellan_daemon.order_path import OrderPath
 from magellan_daemon.strategy_runner import StrategyRunner
+from magellan_daemon.tasks import spawn
 from magellan_daemon.timefmt import NEW_YORK, session_date
 from strategies.session import Session
 
@@ -68,6 +72,21 @@ class CorporateActionWatch:
         self._runners = runners
         self._watched = watched  # account -> symbols its strategies watch (not "*")
         self._waiting: dict[str, Decimal] = {}  # symbol -> ratio of a split not confirmed
+        self._checking: asyncio.Task[None] | None = None
+
+    def position_difference(self, account: str) -> None:
+        """The position watch saw the broker differ from the ledger: check today's actions
+        now, in a task of its own (one at a time), in case a split explains it."""
+        if self._checking is not None and not self._checking.done():
+            return
+        self._checking = spawn(self._check_today(), name="corporate-actions-check")
+
+    async def _check_today(self) -> None:
+        today = self._today()
+        try:
+            await self.check(today, today)
+        except BrokerError as exc:
+            log.warning("corporate actions for %s: broker unreadable (%s)", today, exc)
 
     def pending_splits(self) -> Mapping[str, Decimal]:
         """Splits read for today that the broker has not confirmed yet (symbol -> ratio):
@@ -138,8 +157,8 @@ class CorporateActionWatch:
                 log.info(
                     "split %s %s:%s (ex %s): %s %s -> %s shares, average %s -> %s, cash in lieu %s",
                     action.symbol,
-                    action.new_rate.normalize(),
-                    action.old_rate.normalize(),
+                    _number(action.new_rate),
+                    _number(action.old_rate),
                     action.ex_date,
                     b.strategy,
                     b.qty_before,
@@ -227,7 +246,7 @@ class CorporateActionWatch:
             log.info(
                 "dividend %s %s/share (ex %s): %s holds %s shares: %s booked",
                 action.symbol,
-                action.rate.normalize(),
+                _number(action.rate),
                 action.ex_date,
                 b.strategy,
                 b.qty_before,
@@ -251,3 +270,8 @@ class CorporateActionWatch:
         for o in self._ledger.orders(open_only=True):
             out.setdefault(o.account, set()).add(o.symbol)
         return out
+
+
+def _number(value: Decimal) -> str:
+    """A rate as written (10, not 1E+1; 0.25)."""
+    return format(value.normalize(), "f")

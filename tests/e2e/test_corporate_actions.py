@@ -4,32 +4,35 @@ Alpaca would, at 00:00 New York of the ex-date).
 - Hourly Swing enters NVDA on the 10:00 bar of 2024-06-03 and holds it across its 10-for-1
   split of 2024-06-10 (the shared corporate-actions file): no sell on the split day (on raw
   bars it sold at 10:00 with RSI 5.76), the broker and the ledger both hold ten times the
-  shares, and the exit on the 10:00 bar of 2024-06-21 sells all of them. The daemon is down
-  over the weekend and started on the ex-date before the ledger applied the split, then
-  restarted after it: applied once. NVDA's real $0.01 dividend (ex 2024-06-11, this test's
-  own file) is booked to Hourly Swing.
+  shares, and the exit on the 10:00 bar of 2024-06-21 sells all of them. The daemon runs
+  through the night of the split (the position watch's first sight of the new quantity
+  applies it) and is restarted after it: applied once. NVDA's real $0.01 dividend
+  (ex 2024-06-11, this test's own file) is booked to Hourly Swing.
 - Bear Trap: MULN's crash entry on the 15:43 bar of 2024-12-09 rests under its protective
-  stop (never touched that day) when the daemon stops; a made-up 3-for-1 split of MULN on
-  2024-12-10 (this test's own file) re-bases the position and cancels the stop at the
-  broker; the daemon started that morning applies the split to the ledger, re-bases the
-  trade plan and places the stop again at a third of its price, before the open. (The
-  recorded bars of the 10th are not on the made-up scale: only the quantities and the stop
-  are checked, and that the time stop then sells every post-split share.)
+  stop (never touched that day) when the daemon stops; a made-up split of MULN on
+  2024-12-10 (this test's own file and bars: the recorded bars from the 10th on the split's
+  scale), 3-for-1 or 1-for-20 (with cash in lieu), re-bases the position and cancels the
+  stop at the broker; the daemon started that morning (before the ledger applied the split)
+  applies it, re-bases the trade plan and places the stop again at the adjusted price
+  before the open; the time stop then sells every post-split share.
 """
 
 from __future__ import annotations
 
+import csv
+import gzip
 import json
 from datetime import date, datetime, timedelta
-from decimal import Decimal
+from decimal import ROUND_FLOOR, Decimal
 from pathlib import Path
 
 import pytest
 
 from magellan_daemon.corporate_actions import load_corporate_actions
 from magellan_daemon.sim.calendar import SessionCalendar
+from magellan_daemon.timefmt import session_date as new_york_date
 from tests.conftest import SHARED_DATA
-from tests.e2e.harness import Daemon, Sim, config_dir, ny, only, wait_for
+from tests.e2e.harness import KEY, Daemon, Sim, config_dir, ny, only, wait_for
 
 pytestmark = [pytest.mark.timeout(400), pytest.mark.asyncio]
 FAST = 4000.0  # virtual seconds per wall second through the sessions between checkpoints
@@ -39,6 +42,32 @@ def _actions(tmp_path: Path, rows: list[str]):
     path = tmp_path / "corporate_actions.csv"
     path.write_text("symbol,type,ex_date,new_rate,old_rate,rate\n" + "\n".join(rows) + "\n")
     return load_corporate_actions(path)
+
+
+def split_bars(real: Path, tmp: Path, symbol: str, ex_date: date, ratio: float) -> Path:
+    """A bars dir like ``real`` (linked) whose ``symbol`` minute bars from ``ex_date`` on
+    are on the scale of a made-up split of ``ratio`` (prices divided, volumes multiplied),
+    as the recorded bars after a real split are."""
+    out = tmp / "bars"
+    for timeframe in ("1Day", "1Hour", "1Min"):
+        (out / timeframe).mkdir(parents=True, exist_ok=True)
+        for source in (real / timeframe).glob("*.csv.gz"):
+            if not (timeframe == "1Min" and source.name == f"{symbol}.csv.gz"):
+                (out / timeframe / source.name).symlink_to(source)
+    with gzip.open(real / "1Min" / f"{symbol}.csv.gz", "rt", newline="") as handle:
+        rows = list(csv.reader(handle))
+    header, body = rows[0], rows[1:]
+    cols = {name: header.index(name) for name in ("open", "high", "low", "close", "volume")}
+    for r in body:
+        if new_york_date(_t(r[0])) >= ex_date:
+            for name in ("open", "high", "low", "close"):
+                r[cols[name]] = f"{float(r[cols[name]]) / ratio:.4f}"
+            r[cols["volume"]] = str(round(float(r[cols["volume"]]) * ratio))
+    with gzip.open(out / "1Min" / f"{symbol}.csv.gz", "wt", newline="") as handle:
+        writer = csv.writer(handle, lineterminator="\n")
+        writer.writerow(header)
+        writer.writerows(body)
+    return out
 
 
 def _t(text: str) -> datetime:
@@ -55,12 +84,20 @@ def _open_stops(sim: Sim, symbol: str) -> list[dict]:
     ]
 
 
+@pytest.mark.parametrize(
+    ("row", "ratio"),
+    [
+        ("forward_split,2024-12-10,3,1,", Decimal(3)),
+        ("reverse_split,2024-12-10,1,20,", Decimal("0.05")),
+    ],
+)
 async def test_bear_trap_stop_placed_again_at_the_adjusted_price(
-    bars_dir: Path, tmp_path: Path
+    bars_dir: Path, tmp_path: Path, row: str, ratio: Decimal
 ) -> None:
-    actions = _actions(tmp_path, ["MULN,forward_split,2024-12-10,3,1,"])
+    actions = _actions(tmp_path, [f"MULN,{row}"])
+    bars = split_bars(bars_dir, tmp_path, "MULN", date(2024, 12, 10), float(ratio))
     config = config_dir(tmp_path, only("bear_trap"))
-    async with Sim(bars_dir, ny("2024-12-09", "15:20"), corporate_actions=actions) as sim:
+    async with Sim(bars, ny("2024-12-09", "15:20"), corporate_actions=actions) as sim:
         daemon = Daemon(config, tmp_path / "state", sim.url, tmp_path / "daemon.log")
         daemon.start()
         await daemon.wait_ready()
@@ -72,26 +109,34 @@ async def test_bear_trap_stop_placed_again_at_the_adjusted_price(
         assert sim.positions()["MULN"] == float(held)
 
         sim.jump(ny("2024-12-10", "08:30"))  # the simulator applied the split at 00:00
-        assert sim.positions()["MULN"] == float(held * 3)
+        after_split = (held * ratio).to_integral_value(rounding=ROUND_FLOOR)
+        assert sim.positions()["MULN"] == float(after_split)
         assert _open_stops(sim, "MULN") == []  # canceled before the open
 
         daemon.start()
         await daemon.wait_ready()
         await wait_for(lambda: _open_stops(sim, "MULN"), 30, "the stop placed again", daemon)
         (after,) = _open_stops(sim, "MULN")
-        assert Decimal(after["qty"]) == held * 3
+        assert Decimal(after["qty"]) == after_split
         old_price = Decimal(before["stop_price"])
-        # the plan's level divided by 3, each rounded to its tick: within a tick and a third
-        assert abs(Decimal(after["stop_price"]) - old_price / 3) <= Decimal("0.0035")
+        # the plan's level on the new scale; each price rounded to its tick
+        tick = Decimal("0.01") / ratio + Decimal("0.01")
+        assert abs(Decimal(after["stop_price"]) - old_price / ratio) <= tick
         assert _t(after["submitted_at"]) < ny("2024-12-10", "09:30")
         rows = daemon.query(
             "SELECT qty FROM positions WHERE strategy = 'bear_trap' AND symbol = 'MULN'"
         )
-        assert [Decimal(r["qty"]) for r in rows] == [held * 3]
-        bookings = daemon.query("SELECT * FROM corporate_action_bookings")
-        assert [(b["strategy"], b["qty_before"], b["qty_after"]) for b in bookings] == [
-            ("bear_trap", str(held), str(held * 3))
-        ]
+        assert [Decimal(r["qty"]) for r in rows] == [after_split]
+        (booking,) = daemon.query("SELECT * FROM corporate_action_bookings")
+        assert (booking["strategy"], booking["qty_before"], booking["qty_after"]) == (
+            "bear_trap",
+            str(held),
+            str(after_split),
+        )
+        lieu = sim.exchange.activities(KEY, activity_types=["CIL"], direction="asc")
+        paid = sum((Decimal(a["net_amount"]) for a in lieu), Decimal(0))
+        assert Decimal(booking["cash"]) == paid
+        assert (paid > 0) == (after_split != held * ratio)
         # The time stop sells the position at the open: every post-split share.
         await sim.run_until(ny("2024-12-10", "09:40"), speed=200)
         await wait_for(lambda: "MULN" not in sim.positions(), 30, "MULN sold", daemon)
@@ -100,7 +145,7 @@ async def test_bear_trap_stop_placed_again_at_the_adjusted_price(
             for o in sim.orders()
             if o["symbol"] == "MULN" and o["side"] == "sell" and o["status"] == "filled"
         ]
-        assert sum(Decimal(o["filled_qty"]) for o in sells) == held * 3
+        assert sum(Decimal(o["filled_qty"]) for o in sells) == after_split
         assert (
             daemon.query(
                 "SELECT qty FROM positions WHERE strategy = 'bear_trap' AND CAST(qty AS REAL) != 0"
@@ -149,18 +194,16 @@ async def test_hourly_swing_carries_nvda_through_its_split(bars_dir: Path, tmp_p
         held = _nvda(daemon)
         await _sessions(sim, date(2024, 6, 3), date(2024, 6, 7))
         assert _nvda(daemon) == held and sim.positions()["NVDA"] == float(held)
-        assert await daemon.stop() == 0
 
-        # Down over the weekend; the simulator splits NVDA at 00:00 of Monday.
-        sim.jump(ny("2024-06-10", "08:00"))
+        # The simulator splits NVDA at 00:00 of Monday; the running daemon sees the broker's
+        # new quantity and applies the split before the open, without a discrepancy.
+        sim.jump(ny("2024-06-10", "06:00"))
         assert sim.positions()["NVDA"] == float(held * 10)
-        daemon.start()  # before the ledger applied the split
-        await daemon.wait_ready()
-        assert _nvda(daemon) == held * 10
-        assert 50 < _nvda_prev_close(daemon) < 200  # Friday's close on the new scale
         await sim.run_until(ny("2024-06-10", "09:10"), speed=1000)
+        await wait_for(lambda: _nvda(daemon) == held * 10, 30, "the split in the ledger", daemon)
+        assert 50 < _nvda_prev_close(daemon) < 200  # Friday's close on the new scale
         assert await daemon.stop() == 0
-        daemon.start()  # after it: nothing is applied twice
+        daemon.start()  # a restart after the split was applied: nothing is applied twice
         await daemon.wait_ready()
         assert _nvda(daemon) == held * 10
         assert 50 < _nvda_prev_close(daemon) < 200

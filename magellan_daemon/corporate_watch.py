@@ -79,6 +79,10 @@ class CorporateActionWatch:
         now, in a task of its own (one at a time), in case a split explains it."""
         if self._checking is not None and not self._checking.done():
             return
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            return  # called outside the daemon's loop (a unit test of the watch): no check
         self._checking = spawn(self._check_today(), name="corporate-actions-check")
 
     async def _check_today(self) -> None:

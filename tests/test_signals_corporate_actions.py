@@ -158,3 +158,16 @@ def test_a_bad_row_exits_2_naming_the_line(
     assert main(args) == 2
     err = capsys.readouterr().err
     assert f"magellan {command}: {bad}: line 4: ex_date '2022-06-6' is not an ISO date" in err
+
+
+def test_magellan_run_in_sim_mode_refuses_a_bad_file_beside_its_bars(
+    bars_dir: Path, tmp_path: Path, capsys
+) -> None:
+    bars = tmp_path / "bars"
+    raw_copy(bars_dir, bars, "1Day", ["SPY"])
+    bad = tmp_path / "corporate_actions.csv"
+    bad.write_text("symbol,type,ex_date,new_rate,old_rate,rate\nSPY,dividend,2024-06-21,,,1.7\n")
+    args = ["run", "--sim", "--sim-bars", str(bars), "--config", str(CONFIGS / "magellan.toml")]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert f"magellan run: {bad}: line 2: type 'dividend' is not one of" in err

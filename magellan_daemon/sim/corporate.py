@@ -64,6 +64,8 @@ class CorporateBook:
         self.splits = SplitTable(self.actions)
         self._instants = sorted({new_york_midnight(a.ex_date) for a in self.actions})
         self._dividends: dict[str, list[CorporateAction]] = {}
+        # the close before each dividend's ex-date, once that date has come (it never changes)
+        self._closes: dict[CorporateAction, Decimal | None] = {}
         for action in self.actions:
             if not action.is_split:
                 self._dividends.setdefault(action.symbol, []).append(action)
@@ -91,6 +93,25 @@ class CorporateBook:
         """The symbol's cash dividends, by ex-date."""
         return self._dividends.get(symbol, [])
 
+    def _dividend_multipliers(
+        self, as_of: date, previous_close: Callable[[CorporateAction], Decimal | None]
+    ) -> dict[str, list[tuple[date, Decimal]]]:
+        """Per symbol, ``(ex_date, 1 - rate / previous close)`` of the dividends known on
+        ``as_of``."""
+        out: dict[str, list[tuple[date, Decimal]]] = {}
+        for symbol, dividends in self._dividends.items():
+            known = []
+            for dividend in dividends:
+                if dividend.ex_date > as_of:
+                    continue  # not known yet
+                if dividend not in self._closes:
+                    self._closes[dividend] = previous_close(dividend)
+                close = self._closes[dividend]
+                if close is not None:
+                    known.append((dividend.ex_date, dividend_multiplier(dividend.rate, close)))
+            out[symbol] = known
+        return out
+
     def bar_adjuster(
         self,
         adjustment: str,
@@ -109,17 +130,12 @@ class CorporateBook:
         use_dividends = adjustment in ("dividend", "all") and bool(self._dividends)
         if not use_splits and not use_dividends:
             return None
-        multipliers: dict[str, list[tuple[date, Decimal]]] = {}
-        if use_dividends:
-            for symbol, dividends in self._dividends.items():
-                known = []
-                for dividend in dividends:
-                    close = previous_close(dividend) if dividend.ex_date <= as_of else None
-                    if close is not None:
-                        known.append((dividend.ex_date, dividend_multiplier(dividend.rate, close)))
-                multipliers[symbol] = known
+        multipliers = self._dividend_multipliers(as_of, previous_close) if use_dividends else {}
+        split_symbols = self.splits.symbols() if use_splits else frozenset()
 
         def adjust(bar: SimBar) -> SimBar:
+            if bar.symbol not in split_symbols and not multipliers.get(bar.symbol):
+                return bar
             day = new_york_date(bar.t)
             scale = self.splits.factor(bar.symbol, day, as_of) if use_splits else Decimal(1)
             kept = Decimal(1)  # the share of the price left after later dividends

@@ -29,6 +29,7 @@ from magellan_daemon.cli import main
 from magellan_daemon.clock import VirtualClock
 from magellan_daemon.corporate_actions import load_corporate_actions
 from magellan_daemon.sim.exchange import Exchange
+from magellan_daemon.sim.factory import SimOptions, corporate_actions_of
 from magellan_daemon.sim.market import MarketData
 from tests.sim.conftest import KEY, SECRET
 
@@ -326,3 +327,13 @@ def test_sim_cli_refuses_a_bad_corporate_actions_file(
     assert main(["sim", "--bars", str(bars_dir), "--corporate-actions", str(bad)]) == 2
     err = capsys.readouterr().err
     assert f"magellan sim: {bad}: line 3: a reverse_split needs new_rate < old_rate" in err
+
+
+def test_sim_reads_the_file_beside_its_bars(bars_dir: Path, tmp_path: Path, capsys) -> None:
+    options = SimOptions(bars_dir=bars_dir)
+    assert [a.symbol for a in corporate_actions_of(options)][-2:] == ["NVDA", "WKHS"]
+    bars = tmp_path / "bars"
+    (bars / "1Day").mkdir(parents=True)
+    (tmp_path / "corporate_actions.csv").write_text("symbol,type,ex_date\nSPY,x,2024-01-02\n")
+    assert main(["sim", "--bars", str(bars)]) == 2
+    assert ": line 1: header must be symbol,type,ex_date,new_rate" in capsys.readouterr().err

@@ -73,16 +73,21 @@ class CorporateActionWatch:
         self._watched = watched  # account -> symbols its strategies watch (not "*")
         self._waiting: dict[str, Decimal] = {}  # symbol -> ratio of a split not confirmed
         self._checking: asyncio.Task[None] | None = None
+        self._checked_at: datetime | None = None
 
     def position_difference(self, account: str) -> None:
         """The position watch saw the broker differ from the ledger: check today's actions
         now, in a task of its own (one at a time), in case a split explains it."""
         if self._checking is not None and not self._checking.done():
             return
+        now = self._clock.now()
+        if self._checked_at is not None and now - self._checked_at < RETRY_EVERY:
+            return  # a fill in flight also differs for a moment: one check a minute at most
         try:
             asyncio.get_running_loop()
         except RuntimeError:
             return  # called outside the daemon's loop (a unit test of the watch): no check
+        self._checked_at = now
         self._checking = spawn(self._check_today(), name="corporate-actions-check")
 
     async def _check_today(self) -> None:

@@ -31,8 +31,7 @@ import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
-from decimal import Decimal
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -45,6 +44,7 @@ from magellan_daemon.commands import OperatorCommands
 from magellan_daemon.config import MagellanConfig, StrategyConfig
 from magellan_daemon.control import ControlChannel
 from magellan_daemon.corporate_watch import PRE_OPEN, CorporateActionWatch
+from magellan_daemon.emergency_totals import EmergencyTotals
 from magellan_daemon.events import EventSink
 from magellan_daemon.holdings import holding_views
 from magellan_daemon.jobs import SessionJobs, warmup_bars
@@ -53,6 +53,7 @@ from magellan_daemon.ledger.tradelog import TradeLogWriter, rebuild_all
 from magellan_daemon.metrics import Metrics, MetricsServer
 from magellan_daemon.order_path import OrderPath
 from magellan_daemon.order_watch import OrderWatch
+from magellan_daemon.position_guard import GuardedStrategy, PositionGuard
 from magellan_daemon.recovery import Recovery
 from magellan_daemon.retrying import retried
 from magellan_daemon.router import OrderRouter, StrategyRouting
@@ -60,10 +61,8 @@ from magellan_daemon.scheduler import JobScheduler
 from magellan_daemon.self_report import SelfReport
 from magellan_daemon.sessions import SessionBook, calendar_window
 from magellan_daemon.strategy_runner import TIMEFRAME_LENGTH, StrategyRunner
-from magellan_daemon.tasks import Supervisor, spawn
-from magellan_daemon.timefmt import NEW_YORK, parse_iso
-from strategies.emergency import ClosedTrade
-from strategies.emergency import evaluate as evaluate_emergency
+from magellan_daemon.tasks import Supervisor
+from magellan_daemon.timefmt import NEW_YORK
 from strategies.model import Bar, OrderUpdate
 from strategies.registry import descriptor
 
@@ -177,6 +176,22 @@ class Daemon:
             routing=routing,
             on_fatal=self.broker_fatal,
         )
+        self.guard = PositionGuard(
+            ledger=self.ledger,
+            router=self.router,
+            clock=clock,
+            sessions=lambda: self.sessions,
+            strategies=[
+                GuardedStrategy(
+                    name=name,
+                    protective_stop=strategy.spec.protective_stop,
+                    intraday=strategy.spec.horizon == "intraday",
+                )
+                for name, strategy in self._enabled().items()
+            ],
+            close_margin=timedelta(minutes=config.guard.close_margin_minutes),
+        )
+        self._guard_posted = False
         self.recovery = Recovery(
             ledger=self.ledger,
             path=self.path,
@@ -201,6 +216,7 @@ class Daemon:
             running=lambda: sorted(self.runners),
         )
         self.report = SelfReport(self)
+        self.emergency = EmergencyTotals(self.ledger)
 
     def __repr__(self) -> str:
         return (
@@ -430,7 +446,8 @@ class Daemon:
         critical(self.metrics.probe_loop_lag(), name="loop-lag")
         for account, runner in self._minute_runners().items():
             critical(self._minute_clock(account, runner), name=f"minute-clock-{runner.name}")
-        self._tasks.append(spawn(self.commands.poll_forever(), name="control"))
+        critical(self._guard_clock(), name="position-guard")
+        critical(self.commands.poll_forever(), name="control")
 
     async def _minute_clock(self, account: str, runner: StrategyRunner) -> None:
         """A few seconds after each minute: time-driven exits for symbols with no bar, and a
@@ -441,6 +458,38 @@ class Daemon:
             now = self.clock.now()
             runner.post_clock(now)
             await self._check_bar_silence(account, now)
+
+    async def _guard_clock(self) -> None:
+        """The position guard each minute (after the minute's bars and the strategies' own
+        clock ticks), and the opening-auction job for what outlived the close."""
+        while True:
+            self.guard.check()
+            now = self.clock.now()
+            due = self.guard.auction_due(now)
+            if due is not None and due > now:
+                # The clock may fast-forward over a closed market: a job is what it stops for.
+                self.scheduler.at(
+                    f"guard-auction-{due:%Y%m%d}", "opening-auction exits", due, self._guard_job
+                )
+            await self.clock.sleep_until(now.replace(second=0, microsecond=0) + MINUTE_CLOCK_OFFSET)
+
+    async def _guard_job(self) -> None:
+        self.guard.check()
+
+    def _guard_soon(self) -> None:
+        """After order news: the guard looks once the news has been applied (never inside
+        the stream consumer's call, which must not wait on anything)."""
+        if self._guard_posted or not self.ready.is_set():
+            return
+        self._guard_posted = True
+        asyncio.get_running_loop().call_soon(self._guard_now)
+
+    def _guard_now(self) -> None:
+        self._guard_posted = False
+        try:
+            self.guard.check()
+        except Exception:  # the minute loop (supervised) runs the same check and dies loudly
+            log.exception("position guard check after order news failed")
 
     async def _check_bar_silence(self, account: str, now: datetime) -> None:
         feed, stream = self.bar_feeds.get(account), self.bar_streams.get(account)
@@ -464,29 +513,18 @@ class Daemon:
         runner = self.runners.get(strategy)
         if runner is not None:
             runner.post_update(update)
+        self._guard_soon()
         if update.kind == "fill" and update.side == "sell":
             self.check_emergency(strategy)
 
     def check_emergency(self, strategy: str) -> None:
-        """Evaluate the strategy's emergency-stop conditions over its closed trades; a trip
-        halts it as ``magellan halt`` would (exits keep working) and says so loudly."""
+        """Evaluate the strategy's emergency-stop conditions over its closed trades (running
+        totals, see ``emergency_totals``); a trip halts it as ``magellan halt`` would (exits
+        keep working) and says so loudly."""
         config = self.config.strategies.get(strategy)
         if config is None or self.ledger.halted(strategy):
             return
-        trades = [
-            ClosedTrade(
-                symbol=t["symbol"],
-                entry_time=parse_iso(t["entry_time"]),
-                exit_time=parse_iso(t["exit_time"]),
-                qty=int(Decimal(t["qty"])),
-                entry_price=float(t["entry_price"]),
-                exit_price=float(t["exit_price"]),
-                pnl=float(t["pnl"]),
-                session_date=date.fromisoformat(t["session_date"]),
-            )
-            for t in self.ledger.closed_trades(strategy)
-        ]
-        reason = evaluate_emergency(config.spec.emergency, trades)
+        reason = self.emergency.reason(strategy, config.spec.emergency)
         if reason is None:
             return
         self.ledger.halt(strategy, f"emergency stop: {reason}", "emergency", self.clock.now())

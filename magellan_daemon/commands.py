@@ -4,6 +4,12 @@ The CLI writes a command into the ledger's control table; this loop picks it up 
 second and runs it through the router (the only path to the broker): ``flatten`` cancels a
 strategy's open orders and sells its own shares. It also notices halts the CLI wrote (the
 router already honours them before every entry) and logs them once.
+
+A command that fails (its handling raised, even while marking it started) is answered with
+its error and the loop goes on: the CLI never waits for an answer that cannot come. A poll
+that fails is logged at ERROR and tried again; after ``MAX_POLL_FAILURES`` in a row the loop
+ends, and the daemon runs it as a critical task: its end stops the daemon with exit code 1
+(systemd restarts it) and shows in the health check, never a silent death.
 """
 
 from __future__ import annotations
@@ -19,6 +25,7 @@ from magellan_daemon.router import OrderRouter
 
 log = logging.getLogger(__name__)
 CONTROL_POLL_SECONDS = 1.0
+MAX_POLL_FAILURES = 5  # polls in a row that raised: the channel is broken, not busy
 
 
 class OperatorCommands:
@@ -37,20 +44,32 @@ class OperatorCommands:
         self._router = router
         self._running = running
         self._halts_seen: dict[str, str] = {}
+        self.poll_seconds = CONTROL_POLL_SECONDS
 
     async def poll_forever(self) -> None:
-        """Every second (wall): operator commands from the CLI, and halts it wrote."""
+        """Every second (wall): operator commands from the CLI, and halts it wrote. Raises
+        (ending the task) only after ``MAX_POLL_FAILURES`` failed polls in a row."""
+        failures = 0
         while True:
-            await asyncio.sleep(CONTROL_POLL_SECONDS)
-            for command in self._control.pending():
-                await self.run(command)
-            self.notice_halts()
+            await asyncio.sleep(self.poll_seconds)
+            try:
+                for command in self._control.pending():
+                    await self.run(command)
+                self.notice_halts()
+            except Exception:
+                failures += 1
+                log.exception("operator commands: poll failed (%d in a row)", failures)
+                if failures >= MAX_POLL_FAILURES:
+                    raise
+                continue
+            failures = 0
 
     async def run(self, command: Command) -> None:
-        """Execute one command and write its result for the waiting CLI."""
-        self._control.start(command.id)
+        """Execute one command and write its result for the waiting CLI; a failure of the
+        handling is that result. Raises only if even the answer cannot be written."""
         log.warning("operator command %s %s", command.kind, command.strategy or "(all)")
         try:
+            self._control.start(command.id)
             if command.kind != "flatten":
                 self._control.finish(
                     command.id, False, {"errors": [f"unknown command {command.kind!r}"]}

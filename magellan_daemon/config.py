@@ -11,7 +11,7 @@ with the API key and secret, never the keys themselves.
 from __future__ import annotations
 
 import tomllib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
@@ -51,6 +51,18 @@ class DataConfig(FrozenModel):
     )
 
 
+class GuardConfig(FrozenModel):
+    """The position guard (``[guard]``): what it does before the close."""
+
+    close_margin_minutes: float = Field(
+        default=5.0,
+        gt=0,
+        le=120,
+        description="Intraday strategies are flattened this many minutes before the close "
+        "(the broker's calendar close, so 12:55 on a 13:00 half day).",
+    )
+
+
 class MagellanFile(FrozenModel):
     """The daemon file as written (``configs/magellan.toml``)."""
 
@@ -76,6 +88,9 @@ class MagellanFile(FrozenModel):
     )
     accounts: dict[str, AccountConfig] = Field(
         min_length=1, description="Alpaca accounts by name (env var names, never keys)."
+    )
+    guard: GuardConfig = Field(
+        default_factory=GuardConfig, description="The position guard (see [guard])."
     )
     strategies: dict[str, StrategyEntry] = Field(
         min_length=1,
@@ -117,6 +132,7 @@ class MagellanConfig:
     strategies: dict[str, StrategyConfig]
     metrics_port: int | None = None
     adjustment: Literal["split", "all"] = "split"  # [data] adjustment of historical bars
+    guard: GuardConfig = field(default_factory=GuardConfig)
 
 
 def read_toml(path: Path) -> dict[str, Any]:
@@ -198,6 +214,7 @@ def load_config(path: str | Path) -> MagellanConfig:
         strategies=strategies,
         metrics_port=daemon.metrics_port,
         adjustment=daemon.data.adjustment,
+        guard=daemon.guard,
     )
 
 

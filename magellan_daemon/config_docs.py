@@ -17,7 +17,13 @@ from pydantic import BaseModel
 from pydantic.fields import FieldInfo
 from pydantic_core import PydanticUndefined
 
-from magellan_daemon.config import AccountConfig, DataConfig, MagellanFile, StrategyEntry
+from magellan_daemon.config import (
+    AccountConfig,
+    DataConfig,
+    GuardConfig,
+    MagellanFile,
+    StrategyEntry,
+)
 from strategies.params import EmergencyStop, RiskLimits
 from strategies.registry import REGISTRY
 
@@ -30,6 +36,7 @@ SECTIONS: tuple[tuple[str, type[BaseModel]], ...] = (
     ("`magellan.toml` `[data]`", DataConfig),
     ("`magellan.toml` `[accounts.<name>]`", AccountConfig),
     ("`magellan.toml` `[strategies.<name>]`", StrategyEntry),
+    ("`magellan.toml` `[guard]`", GuardConfig),
     *(
         (f"`{kind.name}.toml` {table}".rstrip(), model)
         for kind in REGISTRY.values()

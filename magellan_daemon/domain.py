@@ -64,6 +64,7 @@ class BrokerEvent:
     qty: Decimal | None = None  # this execution's quantity (fills)
     replaced_by: BrokerOrderId | None = None
     order_status: str | None = None  # the broker's status on the order object
+    reason: str = ""  # why it was refused, in the broker's words (our own news only)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -128,15 +128,31 @@ class EventSink:
             )
         if applied.restated or applied.repriced:
             self._fills_rewritten(applied, event, extra)
-        if applied.status_changed and applied.fill is None:
-            log.info(order_line(order.status, order, order.qty, order.stop_price), extra=extra)
         kind = _ENDED_UNFILLED.get(order.status)
+        if applied.status_changed and applied.fill is None:
+            self._log_status(order, kind, event, extra)
         if kind and self._resent(order):
             kind = None  # never received, and queued to be sent again: nothing ended
         if applied.status_changed and kind and order.filled_qty < order.qty:
-            self._notify(order.strategy, _update(order, kind, event.ts_event))
+            self._notify(order.strategy, _update(order, kind, event.ts_event, reason=event.reason))
         self._watch.notify(order.client_order_id, event.event)
         return applied
+
+    @staticmethod
+    def _log_status(
+        order: OrderRow, kind: str | None, event: BrokerEvent, extra: dict[str, Any]
+    ) -> None:
+        """The order's new state; a sell (an exit or a protective stop) that ended without
+        filling is a WARNING with the broker's reason: a position is less protected or held
+        longer than meant. Our own cancels are routine."""
+        line = order_line(order.status, order, order.qty, order.stop_price)
+        if order.side == "sell" and kind is not None and kind != "canceled":
+            why = event.reason or f"{event.event} ({event.source})"
+            log.warning("%s: %s", line, why, extra=extra)
+        elif event.reason:
+            log.info("%s: %s", line, event.reason, extra=extra)
+        else:
+            log.info(line, extra=extra)
 
     def _not_applied(self, event: BrokerEvent, applied: Applied) -> None:
         if applied.order is None:
@@ -242,7 +258,12 @@ class EventSink:
 
 
 def _update(
-    order: OrderRow, kind: str, time: datetime, qty: int = 0, price: float | None = None
+    order: OrderRow,
+    kind: str,
+    time: datetime,
+    qty: int = 0,
+    price: float | None = None,
+    reason: str = "",
 ) -> OrderUpdate:
     """What the owning strategy is told about its order after an event."""
     return OrderUpdate(
@@ -257,4 +278,5 @@ def _update(
         price=price,
         filled_qty=int(order.filled_qty),
         order_qty=int(order.qty),
+        reason=reason,
     )

@@ -57,6 +57,16 @@ class Metrics:
             registry=r,
             buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
         )
+        self.unprotected = Gauge(
+            "magellan_unprotected_positions",
+            "Positions without a working stop or exit for more than one bar",
+            registry=r,
+        )
+        self.held_past_close = Gauge(
+            "magellan_positions_held_past_close",
+            "Positions of intraday strategies still held after the close",
+            registry=r,
+        )
         self.router_queue = Gauge("magellan_router_in_flight", "Intents being executed", registry=r)
         self.throttle_wait = Gauge(
             "magellan_throttle_wait_seconds",

@@ -172,6 +172,7 @@ class OrderPath:
                 broker_order_id=None if row is None else row.broker_order_id,  # type: ignore[arg-type]
                 ts_event=self._clock.now(),
                 source="router" if not reason else f"router: {reason}"[:120],
+                reason=reason,
             )
         )
 
@@ -229,9 +230,8 @@ class OrderPath:
                 continue  # it exists: the lookup at the top of the next attempt applies it
             except BrokerRejected as exc:
                 self.stats.rejected += 1
-                log.warning(
-                    "rejected  %s: %s", order.client_order_id, exc, extra=_extra(order, "rejected")
-                )
+                # The sink logs the refusal with its reason (WARNING for a sell).
+                log.debug("rejected  %s: %s", order.client_order_id, exc)
                 self.mark(order.client_order_id, "rejected", str(exc))
                 return
             except BrokerRetryable as exc:

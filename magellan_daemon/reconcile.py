@@ -67,17 +67,20 @@ def reconcile(
     snapshot: BrokerSnapshot,
     now: datetime,
     derived: frozenset[tuple[str, Decimal, Decimal]] = frozenset(),
+    written_since: frozenset[ClientOrderId] = frozenset(),
     pending_splits: Mapping[str, Decimal] | None = None,
 ) -> ReconcileResult:
     """Diff the ledger's orders and net positions of one account against ``snapshot``.
     ``derived`` names the ledger's fills still priced from an order's average (broker order
     id, cumulative qty before and after): the executions in those ranges among the activities
-    are sent again, with their own prices, so the ledger can correct them."""
+    are sent again, with their own prices, so the ledger can correct them.
+    ``written_since`` names the ledger's orders written after ``ledger_orders`` was read (while
+    the snapshot was taken): ours, never foreign, and left to the stream."""
     result = ReconcileResult()
     fills_by_order: dict[BrokerOrderId, list[BrokerFill]] = {}
     for fill in snapshot.fills:
         fills_by_order.setdefault(fill.broker_order_id, []).append(fill)
-    ours: set[str] = set()
+    ours: set[str] = set(written_since)
     # The position diff compares the broker with the ledger AS IT WILL BE once the fill
     # events below are applied, so repairing a missed fill is not also reported.
     expected = dict(ledger_net)

@@ -29,7 +29,7 @@ from magellan_daemon.broker.errors import BrokerError, BrokerFatal, BrokerNotFou
 from magellan_daemon.clock import Clock
 from magellan_daemon.domain import BrokerPosition, ClientOrderId
 from magellan_daemon.events import EventSink
-from magellan_daemon.ledger.order_fsm import OrderStatus
+from magellan_daemon.ledger.order_fsm import OrderStatus, is_open
 from magellan_daemon.ledger.store import Ledger, OrderRow
 from magellan_daemon.order_path import OrderPath
 from magellan_daemon.reconcile import BrokerSnapshot, position_diff, reconcile
@@ -133,7 +133,8 @@ class Recovery:
         now = self._clock.now()
         # The ledger is read BEFORE the broker: a fill the stream applies meanwhile is in the
         # broker's snapshot and counted as missed against this view, and applying it again
-        # is a no-op (fills are deduplicated), so nothing is reported twice or missed.
+        # is a no-op (fills are deduplicated), so nothing is reported twice or missed. An
+        # order a lane writes meanwhile is judged ours by a second read (_written_since).
         open_orders = self._ledger.orders(account=account, open_only=True)
         since = min([o.created_at for o in open_orders] + [now - RECONCILE_LOOKBACK])
         orders = [
@@ -144,7 +145,15 @@ class Recovery:
         net = self._ledger.net_positions(account)
         snapshot = await self._snapshot(account, since - timedelta(minutes=1), open_orders)
         derived = self._ledger.derived_fills(account)
-        result = reconcile(orders, net, snapshot, now, derived, self.pending_splits())
+        result = reconcile(
+            orders,
+            net,
+            snapshot,
+            now,
+            derived,
+            self._written_since(orders, snapshot),
+            self.pending_splits(),
+        )
         repaired = 0
         for event in result.events:
             if event.event == "not_found":
@@ -167,6 +176,19 @@ class Recovery:
             len(result.discrepancies) - len(positions),
         )
         return repaired
+
+    def _written_since(
+        self, orders: list[OrderRow], snapshot: BrokerSnapshot
+    ) -> frozenset[ClientOrderId]:
+        """The broker's orders missing from the ledger read taken before the snapshot that the
+        ledger has now: a lane wrote (and sent) them during the snapshot's awaits. Asked
+        only for those few, so an order is foreign only if the ledger never heard of it."""
+        read = {o.client_order_id for o in orders}
+        return frozenset(
+            cid
+            for cid, broker in snapshot.orders.items()
+            if cid not in read and is_open(broker.status) and self._ledger.order(cid) is not None
+        )
 
     async def _snapshot(
         self, account: str, since: datetime, open_orders: list[OrderRow]

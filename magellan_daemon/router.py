@@ -48,7 +48,11 @@ from strategies.params import RiskLimits
 
 log = logging.getLogger(__name__)
 STOP_LEG = "protective_stop"
+STOP_ACTIONS = frozenset({"place_stop", "replace_stop", "cancel_stop"})
 PRE_BROKER = frozenset({OrderStatus.PENDING_SUBMIT, OrderStatus.UNKNOWN})
+ENDED_UNFILLED = frozenset({OrderStatus.REJECTED, OrderStatus.NOT_FOUND})
+# An attempt that can still be sent under its own id: the broker never had it.
+UNSENT = PRE_BROKER | {OrderStatus.NOT_FOUND}
 # A protective stop cannot rest while the position's own entry buy still works (Alpaca's
 # wash-trade protection refuses it): wait this long for the entry to finish, then cancel its
 # remainder, because protecting the shares held matters more than buying the last ones.
@@ -82,12 +86,16 @@ class _Work:
     intent: Intent | None
     intent_id: int | None
     done: asyncio.Future[object]
+    reported: bool = False  # the strategy was told how this intent ended (exactly once)
+    flatten_leg: str = "flatten"  # a flatten (no intent): the leg and time in force of its sell
+    time_in_force: str = "day"
 
 
 @dataclass(eq=False)
 class _Lane:
     queue: deque[_Work] = field(default_factory=deque)
     task: asyncio.Task[None] | None = None
+    current: _Work | None = None  # being executed
 
 
 class OrderRouter:
@@ -133,6 +141,22 @@ class OrderRouter:
         """``submit`` and wait until every intent was executed."""
         await asyncio.gather(*self.submit(intents, intent_ids))
 
+    def selling(self, strategy: str, symbol: str) -> int:
+        """Shares the strategy's sells queued or being executed on the symbol's lane will
+        sell (a flatten: all it holds): an exit on its way that has no order row yet."""
+        lane = self._lanes.get((self._routing[strategy].account, symbol))
+        if lane is None:
+            return 0
+        total = 0
+        for work in (lane.current, *lane.queue):
+            if work is None or work.strategy != strategy:
+                continue
+            if work.intent is None:
+                total += int(self._ledger.position_qty(strategy, symbol))
+            elif work.intent.action == "sell":
+                total += work.intent.qty or 0
+        return total
+
     def busy(self) -> bool:
         """True while any lane has work."""
         return any(lane.queue or lane.task for lane in self._lanes.values())
@@ -154,14 +178,33 @@ class OrderRouter:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
 
+    def flatten_symbol(
+        self, strategy: str, symbol: str, leg: str, *, time_in_force: str = "day"
+    ) -> asyncio.Future[object]:
+        """Queue a flatten of one symbol on its lane (the position guard's): its open orders
+        cancelled, then a market sell of its shares with ``leg`` and ``time_in_force``."""
+        return self._enqueue(strategy, symbol, None, None, leg, time_in_force)
+
     def _enqueue(
-        self, strategy: str, symbol: str, intent: Intent | None, intent_id: int | None
+        self,
+        strategy: str,
+        symbol: str,
+        intent: Intent | None,
+        intent_id: int | None,
+        flatten_leg: str = "flatten",
+        time_in_force: str = "day",
     ) -> asyncio.Future[object]:
         routing = self._routing[strategy]
         key = (routing.account, symbol)
         lane = self._lanes.setdefault(key, _Lane())
         work = _Work(
-            strategy, symbol, intent, intent_id, asyncio.get_running_loop().create_future()
+            strategy,
+            symbol,
+            intent,
+            intent_id,
+            asyncio.get_running_loop().create_future(),
+            flatten_leg=flatten_leg,
+            time_in_force=time_in_force,
         )
         lane.queue.append(work)
         if lane.task is None:
@@ -176,6 +219,7 @@ class OrderRouter:
                     self._skip_stop(work)
                     continue
                 self.stats.in_flight += 1
+                lane.current = work
                 try:
                     result = await self._do(work)
                 except BrokerFatal as exc:
@@ -187,6 +231,9 @@ class OrderRouter:
                     result = None
                 finally:
                     self.stats.in_flight -= 1
+                    lane.current = None
+                if work.intent is not None and work.intent.action in STOP_ACTIONS:
+                    self._report_stop(work)  # what rests now, done or failed: once
                 if not work.done.done():
                     work.done.set_result(result)
         finally:
@@ -203,7 +250,7 @@ class OrderRouter:
         shares unprotected for as long). The strategy is told what rests now."""
         assert work.intent is not None
         self._mark(work.intent_id, "blocked", "superseded by a later stop intent")
-        self._report_stop(work.intent)
+        self._report_stop(work)
         if not work.done.done():
             work.done.set_result(None)
 
@@ -220,29 +267,22 @@ class OrderRouter:
         reason = f"{type(exc).__name__}: {exc}"[:300]
         self._mark(work.intent_id, "failed", reason)
         if intent.action in ("buy", "sell"):
-            self._not_sent(intent, work.intent_id, reason, status="failed")
-        else:
-            self._report_stop(intent)
+            self._not_sent(work, reason, status="failed")
+        # a stop intent's report (what rests now) is the lane's, after every step
 
     async def _do(self, work: _Work) -> object:
         intent = work.intent
         if intent is None:
-            return await self._flatten_symbol(work.strategy, work.symbol)
+            return await self._flatten_symbol(work)
         routing = self._routing[intent.strategy]
         if intent.action == "buy":
-            await self._entry(intent, work.intent_id, routing)
+            await self._entry(work, routing)
         elif intent.action == "sell":
-            await self._exit(intent, work.intent_id, routing)
+            await self._exit(work, routing)
         elif intent.action in ("place_stop", "replace_stop"):
-            try:
-                await self._set_stop(intent, work.intent_id, routing)
-            finally:
-                self._report_stop(intent)
+            await self._set_stop(intent, work.intent_id, routing)
         elif intent.action == "cancel_stop":
-            try:
-                await self._cancel_stop(intent, work.intent_id)
-            finally:
-                self._report_stop(intent)
+            await self._cancel_stop(intent, work.intent_id)
         else:
             raise ValueError(f"unknown intent action {intent.action!r}")
         return None
@@ -253,10 +293,20 @@ class OrderRouter:
         if intent_id is not None:
             self._ledger.set_intent_status(intent_id, status, reason, self._clock.now())
 
-    def _not_sent(
-        self, intent: Intent, intent_id: int | None, reason: str, status: str = "blocked"
-    ) -> None:
-        log.info(
+    def _not_sent(self, work: _Work, reason: str, status: str = "blocked") -> None:
+        """Tell the strategy its buy/sell was not sent and why (the intent's one report)."""
+        intent = work.intent
+        assert intent is not None
+        if work.reported:
+            log.error("intent %s %s %s reported twice", intent.strategy, intent.symbol, intent.leg)
+            return
+        work.reported = True
+        # An exit the strategy holds shares for and that did not go out leaves a position
+        # longer than meant: an operator should see it.
+        held = self._ledger.position_qty(intent.strategy, intent.symbol)
+        level = logging.WARNING if intent.action == "sell" and held > 0 else logging.INFO
+        log.log(
+            level,
             "not sent  %-12s %-6s %s: %s",
             intent.strategy,
             intent.symbol,
@@ -266,8 +316,15 @@ class OrderRouter:
                 "fields": {"STRATEGY": intent.strategy, "SYMBOL": intent.symbol, "EVENT": status}
             },
         )
-        self._mark(intent_id, status, reason)
+        self._mark(work.intent_id, status, reason)
         self._sink.not_sent(intent, reason)
+
+    def _sent(self, work: _Work, row: OrderRow, note: str = "") -> None:
+        """The intent went out as ``row``: its fills or its end are the strategy's report
+        (the event sink tells it); a refusal already told it so."""
+        work.reported = True
+        status = "failed" if row.status in ENDED_UNFILLED else "sent"
+        self._mark(work.intent_id, status, note or row.status)
 
     def _open(self, strategy: str, symbol: str) -> list[OrderRow]:
         return self._ledger.orders(strategy=strategy, symbol=symbol, open_only=True)
@@ -284,8 +341,15 @@ class OrderRouter:
         stop = max((o.qty - o.filled_qty for o in sells if o.leg == STOP_LEG), default=Decimal(0))
         return others, stop
 
-    def _report_stop(self, intent: Intent) -> None:
-        """Tell the strategy what protective stop rests now (a fact from the ledger)."""
+    def _report_stop(self, work: _Work) -> None:
+        """Tell the strategy what protective stop rests now (a fact from the ledger): the
+        one report of a stop intent."""
+        intent = work.intent
+        assert intent is not None
+        if work.reported:
+            log.error("stop intent %s %s reported twice", intent.strategy, intent.symbol)
+            return
+        work.reported = True
         stop = self._open_stop(intent.strategy, intent.symbol)
         _, resting = self._held_by_orders(intent.strategy, intent.symbol)
         self._sink.stop_report(
@@ -327,23 +391,39 @@ class OrderRouter:
             now=self._clock.now(),
         )
 
-    def _existing(self, cid: ClientOrderId, intent_id: int | None) -> OrderRow | None:
-        """The order of this intent if it was sent already (a repeated intent)."""
-        row = self._ledger.order(cid)
-        if row is not None and row.status not in (*PRE_BROKER, OrderStatus.NOT_FOUND):
-            log.info("order %s already exists (%s): not sent again", cid, row.status)
-            self._mark(intent_id, "sent", f"already {row.status}")
-            return row
-        return None
+    def _attempt(self, intent: Intent) -> tuple[ClientOrderId, OrderRow | None, list[OrderRow]]:
+        """The order this buy/sell intent is: ``(cid, row, earlier)``. ``row`` is an attempt
+        at the same decision that is still open (a repeated intent: it is that order), else
+        None and ``cid`` is a fresh attempt's id, numbered after the ``earlier`` ones that
+        ended, so a re-decided exit never collides with a refused one."""
+        earlier = self._ledger.orders_of_signal(
+            intent.strategy, intent.symbol, intent.leg, intent.signal_time
+        )
+        for row in earlier:
+            if row.is_open:
+                return row.client_order_id, row, earlier
+        if earlier and earlier[-1].status == OrderStatus.NOT_FOUND:
+            return earlier[-1].client_order_id, earlier[-1], earlier  # never received: again
+        seq = len(earlier) + 1 if earlier else 0
+        cid = client_order_id(intent.strategy, intent.symbol, intent.signal_time, intent.leg, seq)
+        return cid, None, earlier
 
     # -- entries -----------------------------------------------------------------------
 
-    async def _entry(self, intent: Intent, intent_id: int | None, routing: StrategyRouting):
-        cid = client_order_id(intent.strategy, intent.symbol, intent.signal_time, intent.leg)
-        if self._existing(cid, intent_id) is not None:
+    async def _entry(self, work: _Work, routing: StrategyRouting) -> None:
+        intent, intent_id = work.intent, work.intent_id
+        assert intent is not None
+        cid, working, earlier = self._attempt(intent)
+        if working is not None and working.status not in UNSENT:
+            self._sent(work, working, f"already {working.status} as {cid}")
+            return
+        if working is None and earlier:
+            # An entry is never tried twice for one signal: the strategy decides again.
+            ended = earlier[-1]
+            self._not_sent(work, f"its order {ended.client_order_id} already {ended.status}")
             return
         if self.entries_stopped:
-            self._not_sent(intent, intent_id, f"entries stopped: {self.entries_stopped}")
+            self._not_sent(work, f"entries stopped: {self.entries_stopped}")
             return
         account = await self._path.read(routing.account, lambda b: b.account_info())
         quote = None
@@ -356,19 +436,19 @@ class OrderRouter:
         # From here to the order row nothing is awaited: the facts hold while we decide.
         gate = decide_entry(self._entry_facts(intent, routing, account, quote))
         if not gate.allowed:
-            self._not_sent(intent, intent_id, gate.reason)
+            self._not_sent(work, gate.reason)
             return
         if gate.reason:
             log.info("entry %s %s: %s", intent.strategy, intent.symbol, gate.reason)
-        row = self._ledger.order(cid) or self._new_order(
+        row = working or self._new_order(
             intent, intent_id, routing, cid=cid, side="buy", qty=gate.qty
         )
         self._reserved[cid] = gate.qty * reference_price(intent.sizing)
         try:
-            await self._path.send(row)
+            row = await self._path.send(row)
         finally:
             self._reserved.pop(cid, None)
-        self._mark(intent_id, "sent", "")
+        self._sent(work, row)
 
     def _entry_facts(
         self, intent: Intent, routing: StrategyRouting, account: object, quote: QuoteFacts | None
@@ -412,20 +492,24 @@ class OrderRouter:
             why += f", {stop} held by the protective stop"
         return free, why
 
-    async def _exit(self, intent: Intent, intent_id: int | None, routing: StrategyRouting):
-        cid = client_order_id(intent.strategy, intent.symbol, intent.signal_time, intent.leg)
-        if self._existing(cid, intent_id) is not None:
+    async def _exit(self, work: _Work, routing: StrategyRouting) -> None:
+        intent, intent_id = work.intent, work.intent_id
+        assert intent is not None
+        cid, working, _ = self._attempt(intent)
+        if working is not None and working.status not in UNSENT:
+            self._sent(work, working, f"already {working.status} as {cid}")
             return
-        free, why = self._sellable(intent.strategy, intent.symbol)
-        qty = min(intent.qty or 0, free)
-        if qty <= 0:
-            self._not_sent(intent, intent_id, f"nothing to sell ({why})")
-            return
-        row = self._ledger.order(cid) or self._new_order(
-            intent, intent_id, routing, cid=cid, side="sell", qty=qty
-        )
-        await self._path.send(row)
-        self._mark(intent_id, "sent", "" if qty == intent.qty else f"reduced to {qty} ({why})")
+        if working is None:
+            free, why = self._sellable(intent.strategy, intent.symbol)
+            qty = min(intent.qty or 0, free)
+            if qty <= 0:
+                self._not_sent(work, f"nothing to sell ({why})")
+                return
+            if qty != intent.qty:
+                # The strategy hears the order's own quantity with each fill (order_qty).
+                log.info("sell %s reduced to %d of %s (%s)", cid, qty, intent.qty, why)
+            working = self._new_order(intent, intent_id, routing, cid=cid, side="sell", qty=qty)
+        self._sent(work, await self._path.send(working))
 
     # -- the protective stop -----------------------------------------------------------
 
@@ -557,7 +641,8 @@ class OrderRouter:
         )
         return result
 
-    async def _flatten_symbol(self, strategy: str, symbol: str) -> dict[str, list]:
+    async def _flatten_symbol(self, work: _Work) -> dict[str, list]:
+        strategy, symbol = work.strategy, work.symbol
         result: dict[str, list] = {"canceled": [], "sells": [], "refused": [], "errors": []}
         for order in self._open(strategy, symbol):
             outcome = await self._path.cancel(order)
@@ -575,14 +660,20 @@ class OrderRouter:
             strategy=strategy,
             symbol=symbol,
             action="sell",
-            leg="flatten",
+            leg=work.flatten_leg,
             signal_time=now.replace(second=0, microsecond=0),
-            reason="operator flatten",
+            reason=work.flatten_leg,
             qty=free,
         )
-        cid = client_order_id(strategy, symbol, intent.signal_time, "flatten")
-        row = self._ledger.order(cid) or self._new_order(
-            intent, None, self._routing[strategy], cid=cid, side="sell", qty=free
+        cid, working, _ = self._attempt(intent)
+        row = working or self._new_order(
+            intent,
+            None,
+            self._routing[strategy],
+            cid=cid,
+            side="sell",
+            qty=free,
+            time_in_force=work.time_in_force,
         )
         row = await self._path.send(row)
         entry = {"symbol": symbol, "qty": str(row.qty), "client_order_id": cid}

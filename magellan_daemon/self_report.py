@@ -71,6 +71,7 @@ class SelfReport:
             "prices": prices,
             "last_fill": d.ledger.last_fill_time(),
             "strategies": {n: {"running": n in d.runners} for n in d.config.strategies},
+            "guard": d.guard.describe(),
         }
 
     def alive(self) -> bool:
@@ -87,6 +88,12 @@ class SelfReport:
             return False, f"task died: {', '.join(dead)}"
         if d.router.entries_stopped:
             return False, f"broker refused us: {d.router.entries_stopped}"
+        if d.guard.held_past_close:
+            held = ", ".join(f"{s} {sym}" for s, sym in sorted(d.guard.held_past_close))
+            return False, f"held past the close: {held}"
+        if d.guard.unprotected:
+            bare = ", ".join(f"{s} {sym}" for s, sym in sorted(d.guard.unprotected))
+            return False, f"unprotected: {bare}"
         down = [a for a, s in d.trade_streams.items() if not s.stats.connected]
         if down:
             return False, f"trade stream down: {', '.join(down)}"
@@ -100,6 +107,8 @@ class SelfReport:
         d = self._d
         m = d.metrics
         m.router_queue.set(d.router.stats.in_flight)
+        m.unprotected.set(len(d.guard.unprotected))
+        m.held_past_close.set(len(d.guard.held_past_close))
         while d.path.stats.submit_seconds:
             m.submit_latency.observe(d.path.stats.submit_seconds.popleft())
         m.router_failures.set(d.router.stats.failed)

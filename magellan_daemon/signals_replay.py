@@ -10,7 +10,7 @@ independent here: no account-level gate applies), in bar order:
    never fills more than the simulated position (the rest is reported as ``canceled``);
 2. a resting protective stop (``place_stop``/``replace_stop``/``cancel_stop``) fills when the
    bar's low <= its stop price, at ``min(open, stop)``, as an ``OrderUpdate`` with leg
-   ``"stop"`` (reported as an exit row);
+   ``"protective_stop"`` (reported as an exit row);
 3. the bar goes to ``on_bar``; buy/sell intents are queued, stop intents applied at once.
 
 "Tradable" bar: a daily bar whose New York date is a session; an intraday bar starting
@@ -258,7 +258,7 @@ class Replay:
         update = OrderUpdate(
             strategy=self.strategy.name,
             symbol=bar.symbol,
-            leg="stop",
+            leg="protective_stop",
             signal_time=stop.signal_time,
             side="sell",
             kind="fill",

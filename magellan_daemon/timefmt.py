@@ -6,11 +6,11 @@ microseconds and a ``Z``; session logic uses New York dates.
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, time, timedelta
 
 from strategies.session import NEW_YORK
 
-__all__ = ["NEW_YORK", "iso", "parse_iso", "session_date"]
+__all__ = ["NEW_YORK", "iso", "new_york_day", "parse_iso", "session_date"]
 
 
 def iso(t: datetime) -> str:
@@ -26,3 +26,11 @@ def parse_iso(text: str) -> datetime:
 def session_date(t: datetime) -> date:
     """The New York calendar date of ``t`` (the trading day a fill belongs to)."""
     return t.astimezone(NEW_YORK).date()
+
+
+def new_york_day(day: date) -> tuple[datetime, datetime]:
+    """The instants [start, end) of the New York calendar date ``day``, in UTC: the
+    ``t`` with ``session_date(t) == day`` (23 or 25 hours on the days clocks change)."""
+    start = datetime.combine(day, time(0), NEW_YORK)
+    end = datetime.combine(day + timedelta(days=1), time(0), NEW_YORK)
+    return start.astimezone(UTC), end.astimezone(UTC)

@@ -55,7 +55,7 @@ from typing import Any, ClassVar
 from strategies.bear_trap_entry import entry_values, first_failing_filter
 from strategies.bear_trap_orders import PlanOrders
 from strategies.bear_trap_params import BearTrapParams
-from strategies.bear_trap_plan import TradePlan, exit_split
+from strategies.bear_trap_plan import STOP_EXIT_LEG, TradePlan, exit_split
 from strategies.bear_trap_rebase import rebase_state
 from strategies.bear_trap_state import BAR_LENGTH, SymbolState, in_regular_session, valid_bar
 from strategies.model import (
@@ -341,7 +341,7 @@ class BearTrap:
             return self._step(bar, "hold", "entry order pending", values)
         if plan.stop_touched and plan.exit_pending is None:
             # The stop was touched one bar ago and the shares are still here: sell them.
-            return self._final_exit(plan, bar, "stop", "stop touched and not filled", values)
+            return self._final_exit(plan, bar, STOP_EXIT_LEG, "stop touched and not filled", values)
         if bar.low <= plan.stop:
             if plan.stop_order is not None:
                 plan.stop_touched = True
@@ -349,7 +349,7 @@ class BearTrap:
                 return self._step(bar, "hold", reason, values)
             if plan.exit_pending is None:
                 reason = f"stop: low {bar.low:.4g} <= {plan.stop:.4g}, no resting stop"
-                return self._final_exit(plan, bar, "stop", reason, values)
+                return self._final_exit(plan, bar, STOP_EXIT_LEG, reason, values)
         if plan.exit_pending is not None:
             return self._step(bar, "hold", f"exit pending ({plan.exit_pending['leg']})", values)
         if plan.entry_time is not None and now >= plan.entry_time + self._time_stop:

@@ -13,7 +13,7 @@ import logging
 from datetime import datetime
 from typing import Any
 
-from strategies.bear_trap_plan import STOP_LEGS, TradePlan, same_stop_price
+from strategies.bear_trap_plan import PROTECTIVE_STOP_LEG, TradePlan, same_stop_price
 from strategies.model import HoldingView, Intent, OrderUpdate
 
 log = logging.getLogger(__name__)
@@ -47,7 +47,7 @@ class PlanOrders:
             strategy=self.name,
             symbol=symbol,
             action=action,  # type: ignore[arg-type]
-            leg="protective_stop",
+            leg=PROTECTIVE_STOP_LEG,
             signal_time=datetime.fromisoformat(order["signal_time"]),
             reason=reason,
             qty=None if cancel else order["qty"],
@@ -87,7 +87,10 @@ class PlanOrders:
         # A pending market sell is matched first: its (leg, signal_time) is the more specific.
         if pending is not None and matches(pending, update):
             pending["filled"] += update.qty
-            if pending["filled"] >= pending["qty"]:
+            # The router may have sent fewer shares than asked (the rest held by other
+            # orders): the exit is over when its order is, whatever was asked.
+            wanted = pending["qty"] if update.order_qty is None else update.order_qty
+            if pending["filled"] >= wanted or update.filled_qty >= wanted:
                 plan.exit_pending = None
         elif order is not None and is_stop_order(order, update):
             order["qty"] = max(0, order["qty"] - update.qty)
@@ -105,7 +108,7 @@ class PlanOrders:
                 plan.entry_pending = False
             return []
         order = plan.stop_order
-        if update.leg in STOP_LEGS:
+        if update.leg == PROTECTIVE_STOP_LEG:
             # A stop order ended unfilled. While stop intents are out, their report tells what
             # rests; otherwise it went away outside our requests: placed again next bar.
             if plan.stop_requests == 0 and order is not None and is_stop_order(order, update):
@@ -176,7 +179,7 @@ class PlanOrders:
                 plan.entry_qty += view.position - plan.position
                 plan.entry_time = plan.entry_time or now
             plan.position = view.position
-        sells = [o for o in view.open_orders if o.side == "sell" and o.leg not in STOP_LEGS]
+        sells = [o for o in view.open_orders if o.side == "sell" and o.leg != PROTECTIVE_STOP_LEG]
         plan.entry_pending = any(o.side == "buy" for o in view.open_orders)
         pending = plan.exit_pending
         if pending is not None and not any(
@@ -197,4 +200,6 @@ def matches(pending: dict[str, Any], update: OrderUpdate) -> bool:
 
 
 def is_stop_order(order: dict[str, Any], update: OrderUpdate) -> bool:
-    return update.leg in STOP_LEGS and order["signal_time"] == update.signal_time.isoformat()
+    return (
+        update.leg == PROTECTIVE_STOP_LEG and order["signal_time"] == update.signal_time.isoformat()
+    )

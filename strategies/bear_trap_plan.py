@@ -6,8 +6,11 @@ import math
 from datetime import date, datetime
 from typing import Any
 
-# Legs a fill of the resting protective stop order may be reported with.
-STOP_LEGS = frozenset({"stop", "protective_stop"})
+# The leg of the resting protective stop order (at the broker, GTC) and the leg of the market
+# exit sent when the stop level is crossed with no stop resting: two different orders, never
+# to be confused (a refused market exit once read as a stop and stayed pending forever).
+PROTECTIVE_STOP_LEG = "protective_stop"
+STOP_EXIT_LEG = "stop_exit"
 
 
 def same_stop_price(a: float, b: float) -> bool:

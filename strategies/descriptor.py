@@ -26,6 +26,9 @@ from strategies.params import EmergencyStop, FrozenModel, RiskLimits
 #   it completes; the bar ending at the close executes at the next open.
 # daily_signal: the session's daily bar at close + 5 minutes; orders at the next open.
 Drive = Literal["minute_stream", "hourly_bars", "daily_signal"]
+# How long a position of the strategy may live: "intraday" is flat by the close (the
+# daemon's position guard flattens what is left before it); "multi_day" holds overnight.
+Horizon = Literal["intraday", "multi_day"]
 P = TypeVar("P", bound=FrozenModel)
 
 
@@ -51,6 +54,8 @@ class StrategySpec:
     emergency: EmergencyStop
     routing: RoutingExtras
     schedule: str  # one line for check-config
+    horizon: Horizon = "multi_day"
+    protective_stop: bool = False  # every position rests under a stop order at the broker
 
     @property
     def whole_market(self) -> bool:
@@ -84,6 +89,8 @@ class StrategyDescriptor(Generic[P]):
     # The models of the strategy's TOML ("" for the file itself, else a label like
     # "`[symbols]` entries"), for the README's generated configuration reference.
     config_tables: tuple[tuple[str, type[FrozenModel]], ...] = ()
+    horizon: Horizon = "multi_day"
+    protective_stop: bool = False  # its positions must rest under a stop at the broker
 
     def resolve(self, params: P) -> StrategySpec:
         """The spec of this strategy configured with ``params``."""
@@ -104,6 +111,8 @@ class StrategyDescriptor(Generic[P]):
             emergency=gates.emergency,
             routing=self.routing(params),
             schedule=self.schedule.format(delay=int(delay.total_seconds())),
+            horizon=self.horizon,
+            protective_stop=self.protective_stop,
         )
 
     def watching_all_symbols(self, params: P) -> P:

@@ -59,6 +59,8 @@ BEAR_TRAP: StrategyDescriptor[BearTrapParams] = StrategyDescriptor(
         max_spread_pct=params.max_spread_pct, min_liquidity_shares=params.min_liquidity_shares
     ),
     config_tables=(("", BearTrapParams),),
+    horizon="intraday",
+    protective_stop=True,
 )
 
 REGISTRY: dict[str, StrategyDescriptor] = {  # type: ignore[type-arg]

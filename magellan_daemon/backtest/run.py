@@ -199,7 +199,9 @@ async def _broker_answers_until(stack: Stack, at: datetime) -> None:
 
 
 async def _step(stack: Stack, at: datetime, work: list[Work]) -> None:
-    """One instant: the exchange, the due next-open intents, the bars and the tick."""
+    """One instant: the exchange, the due next-open intents, the bars and the tick, then
+    the position guard at each minute of the clock."""
+    tick_guard = any(line.minute_clock for line, _, _ in work)
     stack.clock.set(at)
     stack.exchange.advance()  # fills, whose news is posted to the runners
     if not _idle(stack):
@@ -217,6 +219,10 @@ async def _step(stack: Stack, at: datetime, work: list[Work]) -> None:
         routed |= line.runner.evaluate_now(bars, tick)
     if routed or not _idle(stack):
         await _settle(stack)
+    if stack.guard is not None and tick_guard:
+        stack.guard.check()  # after the strategies had their turn, as the daemon's clock
+        if not _idle(stack):
+            await _settle(stack)
 
 
 def _schedule(

@@ -14,6 +14,7 @@ check right after, before any bar of the ex-date).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
 
@@ -28,6 +29,7 @@ from magellan_daemon.ledger.store import Ledger
 from magellan_daemon.ledger.tradelog import TradeLogWriter
 from magellan_daemon.order_path import OrderPath
 from magellan_daemon.order_watch import OrderWatch
+from magellan_daemon.position_guard import GuardedStrategy, PositionGuard
 from magellan_daemon.router import OrderRouter, StrategyRouting
 from magellan_daemon.sessions import SessionBook
 from magellan_daemon.sim.calendar import SessionCalendar
@@ -55,6 +57,7 @@ class Stack:
     corporate: CorporateActionWatch | None = None
     actions: tuple[CorporateAction, ...] = ()
     splits: SplitTable = field(default_factory=lambda: SplitTable(()))
+    guard: PositionGuard | None = None
 
 
 def build_stack(
@@ -64,6 +67,7 @@ def build_stack(
     calendar: SessionCalendar,
     cash: Decimal,
     actions: tuple[CorporateAction, ...] = (),
+    close_margin: timedelta = timedelta(minutes=5),
 ) -> Stack:
     """The exchange on ``bars_dir`` (with the corporate ``actions``) and the daemon's parts
     for ``strategies``."""
@@ -122,6 +126,21 @@ def build_stack(
     corporate = CorporateActionWatch(
         ledger=ledger, path=path, clock=clock, runners=runners, watched=lambda: watched
     )
+    guard = PositionGuard(
+        ledger=ledger,
+        router=router,
+        clock=clock,
+        sessions=lambda: book,
+        strategies=[
+            GuardedStrategy(
+                name=name,
+                protective_stop=config.spec.protective_stop,
+                intraday=config.spec.horizon == "intraday",
+            )
+            for name, config in strategies.items()
+        ],
+        close_margin=close_margin,
+    )
     return Stack(
         clock=clock,
         exchange=exchange,
@@ -133,6 +152,7 @@ def build_stack(
         corporate=corporate if actions else None,
         actions=actions,
         splits=SplitTable(actions),
+        guard=guard,
     )
 
 

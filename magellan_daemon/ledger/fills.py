@@ -20,7 +20,7 @@ from magellan_daemon.ledger import position_book
 from magellan_daemon.ledger.order_fsm import OrderEvent, transition
 from magellan_daemon.ledger.orders import OrderTables
 from magellan_daemon.ledger.rows import Applied, AppliedFill, OrderRow, PositionRow
-from magellan_daemon.timefmt import iso, parse_iso, session_date
+from magellan_daemon.timefmt import iso, new_york_day, parse_iso
 
 ZERO = Decimal(0)
 RESTATEMENTS = frozenset({OrderEvent.TRADE_BUST, OrderEvent.TRADE_CORRECT})
@@ -28,6 +28,10 @@ RESTATEMENTS = frozenset({OrderEvent.TRADE_BUST, OrderEvent.TRADE_CORRECT})
 
 class FillTables(OrderTables):
     """Fills, positions, closed trades and daily P&L (stored results of ``apply_fill``)."""
+
+    # Bumped each time this process rewrote stored closed trades (a bust or correction, a
+    # fill repriced): running totals over them must be built again.
+    trades_revision: int = 0
 
     def apply_event(self, event: BrokerEvent) -> Applied:
         """Apply one broker event exactly once: status, fill increment, position, P&L.
@@ -250,6 +254,7 @@ class FillTables(OrderTables):
         else:
             return False  # inside the range: its neighbours split off first
         position_book.rebuild_symbol(conn, order.strategy, order.symbol, order.account)
+        self.trades_revision += 1
         return True
 
     def derived_fills(self, account: str) -> frozenset[tuple[str, Decimal, Decimal]]:
@@ -302,6 +307,7 @@ class FillTables(OrderTables):
                 ),
             )
         position_book.rebuild_symbol(conn, order.strategy, order.symbol, order.account)
+        self.trades_revision += 1
         return True
 
     # -- positions and P&L ---------------------------------------------------------------
@@ -352,6 +358,17 @@ class FillTables(OrderTables):
         ).fetchone()
         return ZERO if row is None else Decimal(row["realized"])
 
+    def closed_trades_after(self, strategy: str, after_id: int) -> list[dict[str, Any]]:
+        """The strategy's round trips stored after the one with id ``after_id``, oldest
+        first (read by id: the new ones only)."""
+        return [
+            dict(r)
+            for r in self._conn.execute(
+                "SELECT * FROM closed_trades WHERE id > ? AND strategy = ? ORDER BY id",
+                (after_id, strategy),
+            )
+        ]
+
     def closed_trades(self, strategy: str | None = None) -> list[dict[str, Any]]:
         """Round trips, oldest first."""
         sql, args = "SELECT * FROM closed_trades", ()
@@ -366,10 +383,13 @@ class FillTables(OrderTables):
         if strategy is not None:
             sql += " AND strategy = ?"
             args.append(strategy)
-        rows = [dict(r) for r in self._conn.execute(sql + " ORDER BY ts, id", args)]
         if day is not None:
-            rows = [r for r in rows if session_date(parse_iso(r["ts"])) == day]
-        return rows
+            # ts is iso() text (fixed width, UTC, Z): its order is time order, so the day is
+            # a range, read through fills_by_strategy_ts instead of every fill ever.
+            start, end = new_york_day(day)
+            sql += " AND ts >= ? AND ts < ?"
+            args += [iso(start), iso(end)]
+        return [dict(r) for r in self._conn.execute(sql + " ORDER BY ts, id", args)]
 
     def last_fill_time(self) -> str | None:
         """When the latest fill happened (ISO text), None before the first."""

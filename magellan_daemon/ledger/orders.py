@@ -174,6 +174,26 @@ class OrderTables(LedgerConnection):
         rows = self._conn.execute(f"SELECT * FROM orders {where} ORDER BY rowid", args)
         return [order_row(r) for r in rows]
 
+    def orders_of_signal(
+        self, strategy: str, symbol: str, leg: str, signal_time: datetime
+    ) -> list[OrderRow]:
+        """Every attempt at one decision (strategy, symbol, leg, signal time), oldest first."""
+        rows = self._conn.execute(
+            "SELECT * FROM orders WHERE strategy = ? AND symbol = ? AND signal_time = ? "
+            "AND leg = ? ORDER BY rowid",
+            (strategy, symbol, iso(signal_time), leg),
+        )
+        return [order_row(r) for r in rows]
+
+    def last_order_of_leg(self, strategy: str, symbol: str, leg: str) -> OrderRow | None:
+        """The strategy's most recent order of ``leg`` in ``symbol`` (any status), or None."""
+        row = self._conn.execute(
+            "SELECT * FROM orders WHERE strategy = ? AND symbol = ? AND leg = ? "
+            "ORDER BY rowid DESC LIMIT 1",
+            (strategy, symbol, leg),
+        ).fetchone()
+        return None if row is None else order_row(row)
+
     def orders_of_intent(self, intent_id: int) -> list[OrderRow]:
         """The orders written for one intent."""
         rows = self._conn.execute("SELECT * FROM orders WHERE intent_id = ?", (intent_id,))

@@ -9,13 +9,13 @@ symbol's trades can be rebuilt from the fills alone (which a broker's trade bust
 from __future__ import annotations
 
 import sqlite3
-from datetime import datetime
+from datetime import date, datetime
 from decimal import Decimal
 
 from magellan_daemon.ledger.accounting import FillOutcome, PositionState, apply_fill
 from magellan_daemon.ledger.rows import Booking, booking_row
 from magellan_daemon.ledger.split_accounting import split_state, whole_shares
-from magellan_daemon.timefmt import iso, parse_iso, session_date
+from magellan_daemon.timefmt import iso, new_york_day, parse_iso, session_date
 
 ZERO = Decimal(0)
 
@@ -92,12 +92,15 @@ def rebuild_symbol(conn: sqlite3.Connection, strategy: str, symbol: str, account
         state = _through_split(state, booking)
     store_state(conn, strategy, symbol, account, state)
     for day in sorted(days):
+        # The day's fills by time range (fills_by_strategy_ts), not every fill per day,
+        # beside what the day's corporate actions realised.
+        start, end = new_york_day(date.fromisoformat(day))
         total = corporate_realized(conn, strategy, day)
         for row in conn.execute(
-            "SELECT ts, realized FROM fills WHERE strategy = ? AND voided = 0", (strategy,)
+            "SELECT realized FROM fills WHERE strategy = ? AND voided = 0 AND ts >= ? AND ts < ?",
+            (strategy, iso(start), iso(end)),
         ):
-            if session_date(parse_iso(row["ts"])).isoformat() == day:
-                total += Decimal(row["realized"])
+            total += Decimal(row["realized"])
         conn.execute(
             "INSERT INTO pnl_daily (strategy, session_date, realized) VALUES (?, ?, ?) "
             "ON CONFLICT(strategy, session_date) DO UPDATE SET realized = excluded.realized",

@@ -66,6 +66,7 @@ CREATE TABLE IF NOT EXISTS orders (
     updated_at TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS orders_by_status ON orders (status);
+CREATE INDEX IF NOT EXISTS orders_by_signal ON orders (strategy, symbol, signal_time);
 
 CREATE TABLE IF NOT EXISTS order_events (
     id INTEGER PRIMARY KEY,
@@ -210,7 +211,13 @@ _FILLS_COLUMNS = (
     "id, client_order_id, broker_order_id, broker_execution_id, account, strategy, symbol, "
     "side, qty, price, cum_qty, ts, source"
 )
-SCHEMA = _SCHEMA.replace("{fills}", _FILLS.replace("{name}", "IF NOT EXISTS fills"))
+# One strategy's fills of a time range (a New York day for the CSV trade log, status).
+FILLS_INDEX = "CREATE INDEX IF NOT EXISTS fills_by_strategy_ts ON fills (strategy, ts)"
+SCHEMA = (
+    _SCHEMA.replace("{fills}", _FILLS.replace("{name}", "IF NOT EXISTS fills"))
+    + FILLS_INDEX
+    + ";\n"
+)
 # Ledgers written before fills kept their realised P&L and restatements: same rows, three
 # more columns and a unique key that includes the revision.
 _FILLS_MIGRATION = (
@@ -222,6 +229,16 @@ _FILLS_MIGRATION = (
 
 def migrate(conn: sqlite3.Connection) -> bool:
     """Bring an older ledger file to this schema; True when something was changed."""
+    changed = _migrate_fills(conn)
+    # After the fills table may have been rebuilt (which drops its indexes).
+    indexes = {row[1] for row in conn.execute("PRAGMA index_list(fills)")}
+    if "fills_by_strategy_ts" not in indexes:
+        conn.execute(FILLS_INDEX)
+        changed = True
+    return changed
+
+
+def _migrate_fills(conn: sqlite3.Connection) -> bool:
     columns = {row[1] for row in conn.execute("PRAGMA table_info(fills)")}
     if "revision" in columns:
         if "price_derived" in columns:

@@ -90,6 +90,17 @@ def _daemon_lines(report: dict[str, Any]) -> list[str]:
         f"streams: {_streams(report['streams'])}",
         f"last fill: {et(report['last_fill'])}",
     ]
+    guard = daemon.get("guard") or {}
+    for what, rows in (
+        ("UNPROTECTED (no working stop or exit)", guard.get("unprotected", [])),
+        (
+            "HELD PAST THE CLOSE (intraday; exits at the next opening auction)",
+            guard.get("held_past_close", []),
+        ),
+    ):
+        if rows:
+            lines.append(f"{what}:")
+            lines += indent([f"{r['strategy']} {r['symbol']} {r['qty']} shares" for r in rows])
     jobs = report["next_jobs"]
     if jobs:
         lines.append("next jobs:")

@@ -59,6 +59,7 @@ def _daemon(snapshot: DaemonStatus | None, running: bool) -> dict[str, Any]:
         "pid": data.get("pid"),
         "ready": data.get("ready"),
         "virtual_now": data.get("virtual_now"),
+        "guard": data.get("guard") or {"unprotected": [], "held_past_close": []},
     }
 
 

@@ -34,6 +34,8 @@ COUNTERS = frozenset(
     }
 )
 SWITCHES = frozenset({"drop_streams", "drop_trade_streams", "drop_data_streams"})
+TEXTS = frozenset({"refuse_message"})
+MAX_TEXT = 300
 WINDOWS = frozenset({"silent_trade_seconds", "silent_data_seconds"})
 MAX_COUNT = 10_000_000
 MAX_WINDOW_SECONDS = 10 * 365 * 86_400
@@ -50,7 +52,8 @@ class Faults:
     latency_ms: int = 0
     # orders (exchange core)
     reject_next_orders: int = 0  # accepted (200), then rejected on the stream
-    refuse_next_orders: int = 0  # refused at once: 403 insufficient buying power
+    refuse_next_orders: int = 0  # refused at once: 403 with refuse_message
+    refuse_message: str = "insufficient buying power"  # any order-level 403 Alpaca gives
     refuse_next_cancels: int = 0  # 204 and pending_cancel, then order_cancel_rejected
     refuse_next_replaces: int = 0  # 200 and pending_replace, then order_replace_rejected
     partial_fill_ratio: float = 0.0
@@ -113,7 +116,15 @@ class Faults:
         return {f.name: getattr(self, f.name) for f in fields(self)}
 
 
+def _checked_text(name: str, value: Any) -> str:
+    if not isinstance(value, str) or not 0 < len(value) <= MAX_TEXT:
+        raise ValueError(f"{name} must be a non-empty string of at most {MAX_TEXT} chars")
+    return value
+
+
 def _checked(name: str, value: Any) -> Any:
+    if name in TEXTS:
+        return _checked_text(name, value)
     if name in SWITCHES:
         if not isinstance(value, bool):
             raise ValueError(f"{name} must be a boolean")

@@ -70,8 +70,9 @@ class OrderDesk(ExchangeCore):
         reserved = pretrade.reserved_price(request, self._price(request.symbol, now))
         pretrade.check_affordable(account, request, reserved, replacing=None)
         if refusable and self.faults.take("refuse_next_orders"):
-            # an order that passed every check, refused as Alpaca refuses for money
-            raise SimError(403, FORBIDDEN, "insufficient buying power")
+            # an order that passed every check, refused as Alpaca refuses one order (for
+            # money by default; wash trade, PDT protection... when the test says so)
+            raise SimError(403, FORBIDDEN, self.faults.refuse_message)
         order = self._create(account, request, now, reserved, replaces=None)
         if self.faults.take("reject_next_orders"):
             accepted = order_dict(order)

@@ -12,6 +12,7 @@ import pytest
 from magellan_daemon.domain import BrokerEvent, BrokerOrderId, ClientOrderId, ExecutionId
 from magellan_daemon.ledger.store import Ledger
 from magellan_daemon.ledger.tradelog import rebuild_all, trade_log_path, write_day
+from magellan_daemon.timefmt import new_york_day, session_date
 from tests.sqlite_read import query
 
 T0 = datetime(2024, 11, 29, 15, 0, tzinfo=UTC)
@@ -302,3 +303,92 @@ def test_entries_on_counts_the_new_york_days_accepted_entries(ledger: Ledger) ->
     assert ledger.entries_on("bear_trap", day.date()) == 2
     assert ledger.entries_on("bear_trap", (day - timedelta(days=1)).date()) == 1
     assert ledger.entries_on("daily_trend", day.date()) == 0
+
+
+def test_the_trade_log_reads_one_new_york_day_by_time_range_with_an_index(
+    ledger: Ledger, tmp_path: Path
+) -> None:
+    """Issue 17: the writer read every fill the strategy ever had on each fill and kept one
+    day's in Python. Now the day's fills come from SQL by time range, through the index."""
+    day = date(2024, 11, 29)
+    when = {
+        "before": datetime(2024, 11, 29, 4, 59, tzinfo=UTC),  # 23:59 ET on the 28th
+        "first": datetime(2024, 11, 29, 5, 0, tzinfo=UTC),  # midnight ET: the 29th
+        "late": datetime(2024, 11, 30, 4, 59, 59, tzinfo=UTC),  # 23:59:59 ET on the 29th
+        "after": datetime(2024, 11, 30, 5, 0, tzinfo=UTC),  # midnight ET: the 30th
+    }
+    for i, (name, ts) in enumerate(when.items()):
+        _order(ledger, name, "daily_trend", "buy", 1 + i, now=ts)
+        ledger.apply_event(_event(name, "fill", 1 + i, "100", ts=ts))
+    _order(ledger, "other", "hourly_swing", "buy", 7, now=when["first"])
+    ledger.apply_event(_event("other", "fill", 7, "100", ts=when["first"]))
+    statements: list[str] = []
+    ledger._conn.set_trace_callback(statements.append)
+    try:
+        path = write_day(ledger, tmp_path / "trades", "daily_trend", day)
+    finally:
+        ledger._conn.set_trace_callback(None)
+    rows = list(csv.reader(path.open()))[1:]
+    assert [r[3] for r in rows] == ["2", "3"]  # first and late; not before, after or other
+    [select] = [s for s in statements if s.lstrip().upper().startswith("SELECT")]
+    plan = " ".join(r["detail"] for r in query(ledger.path, "EXPLAIN QUERY PLAN " + select))
+    assert "USING INDEX fills_by_strategy_ts (strategy=? AND ts>? AND ts<?)" in plan, plan
+    # The same days as before for every fill (rebuild_all reads them all at startup).
+    assert rebuild_all(ledger, tmp_path / "all") == 4
+
+
+def test_a_new_york_day_is_23_or_25_hours_when_the_clocks_change() -> None:
+    for day, hours in ((date(2024, 3, 10), 23), (date(2024, 11, 3), 25), (date(2024, 11, 4), 24)):
+        start, end = new_york_day(day)
+        assert (end - start) == timedelta(hours=hours)
+        assert session_date(start) == day == session_date(end - timedelta(microseconds=1))
+        assert session_date(end) == day + timedelta(days=1)
+
+
+def test_an_existing_ledger_gains_the_fills_time_index(tmp_path: Path) -> None:
+    import sqlite3
+
+    path = tmp_path / "ledger.sqlite"
+    Ledger.open(path).close()
+    conn = sqlite3.connect(path)
+    conn.execute("DROP INDEX IF EXISTS fills_by_strategy_ts")  # as the last release wrote it
+    conn.close()
+    Ledger.open(path).close()
+    names = {r["name"] for r in query(path, "PRAGMA index_list(fills)")}
+    assert "fills_by_strategy_ts" in names
+
+
+def test_a_bust_rebuilds_each_new_york_days_pnl_from_that_days_fills(ledger: Ledger) -> None:
+    """The rebuild after a bust sums each day's realised P&L from the day's fills, read by
+    time range (it read every fill of the strategy once per day); a fill at 23:30 ET
+    belongs to its New York day, not to the UTC date."""
+    late = datetime(2024, 11, 28, 4, 30, tzinfo=UTC)  # 23:30 ET on the 27th
+    trips = [("a", late), ("b", T0 - timedelta(days=1)), ("c", T0)]
+    for name, t in trips:
+        _order(ledger, f"{name}-buy", "hourly_swing", "buy", 10, now=t)
+        ledger.apply_event(_event(f"{name}-buy", "fill", 10, "100", ts=t))
+        _order(ledger, f"{name}-sell", "hourly_swing", "sell", 10, now=t)
+        ledger.apply_event(_event(f"{name}-sell", "fill", 10, "103", ts=t + timedelta(minutes=1)))
+    statements: list[str] = []
+    ledger._conn.set_trace_callback(statements.append)
+    ledger.apply_event(
+        _event(
+            "b-sell",
+            "trade_correct",
+            10,
+            order_status="filled",
+            filled_avg_price=Decimal("95"),
+            ts=T0 - timedelta(days=1, minutes=-2),
+        )
+    )
+    ledger._conn.set_trace_callback(None)
+    sums = [s for s in statements if s.startswith("SELECT realized FROM fills")]
+    assert len(sums) == 3  # one per day the corrected symbol traded on, each by its range
+    for sql in sums:
+        plan = " ".join(r["detail"] for r in query(ledger.path, "EXPLAIN QUERY PLAN " + sql))
+        assert "USING INDEX fills_by_strategy_ts (strategy=? AND ts>? AND ts<?)" in plan, plan
+    assert [ledger.realized_on("hourly_swing", date(2024, 11, d)) for d in (27, 28, 29)] == [
+        Decimal(30),
+        Decimal(-50),
+        Decimal(30),
+    ]

@@ -242,6 +242,49 @@ async def test_flatten_reports_a_refused_sell_as_refused(stack: Stack) -> None:
     assert [r["symbol"] for r in result["refused"]] == ["AMC"]
 
 
+@pytest.mark.parametrize(
+    "message",
+    [
+        "trading of AMC is blocked: the symbol cannot be traded now",
+        "potential wash trade detected. use complex orders",
+        "trade denied due to pattern day trading protection",
+    ],
+)
+async def test_an_exit_refused_with_an_order_level_403_is_a_refusal_not_fatal(
+    stack: Stack, message: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Issue 17: a 403 whose text says "blocked" (or any other refusal of the one order)
+    was BrokerFatal: exit code 3, no restart, no end-of-day flatten, the position left
+    without its exit. It is the broker refusing this sell: reported to the strategy as
+    rejected with the broker's words, entries keep going, the next sell goes out."""
+    await _hold(stack, stop=None)
+    held = int(stack.ledger.position_qty("bear_trap", "AMC"))
+    stack.exchange.faults.update(refuse_next_orders=1, refuse_message=message)
+    await _run(stack, [_intent("sell", "eod", held)])
+    assert stack.fatal == [] and not stack.router.entries_stopped
+    assert [u.kind for u in stack.updates if u.leg == "eod"] == ["rejected"]
+    sell = client_order_id("bear_trap", "AMC", SIGNAL, "eod")
+    assert stack.ledger.order(sell).status == "rejected"
+    warnings = [r.message for r in caplog.records if r.levelname == "WARNING" and sell in r.message]
+    assert any(message in w for w in warnings), warnings  # the broker's words, at WARNING
+    assert stack.broker_position("AMC") == held  # nothing was created at the broker
+    later = SIGNAL + timedelta(minutes=1)
+    await _run(stack, [_intent("sell", "eod", held, signal_time=later)], 5)
+    await stack.advance(120)
+    await stack.until(lambda: stack.broker_position("AMC") == 0, "the second sell to fill")
+
+
+async def test_an_account_level_403_is_fatal(stack: Stack) -> None:
+    """The account itself refused (Alpaca's answer for a trading-blocked account): nothing
+    will work, entries stop and the daemon is told."""
+    stack.exchange.faults.update(
+        refuse_next_orders=1, refuse_message="account is not authorized to trade"
+    )
+    entry = _intent("buy", "entry", sizing=FixedDollars(dollars=450, price=4.5))
+    await _run(stack, [entry])
+    assert [f.status for f in stack.fatal] == [403]
+
+
 def _parse(text: str) -> datetime:
     return datetime.fromisoformat(text.replace("Z", "+00:00"))
 
@@ -348,3 +391,40 @@ async def test_fills_first_learned_from_the_poll_take_their_executions_own_price
     assert len(executions) > 1 and booked == executions
     assert not stack.ledger.derived_fills("main")
     assert stack.ledger.position_qty("bear_trap", "AMC") == stack.broker_position("AMC")
+
+
+# -- one report per intent, attempts of a re-decided exit (issue 17) ------------------------
+
+
+async def test_a_refused_exit_decided_again_goes_out_as_a_new_attempt(stack: Stack) -> None:
+    """A strategy that decides the same exit again (a clock tick reuses the bar's minute)
+    after the broker refused it gets a new attempt with its own client_order_id; the refused
+    one was once found "already rejected" and the intent marked sent without a word."""
+    await _hold(stack, stop=None)
+    held = int(stack.ledger.position_qty("bear_trap", "AMC"))
+    stack.exchange.faults.update(refuse_next_orders=1)
+    await _run(stack, [_intent("sell", "eod", held)], 5)
+    await _run(stack, [_intent("sell", "eod", held)], 5)
+    await stack.advance(120)
+    await stack.until(lambda: stack.ledger.position_qty("bear_trap", "AMC") == 0, "flat")
+    first = client_order_id("bear_trap", "AMC", SIGNAL, "eod")
+    second = client_order_id("bear_trap", "AMC", SIGNAL, "eod", seq=2)
+    assert [o["client_order_id"] for o in stack.broker_orders() if o["side"] == "sell"] == [second]
+    assert stack.ledger.order(first).status == "rejected"
+    eod = [(u.kind, u.order_qty) for u in stack.updates if u.leg == "eod"]
+    assert eod[0] == ("rejected", held)  # the refusal, with the broker's reason
+    assert eod[-1] == ("fill", held)
+    assert "insufficient" in next(u.reason for u in stack.updates if u.leg == "eod")
+
+
+async def test_a_stop_step_that_raises_is_reported_once(stack: Stack) -> None:
+    """A stop step that raises (here the broker refusing our key) is reported to its
+    strategy once: twice made its count of outstanding stop requests reach 0 while another
+    was still out."""
+    await _hold(stack, stop=None)
+    held = int(stack.ledger.position_qty("bear_trap", "AMC"))
+    before = len(_stop_reports(stack))
+    stack.exchange.faults.update(http_error_rate=1.0, http_status=401)
+    await _run(stack, [_intent("place_stop", "protective_stop", held, stop_price=3.0)], 5)
+    stack.exchange.faults.update(http_error_rate=0.0)
+    assert len(_stop_reports(stack)) - before == 1

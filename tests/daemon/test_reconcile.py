@@ -167,3 +167,9 @@ def test_fills_booked_from_averages_get_their_executions_again() -> None:
         T0,
     )
     assert not plain.events  # nothing booked from averages: nothing sent again
+
+
+def test_an_order_the_ledger_wrote_during_the_snapshot_is_not_foreign() -> None:
+    snapshot = _snap([_broker("late", "new", 0, avg=None), _broker("manual-1", "new", 0, avg=None)])
+    result = reconcile([], {}, snapshot, T0, written_since=frozenset({ClientOrderId("late")}))
+    assert [d.detail.split("(")[1].split(")")[0] for d in result.discrepancies] == ["manual-1"]

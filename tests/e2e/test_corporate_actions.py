@@ -14,7 +14,8 @@ Alpaca would, at 00:00 New York of the ex-date).
   scale), 3-for-1 or 1-for-20 (with cash in lieu), re-bases the position and cancels the
   stop at the broker; the daemon started that morning (before the ledger applied the split)
   applies it, re-bases the trade plan and places the stop again at the adjusted price
-  before the open; the time stop then sells every post-split share.
+  before the open; the exit at the open (the position guard's opening auction: an intraday
+  position that outlived its session) sells every post-split share.
 """
 
 from __future__ import annotations
@@ -137,7 +138,7 @@ async def test_bear_trap_stop_placed_again_at_the_adjusted_price(
         paid = sum((Decimal(a["net_amount"]) for a in lieu), Decimal(0))
         assert Decimal(booking["cash"]) == paid
         assert (paid > 0) == (after_split != held * ratio)
-        # The time stop sells the position at the open: every post-split share.
+        # The exit at the open (the guard's opening auction) sells every post-split share.
         await sim.run_until(ny("2024-12-10", "09:40"), speed=200)
         await wait_for(lambda: "MULN" not in sim.positions(), 30, "MULN sold", daemon)
         sells = [

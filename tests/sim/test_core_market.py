@@ -153,6 +153,8 @@ def test_faults_update_validates() -> None:
         {"latency_ms": "5"},
         {"drop_streams": 1},
         {"http_status": 200},
+        {"refuse_message": ""},
+        {"refuse_message": 5},
     ):
         with pytest.raises(ValueError, match=next(iter(bad))):
             faults.update(**bad)

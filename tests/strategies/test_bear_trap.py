@@ -376,14 +376,14 @@ def test_stop_not_filled_one_bar_later_sells_at_market() -> None:
     step = bt.on_bar(bar(SESSION, M + 1, 7.7, 7.9, 7.65, 7.8), session=SESSION)
     assert shape(step.intents) == [
         ("cancel_stop", "protective_stop", None, None),
-        ("sell", "stop", 100, None),
+        ("sell", "stop_exit", 100, None),
     ]
 
 
 def test_stop_filled_by_the_broker_leaves_the_strategy_flat() -> None:
     bt, signal, filled_at = entered()
     feed(bt, [bar(SESSION, M, 8.2, 8.3, 7.6, 7.7)])
-    update(bt, "stop", signal, "sell", 100, filled_at + timedelta(minutes=1), STOP)
+    update(bt, "protective_stop", signal, "sell", 100, filled_at + timedelta(minutes=1), STOP)
     assert bt.position("AMC") == 0
     assert bt.plan("AMC") is None
     step = bt.on_bar(bar(SESSION, M + 1, 7.7, 7.9, 7.65, 7.8), session=SESSION)
@@ -394,7 +394,7 @@ def test_stop_without_a_resting_order_sells_at_once() -> None:
     bt, signal, filled_at = entered()
     update(bt, "protective_stop", signal, "sell", 0, filled_at, kind="rejected")
     step = bt.on_bar(bar(SESSION, M, 8.2, 8.3, 7.6, 7.7), session=SESSION)
-    assert shape(step.intents) == [("sell", "stop", 100, None)]
+    assert shape(step.intents) == [("sell", "stop_exit", 100, None)]
 
 
 def test_tp2_after_tp1_raises_the_stop_to_support() -> None:
@@ -578,7 +578,7 @@ def test_an_unconfirmed_cancel_keeps_the_stop_and_the_exit_is_decided_again() ->
 
 def test_never_sells_more_than_held_after_a_partial_stop_fill() -> None:
     bt, signal, filled_at = entered()
-    update(bt, "stop", signal, "sell", 70, filled_at, STOP)
+    update(bt, "protective_stop", signal, "sell", 70, filled_at, STOP)
     assert bt.position("AMC") == 30
     step = bt.on_bar(bar(SESSION, M, 8.2, 9.2, 8.1, 9.0), session=SESSION)
     # TP1 wants 40 but only 30 are held: it becomes the final exit
@@ -723,3 +723,57 @@ def test_sync_a_position_without_a_plan_is_exited_by_the_time_stop() -> None:
     assert bt.sync(_view(50), now).intents == ()  # no stop level known: none placed
     later = bt.on_clock(now + timedelta(minutes=31), SESSION)
     assert shape(later.intents) == [("sell", "time_stop", 50, None)]
+
+
+# -- exits the broker refused (issue 17) --------------------------------------------------
+
+
+def test_a_refused_market_stop_exit_is_decided_again_and_the_time_stop_still_fires() -> None:
+    """The market exit sent when the stop level is crossed with no resting stop is an exit
+    like any other: refused, it leaves nothing pending, the stop is placed again, the next
+    bar under the level sells again, and the time stop still fires (it once set
+    ``exit_pending`` forever: every later bar only held)."""
+    bt, signal, filled_at = entered()
+    update(bt, "protective_stop", signal, "sell", 0, filled_at, kind="rejected")
+    step = bt.on_bar(bar(SESSION, M, 8.2, 8.3, 7.6, 7.7), session=SESSION)
+    assert shape(step.intents) == [("sell", "stop_exit", 100, None)]
+    exit_signal = step.intents[0].signal_time
+    back = update(bt, "stop_exit", exit_signal, "sell", 0, exit_signal, kind="rejected")
+    assert bt.plan("AMC").exit_pending is None
+    assert shape(back.intents) == [stop_place(100)]
+    update(bt, "protective_stop", signal, "sell", 0, exit_signal, kind="rejected")
+    ack(bt, back, resting=(0, None))  # the stop was refused again
+    step = bt.on_bar(bar(SESSION, M + 1, 7.7, 7.8, 7.5, 7.6), session=SESSION)
+    assert shape(step.intents) == [("sell", "stop_exit", 100, None)]
+    when = step.intents[0].signal_time
+    back = update(bt, "stop_exit", when, "sell", 0, exit_signal, kind="canceled")
+    ack(bt, back, resting=(0, None))
+    late = filled_at + timedelta(minutes=31)
+    step = bt.on_clock(late, SESSION)
+    assert ("sell", "time_stop", 100, None) in shape(step.intents)
+
+
+def test_a_sell_the_router_reduced_completes_when_its_order_is_done() -> None:
+    """The router may send fewer shares than asked (the rest held elsewhere): the exit ends
+    when its order is filled, not when the asked quantity is, or it would wait forever."""
+    bt, _, _ = entered()
+    step = ack(bt, bt.on_bar(bar(SESSION, 51, 8.3, 8.5, 8.1, 8.4), session=SESSION))
+    sell = step.intents[-1]
+    assert (sell.leg, sell.qty) == ("time_stop", 100)
+    bt.on_order_update(
+        OrderUpdate(
+            strategy="bear_trap",
+            symbol="AMC",
+            leg="time_stop",
+            signal_time=sell.signal_time,
+            side="sell",
+            kind="fill",
+            time=sell.signal_time,
+            qty=60,
+            price=8.3,
+            filled_qty=60,
+            order_qty=60,
+        )
+    )
+    assert bt.plan("AMC").exit_pending is None
+    assert bt.position("AMC") == 40

@@ -135,7 +135,7 @@ class Driver:
             strategy=place.strategy,
             symbol=place.symbol,
             action="sell",
-            leg="stop",
+            leg="protective_stop",
             signal_time=place.signal_time,
             reason="resting stop",
         )

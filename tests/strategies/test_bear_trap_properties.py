@@ -113,7 +113,9 @@ class Broker:
         if stop is None or not bar.low <= stop["price"] or not self.data.draw(st.booleans()):
             return
         del self.stops[bar.symbol]
-        self.send(bots, stop["intent"], "sell", "fill", stop["qty"], stop["qty"], bar, "stop")
+        self.send(
+            bots, stop["intent"], "sell", "fill", stop["qty"], stop["qty"], bar, "protective_stop"
+        )
 
     def send(
         self,

@@ -1,0 +1,153 @@
+"""The position guard against the simulator (real alpaca-py, real SQLite, virtual time).
+
+Each test is a sequence of broker refusals that once left a position unprotected or held
+overnight (issue 17): a refused stop, a refused exit after it, refusals until the close.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+
+from magellan_daemon.position_guard import GuardedStrategy, PositionGuard
+from magellan_daemon.sessions import SessionBook
+from magellan_daemon.sim.calendar import SessionCalendar
+from strategies.session import Session
+from tests.daemon.stack import Stack, order_stack
+from tests.daemon.test_order_path import NOW, _hold, _intent, _resting, _run
+
+CLOSE = datetime(2024, 12, 10, 21, 0, tzinfo=UTC)  # 16:00 ET
+
+
+@pytest.fixture
+async def stack(bars_dir: Path, tmp_path: Path) -> AsyncIterator[Stack]:
+    async with order_stack(bars_dir, tmp_path, NOW) as s:
+        yield s
+
+
+def _guard(stack: Stack) -> PositionGuard:
+    calendar = SessionCalendar()
+    sessions = SessionBook(
+        [
+            Session(date=s.date, open=s.open, close=s.close)
+            for s in calendar.sessions(datetime(2024, 12, 9).date(), datetime(2024, 12, 12).date())
+        ]
+    )
+    return PositionGuard(
+        ledger=stack.ledger,
+        router=stack.router,
+        clock=stack.clock,
+        sessions=lambda: sessions,
+        strategies=[GuardedStrategy(name="bear_trap", protective_stop=True, intraday=True)],
+        close_margin=timedelta(minutes=5),
+    )
+
+
+async def _check(stack: Stack, guard: PositionGuard) -> None:
+    """One guard check, and the broker's answers to what it asked (virtual time runs)."""
+    guard.check()
+    stack.clock.set_speed(20)
+    try:
+        await stack.until(lambda: not stack.router.busy(), "the guard's orders")
+    finally:
+        stack.clock.set_speed(0)
+
+
+def _held(stack: Stack) -> int:
+    return int(stack.ledger.position_qty("bear_trap", "AMC"))
+
+
+async def test_a_refused_stop_is_placed_again_by_the_guard_after_one_bar(
+    stack: Stack, caplog: pytest.LogCaptureFixture
+) -> None:
+    await _hold(stack, stop=None)
+    held = _held(stack)
+    stack.exchange.faults.update(refuse_next_orders=1)
+    await _run(stack, [_intent("place_stop", "protective_stop", held, stop_price=3.0)], 5)
+    assert _resting(stack) == 0
+    guard = _guard(stack)
+    await _check(stack, guard)
+    assert guard.unprotected == {}  # the strategy's own retry comes first (one bar)
+    await stack.advance(70)
+    with caplog.at_level(logging.WARNING):
+        await _check(stack, guard)
+    assert any(r.levelno == logging.ERROR and "UNPROTECTED" in r.message for r in caplog.records)
+    await stack.until(lambda: _resting(stack) == held, "the guard's stop to rest")
+    await _check(stack, guard)
+    assert guard.unprotected == {}
+    stops = [o for o in stack.broker_orders() if o["type"] == "stop"]
+    assert [(o["status"], o["stop_price"]) for o in stops][-1][1] == "3"
+
+
+async def test_a_stop_the_broker_keeps_refusing_ends_in_a_market_exit(stack: Stack) -> None:
+    await _hold(stack, stop=None)
+    held = _held(stack)
+    stack.exchange.faults.update(refuse_next_orders=2)  # ours, then the guard's
+    await _run(stack, [_intent("place_stop", "protective_stop", held, stop_price=3.0)], 5)
+    guard = _guard(stack)
+    await _check(stack, guard)
+    await stack.advance(70)
+    await _check(stack, guard)  # the stop again: refused
+    assert _resting(stack) == 0
+    await stack.advance(10)  # past the backoff
+    await _check(stack, guard)  # no stop rests: out at market
+    await stack.advance(120)
+    await stack.until(lambda: _held(stack) == 0, "the guard's exit to fill")
+    assert stack.broker_position("AMC") == 0
+    await _check(stack, guard)
+    assert guard.unprotected == {} and guard.held_past_close == {}
+
+
+async def test_an_intraday_position_is_flattened_before_the_close_through_refusals(
+    stack: Stack,
+) -> None:
+    await _hold(stack)  # under its stop
+    guard = _guard(stack)
+    stack.clock.set(CLOSE - timedelta(minutes=5))
+    await stack.advance(1)
+    # The strategy's exit is not sent (its stop still holds the shares); the guard's first two
+    # flattens are refused.
+    await _run(stack, [_intent("sell", "eod", _held(stack), signal_time=CLOSE)], 5)
+    stack.exchange.faults.update(refuse_next_orders=2)
+    for _ in range(8):  # a check a minute, as the daemon's clock
+        await _check(stack, guard)
+        await stack.advance(30)
+        if _held(stack) == 0:
+            break
+    await stack.until(lambda: _held(stack) == 0, "flat before the close")
+    assert stack.clock.now() < CLOSE
+    assert stack.broker_position("AMC") == 0
+    sells = [o for o in stack.broker_orders() if o["side"] == "sell" and o["type"] == "market"]
+    assert sells[-1]["status"] == "filled"
+    refused = [o for o in stack.ledger.orders(strategy="bear_trap") if o.status == "rejected"]
+    assert [o.leg for o in refused] == ["guard_flatten", "guard_flatten"]
+
+
+async def test_held_past_the_close_is_an_error_and_exits_at_the_next_opening_auction(
+    stack: Stack, caplog: pytest.LogCaptureFixture
+) -> None:
+    await _hold(stack, stop=None)
+    guard = _guard(stack)
+    stack.clock.set(CLOSE + timedelta(minutes=10))
+    await stack.advance(1)
+    with caplog.at_level(logging.WARNING):
+        await _check(stack, guard)
+    assert guard.held_past_close == {("bear_trap", "AMC"): _held(stack)}
+    assert any("HELD PAST THE CLOSE" in r.message for r in caplog.records)
+    assert not [o for o in stack.broker_orders() if o["time_in_force"] == "opg"]  # not yet
+    assert guard.auction_due(stack.clock.now()) == datetime(2024, 12, 11, 0, 0, tzinfo=UTC)
+    stack.clock.set(datetime(2024, 12, 11, 0, 0, 30, tzinfo=UTC))  # 19:00:30 ET
+    await stack.advance(1)
+    await _check(stack, guard)
+    [opg] = [o for o in stack.broker_orders() if o["time_in_force"] == "opg"]
+    assert Decimal(opg["qty"]) == _held(stack)
+    stack.clock.set(datetime(2024, 12, 11, 14, 29, tzinfo=UTC))
+    await stack.advance(120)  # the open: the auction fills it
+    await stack.until(lambda: _held(stack) == 0, "the auction exit to fill")
+    await _check(stack, guard)
+    assert guard.held_past_close == {}

@@ -154,6 +154,7 @@ class CorporateActionWatch:
     # -- splits ------------------------------------------------------------------------
 
     async def _split(self, action: CorporateAction, sync: bool) -> bool:
+        applied = False
         if not self._ledger.corporate_action_applied(action.symbol, action.ex_date, "split"):
             confirmed = await self._confirm(action)
             if confirmed is None:
@@ -162,6 +163,7 @@ class CorporateActionWatch:
             bookings = self._ledger.apply_split(
                 action, self._clock.now(), confirmed, detail="confirmed by the broker"
             )
+            applied = bookings is not None
             for b in bookings or ():
                 log.info(
                     "split %s %s:%s (ex %s): %s %s -> %s shares, average %s -> %s, cash in lieu %s",
@@ -178,7 +180,7 @@ class CorporateActionWatch:
                     extra={"fields": {"SYMBOL": action.symbol, "EVENT": "split"}},
                 )
         self._waiting.pop(action.symbol, None)
-        await self._rebase_strategies(action, sync)
+        await self._rebase_strategies(action, sync, applied)
         return True
 
     async def _confirm(self, action: CorporateAction) -> dict[str, Decimal] | None:
@@ -223,10 +225,14 @@ class CorporateActionWatch:
                 cash[account] = sum(paid, Decimal(0))
         return cash
 
-    async def _rebase_strategies(self, action: CorporateAction, sync: bool) -> None:
+    async def _rebase_strategies(self, action: CorporateAction, sync: bool, applied: bool) -> None:
+        """Each strategy re-based once; one that changed now (re-based, or the ledger's
+        position just split) is synced with the ledger when ``sync`` (a later check of the
+        same split leaves a strategy alone: its stop intents may be in flight)."""
         ratio = float(action.ratio)
         for runner in self._runners.values():
-            if await runner.rebase(action.symbol, action.ex_date, ratio):
+            rebased = await runner.rebase(action.symbol, action.ex_date, ratio)
+            if rebased:
                 log.info(
                     "strategy %s: %s state re-based for the split of %s (ratio %g)",
                     runner.name,
@@ -234,7 +240,8 @@ class CorporateActionWatch:
                     action.ex_date,
                     ratio,
                 )
-            views = holding_views(self._ledger, runner.name) if sync else {}
+            changed = sync and (rebased or applied)
+            views = holding_views(self._ledger, runner.name) if changed else {}
             if action.symbol in views:
                 intents = await runner.sync(views)
                 if intents:

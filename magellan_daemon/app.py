@@ -193,6 +193,7 @@ class Daemon:
             watched=self._watched_symbols,
         )
         self.recovery.pending_splits = self.corporate.pending_splits
+        self.recovery.on_position_difference = self.corporate.position_difference
         self.commands = OperatorCommands(
             control=self.control,
             ledger=self.ledger,

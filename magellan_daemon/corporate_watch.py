@@ -13,7 +13,9 @@ What happens on a split's ex-date, in this order:
    down, or a ``SPLIT`` activity says so. The cash in lieu is the ``CIL`` activity's (or
    computed). While the broker still shows the old quantity the check waits and tries again
    every minute (until 30 minutes after the open), and the position watch does not report
-   that difference (``pending_splits``).
+   that difference (``pending_splits``). A broker that applies the split in the night is
+   seen earlier: the position watch's first sight of a difference runs the check at once
+   (``position_difference``), before its second read would report it.
 2. Each strategy's state is re-based once (``StrategyRunner.rebase`` -> ``Strategy.rebase``):
    indicators and open trade plans on the new scale before the first bar of the session.
 3. Each strategy is synced with the ledger (``Strategy.sync``): its post-split position, and
@@ -26,6 +28,7 @@ A cash dividend is booked once, on its ex-date, as P&L of the strategies holding
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable, Mapping
 from datetime import date, datetime, time, timedelta
@@ -39,6 +42,7 @@ from magellan_daemon.ledger.split_accounting import whole_shares
 from magellan_daemon.ledger.store import Ledger
 from magellan_daemon.order_path import OrderPath
 from magellan_daemon.strategy_runner import StrategyRunner
+from magellan_daemon.tasks import spawn
 from magellan_daemon.timefmt import NEW_YORK, session_date
 from strategies.session import Session
 
@@ -68,6 +72,25 @@ class CorporateActionWatch:
         self._runners = runners
         self._watched = watched  # account -> symbols its strategies watch (not "*")
         self._waiting: dict[str, Decimal] = {}  # symbol -> ratio of a split not confirmed
+        self._checking: asyncio.Task[None] | None = None
+
+    def position_difference(self, account: str) -> None:
+        """The position watch saw the broker differ from the ledger: check today's actions
+        now, in a task of its own (one at a time), in case a split explains it."""
+        if self._checking is not None and not self._checking.done():
+            return
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            return  # called outside the daemon's loop (a unit test of the watch): no check
+        self._checking = spawn(self._check_today(), name="corporate-actions-check")
+
+    async def _check_today(self) -> None:
+        today = self._today()
+        try:
+            await self.check(today, today)
+        except BrokerError as exc:
+            log.warning("corporate actions for %s: broker unreadable (%s)", today, exc)
 
     def pending_splits(self) -> Mapping[str, Decimal]:
         """Splits read for today that the broker has not confirmed yet (symbol -> ratio):
@@ -95,13 +118,15 @@ class CorporateActionWatch:
 
     async def catch_up(self) -> bool:
         """At startup: the actions of the last days up to today (a split the daemon was down
-        for is applied, and every strategy re-based, before the warm-up)."""
+        for is applied, and every strategy re-based, before the warm-up). The strategies are
+        not synced here: the startup's own sync follows."""
         today = session_date(self._clock.now())
-        return await self.check(today - STARTUP_LOOKBACK, today)
+        return await self.check(today - STARTUP_LOOKBACK, today, sync=False)
 
-    async def check(self, start: date, end: date) -> bool:
+    async def check(self, start: date, end: date, *, sync: bool = True) -> bool:
         """Apply the actions with an ex-date from ``start`` to ``end``, oldest first. False
-        while a split waits for the broker."""
+        while a split waits for the broker. ``sync``: each strategy holding a split symbol
+        is synced with the ledger afterwards (its stop placed again)."""
         found: dict[tuple[str, date, str], CorporateAction] = {}
         for account, symbols in sorted(self._symbols().items()):
             if not symbols:
@@ -116,14 +141,14 @@ class CorporateActionWatch:
         done = True
         for action in sorted(found.values(), key=lambda a: (a.ex_date, a.symbol, a.type)):
             if action.is_split:
-                done = await self._split(action) and done
+                done = await self._split(action, sync) and done
             else:
                 self._dividend(action)
         return done
 
     # -- splits ------------------------------------------------------------------------
 
-    async def _split(self, action: CorporateAction) -> bool:
+    async def _split(self, action: CorporateAction, sync: bool) -> bool:
         if not self._ledger.corporate_action_applied(action.symbol, action.ex_date, "split"):
             confirmed = await self._confirm(action)
             if confirmed is None:
@@ -136,8 +161,8 @@ class CorporateActionWatch:
                 log.info(
                     "split %s %s:%s (ex %s): %s %s -> %s shares, average %s -> %s, cash in lieu %s",
                     action.symbol,
-                    action.new_rate.normalize(),
-                    action.old_rate.normalize(),
+                    _number(action.new_rate),
+                    _number(action.old_rate),
                     action.ex_date,
                     b.strategy,
                     b.qty_before,
@@ -148,7 +173,7 @@ class CorporateActionWatch:
                     extra={"fields": {"SYMBOL": action.symbol, "EVENT": "split"}},
                 )
         self._waiting.pop(action.symbol, None)
-        await self._rebase_strategies(action)
+        await self._rebase_strategies(action, sync)
         return True
 
     async def _confirm(self, action: CorporateAction) -> dict[str, Decimal] | None:
@@ -193,7 +218,7 @@ class CorporateActionWatch:
                 cash[account] = sum(paid, Decimal(0))
         return cash
 
-    async def _rebase_strategies(self, action: CorporateAction) -> None:
+    async def _rebase_strategies(self, action: CorporateAction, sync: bool) -> None:
         ratio = float(action.ratio)
         for runner in self._runners.values():
             if await runner.rebase(action.symbol, action.ex_date, ratio):
@@ -204,7 +229,7 @@ class CorporateActionWatch:
                     action.ex_date,
                     ratio,
                 )
-            views = holding_views(self._ledger, runner.name)
+            views = holding_views(self._ledger, runner.name) if sync else {}
             if action.symbol in views:
                 intents = await runner.sync(views)
                 if intents:
@@ -225,7 +250,7 @@ class CorporateActionWatch:
             log.info(
                 "dividend %s %s/share (ex %s): %s holds %s shares: %s booked",
                 action.symbol,
-                action.rate.normalize(),
+                _number(action.rate),
                 action.ex_date,
                 b.strategy,
                 b.qty_before,
@@ -249,3 +274,8 @@ class CorporateActionWatch:
         for o in self._ledger.orders(open_only=True):
             out.setdefault(o.account, set()).add(o.symbol)
         return out
+
+
+def _number(value: Decimal) -> str:
+    """A rate as written (10, not 1E+1; 0.25)."""
+    return format(value.normalize(), "f")

@@ -70,6 +70,9 @@ class Recovery:
         # Splits read for today that the ledger has not applied yet (symbol -> ratio): the
         # corporate-action watch sets this; a broker position they explain is no discrepancy.
         self.pending_splits: Callable[[], Mapping[str, Decimal]] = dict
+        # Told (never awaited) when the position watch first sees a difference: a split the
+        # broker applied overnight is looked up and applied before the second read reports.
+        self.on_position_difference: Callable[[str], None] | None = None
 
     # -- reconciliation ----------------------------------------------------------------
 
@@ -284,6 +287,8 @@ class Recovery:
             )
         }
         seen_before = self._suspects.get(account, set())
+        if self.on_position_difference is not None and set(found) - seen_before:
+            self.on_position_difference(account)
         for key, discrepancy in found.items():
             if key in seen_before and key not in self._reported:
                 self._reported.add(key)

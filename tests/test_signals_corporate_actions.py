@@ -141,6 +141,25 @@ def test_hourly_swing_keeps_nvda_through_its_split(
     assert [(r["action"], r["reason"]) for r in sold] == [("exit", "exit: rsi 5.76 < lower 45")]
 
 
+def test_bear_trap_across_the_wkhs_reverse_split(
+    bars_dir: Path, actions_file: Path, tmp_path: Path
+) -> None:
+    raw = tmp_path / "raw" / "bars"
+    raw_copy(bars_dir, raw, "1Min", ["WKHS"])
+    adjusted = tmp_path / "adjusted" / "bars"
+    adjusted_copy(bars_dir, adjusted, "1Min", ["WKHS"], load_corporate_actions(actions_file))
+    common = ["--strategy", "bear_trap", "--config", str(CONFIGS / "bear_trap.toml")]
+    common += ["--start", "2024-06-03", "--end", "2024-06-28"]
+    window = ["--bars", str(raw), "--corporate-actions", str(actions_file)]
+    with_file = signals(tmp_path, "with_file", *common, *window)
+    on_adjusted = signals(tmp_path, "adjusted", *common, "--bars", str(adjusted))
+    assert_same_decisions(with_file, on_adjusted, SplitTable(load_corporate_actions(actions_file)))
+    assert [r["signal_time"][:10] for r in with_file if r["action"] == "enter"][:2] == [
+        "2024-06-17",
+        "2024-06-18",
+    ]
+
+
 @pytest.mark.parametrize("command", ["signals", "backtest"])
 def test_a_bad_row_exits_2_naming_the_line(
     command: str, bars_dir: Path, tmp_path: Path, capsys

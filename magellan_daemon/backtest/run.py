@@ -105,12 +105,15 @@ def load_timelines(
 
 def _adjusted_as_of(stack: Stack, bars: list[Bar], as_of: date) -> list[Bar]:
     """The warm-up bars split-adjusted as the broker would serve them on ``as_of``."""
-    if not stack.splits:
+    split = stack.splits.symbols()
+    if not split:
         return bars
     out = []
     for bar in bars:
-        factor = stack.splits.factor(bar.symbol, bar.t.astimezone(NEW_YORK).date(), as_of)
-        out.append(bar if factor == 1 else adjusted_bar(bar, factor))
+        if bar.symbol in split:
+            factor = stack.splits.factor(bar.symbol, bar.t.astimezone(NEW_YORK).date(), as_of)
+            bar = bar if factor == 1 else adjusted_bar(bar, factor)
+        out.append(bar)
     return out
 
 

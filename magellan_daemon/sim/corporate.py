@@ -22,6 +22,7 @@ from magellan_daemon.sim.calendar import new_york_date, new_york_midnight
 from magellan_daemon.sim.market import SimBar
 
 CENT = Decimal("0.01")
+FRACTION_STEP = Decimal("0.000000001")  # a fractional share to 9 places, as Alpaca's qty
 ZERO = Decimal(0)
 ADJUSTMENTS = ("raw", "split", "dividend", "all")
 
@@ -37,13 +38,15 @@ class SplitOutcome:
 
 
 def split_holding(
-    qty: Decimal, cost: Decimal, ratio: Decimal, adjusted_close: Decimal
+    qty: Decimal, cost: Decimal, new_rate: Decimal, old_rate: Decimal, adjusted_close: Decimal
 ) -> SplitOutcome:
-    """``qty`` shares costing ``cost`` in all, split by ``ratio``: ``floor(qty * ratio)``
-    shares keep their share of the cost basis; the fraction is paid at ``adjusted_close``."""
-    exact = qty * ratio
+    """``qty`` shares costing ``cost`` in all, split ``new_rate`` for ``old_rate``:
+    ``floor(qty * new_rate / old_rate)`` shares keep their share of the cost basis; the
+    fraction is paid at ``adjusted_close``. (Multiplied before dividing: ``9 * (1/3)`` in
+    28-digit decimals could floor to 2.)"""
+    exact = qty * new_rate / old_rate
     whole = exact.to_integral_value(rounding=ROUND_DOWN)
-    fraction = exact - whole
+    fraction = (exact - whole).quantize(FRACTION_STEP, rounding=ROUND_DOWN)
     kept_cost = cost * whole / exact if exact else ZERO
     cash = (fraction * adjusted_close).quantize(CENT, rounding=ROUND_HALF_UP)
     return SplitOutcome(qty=whole, cost=kept_cost, fraction=fraction, cash_in_lieu=cash)

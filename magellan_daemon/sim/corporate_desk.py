@@ -74,7 +74,9 @@ class CorporateDesk(ExchangeCore):
         ratio = action.ratio
         close = self._adjusted_previous_close(action, t) or position.avg_entry_price / ratio
         before = position.qty
-        outcome = split_holding(position.qty, position.cost, ratio, close)
+        outcome = split_holding(
+            position.qty, position.cost, action.new_rate, action.old_rate, close
+        )
         if outcome.qty > 0:
             position.qty, position.cost = outcome.qty, outcome.cost
         else:

@@ -27,21 +27,31 @@ def real_market(bars_dir: Path) -> MarketData:
 
 
 def test_split_holding_arithmetic() -> None:
-    forward = split_holding(Decimal(10), Decimal(12110), Decimal(10), Decimal("120.865"))
+    forward = split_holding(
+        Decimal(10), Decimal(12110), Decimal(10), Decimal(1), Decimal("120.865")
+    )
     assert (forward.qty, forward.cost, forward.fraction, forward.cash_in_lieu) == (100, 12110, 0, 0)
-    reverse = split_holding(Decimal(50), Decimal("7.65"), Decimal("0.05"), Decimal("3.002"))
+    reverse = split_holding(Decimal(50), Decimal("7.65"), Decimal(1), Decimal(20), Decimal("3.002"))
     assert (reverse.qty, reverse.fraction, reverse.cash_in_lieu) == (
         2,
         Decimal("0.5"),
         Decimal("1.50"),
     )
     assert reverse.cost == Decimal("7.65") * 2 / Decimal("2.5")
-    gone = split_holding(Decimal(10), Decimal(2), Decimal("0.05"), Decimal("3.002"))
+    gone = split_holding(Decimal(10), Decimal(2), Decimal(1), Decimal(20), Decimal("3.002"))
     assert (gone.qty, gone.cost, gone.cash_in_lieu) == (0, 0, Decimal("1.50"))
-    three_for_two = split_holding(Decimal(7), Decimal(70), Decimal("1.5"), Decimal(20))
+    three_for_two = split_holding(Decimal(7), Decimal(70), Decimal(3), Decimal(2), Decimal(20))
     assert (three_for_two.qty, three_for_two.fraction, three_for_two.cash_in_lieu) == (
         10,
         Decimal("0.5"),
+        Decimal("10.00"),
+    )
+    one_for_three = split_holding(Decimal(9), Decimal(90), Decimal(1), Decimal(3), Decimal(30))
+    assert (one_for_three.qty, one_for_three.fraction, one_for_three.cash_in_lieu) == (3, 0, 0)
+    ten = split_holding(Decimal(10), Decimal(100), Decimal(1), Decimal(3), Decimal(30))
+    assert (ten.qty, ten.fraction, ten.cash_in_lieu) == (
+        3,
+        Decimal("0.333333333"),
         Decimal("10.00"),
     )
     assert dividend_amount(Decimal(10), Decimal("1.7588")) == Decimal("17.59")

@@ -202,6 +202,8 @@ class CorporateActionWatch:
             )
             if broker != expected and not announced:
                 if broker == held:
+                    if action.symbol in self._waiting:
+                        return None  # said once: the check tries again every minute
                     log.info(
                         "split %s (ex %s): the broker still holds %s (expected %s): waiting",
                         action.symbol,

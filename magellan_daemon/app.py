@@ -43,6 +43,7 @@ from magellan_daemon.clock import Clock
 from magellan_daemon.commands import OperatorCommands
 from magellan_daemon.config import MagellanConfig, StrategyConfig
 from magellan_daemon.control import ControlChannel
+from magellan_daemon.corporate_watch import PRE_OPEN, CorporateActionWatch
 from magellan_daemon.emergency_totals import EmergencyTotals
 from magellan_daemon.events import EventSink
 from magellan_daemon.holdings import holding_views
@@ -129,6 +130,8 @@ class Daemon:
             sessions=lambda: self.sessions,
             fetch=self._fetch,
             after_close=self._after_close,
+            pre_open=self._pre_open,
+            pre_open_lead=PRE_OPEN,
         )
         self.ready = asyncio.Event()
         self.exit_code = EXIT_OK
@@ -158,6 +161,7 @@ class Daemon:
                 trading_url=endpoint.trading_url,
                 data_url=endpoint.data_url,
                 feed=config.feed,
+                adjustment=config.adjustment,
             )
         self.path = OrderPath(
             ledger=self.ledger, brokers=self.brokers, sink=self.sink, watch=self.watch, clock=clock
@@ -203,6 +207,15 @@ class Daemon:
             accounts=list(endpoints),
             reconnect=self._reconnect_trade_stream,
         )
+        self.corporate = CorporateActionWatch(
+            ledger=self.ledger,
+            path=self.path,
+            clock=clock,
+            runners=self.runners,
+            watched=self._watched_symbols,
+        )
+        self.recovery.pending_splits = self.corporate.pending_splits
+        self.recovery.on_position_difference = self.corporate.position_difference
         self.commands = OperatorCommands(
             control=self.control,
             ledger=self.ledger,
@@ -248,6 +261,16 @@ class Daemon:
         await self._wait_streams_connected()
         for account in self._endpoints:
             await self.recovery.settle(account)  # the one the stream's connection scheduled
+        # Splits of the last days (the daemon may have been down on an ex-date) applied to
+        # the ledger and the strategies' state before they are synced and warmed up.
+        try:
+            await self.corporate.catch_up()
+        except BrokerFatal:
+            raise
+        except BrokerError as exc:
+            # Trading goes on (the pre-open check tries again); a split it missed leaves the
+            # strategies on the old scale, which is wrong: said at ERROR.
+            log.error("corporate actions unreadable at startup (%s): no split applied", exc)
         for runner in self.runners.values():
             intents = await runner.sync(holding_views(self.ledger, runner.name))
             if intents:
@@ -270,6 +293,21 @@ class Daemon:
         log.info("READY: %s", self.report.line())
         if self.web is not None:
             log.info("web status page at %s", self.web.url)
+
+    def _watched_symbols(self) -> dict[str, set[str]]:
+        """Per account, the symbols its running strategies watch (a whole-market watch
+        adds none: its held symbols come from the ledger)."""
+        out: dict[str, set[str]] = {}
+        for name in self.runners:
+            config = self.config.strategies[name]
+            symbols = out.setdefault(config.account, set())
+            if not config.spec.whole_market:
+                symbols.update(config.spec.symbols)
+        return out
+
+    async def _pre_open(self, session: Any) -> None:
+        """Before each open: the session's corporate actions (``corporate_watch``)."""
+        await self.corporate.pre_open(session)
 
     async def _retried(self, call: Callable[[], Awaitable[T]]) -> T:
         """A broker call retried with backoff on retryable errors (startup, data reads)."""

@@ -42,6 +42,17 @@ class StrategyEntry(FrozenModel):
     enabled: bool = Field(default=True, description="false: not run (its state is kept).")
 
 
+class DataConfig(FrozenModel):
+    """How the daemon asks for historical bars (``[data]``)."""
+
+    adjustment: Literal["split", "all"] = Field(
+        default="split",
+        description="Every historical bar the daemon asks for (warm-up, gap fill, backfill) "
+        'is adjusted: "split" for splits, "all" for splits and dividends (never raw: a split '
+        "day would look like a crash to the indicators).",
+    )
+
+
 class GuardConfig(FrozenModel):
     """The position guard (``[guard]``): what it does before the close."""
 
@@ -73,6 +84,9 @@ class MagellanFile(FrozenModel):
         le=65535,
         description="Prometheus /metrics and /healthz on 127.0.0.1:PORT; 0 = a free port; "
         "absent = off.",
+    )
+    data: DataConfig = Field(
+        default_factory=DataConfig, description="Historical bars (see `[data]`)."
     )
     accounts: dict[str, AccountConfig] = Field(
         min_length=1, description="Alpaca accounts by name (env var names, never keys)."
@@ -125,6 +139,7 @@ class MagellanConfig:
     accounts: dict[str, AccountConfig]
     strategies: dict[str, StrategyConfig]
     metrics_port: int | None = None
+    adjustment: Literal["split", "all"] = "split"  # [data] adjustment of historical bars
     guard: GuardConfig = field(default_factory=GuardConfig)
     web: WebConfig | None = None
     notify: NotifyConfig | None = None
@@ -212,6 +227,7 @@ def load_config(path: str | Path) -> MagellanConfig:
         accounts=dict(daemon.accounts),
         strategies=strategies,
         metrics_port=daemon.metrics_port,
+        adjustment=daemon.data.adjustment,
         guard=daemon.guard,
         web=daemon.web,
         notify=daemon.notify,

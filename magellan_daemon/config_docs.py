@@ -17,7 +17,13 @@ from pydantic import BaseModel
 from pydantic.fields import FieldInfo
 from pydantic_core import PydanticUndefined
 
-from magellan_daemon.config import AccountConfig, GuardConfig, MagellanFile, StrategyEntry
+from magellan_daemon.config import (
+    AccountConfig,
+    DataConfig,
+    GuardConfig,
+    MagellanFile,
+    StrategyEntry,
+)
 from magellan_daemon.notify.settings import NotifyConfig
 from magellan_daemon.web.settings import WebConfig
 from strategies.params import EmergencyStop, RiskLimits
@@ -29,6 +35,7 @@ BEGIN = (
 END = "<!-- config-reference:end -->"
 SECTIONS: tuple[tuple[str, type[BaseModel]], ...] = (
     ("`magellan.toml`", MagellanFile),
+    ("`magellan.toml` `[data]`", DataConfig),
     ("`magellan.toml` `[accounts.<name>]`", AccountConfig),
     ("`magellan.toml` `[strategies.<name>]`", StrategyEntry),
     ("`magellan.toml` `[guard]`", GuardConfig),

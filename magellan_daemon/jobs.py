@@ -85,6 +85,8 @@ class SessionJobs:
         sessions: Callable[[], SessionBook],
         fetch: Fetch,
         after_close: Callable[[Session], Awaitable[None]],
+        pre_open: Callable[[Session], Awaitable[None]] | None = None,
+        pre_open_lead: timedelta = timedelta(minutes=30),
     ) -> None:
         self._scheduler = scheduler
         self._clock = clock
@@ -93,6 +95,8 @@ class SessionJobs:
         self._sessions = sessions
         self._fetch = fetch
         self._on_close = after_close
+        self._pre_open = pre_open
+        self._pre_open_lead = pre_open_lead
 
     def _driven(self, *drives: Drive) -> list[StrategyRunner]:
         """The running strategies driven in one of these ways (in config order)."""
@@ -127,6 +131,15 @@ class SessionJobs:
     def _plan_session(self, session: Session) -> None:
         day = session.date
         now = self._clock.now()
+        if self._pre_open is not None and now < session.open + self._pre_open_lead:
+            # The session's corporate actions, before anything trades (corporate_watch).
+            self._scheduler.at(
+                f"pre-open-{day}",
+                "corporate actions",
+                max(now, session.open - self._pre_open_lead),
+                self._pre_open,
+                session,
+            )
         pending_runners = self._at_open()
         if pending_runners:
             delay = max((r.execution_delay for r in pending_runners), default=timedelta(0))

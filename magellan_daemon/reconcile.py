@@ -15,7 +15,10 @@ What it repairs:
   (``not_found``), so the router may send them again with the same ``client_order_id``.
 
 What it only reports: a broker position the ledger cannot explain (or a ledger position the
-broker does not have), and broker orders that are not ours. Those are never traded.
+broker does not have), and broker orders that are not ours. Those are never traded. A broker
+position that is the ledger's times the ratio of a split announced for today (rounded
+down, as the broker applies it) is explained, not reported: the daemon's corporate-action
+check applies that split to the ledger once the broker confirms it.
 """
 
 from __future__ import annotations
@@ -35,6 +38,7 @@ from magellan_daemon.domain import (
     Discrepancy,
 )
 from magellan_daemon.ledger.order_fsm import EVENT_FOR_STATUS, is_open
+from magellan_daemon.ledger.split_accounting import whole_shares
 from magellan_daemon.ledger.store import OrderRow
 
 
@@ -64,6 +68,7 @@ def reconcile(
     now: datetime,
     derived: frozenset[tuple[str, Decimal, Decimal]] = frozenset(),
     written_since: frozenset[ClientOrderId] = frozenset(),
+    pending_splits: Mapping[str, Decimal] | None = None,
 ) -> ReconcileResult:
     """Diff the ledger's orders and net positions of one account against ``snapshot``.
     ``derived`` names the ledger's fills still priced from an order's average (broker order
@@ -108,7 +113,9 @@ def reconcile(
                     f"ledger; left alone",
                 )
             )
-    result.discrepancies.extend(position_diff(snapshot.account, expected, snapshot.positions))
+    result.discrepancies.extend(
+        position_diff(snapshot.account, expected, snapshot.positions, pending_splits)
+    )
     return result
 
 
@@ -205,14 +212,22 @@ def _event(event: str, order: OrderRow, broker: BrokerOrder | None, now: datetim
 
 
 def position_diff(
-    account: str, ledger_net: Mapping[str, Decimal], positions: Sequence[BrokerPosition]
+    account: str,
+    ledger_net: Mapping[str, Decimal],
+    positions: Sequence[BrokerPosition],
+    pending_splits: Mapping[str, Decimal] | None = None,
 ) -> list[Discrepancy]:
-    """Symbols where the broker's net position differs from the ledger strategies' sum."""
+    """Symbols where the broker's net position differs from the ledger strategies' sum
+    (and no split the ledger has still to apply explains it: ``pending_splits``, symbol ->
+    ratio)."""
     broker_net = {p.symbol: p.qty for p in positions if p.qty}
+    splits = pending_splits or {}
     found = []
     for symbol in sorted(set(broker_net) | {s for s, q in ledger_net.items() if q}):
         have, want = broker_net.get(symbol, Decimal(0)), ledger_net.get(symbol, Decimal(0))
         if have == want:
+            continue
+        if symbol in splits and have == whole_shares(want, splits[symbol]):
             continue
         kind = "unexplained_position" if have > want else "missing_position"
         found.append(

@@ -21,8 +21,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from datetime import datetime, timedelta
+from decimal import Decimal
 
 from magellan_daemon.broker.errors import BrokerError, BrokerFatal, BrokerNotFound, BrokerRetryable
 from magellan_daemon.clock import Clock
@@ -66,6 +67,12 @@ class Recovery:
         self._suspects: dict[str, set[tuple[str, str]]] = {}
         self._reported: set[tuple[str, str]] = set()
         self.silent_repairs = 0
+        # Splits read for today that the ledger has not applied yet (symbol -> ratio): the
+        # corporate-action watch sets this; a broker position they explain is no discrepancy.
+        self.pending_splits: Callable[[], Mapping[str, Decimal]] = dict
+        # Told (never awaited) when the position watch first sees a difference: a split the
+        # broker applied overnight is looked up and applied before the second read reports.
+        self.on_position_difference: Callable[[str], None] | None = None
 
     # -- reconciliation ----------------------------------------------------------------
 
@@ -139,7 +146,13 @@ class Recovery:
         snapshot = await self._snapshot(account, since - timedelta(minutes=1), open_orders)
         derived = self._ledger.derived_fills(account)
         result = reconcile(
-            orders, net, snapshot, now, derived, self._written_since(orders, snapshot)
+            orders,
+            net,
+            snapshot,
+            now,
+            derived,
+            self._written_since(orders, snapshot),
+            self.pending_splits(),
         )
         repaired = 0
         for event in result.events:
@@ -291,9 +304,13 @@ class Recovery:
         row (positions changed outside Magellan: a manual trade, a corporate action)."""
         found = {
             (d.symbol, d.detail): d
-            for d in position_diff(account, self._ledger.net_positions(account), positions)
+            for d in position_diff(
+                account, self._ledger.net_positions(account), positions, self.pending_splits()
+            )
         }
         seen_before = self._suspects.get(account, set())
+        if self.on_position_difference is not None and set(found) - seen_before:
+            self.on_position_difference(account)
         for key, discrepancy in found.items():
             if key in seen_before and key not in self._reported:
                 self._reported.add(key)

@@ -170,6 +170,15 @@ def run(args: argparse.Namespace) -> int:
     if decision.mode is None:
         print(f"magellan run: refused: {decision.error}", file=sys.stderr)
         return 2
+    if decision.mode == "sim" and args.sim_bars is not None:
+        from magellan_daemon.corporate_actions import CorporateActionsFileError
+        from magellan_daemon.sim.factory import SimOptions, corporate_actions_of
+
+        try:
+            corporate_actions_of(SimOptions(bars_dir=args.sim_bars))
+        except CorporateActionsFileError as exc:
+            print(f"magellan run: {exc}", file=sys.stderr)
+            return 2
     if decision.mode == "sim" and args.sim_until is not None:
         from magellan_daemon.sim.factory import DEFAULT_START
 

@@ -3,8 +3,11 @@
 Reads ``--bars DIR/<timeframe>/<SYMBOL>.csv.gz`` for the strategy's timeframe and the
 symbols of its config, replays them through ``signals_replay.Replay`` (fills at the next
 bar's open, no account-level gates, sizing at a notional ``--equity``) and writes the CSV
-``strategy,symbol,signal_time,action,price,reason``. Exit codes: 0 done, 1 bad bar data,
-2 bad config or usage.
+``strategy,symbol,signal_time,action,price,reason``. The splits of the corporate-actions
+file (``--corporate-actions FILE``, default ``corporate_actions.csv`` beside the ``--bars``
+folder) reach the strategy as the daemon meets them: history split-adjusted as of each bar,
+the state re-based at each ex-date (``signals_replay``). Exit codes: 0 done, 1 bad bar data,
+2 bad config, usage or corporate-actions file.
 """
 
 from __future__ import annotations
@@ -18,6 +21,12 @@ from pathlib import Path
 from typing import Any
 
 from magellan_daemon.config import load_config, load_strategy_params, read_toml
+from magellan_daemon.corporate_actions import (
+    CorporateActionsFileError,
+    SplitTable,
+    corporate_actions_path,
+    load_corporate_actions,
+)
 from magellan_daemon.errors import ConfigError
 from magellan_daemon.signals_replay import Decision, Replay, SessionLookup, write_decisions
 from strategies.bars_csv import BarFileError, iter_bars, symbol_files
@@ -40,6 +49,14 @@ def configure(parser: argparse.ArgumentParser) -> None:
         help="magellan.toml, or the strategy's own TOML (default: %(default)s)",
     )
     parser.add_argument("--out", required=True, type=Path, help="CSV file to write")
+    parser.add_argument(
+        "--corporate-actions",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="splits to adjust the history for (default: corporate_actions.csv beside the "
+        "--bars folder, when present)",
+    )
     parser.add_argument(
         "--equity",
         type=float,
@@ -64,11 +81,19 @@ def strategy_params(name: str, config: Path) -> Any:
     return load_strategy_params(name, config)
 
 
+def split_table(bars: Path, explicit: Path | None) -> SplitTable:
+    """The splits of the corporate-actions file for ``--bars`` (none without a file);
+    ``CorporateActionsFileError`` names a bad line."""
+    path = corporate_actions_path(bars, explicit)
+    return SplitTable(load_corporate_actions(path) if path is not None else ())
+
+
 def run(args: argparse.Namespace) -> int:
     """Run the replay; print a one-line summary."""
     try:
         params = strategy_params(args.strategy, args.config)
-    except ConfigError as err:
+        splits = split_table(args.bars, args.corporate_actions)
+    except (ConfigError, CorporateActionsFileError) as err:
         print(f"magellan signals: {err}", file=sys.stderr)
         return 2
     kind = descriptor(args.strategy)
@@ -100,6 +125,7 @@ def run(args: argparse.Namespace) -> int:
         equity=args.equity,
         start=args.start,
         end=args.end,
+        splits=splits,
     )
     began = time.perf_counter()
     try:
@@ -110,6 +136,8 @@ def run(args: argparse.Namespace) -> int:
         return 1
     elapsed = max(time.perf_counter() - began, 1e-9)
     st = replay.stats
+    if st.splits:
+        print(f"  re-based the strategy at {st.splits} split ex-dates", file=sys.stderr)
     print(
         f"{args.strategy}: {st.decisions} decisions ({st.entries} enter, {st.exits} exit), "
         f"{st.symbols} symbols, {st.bars} bars in {elapsed:.2f} s "

@@ -15,6 +15,15 @@ independent here: no account-level gate applies), in bar order:
 
 "Tradable" bar: a daily bar whose New York date is a session; an intraday bar starting
 inside ``[open, close)`` of its session. Bars before ``start`` warm the indicators up.
+
+Splits (``splits``, from the corporate-actions file): the strategy sees the history as the
+daemon would on that day, split-adjusted *as of the bar being processed*, never as of the
+end of the data (that would scale every earlier bar by splits still in the future). The
+warm-up bars are adjusted as of the first bar processed; when the replay reaches a split's
+ex-date, before that date's first bar, the strategy's state is re-based
+(``Strategy.rebase``, the daemon's own step) and so are the replay's position, resting stop
+and queued orders (shares times the ratio, rounded down; prices divided), as the broker
+re-bases the position and the daemon re-places the stop at the adjusted price.
 """
 
 from __future__ import annotations
@@ -22,11 +31,15 @@ from __future__ import annotations
 import csv
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
+from dataclasses import replace as replace_fields
 from datetime import UTC, date, datetime
+from decimal import Decimal
 from typing import Any, TextIO
 
+from magellan_daemon.corporate_actions import SplitTable
 from magellan_daemon.timefmt import NEW_YORK
 from strategies.model import Bar, Intent, OrderUpdate, Step, Strategy
+from strategies.rebase import shares_after
 from strategies.session import Session
 from strategies.sizing import shares_for
 
@@ -78,6 +91,7 @@ class ReplayStats:
     decisions: int = 0
     entries: int = 0
     exits: int = 0
+    splits: int = 0  # ex-dates the replay re-based a strategy at
     per_symbol: dict[str, int] = field(default_factory=dict)
 
 
@@ -109,8 +123,10 @@ class Replay:
         equity: float,
         start: date | None = None,
         end: date | None = None,
+        splits: SplitTable | None = None,
     ) -> None:
         self.strategy = strategy
+        self.splits = splits if splits else None
         self.sessions = sessions
         self.equity = equity
         self.start = start
@@ -128,22 +144,61 @@ class Replay:
         self.stats.symbols += 1
         count = 0
         history: list[Bar] = []
+        scale_day: date | None = None  # the date whose share scale the strategy's state is on
         for bar in bars:
             day = self._ny_date(bar.t)
             if self.start is not None and day < self.start:
                 history.append(bar)
                 continue
             if history:
-                self.strategy.warmup(history, self.sessions)
+                self.strategy.warmup(self._adjusted(history, day), self.sessions)
                 history = []
             if self.end is not None and day > self.end:
                 break
+            if scale_day is not None and day > scale_day:
+                self._cross_splits(symbol, scale_day, day)
+            scale_day = day
             count += 1
             yield from self._step(bar, day)
         if history:
-            self.strategy.warmup(history, self.sessions)
+            last = self._ny_date(history[-1].t)
+            self.strategy.warmup(self._adjusted(history, last), self.sessions)
         self.stats.bars += count
         self.stats.per_symbol[symbol] = count
+
+    # -- splits -----------------------------------------------------------------------------
+
+    def _adjusted(self, bars: list[Bar], as_of: date) -> list[Bar]:
+        """``bars`` split-adjusted as of ``as_of`` (prices divided, volumes multiplied)."""
+        if self.splits is None or not bars or not self.splits.ex_dates(bars[0].symbol):
+            return bars
+        out = []
+        for bar in bars:
+            factor = self.splits.factor(bar.symbol, self._ny_date(bar.t), as_of)
+            out.append(bar if factor == 1 else adjusted_bar(bar, factor))
+        return out
+
+    def _cross_splits(self, symbol: str, before: date, day: date) -> None:
+        """The splits with ex-date in ``(before, day]`` take effect before ``day``'s bars."""
+        if self.splits is None:
+            return
+        ratio = self.splits.factor(symbol, before, day)
+        if ratio == 1:
+            return
+        r = float(ratio)
+        self.stats.splits += 1
+        rebase = getattr(self.strategy, "rebase", None)  # a strategy with no price state
+        if rebase is not None:
+            rebase(symbol, r)
+        self._held = shares_after(self._held, r)
+        stop = self._stop
+        if stop is not None:
+            stop.qty = shares_after(stop.qty, r)
+            stop.stop_price /= r
+            if stop.qty <= 0:
+                self._stop = None
+        for order in self._queue:
+            order.qty = shares_after(order.qty, r)
 
     # -- one bar ----------------------------------------------------------------------------
 
@@ -324,6 +379,19 @@ class Replay:
         if day is None:
             day = self._ny_day_cache[key] = t.astimezone(NEW_YORK).date()
         return day
+
+
+def adjusted_bar(bar: Bar, factor: Decimal) -> Bar:
+    """A raw bar on a later share scale: prices divided by ``factor``, volume multiplied."""
+    f = float(factor)
+    return replace_fields(
+        bar,
+        open=bar.open / f,
+        high=bar.high / f,
+        low=bar.low / f,
+        close=bar.close / f,
+        volume=bar.volume * f,
+    )
 
 
 def write_decisions(out: TextIO, decisions: Iterable[Decision]) -> None:

@@ -27,7 +27,7 @@ import asyncio
 import logging
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from operator import attrgetter
 from typing import Any
 
@@ -36,6 +36,7 @@ from magellan_daemon.ledger.store import Ledger
 from magellan_daemon.router import OrderRouter
 from magellan_daemon.sessions import SessionBook
 from magellan_daemon.timefmt import iso, parse_iso
+from magellan_daemon.timefmt import session_date as session_day
 from strategies.model import Bar, HoldingView, OrderUpdate, Step, Strategy
 
 log = logging.getLogger(__name__)
@@ -83,6 +84,9 @@ class StrategyRunner:
         self.execution_delay = execution_delay
         self._queue: asyncio.Queue[_Post] = asyncio.Queue()
         self.last_bar: dict[str, datetime] = {}
+        # "SYMBOL@YYYY-MM-DD" of the splits the strategy's state was re-based for (saved
+        # with the snapshot, so a restart never re-bases it twice)
+        self.rebased: set[str] = set()
         self.errors = 0
         self._per_symbol = bool(getattr(strategy, "per_symbol_state", False))
         self._dirty: set[str] = set()  # per-symbol strategies: changed since their last save
@@ -99,6 +103,7 @@ class StrategyRunner:
         return {
             "strategy": self.strategy.snapshot(),
             "last_bar": {s: iso(t) for s, t in self.last_bar.items()},
+            "rebased": sorted(self.rebased),
         }
 
     def restore(self, factory: Callable[[dict[str, Any] | None], Strategy]) -> bool:
@@ -109,6 +114,7 @@ class StrategyRunner:
         self.strategy = factory(saved["strategy"])
         _no_skip_records(self.strategy)
         self.last_bar = {s: parse_iso(t) for s, t in saved.get("last_bar", {}).items()}
+        self.rebased = set(saved.get("rebased", ()))
         # Written whole on the first save (the file may hold a one-row snapshot).
         self._dirty.update(saved["strategy"].get("symbols", ()))
         return True
@@ -123,7 +129,11 @@ class StrategyRunner:
         chosen = set(self._dirty if symbols is None else symbols)
         part = self.strategy.snapshot(symbols=chosen)  # type: ignore[call-arg]
         entries = part.pop("symbols")
-        header = {"strategy": {**part, "symbols": {}}, "last_bar": {}}
+        header = {
+            "strategy": {**part, "symbols": {}},
+            "last_bar": {},
+            "rebased": sorted(self.rebased),
+        }
         self._ledger.strategy_states.save(self.name, header, entries, self.last_bar, now)
         self._dirty -= chosen
         if symbols is None:
@@ -183,6 +193,12 @@ class StrategyRunner:
         ``Strategy.sync``); returns how many intents it produced."""
         return await self._call_and_wait("sync", dict(views))
 
+    async def rebase(self, symbol: str, ex_date: date, ratio: float) -> bool:
+        """A split of ``ratio`` on ``symbol`` took effect on ``ex_date``: re-base the
+        strategy's state (``Strategy.rebase``) once, if it was built on the old scale (no
+        bar of the ex-date or later seen). True when it was re-based now."""
+        return bool(await self._call_and_wait("rebase", (symbol, ex_date, ratio)))
+
     async def _call_and_wait(self, kind: str, payload: Any) -> int:
         done: asyncio.Future[int] = asyncio.get_running_loop().create_future()
         self._queue.put_nowait(_Post(kind, payload, done))
@@ -231,10 +247,27 @@ class StrategyRunner:
             count = self._record([step] if step is not None else [])
             self.save()
             return count
+        if post.kind == "rebase":
+            return self._rebase(*post.payload)
         if post.kind == "save":
             self._save_posted = False
             self.save()
         return 0
+
+    def _rebase(self, symbol: str, ex_date: date, ratio: float) -> int:
+        key = f"{symbol}@{ex_date.isoformat()}"
+        if key in self.rebased:
+            return 0
+        self.rebased.add(key)
+        seen = self.last_bar.get(symbol)
+        rebase = getattr(self.strategy, "rebase", None)
+        done = 0
+        if rebase is not None and (seen is None or session_day(seen) < ex_date):
+            self._call(symbol, lambda: rebase(symbol, ratio) or Step())
+            done = 1
+        self._dirty.add(symbol)
+        self.save()
+        return done
 
     def new_bars(self, bars: Iterable[Bar]) -> list[Bar]:
         """The bars not seen yet, oldest first (a bar is processed once)."""

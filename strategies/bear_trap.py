@@ -56,6 +56,7 @@ from strategies.bear_trap_entry import entry_values, first_failing_filter
 from strategies.bear_trap_orders import PlanOrders
 from strategies.bear_trap_params import BearTrapParams
 from strategies.bear_trap_plan import STOP_EXIT_LEG, TradePlan, exit_split
+from strategies.bear_trap_rebase import rebase_state
 from strategies.bear_trap_state import BAR_LENGTH, SymbolState, in_regular_session, valid_bar
 from strategies.model import (
     ALL_SYMBOLS,
@@ -473,3 +474,12 @@ class BearTrap:
         if decision == "skip" and not self.explain_skips:
             return QUIET
         return Step(evaluations=(self._eval(bar, decision, reason, values or {}),))
+
+    # -- corporate actions ----------------------------------------------------------------
+
+    def rebase(self, symbol: str, ratio: float) -> None:
+        """A split of ``ratio`` on ``symbol`` takes effect: indicators and the open trade's
+        plan on the new scale (``bear_trap_rebase``)."""
+        st = self._symbols.get(symbol)
+        if st is not None:
+            rebase_state(st, ratio)

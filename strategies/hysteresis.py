@@ -34,6 +34,7 @@ from strategies.model import (
     Step,
 )
 from strategies.params import HysteresisBands
+from strategies.rebase import rebase_marker_qty, rebase_rsi, shares_after
 from strategies.session import NEW_YORK, Session
 
 log = logging.getLogger(__name__)
@@ -192,6 +193,10 @@ class HysteresisStrategy:
             if session is not None and self._bar_in_session(bar, session):
                 st.rsi.update(bar.close)
 
+    def rebase(self, symbol: str, ratio: float) -> None:
+        """A split of ``ratio`` on ``symbol`` takes effect: its state on the new scale."""
+        rebase_symbol(self, symbol, ratio)
+
     def snapshot(self) -> dict[str, Any]:
         """JSON-serialisable state; ``cls(params, state=snapshot)`` continues identically."""
         return {
@@ -336,3 +341,14 @@ def _finite_bar(bar: Bar) -> bool:
 
 def _iso(t: datetime) -> str:
     return t.isoformat()
+
+
+def rebase_symbol(strategy: HysteresisStrategy, symbol: str, ratio: float) -> None:
+    """``HysteresisStrategy.rebase``: the RSI's price state divided by the split's ratio,
+    the position and a pending order's shares multiplied (``strategies.rebase``)."""
+    st = strategy._symbols.get(symbol)
+    if st is None:
+        return
+    rebase_rsi(st.rsi, ratio)
+    st.position = shares_after(st.position, ratio)
+    rebase_marker_qty(st.pending, ratio)

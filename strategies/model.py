@@ -199,3 +199,10 @@ class Strategy(Protocol):
     def snapshot(self) -> dict[str, Any]:
         """JSON-serialisable state."""
         ...
+
+    def rebase(self, symbol: str, ratio: float) -> None:
+        """A split of ``ratio`` (``new_rate / old_rate``) on ``symbol`` takes effect before
+        this session: put the symbol's price state on the new scale (prices divided by
+        ``ratio``, shares multiplied). The default does nothing: a strategy that keeps no
+        price state needs nothing (``strategies.rebase`` has the helpers)."""
+        return None

@@ -24,6 +24,12 @@ from magellan_daemon.backtest.run import drive, load_timelines
 from magellan_daemon.backtest.stack import build_stack
 from magellan_daemon.clock import VirtualClock
 from magellan_daemon.config import StrategyConfig, load_config
+from magellan_daemon.corporate_actions import (
+    CorporateAction,
+    CorporateActionsFileError,
+    corporate_actions_path,
+    load_corporate_actions,
+)
 from magellan_daemon.errors import ConfigError
 from magellan_daemon.sim.calendar import SessionCalendar
 from magellan_daemon.timefmt import NEW_YORK
@@ -55,6 +61,14 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--cash", type=Decimal, default=Decimal(100_000), help="starting cash (default 100000)"
     )
+    parser.add_argument(
+        "--corporate-actions",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="splits and dividends the exchange and the daemon apply (default: "
+        "corporate_actions.csv beside the --bars folder, when present)",
+    )
     parser.add_argument("--quiet", action="store_true", help="no progress bar nor table")
 
 
@@ -78,22 +92,28 @@ def run(args: argparse.Namespace) -> int:
         return 2
     try:
         strategies = _chosen(args)
-    except ConfigError as err:
+        path = corporate_actions_path(args.bars, args.corporate_actions)
+        actions = load_corporate_actions(path) if path is not None else ()
+    except (ConfigError, CorporateActionsFileError) as err:
         print(f"magellan backtest: {err}", file=sys.stderr)
         return 2
     args.out.mkdir(parents=True, exist_ok=True)
-    summary = asyncio.run(backtest(args, strategies))
+    summary = asyncio.run(backtest(args, strategies, actions))
     if not args.quiet:
         print_metrics(summary)
     return 0
 
 
-async def backtest(args: argparse.Namespace, strategies: dict[str, StrategyConfig]) -> dict:
+async def backtest(
+    args: argparse.Namespace,
+    strategies: dict[str, StrategyConfig],
+    actions: tuple[CorporateAction, ...] = (),
+) -> dict:
     """The whole run: build, drive, report; returns the summary."""
     calendar = SessionCalendar()
     midnight = datetime.combine(args.start, time(0, 0), tzinfo=NEW_YORK)
     clock = VirtualClock(midnight, speed=0)
-    stack = build_stack(args.bars, strategies, clock, calendar, args.cash)
+    stack = build_stack(args.bars, strategies, clock, calendar, args.cash, actions)
     timelines = load_timelines(stack, strategies, args.bars, args.start, args.end)
     with Progress(
         TextColumn("backtest"),

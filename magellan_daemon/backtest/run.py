@@ -12,7 +12,11 @@ the ledger and the strategies did exactly what the daemon would have done at tha
 The bars and the tick are handed to an idle runner directly (``evaluate_now``: the same code
 its worker runs, without a trip through its queue).
 
-Bars before ``start`` warm the strategies up (no decisions), as in ``magellan signals``.
+Bars before ``start`` warm the strategies up (no decisions), as in ``magellan signals``,
+split-adjusted as of ``start`` (what the daemon asks Alpaca for). At 00:00 New York of each
+ex-date of the corporate actions (one minute after, once the exchange has applied them) the
+daemon's corporate-actions check runs: the ledger and the strategies are re-based before
+the first bar of the ex-date, as the daemon's pre-open check does.
 """
 
 from __future__ import annotations
@@ -22,12 +26,14 @@ import time
 from collections import defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
+from datetime import time as dtime
 from pathlib import Path
 
 from magellan_daemon.backtest.marks import CloseMarks
 from magellan_daemon.backtest.stack import Stack
 from magellan_daemon.config import StrategyConfig
+from magellan_daemon.signals_replay import adjusted_bar
 from magellan_daemon.strategy_runner import TIMEFRAME_LENGTH, StrategyRunner
 from magellan_daemon.timefmt import NEW_YORK
 from strategies.bars_csv import iter_bars, symbol_files
@@ -93,8 +99,45 @@ def load_timelines(
                         line.steps[at].append(bar)
                         line.bars += 1
         line.history.sort(key=lambda b: (b.t, b.symbol))
+        line.history = _adjusted_as_of(stack, line.history, start)
         out[name] = line
     return out
+
+
+def _adjusted_as_of(stack: Stack, bars: list[Bar], as_of: date) -> list[Bar]:
+    """The warm-up bars split-adjusted as the broker would serve them on ``as_of``."""
+    split = stack.splits.symbols()
+    if not split:
+        return bars
+    out = []
+    for bar in bars:
+        if bar.symbol in split:
+            factor = stack.splits.factor(bar.symbol, bar.t.astimezone(NEW_YORK).date(), as_of)
+            bar = bar if factor == 1 else adjusted_bar(bar, factor)
+        out.append(bar)
+    return out
+
+
+def _corporate_checks(stack: Stack, start: date, end: date) -> list[tuple[datetime, date]]:
+    """(instant, ex-date) of every ex-date after ``start`` up to ``end``: a minute after the
+    exchange applied the day's actions at 00:00 New York (an ex-date on ``start`` is in
+    the warm-up's adjustment already, and nothing is held yet)."""
+    days = sorted({a.ex_date for a in stack.actions if start < a.ex_date <= end})
+    return [(datetime.combine(d, dtime(0, 1), NEW_YORK).astimezone(UTC), d) for d in days]
+
+
+async def _corporate_until(stack: Stack, checks: list[tuple[datetime, date]], at: datetime) -> None:
+    """The corporate-actions checks due by ``at``, in order (each consumed once)."""
+    while checks and checks[0][0] <= at and stack.corporate is not None:
+        when, day = checks.pop(0)
+        await _broker_answers_until(stack, when)
+        stack.clock.set(max(when, stack.clock.now()))
+        stack.exchange.advance()
+        if not _idle(stack):
+            await _settle(stack)
+        await stack.corporate.check(day, day)
+        if not _idle(stack):
+            await _settle(stack)
 
 
 def _completes_at(bar: Bar, length: timedelta, stack: Stack, day: date) -> datetime | None:
@@ -120,10 +163,12 @@ async def drive(
         for line in timelines.values():
             warm[line.name] = await line.runner.warmup(line.history) if line.history else 0
         schedule = _schedule(stack, timelines, start, end)
+        checks = _corporate_checks(stack, start, end)
         began = time.perf_counter()
         for done, (at, work) in enumerate(schedule):
             if marks is not None:
                 await _mark_closes(stack, marks, at)
+            await _corporate_until(stack, checks, at)
             await _broker_answers_until(stack, at)
             await _step(stack, at, work)
             if stack.fatal:

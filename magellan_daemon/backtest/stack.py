@@ -4,6 +4,11 @@ The same ``StrategyRunner``, ``OrderRouter`` (gates, sizing, lanes), ``OrderPath
 and ledger as ``magellan run``; the broker is ``InProcessBroker`` over the simulator's
 ``Exchange`` on a stepped ``VirtualClock``. The ledger lives in memory: a backtest has no
 restart to survive, and per-commit fsyncs would cost more than the trading itself.
+
+Corporate actions (the file's splits and dividends) are the exchange's, applied at 00:00
+New York of each ex-date, and the daemon's own ``CorporateActionWatch`` reads them from the
+in-process broker and applies them to the ledger and the strategies (``run.drive`` runs its
+check right after, before any bar of the ex-date).
 """
 
 from __future__ import annotations
@@ -17,6 +22,8 @@ from magellan_daemon.broker.errors import BrokerFatal
 from magellan_daemon.broker.inprocess import InProcessBroker
 from magellan_daemon.clock import VirtualClock
 from magellan_daemon.config import StrategyConfig
+from magellan_daemon.corporate_actions import CorporateAction, SplitTable
+from magellan_daemon.corporate_watch import CorporateActionWatch
 from magellan_daemon.events import EventSink
 from magellan_daemon.ledger.store import Ledger
 from magellan_daemon.ledger.tradelog import TradeLogWriter
@@ -47,6 +54,9 @@ class Stack:
     sessions: SessionBook
     runners: dict[str, StrategyRunner] = field(default_factory=dict)
     fatal: list[BrokerFatal] = field(default_factory=list)
+    corporate: CorporateActionWatch | None = None
+    actions: tuple[CorporateAction, ...] = ()
+    splits: SplitTable = field(default_factory=lambda: SplitTable(()))
     guard: PositionGuard | None = None
 
 
@@ -56,13 +66,15 @@ def build_stack(
     clock: VirtualClock,
     calendar: SessionCalendar,
     cash: Decimal,
+    actions: tuple[CorporateAction, ...] = (),
     close_margin: timedelta = timedelta(minutes=5),
 ) -> Stack:
-    """The exchange on ``bars_dir`` and the daemon's parts for ``strategies``."""
+    """The exchange on ``bars_dir`` (with the corporate ``actions``) and the daemon's parts
+    for ``strategies``."""
     market = MarketData.from_dir(bars_dir, calendar)
     # The simulator as strict as the daemon's tests run it: cancels and replaces complete
     # after the broker's latency, at their own instants (``run.drive`` steps to them).
-    exchange = Exchange(clock, market, calendar, cash=cash)
+    exchange = Exchange(clock, market, calendar, cash=cash, corporate_actions=actions)
     ledger = Ledger.open(Path(":memory:"))
     runners: dict[str, StrategyRunner] = {}
 
@@ -108,6 +120,12 @@ def build_stack(
             sessions=lambda: book,
             execution_delay=spec.execution_delay,
         )
+    watched = {
+        ACCOUNT: {s for c in strategies.values() if not c.spec.whole_market for s in c.spec.symbols}
+    }
+    corporate = CorporateActionWatch(
+        ledger=ledger, path=path, clock=clock, runners=runners, watched=lambda: watched
+    )
     guard = PositionGuard(
         ledger=ledger,
         router=router,
@@ -131,6 +149,9 @@ def build_stack(
         sessions=book,
         runners=runners,
         fatal=fatal,
+        corporate=corporate if actions else None,
+        actions=actions,
+        splits=SplitTable(actions),
         guard=guard,
     )
 

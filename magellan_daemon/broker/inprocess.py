@@ -10,11 +10,18 @@ exchange emits them, as the trade stream's consumer would hand them over.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
-from magellan_daemon.broker.convert import dec, event_from_trade_update, order_from_model
+from magellan_daemon.broker.convert import (
+    dec,
+    event_from_trade_update,
+    order_from_model,
+    position_from_model,
+)
+from magellan_daemon.broker.corporate import AccountActivity, actions_from_set, activity_from_json
 from magellan_daemon.broker.errors import (
     BrokerDuplicate,
     BrokerError,
@@ -23,7 +30,8 @@ from magellan_daemon.broker.errors import (
     BrokerRetryable,
 )
 from magellan_daemon.broker.rest import AccountInfo, Quote
-from magellan_daemon.domain import BrokerEvent, BrokerOrder
+from magellan_daemon.corporate_actions import ACTION_TYPES, CorporateAction
+from magellan_daemon.domain import BrokerEvent, BrokerOrder, BrokerPosition
 from magellan_daemon.sim.errors import SimError
 from magellan_daemon.sim.exchange import Exchange
 
@@ -151,6 +159,45 @@ class InProcessBroker:
             buying_power=dec(a["buying_power"]) or Decimal(0),
             cash=dec(a["cash"]) or Decimal(0),
         )
+
+    async def positions(self) -> list[BrokerPosition]:
+        """GET /v2/positions."""
+        views = self._call(lambda: self._exchange.list_positions(self._key))
+        return [position_from_model(_Fields(p)) for p in views]
+
+    async def corporate_actions(
+        self, symbols: Sequence[str], start: date, end: date
+    ) -> list[CorporateAction]:
+        """GET /v1/corporate-actions: splits and cash dividends of ``symbols``, ex-date from
+        ``start`` to ``end``, every page."""
+        found: list[CorporateAction] = []
+        token: str | None = None
+        while True:
+            reply = self._call(
+                lambda t=token: self._exchange.corporate_actions(
+                    symbols=list(symbols),
+                    types=list(ACTION_TYPES),
+                    start=start,
+                    end=end,
+                    ids=None,
+                    limit=1000,
+                    sort="asc",
+                    page_token=t,
+                )
+            )
+            found += actions_from_set(reply["corporate_actions"])
+            token = reply["next_page_token"]
+            if token is None:
+                return found
+
+    async def activities(self, activity_type: str, after: datetime) -> list[AccountActivity]:
+        """GET /v2/account/activities/{type} after ``after``, oldest first (one page)."""
+        items = self._call(
+            lambda: self._exchange.activities(
+                self._key, activity_types=[activity_type], after=after, direction="asc"
+            )
+        )
+        return [activity_from_json(a) for a in items]
 
     async def latest_quote(self, symbol: str) -> Quote | None:
         """The quote the simulator shows around the latest completed minute."""

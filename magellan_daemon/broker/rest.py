@@ -31,9 +31,14 @@ from datetime import time as dtime
 from decimal import Decimal
 from typing import Any, TypeVar
 
-from alpaca.data.enums import DataFeed
+from alpaca.data.enums import Adjustment, CorporateActionsType, DataFeed
+from alpaca.data.historical.corporate_actions import CorporateActionsClient
 from alpaca.data.historical.stock import StockHistoricalDataClient
-from alpaca.data.requests import StockBarsRequest, StockLatestQuoteRequest
+from alpaca.data.requests import (
+    CorporateActionsRequest,
+    StockBarsRequest,
+    StockLatestQuoteRequest,
+)
 from alpaca.data.timeframe import TimeFrame
 from alpaca.trading.client import TradingClient
 from alpaca.trading.enums import OrderSide, QueryOrderStatus, TimeInForce
@@ -53,7 +58,9 @@ from magellan_daemon.broker.convert import (
     order_from_model,
     position_from_model,
 )
+from magellan_daemon.broker.corporate import AccountActivity, actions_from_set, activity_from_json
 from magellan_daemon.broker.errors import BrokerError, classify
+from magellan_daemon.corporate_actions import ACTION_TYPES, CorporateAction
 from magellan_daemon.domain import BrokerFill, BrokerOrder, BrokerPosition
 from magellan_daemon.timefmt import NEW_YORK
 from strategies.model import Bar, Timeframe
@@ -62,6 +69,7 @@ from strategies.session import Session
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 _TIMEFRAMES = {"1Min": TimeFrame.Minute, "1Hour": TimeFrame.Hour, "1Day": TimeFrame.Day}
+_ADJUSTMENTS = {"split": Adjustment.SPLIT, "all": Adjustment.ALL, "raw": Adjustment.RAW}
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -115,6 +123,7 @@ class AlpacaBroker:
         trading_url: str | None = None,
         data_url: str | None = None,
         feed: str = "iex",
+        adjustment: str = "split",
         timeout_seconds: float = 10.0,
         threads: int = 4,
         requests_per_minute: int = 200,
@@ -122,6 +131,9 @@ class AlpacaBroker:
         self.account = account
         self.url = trading_url or ("paper" if paper else "live")
         self.feed = DataFeed.SIP if feed == "sip" else DataFeed.IEX
+        # Every historical bar is asked for adjusted (``[data] adjustment``): Alpaca's
+        # default is raw, on which a split looks like a crash to the indicators.
+        self.adjustment = _ADJUSTMENTS[adjustment]
         self.stats = RestStats()
         self._timeout = timeout_seconds
         self._local = threading.local()
@@ -134,8 +146,14 @@ class AlpacaBroker:
         def data() -> StockHistoricalDataClient:
             return StockHistoricalDataClient(key, secret, url_override=data_url)
 
-        self._make_trading: Callable[[], TradingClient] = trading
-        self._make_data: Callable[[], StockHistoricalDataClient] = data
+        def actions() -> CorporateActionsClient:
+            return CorporateActionsClient(key, secret, url_override=data_url)
+
+        self._makers: dict[str, Callable[[], Any]] = {
+            "trading": trading,
+            "data": data,
+            "actions": actions,
+        }
 
     def __repr__(self) -> str:
         return f"AlpacaBroker(account={self.account!r}, url={self.url!r})"
@@ -150,7 +168,7 @@ class AlpacaBroker:
     def _client(self, kind: str) -> Any:
         client = getattr(self._local, kind, None)
         if client is None:
-            client = self._make_trading() if kind == "trading" else self._make_data()
+            client = self._makers[kind]()
             client._retry = 0  # the router decides about retries (see module docstring)
             session = client._session
             session.request = functools.partial(session.request, timeout=self._timeout)
@@ -330,6 +348,7 @@ class AlpacaBroker:
             start=start,
             end=end,
             feed=self.feed,
+            adjustment=self.adjustment,
         )
 
         def read(c: StockHistoricalDataClient) -> dict[str, list[Bar]]:
@@ -353,6 +372,36 @@ class AlpacaBroker:
             return out
 
         return await self._call("data", read)
+
+    async def corporate_actions(
+        self, symbols: Sequence[str], start: date, end: date
+    ) -> list[CorporateAction]:
+        """GET /v1/corporate-actions: the splits and cash dividends of ``symbols`` with an
+        ex-date from ``start`` to ``end`` (inclusive), oldest first."""
+        request = CorporateActionsRequest(
+            symbols=list(symbols),
+            types=[CorporateActionsType(t) for t in ACTION_TYPES],
+            start=start,
+            end=end,
+        )
+
+        def read(c: CorporateActionsClient) -> list[CorporateAction]:
+            return actions_from_set(c.get_corporate_actions(request))
+
+        return await self._call("actions", read)
+
+    async def activities(self, activity_type: str, after: datetime) -> list[AccountActivity]:
+        """GET /v2/account/activities/{type} (SPLIT, CIL, DIV) after ``after``, oldest first
+        (one page of 100: a morning's corporate actions of one account fit)."""
+        params = {"after": after.isoformat(), "direction": "asc", "page_size": 100}
+
+        def read(c: TradingClient) -> list[AccountActivity]:
+            page = c.get(f"/account/activities/{activity_type}", params) or []
+            if not isinstance(page, list):
+                raise ValueError(f"{activity_type} activities: a {type(page).__name__}")
+            return [activity_from_json(a) for a in page]
+
+        return await self._call("trading", read)
 
     async def latest_quote(self, symbol: str) -> Quote | None:
         """The latest quote, or None when the feed has none."""

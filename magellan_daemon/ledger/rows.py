@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sqlite3
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -185,4 +185,38 @@ def halt_row(r: sqlite3.Row) -> HaltRow:
     """A ``halts`` row as a ``HaltRow``."""
     return HaltRow(
         strategy=r["strategy"], reason=r["reason"], since=parse_iso(r["since"]), source=r["source"]
+    )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Booking:
+    """One strategy's part of one applied corporate action (split or cash dividend)."""
+
+    symbol: str
+    ex_date: date
+    kind: str  # split, cash_dividend
+    strategy: str
+    account: str
+    qty_before: Decimal
+    qty_after: Decimal
+    avg_before: Decimal
+    avg_after: Decimal
+    cash: Decimal  # cash in lieu or dividend credited to the strategy
+    realized: Decimal  # P&L it realised (in the ex-date's daily P&L)
+
+
+def booking_row(r: sqlite3.Row) -> Booking:
+    """A ``corporate_action_bookings`` row as a ``Booking``."""
+    return Booking(
+        symbol=r["symbol"],
+        ex_date=date.fromisoformat(r["ex_date"]),
+        kind=r["kind"],
+        strategy=r["strategy"],
+        account=r["account"],
+        qty_before=Decimal(r["qty_before"]),
+        qty_after=Decimal(r["qty_after"]),
+        avg_before=Decimal(r["avg_before"]),
+        avg_after=Decimal(r["avg_after"]),
+        cash=Decimal(r["cash"]),
+        realized=Decimal(r["realized"]),
     )

@@ -139,6 +139,38 @@ CREATE TABLE IF NOT EXISTS strategy_symbol_state (
     PRIMARY KEY (strategy, symbol)
 ) WITHOUT ROWID;
 
+-- Corporate actions the ledger applied, each exactly once: a split (kind 'split') or a cash
+-- dividend (kind 'cash_dividend') of one symbol on one ex-date (corporate.py).
+CREATE TABLE IF NOT EXISTS corporate_actions (
+    symbol TEXT NOT NULL,
+    ex_date TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    action_type TEXT NOT NULL,     -- forward_split, reverse_split, cash_dividend
+    new_rate TEXT NOT NULL,
+    old_rate TEXT NOT NULL,
+    rate TEXT NOT NULL,            -- cash per share of a dividend
+    applied_at TEXT NOT NULL,
+    detail TEXT NOT NULL DEFAULT '',
+    PRIMARY KEY (symbol, ex_date, kind)
+);
+
+-- What each applied corporate action did to each strategy's position in the symbol.
+CREATE TABLE IF NOT EXISTS corporate_action_bookings (
+    symbol TEXT NOT NULL,
+    ex_date TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    strategy TEXT NOT NULL,
+    account TEXT NOT NULL,
+    qty_before TEXT NOT NULL,
+    qty_after TEXT NOT NULL,
+    avg_before TEXT NOT NULL,
+    avg_after TEXT NOT NULL,
+    cash TEXT NOT NULL,            -- cash in lieu or dividend credited to the strategy
+    realized TEXT NOT NULL,        -- P&L it realised (in that day's pnl_daily)
+    PRIMARY KEY (symbol, ex_date, kind, strategy),
+    FOREIGN KEY (symbol, ex_date, kind) REFERENCES corporate_actions (symbol, ex_date, kind)
+);
+
 CREATE TABLE IF NOT EXISTS discrepancies (
     id INTEGER PRIMARY KEY,
     ts TEXT NOT NULL,

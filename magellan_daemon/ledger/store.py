@@ -13,11 +13,13 @@ import logging
 import sqlite3
 from pathlib import Path
 
+from magellan_daemon.ledger.corporate import CorporateTables
 from magellan_daemon.ledger.fills import FillTables
 from magellan_daemon.ledger.records import RecordTables
 from magellan_daemon.ledger.rows import (
     Applied,
     AppliedFill,
+    Booking,
     HaltRow,
     IntentRow,
     OrderRow,
@@ -25,12 +27,21 @@ from magellan_daemon.ledger.rows import (
 )
 from magellan_daemon.ledger.schema import SCHEMA, migrate
 
-__all__ = ["Applied", "AppliedFill", "HaltRow", "IntentRow", "Ledger", "OrderRow", "PositionRow"]
+__all__ = [
+    "Applied",
+    "AppliedFill",
+    "Booking",
+    "HaltRow",
+    "IntentRow",
+    "Ledger",
+    "OrderRow",
+    "PositionRow",
+]
 log = logging.getLogger(__name__)
 LEDGER_FILE = "ledger.sqlite"  # in the state directory: the daemon's and the CLI's ledger
 
 
-class Ledger(FillTables, RecordTables):
+class Ledger(FillTables, RecordTables, CorporateTables):
     """The SQLite ledger. Construct with ``Ledger.open(path)``."""
 
     @classmethod

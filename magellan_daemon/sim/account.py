@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 from decimal import ROUND_DOWN, Decimal
 
 from magellan_daemon.sim.errors import invalid
@@ -60,6 +60,24 @@ class Fill:
     order_status: str
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class NonTrade:
+    """A non-trade activity of a corporate action: ``SPLIT`` (``qty`` the change in shares,
+    ``price`` the new average entry price), ``CIL`` (cash in lieu of ``qty`` fractional
+    post-split shares at ``price``) or ``DIV`` (``qty`` shares at ``per_share_amount``)."""
+
+    id: str
+    activity_type: str
+    booked_at: datetime
+    day: date
+    symbol: str
+    qty: Decimal
+    net_amount: Decimal
+    price: Decimal | None
+    per_share_amount: Decimal | None
+    description: str
+
+
 @dataclass(slots=True, kw_only=True)
 class Account:
     """One API key's paper account (cash account, no margin, no shorting)."""
@@ -74,6 +92,7 @@ class Account:
     orders: dict[str, Order] = field(default_factory=dict)
     client_ids: dict[str, str] = field(default_factory=dict)
     fills: list[Fill] = field(default_factory=list)
+    non_trades: list[NonTrade] = field(default_factory=list)
     # The orders that were open when last looked at, in submission order: the checks that
     # need open orders (buying power, held shares) look at these, not at every order ever
     # placed. An order never reopens, so pruning the ended ones when read is exact.
@@ -167,6 +186,18 @@ class Account:
             and (until is None or f.transaction_time < until)
         ]
         return fills[::-1] if direction == "desc" else fills
+
+    def select_non_trades(
+        self, *, types: set[str], after: datetime | None, until: datetime | None
+    ) -> list[NonTrade]:
+        """Non-trade activities of ``types`` booked strictly between ``after`` and ``until``."""
+        return [
+            n
+            for n in self.non_trades
+            if n.activity_type in types
+            and (after is None or n.booked_at > after)
+            and (until is None or n.booked_at < until)
+        ]
 
     def record_fill(
         self, order: Order, qty: Decimal, price: Decimal, t: datetime, execution_id: str

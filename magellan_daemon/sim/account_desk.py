@@ -7,14 +7,15 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from magellan_daemon.sim.account import Account
+from magellan_daemon.sim.account import Account, Fill, NonTrade
 from magellan_daemon.sim.errors import SimError, invalid, not_found
 from magellan_daemon.sim.order_desk import OrderDesk
 from magellan_daemon.sim.orders import ZERO
 from magellan_daemon.sim.requests import OrderRequest
-from magellan_daemon.sim.wire import account_dict, activity_dict, position_dict
+from magellan_daemon.sim.wire import account_dict, activity_dict, non_trade_dict, position_dict
 
 MAX_ACTIVITY_PAGE = 100
+NON_TRADE_TYPES = frozenset({"SPLIT", "CIL", "DIV"})
 
 
 class AccountDesk(OrderDesk):
@@ -30,7 +31,7 @@ class AccountDesk(OrderDesk):
         position = account.positions[symbol]
         price = self._price(symbol, now) or position.avg_entry_price
         previous_close = self.calendar.previous_close(self.calendar.next_session(now).open)
-        lastday = (self._price(symbol, previous_close) if previous_close else None) or price
+        lastday = (self._price(symbol, previous_close, now) if previous_close else None) or price
         held = account.held_for_orders(symbol)
         return position_dict(position, price, lastday, max(position.qty - held, ZERO))
 
@@ -107,21 +108,35 @@ class AccountDesk(OrderDesk):
         page_size: int = 100,
         page_token: str | None = None,
     ) -> list[dict[str, Any]]:
-        """FILL activities (the only kind simulated), paged by the last id seen."""
+        """FILL activities and the non-trade ones of corporate actions (SPLIT, CIL, DIV),
+        by time, paged by the last id seen."""
         self.advance()
         account = self._account(key)
         if direction not in ("asc", "desc"):
             raise invalid("direction must be asc or desc")
         if not 1 <= page_size <= MAX_ACTIVITY_PAGE:
             raise invalid(f"page_size must be between 1 and {MAX_ACTIVITY_PAGE}")
-        if activity_types and "FILL" not in activity_types:
-            return []
-        fills = account.select_fills(after=after, until=until, direction=direction)
+        wanted = set(activity_types) if activity_types else None
+        items: list[tuple[datetime, str, Fill | NonTrade]] = []
+        if wanted is None or "FILL" in wanted:
+            fills = account.select_fills(after=after, until=until, direction="asc")
+            items += [(f.transaction_time, f.id, f) for f in fills]
+        types = NON_TRADE_TYPES if wanted is None else NON_TRADE_TYPES & wanted
+        if types:
+            booked = account.select_non_trades(types=types, after=after, until=until)
+            items += [(n.booked_at, n.id, n) for n in booked]
+        # fills and non-trades each come in time order: a stable sort by time merges them
+        items.sort(key=lambda item: item[0])
+        if direction == "desc":
+            items.reverse()
         if page_token is not None:
-            ids = [f.id for f in fills]
+            ids = [item[1] for item in items]
             if page_token not in ids:
                 raise invalid("invalid page_token")
-            fills = fills[ids.index(page_token) + 1 :]
-        return [activity_dict(f) for f in fills[:page_size]]
+            items = items[ids.index(page_token) + 1 :]
+        return [
+            activity_dict(r) if isinstance(r, Fill) else non_trade_dict(r)
+            for _, _, r in items[:page_size]
+        ]
 
     # -- market data -------------------------------------------------------------------------

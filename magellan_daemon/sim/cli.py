@@ -11,7 +11,13 @@ from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 
-from magellan_daemon.sim.factory import DEFAULT_START, SimOptions, build_exchange
+from magellan_daemon.corporate_actions import CorporateActionsFileError
+from magellan_daemon.sim.factory import (
+    DEFAULT_START,
+    SimOptions,
+    build_exchange,
+    corporate_actions_of,
+)
 from magellan_daemon.sim.server import SimServer
 
 log = logging.getLogger(__name__)
@@ -58,6 +64,14 @@ def configure(parser: argparse.ArgumentParser) -> None:
         metavar="DIR",
         help="real bars in the layout DIR/{1Min,1Hour,1Day}/SYMBOL.csv.gz "
         "(default: the seeded synthetic market)",
+    )
+    parser.add_argument(
+        "--corporate-actions",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="splits and dividends to apply (columns symbol,type,ex_date,new_rate,old_rate,"
+        "rate; default: corporate_actions.csv beside the --bars folder, when present)",
     )
     parser.add_argument(
         "--start",
@@ -152,7 +166,15 @@ def run(args: argparse.Namespace) -> int:
         cancel_latency=args.cancel_latency,
         replace_latency=args.replace_latency,
         wash_trade_check=args.wash_trade_check,
+        corporate_actions=args.corporate_actions,
     )
+    try:
+        actions = corporate_actions_of(options)
+    except CorporateActionsFileError as err:
+        print(f"magellan sim: {err}", file=sys.stderr)
+        return 2
+    if actions:
+        log.info("%d corporate actions to apply", len(actions))
     try:
         asyncio.run(_serve(options, args))
     except OSError as exc:

@@ -31,8 +31,10 @@ def get_bars(
     limit: int,
     page_token: str | None,
     sort: str,
+    adjust: Callable[[SimBar], SimBar] | None = None,
 ) -> dict[str, Any]:
-    """Bars ordered by symbol then time; ``limit`` spans all symbols; opaque page token."""
+    """Bars ordered by symbol then time; ``limit`` spans all symbols; opaque page token;
+    ``adjust`` re-scales each bar served (corporate actions), None for raw."""
     canonical = parse_timeframe(timeframe)
     if canonical is None:
         raise data_error(f"invalid timeframe: {timeframe!r} (supported: 1Min, 1Hour, 1Day)")
@@ -66,7 +68,8 @@ def get_bars(
                 continue
             if taken == limit:
                 return {"bars": out, "next_page_token": _encode_token(symbol, t)}
-            out.setdefault(symbol, []).append(bar_dict(series.bar(i)))
+            bar = series.bar(i)
+            out.setdefault(symbol, []).append(bar_dict(adjust(bar) if adjust else bar))
             taken += 1
     return {"bars": out, "next_page_token": None}
 

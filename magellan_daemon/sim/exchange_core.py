@@ -14,14 +14,16 @@ import hashlib
 import logging
 import random
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from datetime import datetime, timedelta
 from decimal import ROUND_CEILING, ROUND_DOWN, Decimal
 from typing import Any
 
 from magellan_daemon.clock import Clock
+from magellan_daemon.corporate_actions import CorporateAction
 from magellan_daemon.sim.account import Account
-from magellan_daemon.sim.calendar import SessionCalendar
+from magellan_daemon.sim.calendar import SessionCalendar, new_york_date
+from magellan_daemon.sim.corporate import CorporateBook
 from magellan_daemon.sim.faults import Faults
 from magellan_daemon.sim.market import MarketData, SimBar
 from magellan_daemon.sim.orders import ZERO, Order, match_price, opening_price, price_decimal
@@ -34,6 +36,8 @@ log = logging.getLogger(__name__)
 Listener = Callable[[str, dict[str, Any]], None]
 ACCOUNT_NAMESPACE = uuid.UUID("0b7e3c52-2f5d-4a8e-bb0c-7a4f1d6e9c30")
 NOTIONAL_QTY_STEP = Decimal("0.000000001")
+# A price re-scaled by a split (e.g. divided by 3) is kept to this many places.
+SCALED_PRICE_STEP = Decimal("0.000001")
 
 
 class ExchangeCore:
@@ -54,6 +58,7 @@ class ExchangeCore:
         wash_trade_check: bool = True,
         cancel_latency: float = 2.0,
         replace_latency: float = 2.0,
+        corporate_actions: Iterable[CorporateAction] = (),
     ) -> None:
         self.clock = clock
         self.market = market
@@ -76,6 +81,7 @@ class ExchangeCore:
         self._processed = clock.now()
         self._symbol_by_asset_id = {asset_id(s): s for s in market.symbols()}
         self.tape = Tape(market, calendar)
+        self.corporate = CorporateBook(corporate_actions)
 
     def add_listener(self, callback: Listener) -> None:
         """Call ``callback(account_key, message)`` for every trade_updates message."""
@@ -116,10 +122,15 @@ class ExchangeCore:
         pending = self._pending.next_due()
         if pending is not None:
             candidates.append(max(pending, after))
+        corporate = self.corporate.next_due(after)
+        if corporate is not None:
+            candidates.append(corporate)
         due = min(candidates, default=None)
         return due if due is not None and due <= now else None
 
     def _process(self, t: datetime) -> None:
+        for action in self.corporate.due_at(t):
+            self._apply_corporate_action(action, t)
         session = self.calendar.session_at(t)
         if session is not None and session.open == t:
             self._open_session(t)
@@ -131,6 +142,10 @@ class ExchangeCore:
             self._complete(action, t)
         if self.calendar.previous_close(t) == t:
             self._close_session(t)
+
+    def _apply_corporate_action(self, action: CorporateAction, t: datetime) -> None:
+        """Apply a split or dividend to every account (``corporate_desk`` does it)."""
+        raise NotImplementedError
 
     def _open_session(self, t: datetime) -> None:
         for order in list(self._working.values()):
@@ -317,9 +332,21 @@ class ExchangeCore:
     def _uuid(self) -> str:
         return str(uuid.UUID(int=self._rng.getrandbits(128), version=4))
 
-    def _price(self, symbol: str, now: datetime) -> Decimal | None:
-        last = self.tape.last_price(symbol, now)
-        return None if last is None else Decimal(repr(last))
+    def _price(
+        self, symbol: str, now: datetime, scale_at: datetime | None = None
+    ) -> Decimal | None:
+        """The last trade price at ``now``, on the share scale of ``scale_at`` (default
+        ``now``): a price from before a split that has since applied is divided by it."""
+        bar = self.tape.latest_bar(symbol, now)
+        if bar is None:
+            return None
+        price = Decimal(repr(bar.close))
+        if self.corporate:
+            as_of = new_york_date(scale_at or now)
+            scale = self.corporate.price_scale(symbol, new_york_date(bar.t), as_of)
+            if scale != 1:
+                price = (price / scale).quantize(SCALED_PRICE_STEP)
+        return price
 
     def _long_market_value(self, account: Account, now: datetime) -> Decimal:
         total = ZERO

@@ -11,6 +11,11 @@ from decimal import Decimal
 from pathlib import Path
 
 from magellan_daemon.clock import VirtualClock
+from magellan_daemon.corporate_actions import (
+    CorporateAction,
+    corporate_actions_path,
+    load_corporate_actions,
+)
 from magellan_daemon.sim.calendar import NEW_YORK, SessionCalendar, new_york_date
 from magellan_daemon.sim.exchange import Exchange
 from magellan_daemon.sim.faults import Faults
@@ -39,10 +44,23 @@ class SimOptions:
     replace_latency: float = 2.0  # virtual seconds from PATCH to replaced (0: at once)
     wash_trade_check: bool = True
     synthetic_symbols: int = 0  # made-up small caps on top of the synthetic market
+    # the corporate-actions file; None: ``bars_dir/../corporate_actions.csv`` when present
+    corporate_actions: Path | None = None
+
+
+def corporate_actions_of(options: SimOptions) -> tuple[CorporateAction, ...]:
+    """The options' corporate actions (``CorporateActionsFileError`` for a bad file)."""
+    if options.bars_dir is None:
+        path = options.corporate_actions
+    else:
+        path = corporate_actions_path(options.bars_dir, options.corporate_actions)
+    return load_corporate_actions(path) if path is not None else ()
 
 
 def build_exchange(options: SimOptions, clock: VirtualClock | None = None) -> Exchange:
-    """An ``Exchange`` on real bars (``bars_dir``) or the seeded synthetic market."""
+    """An ``Exchange`` on real bars (``bars_dir``) or the seeded synthetic market, with the
+    corporate actions of ``corporate_actions_of(options)``."""
+    actions = corporate_actions_of(options)
     calendar = SessionCalendar()
     clock = clock or VirtualClock(options.start, options.speed)
     if options.bars_dir is not None:
@@ -69,4 +87,5 @@ def build_exchange(options: SimOptions, clock: VirtualClock | None = None) -> Ex
         wash_trade_check=options.wash_trade_check,
         cancel_latency=options.cancel_latency,
         replace_latency=options.replace_latency,
+        corporate_actions=actions,
     )

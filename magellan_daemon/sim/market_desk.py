@@ -7,13 +7,14 @@ from typing import Any
 
 from magellan_daemon.sim import data_api
 from magellan_daemon.sim.calendar import calendar_days
-from magellan_daemon.sim.errors import invalid, not_found
-from magellan_daemon.sim.exchange_core import ExchangeCore
+from magellan_daemon.sim.corporate import ADJUSTMENTS
+from magellan_daemon.sim.corporate_desk import CorporateDesk
+from magellan_daemon.sim.errors import data_error, invalid, not_found
 from magellan_daemon.sim.market import SimBar
 from magellan_daemon.sim.wire import asset_dict, stream_bar_dict, ts_new_york
 
 
-class MarketDesk(ExchangeCore):
+class MarketDesk(CorporateDesk):
     """Clock, calendar, assets and bars, as the REST API asks for them."""
 
     def get_clock(self) -> dict[str, Any]:
@@ -60,9 +61,13 @@ class MarketDesk(ExchangeCore):
         limit: int = 1000,
         page_token: str | None = None,
         sort: str = "asc",
+        adjustment: str = "raw",
     ) -> dict[str, Any]:
-        """Historical bars (completed only), ``{"bars": {...}, "next_page_token": ...}``."""
+        """Historical bars (completed only), ``{"bars": {...}, "next_page_token": ...}``;
+        ``adjustment`` raw (Alpaca's default), split, dividend or all, as known now."""
         self.advance()
+        if adjustment not in ADJUSTMENTS:
+            raise data_error(f"invalid adjustment: {adjustment!r}", status=400)
         return data_api.get_bars(
             self.market,
             self.clock.now(),
@@ -73,6 +78,7 @@ class MarketDesk(ExchangeCore):
             limit=limit,
             page_token=page_token,
             sort=sort,
+            adjust=self._bar_adjustment(adjustment, self.clock.now()),
         )
 
     def latest_bars(self, symbols: list[str]) -> dict[str, Any]:

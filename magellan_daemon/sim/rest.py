@@ -13,6 +13,7 @@ from typing import Any
 import orjson
 from aiohttp import web
 
+from magellan_daemon.sim.corporate_desk import CORPORATE_LIMIT_DEFAULT, CORPORATE_LIMIT_MAX
 from magellan_daemon.sim.errors import SimError
 from magellan_daemon.sim.exchange import Exchange
 from magellan_daemon.sim.order_params import replace_kwargs, submit_kwargs
@@ -84,6 +85,7 @@ class RestRoutes:
         # after the literal ``/v2/stocks/bars...`` routes: ``{symbol}`` would not match them
         # anyway (their last segment is not "bars"), but literal-first keeps that obvious
         add("GET", "/v2/stocks/{symbol}/bars", self.symbol_bars)
+        add("GET", "/v1/corporate-actions", self.corporate_actions)
 
     # -- account, clock, calendar, assets ----------------------------------------------
 
@@ -251,6 +253,7 @@ class RestRoutes:
             start = to_datetime(query_value(query, "start"), "start")
             end = to_datetime(query_value(query, "end"), "end")
             page_token = to_str(query_value(query, "page_token"), "page_token", max_len=1024)
+            adjustment = to_str(query_value(query, "adjustment"), "adjustment", max_len=16)
         return self._exchange.get_bars(
             symbols=symbols,
             timeframe=timeframe,
@@ -259,7 +262,25 @@ class RestRoutes:
             limit=limit or 1000,
             page_token=page_token,
             sort=sort,
+            adjustment=adjustment or "raw",
         )
+
+    async def corporate_actions(self, request: web.Request) -> web.Response:
+        """GET /v1/corporate-actions (the data API's, as CorporateActionsClient calls it)."""
+        query = request.query
+        with _as_data_error():
+            limit = to_int(query_value(query, "limit"), "limit", low=1, high=CORPORATE_LIMIT_MAX)
+            payload = self._exchange.corporate_actions(
+                symbols=to_symbols(query_value(query, "symbols")),
+                types=_comma_list(query_value(query, "types")),
+                start=to_date(query_value(query, "start"), "start"),
+                end=to_date(query_value(query, "end"), "end"),
+                ids=_comma_list(query_value(query, "ids")),
+                limit=limit or CORPORATE_LIMIT_DEFAULT,
+                sort=to_choice(query_value(query, "sort"), "sort", DIRECTIONS) or "asc",
+                page_token=to_str(query_value(query, "page_token"), "page_token", max_len=1024),
+            )
+        return json_response(payload)
 
     async def latest_bars(self, request: web.Request) -> web.Response:
         """GET /v2/stocks/bars/latest?symbols=..."""
@@ -279,6 +300,12 @@ def _path_id(request: web.Request, name: str) -> str:
     if not value or len(value) > 128:
         raise invalid(f"{name} is invalid")
     return value
+
+
+def _comma_list(text: str | None) -> list[str] | None:
+    if text is None:
+        return None
+    return [part.strip() for part in text.split(",") if part.strip()] or None
 
 
 def _check_feed(query: Any) -> None:

@@ -46,7 +46,12 @@ def _floor_minute(t: datetime) -> datetime:
 
 
 def _is_rest(request: web.Request) -> bool:
-    return request.path.startswith("/v2/") and request.path not in STREAM_PATHS
+    path = request.path
+    return (path.startswith("/v2/") and path not in STREAM_PATHS) or path.startswith("/v1/")
+
+
+def _is_data_api(path: str) -> bool:
+    return path.startswith(("/v2/stocks/", "/v1/corporate-actions"))
 
 
 def _status_error(status: int, message: str) -> web.Response:
@@ -304,7 +309,7 @@ class SimServer:
         """Per key and API (trading vs market data), N requests per rolling wall minute."""
         if not _is_rest(request):
             return await handler(request)
-        api = "data" if request.path.startswith("/v2/stocks/") else "trading"
+        api = "data" if _is_data_api(request.path) else "trading"
         decision = self._limiter.check(f"{api}:{request[ACCOUNT_KEY]}")
         request[RATE_DECISION] = decision
         if not decision.allowed:

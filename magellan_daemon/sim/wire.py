@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
-from magellan_daemon.sim.account import Account, Fill, Position
+from magellan_daemon.sim.account import Account, Fill, NonTrade, Position
 from magellan_daemon.sim.calendar import NEW_YORK
 from magellan_daemon.sim.market import SimBar
 from magellan_daemon.sim.orders import Order
@@ -180,6 +180,22 @@ def activity_dict(fill: Fill) -> dict[str, Any]:
         "order_id": fill.order_id,
         "cum_qty": dec(fill.cum_qty),
         "order_status": fill.order_status,
+    }
+
+
+def non_trade_dict(activity: NonTrade) -> dict[str, Any]:
+    """A non-trade account activity (SPLIT, CIL, DIV) in Alpaca's NTA shape."""
+    return {
+        "id": activity.id,
+        "activity_type": activity.activity_type,
+        "date": activity.day.isoformat(),
+        "net_amount": dec(activity.net_amount),
+        "description": activity.description,
+        "status": "executed",
+        "symbol": activity.symbol,
+        "qty": dec(activity.qty),
+        "price": dec(activity.price),
+        "per_share_amount": dec(activity.per_share_amount),
     }
 
 

@@ -212,7 +212,11 @@ class WarningRateLimiter(logging.Filter):
             self._emit_summary(key, window)
         if record.levelno < logging.WARNING:
             return True
-        key = (record.name, str(record.msg))
+        # Messages about different orders are not "similar": each refusal of an exit or a
+        # protective stop must be seen, however many a burst of them brings.
+        fields = getattr(record, "fields", None)
+        order = fields.get("CLIENT_ORDER_ID", "") if isinstance(fields, dict) else ""
+        key = (record.name, f"{record.msg}{order and ' ' + order}")
         with self._lock:
             window = self._windows.setdefault(key, _Window(start=now, level=record.levelno))
             window.count += 1

@@ -295,6 +295,30 @@ def test_repeated_warnings_are_rate_limited_with_a_summary() -> None:
     assert out.getvalue().splitlines()[-1].endswith("stream dropped (attempt 99)")
 
 
+def test_warnings_about_different_orders_are_never_grouped_as_similar() -> None:
+    """A burst of refused exits or stops (one template, many orders) is seen whole; the same
+    order's repeats are still limited."""
+    out = io.StringIO()
+    configure_logging(
+        "text",
+        stream=out,
+        environ={},
+        rate_limit=RateLimit(window_s=60, burst=5),
+        clock=FakeClock(),
+    )
+    for n in range(12):
+        log.warning("%s: %s", f"rejected cid=mg-{n}", "rejected", extra=_order_fields(f"mg-{n}"))
+    for _ in range(12):
+        log.warning("%s: %s", "rejected cid=mg-same", "rejected", extra=_order_fields("mg-same"))
+    text = out.getvalue()
+    assert all(f"cid=mg-{n}:" in text for n in range(12))
+    assert text.count("cid=mg-same:") == 5
+
+
+def _order_fields(cid: str) -> dict[str, object]:
+    return {"fields": {"CLIENT_ORDER_ID": cid, "EVENT": "rejected"}}
+
+
 # --- secrets ------------------------------------------------------------------------------
 
 

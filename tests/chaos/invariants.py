@@ -8,6 +8,7 @@ reports every broken invariant at once instead of stopping at the first.
 from __future__ import annotations
 
 import csv
+import itertools
 import re
 from collections import Counter, defaultdict
 from dataclasses import dataclass
@@ -42,16 +43,20 @@ class BrokerView:
         )
 
 
-def final_violations(sim: Sim, daemon: Daemon, now: datetime) -> list[str]:
+def final_violations(
+    sim: Sim, daemon: Daemon, now: datetime, *, refusals: bool = False
+) -> list[str]:
     """Every invariant that must hold once the daemon stopped cleanly and the ledger has
-    caught up with the broker (fills, positions, orders, intents, the log)."""
+    caught up with the broker (fills, positions, orders, intents, the log). ``refusals``:
+    the scenario made the broker refuse orders, so the position guard's UNPROTECTED line is
+    the loud answer required of it (its time bound is ``bear_trap_stop_gaps``'s)."""
     broker = BrokerView.read(sim)
     return [
         *one_order_per_intent(broker, daemon),
         *fills_exactly_once(broker, daemon),
         *positions_add_up(broker, daemon),
         *intents_accounted_for(daemon, now),
-        *log_clean(daemon),
+        *log_clean(daemon, refusals=refusals),
     ]
 
 
@@ -80,8 +85,32 @@ def one_order_per_intent(broker: BrokerView, daemon: Daemon) -> list[str]:
             continue
         key = (row["strategy"], row["symbol"], row["side"], row["leg"], row["signal_time"])
         by_content[key].append(cid)
-    problems += [f"one intent {k} sent as {v}" for k, v in by_content.items() if len(v) > 1]
+    by_id = {o["client_order_id"]: o for o in broker.orders}
+    for key, cids in by_content.items():
+        problems += _attempts_one_at_a_time(key, [by_id[c] for c in cids])
     problems += [f"two open stops for {k}: {v}" for k, v in open_stops.items() if len(v) > 1]
+    return problems
+
+
+_ENDED_UNFILLED = ("canceled", "expired", "rejected")
+
+
+def _attempts_one_at_a_time(key: tuple[str, ...], orders: list[dict[str, Any]]) -> list[str]:
+    """A decision decided again after its order ended unfilled goes out as a new attempt
+    (``-eod-2``): legal only when each earlier attempt had ended, not filled whole, before
+    the next was submitted; two attempts working at once would be one intent sent twice."""
+    chain = sorted(orders, key=lambda o: o["submitted_at"] or "")
+    problems = []
+    for earlier, later in itertools.pairwise(chain):
+        ended = earlier.get("canceled_at") or earlier.get("expired_at") or earlier.get("failed_at")
+        whole = Decimal(earlier["filled_qty"]) >= Decimal(earlier["qty"])
+        if earlier["status"] not in _ENDED_UNFILLED or whole or ended is None:
+            problems.append(f"one intent {key} sent as {[o['client_order_id'] for o in chain]}")
+        elif _t(later["submitted_at"]) < _t(ended):
+            problems.append(
+                f"one intent {key}: {later['client_order_id']} sent before "
+                f"{earlier['client_order_id']} ended"
+            )
     return problems
 
 
@@ -338,16 +367,26 @@ def intents_accounted_for(daemon: Daemon, now: datetime) -> list[str]:
     return problems
 
 
-def log_clean(daemon: Daemon) -> list[str]:
+def log_clean(daemon: Daemon, *, refusals: bool = False) -> list[str]:
     """ERROR in the daemon's log means something is wrong (normal races are DEBUG), and a
-    discrepancy row is one the daemon could not explain."""
+    discrepancy row is one the daemon could not explain. Where the broker was made to refuse
+    orders, the guard's UNPROTECTED error is what must be said (see ``unprotected_reports``)."""
     problems = [
         f"log: {line.strip()[:300]}"
         for line in daemon.log_text().splitlines()
-        if " ERROR " in line or " CRITICAL " in line or "Traceback" in line
+        if (" ERROR " in line or " CRITICAL " in line or "Traceback" in line)
+        and not (refusals and _UNPROTECTED in line)
     ]
     problems += [f"discrepancy: {dict(r)}" for r in daemon.query("SELECT * FROM discrepancies")]
     return problems
+
+
+_UNPROTECTED = " ERROR   position_guard UNPROTECTED "
+
+
+def unprotected_reports(daemon: Daemon) -> int:
+    """How many times the position guard said a position had no working stop or exit."""
+    return sum(_UNPROTECTED in line for line in daemon.log_text().splitlines())
 
 
 def _csv_rows(daemon: Daemon) -> list[dict[str, str]]:

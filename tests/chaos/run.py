@@ -199,6 +199,10 @@ def table(
         ("refusal sequences tried", str(sum(o.refusals for o in outcomes))),
         ("  their point reached", str(sum(o.refusals_reached for o in outcomes))),
         ("  with violations", str(sum(1 for o in refusal if o.violations))),
+        (
+            "unprotected spells reported (ERROR)",
+            str(sum(o.unprotected_reported for o in outcomes)),
+        ),
     ]
     if model is not None:
         rows += [

@@ -88,6 +88,7 @@ class Outcome:
     landed: Counter[str] = field(default_factory=Counter)  # of those, landed where aimed
     refusals: int = 0  # refusal sequences armed
     refusals_reached: int = 0  # of those, whose point the trade reached (the hook was hit)
+    unprotected_reported: int = 0  # the position guard's UNPROTECTED errors
     violations: list[str] = field(default_factory=list)
     wall_seconds: float = 0.0
 
@@ -403,7 +404,13 @@ class Scenario:
         now = self.sim.clock.now()
         broker = BrokerView.read(self.sim)
         self.outcome.orders = len(broker.orders)
-        self.outcome.violations += invariants.final_violations(self.sim, self.daemon, now)
+        refusals = self._refusal_hook is not None or any(
+            "refused" in kind or "rejected" in kind for kind in self.outcome.faults
+        )
+        self.outcome.violations += invariants.final_violations(
+            self.sim, self.daemon, now, refusals=refusals
+        )
+        self.outcome.unprotected_reported += invariants.unprotected_reports(self.daemon)
         self.outcome.violations += invariants.no_entry_while_halted(
             broker, self.daemon, self._halts
         )

@@ -170,8 +170,9 @@ class BearTrap:
                 leg = "eod"
                 reason = f"eod: {self.params.eod_minutes_before_close} min before the close"
             else:
-                if plan.stop_order is None and plan.stop_requests == 0:
-                    reason = f"no resting stop: placing it for {plan.position} shares (no bar)"
+                short = _stop_shortfall(plan)
+                if short:
+                    reason = f"{short}: stop for {plan.position} shares (no bar)"
                     steps.append(Step(intents=tuple(self._orders.protect(plan, symbol, reason))))
                 continue
             marker = Bar(
@@ -361,8 +362,9 @@ class BearTrap:
         taken = self._take_profit(plan, bar, values)
         if taken is not None:
             return taken
-        if plan.stop_order is None and plan.stop_requests == 0:
-            reason = f"no resting stop: placing it for {plan.position} shares"
+        short = _stop_shortfall(plan)
+        if short:
+            reason = f"{short}: stop for {plan.position} shares"
             intents = self._orders.protect(plan, bar.symbol, reason)
             return Step(
                 intents=tuple(intents), evaluations=(self._eval(bar, "hold", reason, values),)
@@ -483,3 +485,16 @@ class BearTrap:
         st = self._symbols.get(symbol)
         if st is not None:
             rebase_state(st, ratio)
+
+
+def _stop_shortfall(plan: TradePlan) -> str:
+    """Why the resting stop does not cover the shares held ("" when it does, or while stop
+    intents are still out): none rests (its placement was refused, it was cancelled), or it
+    rests for fewer shares (a resize after a later entry fill was refused)."""
+    if plan.stop_requests > 0:
+        return ""
+    if plan.stop_order is None:
+        return "no resting stop"
+    if plan.stop_order["qty"] < plan.position:
+        return f"the stop rests for {plan.stop_order['qty']} shares only"
+    return ""

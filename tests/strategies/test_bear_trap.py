@@ -777,3 +777,18 @@ def test_a_sell_the_router_reduced_completes_when_its_order_is_done() -> None:
     )
     assert bt.plan("AMC").exit_pending is None
     assert bt.position("AMC") == 40
+
+
+def test_a_stop_resting_for_fewer_shares_than_held_is_resized_on_the_next_bar() -> None:
+    """A partly filled entry's stop whose resize was refused rests for the first fill's
+    shares only: the next bar asks again for every share held (it once rode half the
+    position without a stop until the time stop)."""
+    bt, signal, filled_at = entered(qty=1933)
+    step = update(bt, "entry", signal, "buy", 1933, filled_at, ENTRY)
+    assert shape(step.intents) == [("replace_stop", "protective_stop", 3866, round(STOP, 9))]
+    ack(bt, step, resting=(1933, STOP))  # the replace was refused: the old stop rests
+    step = bt.on_bar(bar(SESSION, M, 8.3, 8.5, 8.1, 8.4), session=SESSION)
+    assert shape(step.intents) == [("replace_stop", "protective_stop", 3866, round(STOP, 9))]
+    ack(bt, step)
+    step = bt.on_clock(SESSION.open + timedelta(minutes=M + 2), SESSION)
+    assert step.intents == ()  # covered now: nothing more

@@ -159,7 +159,13 @@ class BearTrap:
         held = sorted((s, st) for s, st in self._symbols.items() if st.plan is not None)
         for symbol, st in held:
             plan = st.plan
-            if plan is None or plan.position <= 0 or plan.exit_pending is not None:
+            if plan is None or plan.position <= 0:
+                continue
+            if plan.exit_pending is not None:
+                short = _stop_shortfall(plan)  # the rest of a TP1/TP2 sell (no bar)
+                if short:
+                    reason = f"exit pending; {short}: stop for the rest (no bar)"
+                    steps.append(Step(intents=tuple(self._orders.protect(plan, symbol, reason))))
                 continue
             if plan.entry_time is not None and now >= plan.entry_time + self._time_stop:
                 leg, reason = (
@@ -352,7 +358,14 @@ class BearTrap:
                 reason = f"stop: low {bar.low:.4g} <= {plan.stop:.4g}, no resting stop"
                 return self._final_exit(plan, bar, STOP_EXIT_LEG, reason, values)
         if plan.exit_pending is not None:
-            return self._step(bar, "hold", f"exit pending ({plan.exit_pending['leg']})", values)
+            reason = f"exit pending ({plan.exit_pending['leg']})"
+            short = _stop_shortfall(plan)  # the rest of a TP1/TP2 sell stays protected
+            if short:
+                reason += f"; {short}: stop for the rest"
+                intents = self._orders.protect(plan, bar.symbol, reason)
+                evaluation = self._eval(bar, "hold", reason, values)
+                return Step(intents=tuple(intents), evaluations=(evaluation,))
+            return self._step(bar, "hold", reason, values)
         if plan.entry_time is not None and now >= plan.entry_time + self._time_stop:
             reason = f"time stop: {self.params.time_stop_minutes} min after entry"
             return self._final_exit(plan, bar, "time_stop", reason, values)
@@ -488,13 +501,15 @@ class BearTrap:
 
 
 def _stop_shortfall(plan: TradePlan) -> str:
-    """Why the resting stop does not cover the shares held ("" when it does, or while stop
-    intents are still out): none rests (its placement was refused, it was cancelled), or it
-    rests for fewer shares (a resize after a later entry fill was refused)."""
-    if plan.stop_requests > 0:
+    """Why the resting stop does not cover the shares it must ("" when it does, while stop
+    intents are still out, or while a final exit is pending): none rests (its placement was
+    refused, it was cancelled), or it rests for fewer shares (a resize after a later entry
+    fill was refused)."""
+    want = plan.shares_to_protect()
+    if plan.stop_requests > 0 or not want:
         return ""
     if plan.stop_order is None:
         return "no resting stop"
-    if plan.stop_order["qty"] < plan.position:
+    if plan.stop_order["qty"] < want:
         return f"the stop rests for {plan.stop_order['qty']} shares only"
     return ""

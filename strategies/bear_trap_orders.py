@@ -142,15 +142,17 @@ class PlanOrders:
         return []
 
     def protect(self, plan: TradePlan, symbol: str, reason: str) -> list[Intent]:
-        """Intents that make the resting stop cover exactly the shares held at ``plan.stop``."""
-        if plan.position <= 0 or plan.exit_pending is not None or plan.stop_requests > 0:
+        """Intents that make the resting stop cover exactly the shares it must at
+        ``plan.stop``: all held, less what a pending TP1/TP2 sell will sell."""
+        want = plan.shares_to_protect()
+        if plan.position <= 0 or not want or plan.stop_requests > 0:
             return []
         if plan.stop <= 0:
             return []  # no stop level known (an orphan position): the time stop exits it
         order = plan.stop_order
         if (
             order is not None
-            and order["qty"] == plan.position
+            and order["qty"] == want
             and same_stop_price(order["price"], plan.stop)
         ):
             return []
@@ -158,7 +160,7 @@ class PlanOrders:
         if order is None:
             signal = plan.signal_time.isoformat()
             plan.stop_order = {"signal_time": signal, "qty": 0, "price": plan.stop}
-        return [self.stop_intent(plan, symbol, action, reason, plan.position, plan.stop)]
+        return [self.stop_intent(plan, symbol, action, reason, want, plan.stop)]
 
     def sync_plan(self, plan: TradePlan, view: HoldingView, now: datetime) -> list[Intent]:
         plan.stop_requests = 0

@@ -11,6 +11,8 @@ from typing import Any
 # to be confused (a refused market exit once read as a stop and stayed pending forever).
 PROTECTIVE_STOP_LEG = "protective_stop"
 STOP_EXIT_LEG = "stop_exit"
+# Exits that sell part of the position: the rest stays under the stop while they work.
+PARTIAL_EXIT_LEGS = frozenset({"tp1", "tp2"})
 
 
 def same_stop_price(a: float, b: float) -> bool:
@@ -140,6 +142,17 @@ class TradePlan:
         if entry is not None:
             self.tp1_level = entry + tp1_target_fraction * (self.session_high - entry)
         self.tp2_level = self.session_high
+
+    def shares_to_protect(self) -> int | None:
+        """Shares the resting stop must cover: all held, less what a pending TP1/TP2 sell
+        will sell; None while a final exit is pending (its stop was cancelled on purpose, to
+        free the shares for the sell)."""
+        pending = self.exit_pending
+        if pending is None:
+            return self.position
+        if pending["leg"] not in PARTIAL_EXIT_LEGS:
+            return None
+        return max(0, self.position - (pending["qty"] - pending["filled"]))
 
     def set_resting_stop(self, signal_time: datetime, qty: int, price: float | None) -> None:
         """What the router reported rests at the broker (0 shares: no stop)."""

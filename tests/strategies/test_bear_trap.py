@@ -792,3 +792,20 @@ def test_a_stop_resting_for_fewer_shares_than_held_is_resized_on_the_next_bar() 
     ack(bt, step)
     step = bt.on_clock(SESSION.open + timedelta(minutes=M + 2), SESSION)
     assert step.intents == ()  # covered now: nothing more
+
+
+def test_the_rest_of_a_tp1_sell_is_protected_while_the_sell_waits() -> None:
+    """No stop rests (its placement was refused) when TP1 sells 40 of 100: while that sell
+    waits for its fill, the 60 left get their stop at the next bar or clock tick (they once
+    rode without one until the sell filled)."""
+    bt, signal, filled_at = entered()
+    update(bt, "protective_stop", signal, "sell", 0, filled_at, kind="rejected")
+    ack(bt, Step(intents=()), resting=(0, None))
+    bt.plan("AMC").stop_order = None  # the refused placement's report: nothing rests
+    step = bt.on_bar(bar(SESSION, M, 8.2, 9.2, 8.1, 9.0), session=SESSION)
+    assert shape(step.intents) == [("sell", "tp1", 40, None)]
+    step = bt.on_clock(SESSION.open + timedelta(minutes=M + 1, seconds=5), SESSION)
+    assert shape(step.intents) == [("place_stop", "protective_stop", 60, round(STOP, 9))]
+    ack(bt, step)
+    again = bt.on_bar(bar(SESSION, M + 1, 9.0, 9.1, 8.9, 9.0), session=SESSION)
+    assert again.intents == ()  # covered: the 60 under the stop, the 40 under the sell

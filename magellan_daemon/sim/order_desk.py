@@ -3,11 +3,11 @@ pre-trade checks, and cancels and replaces that complete later, as Alpaca's do).
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from magellan_daemon.sim import pretrade
+from magellan_daemon.sim import pretrade, washtrade
 from magellan_daemon.sim.account import Account
 from magellan_daemon.sim.errors import (
     FORBIDDEN,
@@ -21,7 +21,7 @@ from magellan_daemon.sim.exchange_core import ExchangeCore
 from magellan_daemon.sim.orders import Order
 from magellan_daemon.sim.pending import CANCEL, REPLACE, Pending, cancel_refusal, replace_refusal
 from magellan_daemon.sim.requests import OrderRequest, check_opg_window, validate
-from magellan_daemon.sim.wire import asset_id, order_dict
+from magellan_daemon.sim.wire import asset_id, dec, order_dict
 
 MAX_ORDER_LIST = 500
 
@@ -69,16 +69,61 @@ class OrderDesk(ExchangeCore):
             pretrade.check_wash_trade(account, request, excluding=None)
         reserved = pretrade.reserved_price(request, self._price(request.symbol, now))
         pretrade.check_affordable(account, request, reserved, replacing=None)
-        if refusable and self.faults.take("refuse_next_orders"):
-            # an order that passed every check, refused as Alpaca refuses for money
-            raise SimError(403, FORBIDDEN, "insufficient buying power")
+        if refusable:
+            self._refuse_if_told(request)
         order = self._create(account, request, now, reserved, replaces=None)
         if self.faults.take("reject_next_orders"):
             accepted = order_dict(order)
             self._reject(order, now)
             return accepted
         self._activate_if_open(order, now)
-        return order_dict(order)
+        if not refusable:
+            return order_dict(order)
+        return self._answer_if_told(order, now)
+
+    def _refuse_if_told(self, request: OrderRequest) -> None:
+        """The faults that refuse an order that passed every check (nothing is created, the
+        client_order_id stays free), as Alpaca refuses: for money, as a potential wash
+        trade, for shares held elsewhere, or with a server error."""
+        faults = self.faults
+        if faults.take("error_next_orders"):
+            raise SimError(faults.http_status, None, "injected fault: server error")
+        if faults.take("refuse_next_orders"):
+            raise SimError(403, FORBIDDEN, "insufficient buying power")
+        if faults.take("wash_trade_next_orders"):
+            raise SimError(
+                403,
+                FORBIDDEN,
+                washtrade.MESSAGE,
+                reject_reason="opposite side order exists that could trade with this order",
+            )
+        if faults.take("insufficient_qty_next_orders"):
+            requested = dec(request.qty or Decimal(0))
+            raise SimError(
+                403,
+                FORBIDDEN,
+                f"insufficient qty available for order (requested: {requested}, available: 0)",
+                available="0",
+                symbol=request.symbol,
+            )
+
+    def _answer_if_told(self, order: Order, now: datetime) -> dict[str, Any]:
+        """The faults that accept an order and then end it or lose the answer: the reply
+        is the order as accepted (the stream tells the rest, as at Alpaca)."""
+        faults = self.faults
+        if faults.take("partial_next_orders"):
+            self._partial_once.add(order.id)
+        accepted = order_dict(order)
+        if faults.take("cancel_next_orders"):
+            self._cancel(order, now)
+        elif faults.take("expire_next_orders"):
+            self._expire(order, now)
+        if faults.take("error_after_next_orders"):
+            # the order exists and works: only the answer is lost
+            raise SimError(
+                faults.http_status, None, "injected fault: server error after processing"
+            )
+        return accepted
 
     def _check_request(self, account: Account, request: OrderRequest, now: datetime) -> None:
         validate(request)
@@ -255,7 +300,9 @@ class OrderDesk(ExchangeCore):
             previous_status=old.status,
             refused=self.faults.take("refuse_next_replaces"),
         )
-        if not self._replace_delay:
+        if self.faults.take("hold_next_replaces"):
+            action.due = now + timedelta(seconds=self.faults.hold_seconds)
+        if action.due <= now:
             self._complete(action, now)
             return order_dict(new)
         new.status = "pending_new"
@@ -274,19 +321,22 @@ class OrderDesk(ExchangeCore):
         refusal = cancel_refusal(order)
         if refusal is not None:
             raise SimError(422, UNPROCESSABLE, refusal)
-        self._request_cancel(order, self.faults.take("refuse_next_cancels"))
+        refused = self.faults.take("refuse_next_cancels")
+        held = self.faults.take("hold_next_cancels")
+        self._request_cancel(order, refused, held)
 
-    def _request_cancel(self, order: Order, refused: bool) -> None:
+    def _request_cancel(self, order: Order, refused: bool, held: bool = False) -> None:
         now = self.clock.now()
+        delay = timedelta(seconds=self.faults.hold_seconds) if held else self._cancel_delay
         action = Pending(
             kind=CANCEL,
             account_key=order.account_key,
             order_id=order.id,
-            due=now + self._cancel_delay,
+            due=now + delay,
             previous_status=order.status,
             refused=refused,
         )
-        if not self._cancel_delay:
+        if not delay:
             self._complete(action, now)
             return
         order.status = "pending_cancel"

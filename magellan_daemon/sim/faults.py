@@ -67,7 +67,7 @@ class Faults:
     # The broker's answer to the next order, cancel or replace (exchange core, so the
     # in-process broker and the HTTP server both give it; each counter is one request).
     wash_trade_next_orders: int = 0  # refused at once: 403 potential wash trade
-    insufficient_qty_next_orders: int = 0  # refused at once: 403 insufficient qty available
+    insufficient_qty_next_orders: int = 0  # sells refused at once: 403 insufficient qty
     cancel_next_orders: int = 0  # accepted (200), then canceled by the broker on the stream
     expire_next_orders: int = 0  # accepted (200), then expired on the stream
     partial_next_orders: int = 0  # its first fill is a part only; the rest works on

@@ -97,7 +97,7 @@ class OrderDesk(ExchangeCore):
                 washtrade.MESSAGE,
                 reject_reason="opposite side order exists that could trade with this order",
             )
-        if faults.take("insufficient_qty_next_orders"):
+        if request.side == "sell" and faults.take("insufficient_qty_next_orders"):
             requested = dec(request.qty or Decimal(0))
             raise SimError(
                 403,

@@ -281,11 +281,46 @@ class ExitMachine(RuleBasedStateMachine):
 
         stack.run(gap())
 
+    @precondition(lambda self: self.open_day and self._time_stop_ahead() is not None)
+    @rule()
+    def to_the_time_stop(self) -> None:
+        """Quiet minutes up to the last one before the time stop is due."""
+        due = self._time_stop_ahead()
+        assert self.stack is not None and due is not None
+        self.stack.run(self._quiet_until(due))
+
+    def _time_stop_ahead(self) -> datetime | None:
+        stack = self.stack
+        plan = None if stack is None else stack.strategy.plan(SYMBOL)
+        if stack is None or plan is None or plan.entry_time is None:
+            return None
+        due = plan.entry_time + timedelta(minutes=stack.params.time_stop_minutes)
+        return due if stack.next_minute < due else None
+
+    @precondition(lambda self: self.open_day and self.stack.next_minute < self._eod())
+    @rule()
+    def to_the_end_of_day(self) -> None:
+        """Quiet minutes up to the last one before the end-of-day exit is due."""
+        assert self.stack is not None
+        self.stack.run(self._quiet_until(self._eod()))
+
+    def _eod(self) -> datetime:
+        stack = self.stack
+        assert stack is not None
+        return stack.session.close - timedelta(minutes=stack.params.eod_minutes_before_close)
+
+    async def _quiet_until(self, when: datetime) -> None:
+        stack = self.stack
+        assert stack is not None
+        while stack.next_minute < when:
+            await self._quiet(1)
+
     @precondition(lambda self: self.open_day)
-    @rule(answer=st.sampled_from(list(ORDER_ANSWERS)))
-    def next_order_answer(self, answer: str) -> None:
-        """The broker's answer to the next order submitted."""
-        self._answer(ORDER_ANSWERS, ORDER_ANSWERS[answer])
+    @rule(answer=st.sampled_from(list(ORDER_ANSWERS)), times=st.integers(1, 3))
+    def next_order_answer(self, answer: str, times: int) -> None:
+        """The broker's answer to the next ``times`` orders submitted."""
+        faults = {name: times for name in ORDER_ANSWERS[answer]}
+        self._answer(ORDER_ANSWERS, faults)
 
     @precondition(lambda self: self.open_day)
     @rule(answer=st.sampled_from(list(CANCEL_ANSWERS)), hold=st.sampled_from(HOLDS))
@@ -301,6 +336,13 @@ class ExitMachine(RuleBasedStateMachine):
         self._answer(REPLACE_ANSWERS, REPLACE_ANSWERS[answer])
         self.stack.exchange.faults.update(hold_seconds=hold)  # type: ignore[union-attr]
 
+    @precondition(lambda self: self.stack is not None and not self.open_day)
+    @rule()
+    def after_the_close(self) -> None:
+        """The session's minutes are all played: the day ends (once)."""
+        if not self.closed:
+            self._run_to_close()
+
     def _run_to_close(self) -> None:
         """Quiet bars to the close, then minutes past it (every example ends so)."""
         stack = self.stack
@@ -309,7 +351,7 @@ class ExitMachine(RuleBasedStateMachine):
         async def rest_of_day() -> None:
             while stack.next_minute <= stack.session.close:
                 if self._nothing_left():
-                    # nothing held, nothing open, no plan: no bar can change anything now
+                    await stack.day_over()
                     await stack.until(stack.session.close)
                     break
                 await self._quiet(1)

@@ -38,6 +38,14 @@ def test_refused_at_once_creates_nothing(real_market: MarketData, fault: str, me
     assert stop(desk, "3")["status"] == "new"  # one request only
 
 
+def test_insufficient_qty_is_for_sells_only(real_market: MarketData) -> None:
+    desk = holding(real_market)
+    desk.exchange.faults.update(insufficient_qty_next_orders=1)
+    assert desk.order(qty="1")["status"] == "new"  # a buy: not refused, not counted
+    desk.to(at(14, 33))  # filled (a stop sell would be a wash trade with it before)
+    assert refused(stop, desk, "3").message.startswith("insufficient qty")
+
+
 def test_server_error_before_and_after_the_order_is_created(real_market: MarketData) -> None:
     desk = holding(real_market)
     desk.exchange.faults.update(error_next_orders=1, http_status=503)

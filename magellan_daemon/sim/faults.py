@@ -40,6 +40,10 @@ COUNTERS = frozenset(
         "error_after_next_orders",
         "hold_next_cancels",
         "hold_next_replaces",
+        "error_next_cancels",
+        "error_after_next_cancels",
+        "error_next_replaces",
+        "error_after_next_replaces",
     }
 )
 SWITCHES = frozenset({"drop_streams", "drop_trade_streams", "drop_data_streams"})
@@ -76,6 +80,10 @@ class Faults:
     hold_next_cancels: int = 0  # 204 and pending_cancel for hold_seconds, then canceled
     hold_next_replaces: int = 0  # 200 and pending_replace for hold_seconds, then replaced
     hold_seconds: float = 30.0  # how long a held cancel or replace stays pending
+    error_next_cancels: int = 0  # DELETE answered http_status, nothing done
+    error_after_next_cancels: int = 0  # the cancel is in flight, then answered http_status
+    error_next_replaces: int = 0  # PATCH answered http_status, nothing done
+    error_after_next_replaces: int = 0  # the replace is in flight, then answered http_status
     # streams (server stream hub)
     drop_streams: bool = False  # close every websocket once
     drop_trade_streams: bool = False  # close every trade-updates websocket once

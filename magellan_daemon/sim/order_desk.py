@@ -86,8 +86,7 @@ class OrderDesk(ExchangeCore):
         client_order_id stays free), as Alpaca refuses: for money, as a potential wash
         trade, for shares held elsewhere, or with a server error."""
         faults = self.faults
-        if faults.take("error_next_orders"):
-            raise SimError(faults.http_status, None, "injected fault: server error")
+        self._server_error_if_told("error_next_orders")
         if faults.take("refuse_next_orders"):
             raise SimError(403, FORBIDDEN, "insufficient buying power")
         if faults.take("wash_trade_next_orders"):
@@ -118,11 +117,8 @@ class OrderDesk(ExchangeCore):
             self._cancel(order, now)
         elif faults.take("expire_next_orders"):
             self._expire(order, now)
-        if faults.take("error_after_next_orders"):
-            # the order exists and works: only the answer is lost
-            raise SimError(
-                faults.http_status, None, "injected fault: server error after processing"
-            )
+        # the order exists and works: only the answer is lost
+        self._server_error_if_told("error_after_next_orders")
         return accepted
 
     def _check_request(self, account: Account, request: OrderRequest, now: datetime) -> None:
@@ -258,6 +254,7 @@ class OrderDesk(ExchangeCore):
         fills first. 422 when the order is not live or has something in flight, 403 for
         unchanged parameters, buying power, held shares or a wash trade."""
         self.advance()
+        self._server_error_if_told("error_next_replaces")
         account = self._account(key)
         old = self._find(account, order_id)
         refusal = replace_refusal(old)
@@ -304,12 +301,13 @@ class OrderDesk(ExchangeCore):
             action.due = now + timedelta(seconds=self.faults.hold_seconds)
         if action.due <= now:
             self._complete(action, now)
-            return order_dict(new)
-        new.status = "pending_new"
-        old.status = "pending_replace"
-        old.updated_at = now
-        self._emit(old, "pending_replace", now)
-        self._schedule(action)
+        else:
+            new.status = "pending_new"
+            old.status = "pending_replace"
+            old.updated_at = now
+            self._emit(old, "pending_replace", now)
+            self._schedule(action)
+        self._server_error_if_told("error_after_next_replaces")
         return order_dict(new)
 
     def cancel_order(self, key: str, order_id: str) -> None:
@@ -317,6 +315,7 @@ class OrderDesk(ExchangeCore):
         after the cancel latency, unless it fills first. 422 when it is terminal or already
         has a cancel or replace in flight."""
         self.advance()
+        self._server_error_if_told("error_next_cancels")
         order = self._find(self._account(key), order_id)
         refusal = cancel_refusal(order)
         if refusal is not None:
@@ -324,6 +323,14 @@ class OrderDesk(ExchangeCore):
         refused = self.faults.take("refuse_next_cancels")
         held = self.faults.take("hold_next_cancels")
         self._request_cancel(order, refused, held)
+        self._server_error_if_told("error_after_next_cancels")
+
+    def _server_error_if_told(self, fault: str) -> None:
+        """The answer lost to a server error (the ``error_*`` faults): before the request
+        did anything, or after it did its work."""
+        if self.faults.take(fault):
+            where = "after processing" if "after" in fault else "before processing"
+            raise SimError(self.faults.http_status, None, f"injected fault: server error {where}")
 
     def _request_cancel(self, order: Order, refused: bool, held: bool = False) -> None:
         now = self.clock.now()

@@ -100,3 +100,22 @@ def test_held_cancel_and_replace_stay_pending_for_hold_seconds(real_market: Mark
     assert desk.exchange.get_order(KEY, new["id"])["status"] == "pending_cancel"
     desk.to(at(14, 31, 30) + timedelta(seconds=30))
     assert desk.exchange.get_order(KEY, new["id"])["status"] == "canceled"
+
+
+def test_server_errors_on_cancels_and_replaces(real_market: MarketData) -> None:
+    desk = holding(real_market)
+    order = stop(desk, "3")
+    desk.exchange.faults.update(error_next_replaces=1, error_next_cancels=1)
+    assert refused(replace, desk, order["id"], stop_price=Decimal("3.5")).status == 503
+    assert refused(desk.exchange.cancel_order, KEY, order["id"]).status == 503
+    assert desk.exchange.get_order(KEY, order["id"])["status"] == "new"  # nothing done
+    desk.exchange.faults.update(error_after_next_replaces=1)
+    assert refused(replace, desk, order["id"], stop_price=Decimal("3.5")).status == 503
+    assert desk.exchange.get_order(KEY, order["id"])["status"] == "pending_replace"
+    desk.to(at(14, 31, 2))
+    (new,) = desk.exchange.list_orders(KEY, status="open")
+    desk.exchange.faults.update(error_after_next_cancels=1)
+    assert refused(desk.exchange.cancel_order, KEY, new["id"]).status == 503
+    assert desk.exchange.get_order(KEY, new["id"])["status"] == "pending_cancel"
+    desk.to(at(14, 31, 4))
+    assert desk.exchange.get_order(KEY, new["id"])["status"] == "canceled"

@@ -278,13 +278,19 @@ class ExitStack:
         self._tasks = [
             spawn(self.runner.run(), name="runner"),
             spawn(self._broker_answers(), name="broker-answers"),
-            spawn(
-                self.recovery.forever(
-                    UNACKED_CHECK_SECONDS, self.recovery.resolve_unacked, "unacked check"
-                ),
-                name="unacked-orders",
-            ),
+            spawn(self._unacked_check(), name="unacked-orders"),
         ]
+
+    async def _unacked_check(self) -> None:
+        """The daemon's unacknowledged-order check (``Recovery.resolve_unacked`` every 5 s,
+        as ``app`` runs it). Its ledger read is skipped until an order's answer was ever
+        lost (``OrderPath.stats.unknown``): before that no order can wait for a lookup (a
+        row written before its POST is in flight until the answer), so the check would
+        look at nothing, and the read costs more than the rest of a quiet minute."""
+        while True:
+            await asyncio.sleep(UNACKED_CHECK_SECONDS)
+            if self.path.stats.unknown:
+                await self.recovery.resolve_unacked(ACCOUNT)
 
     async def day_over(self) -> None:
         """Nothing is held or open and no plan is left: no bar can change anything before

@@ -321,7 +321,7 @@ class ExitMachine(RuleBasedStateMachine):
             await self._quiet(1)
 
     @precondition(lambda self: self.open_day)
-    @rule(answer=st.sampled_from(list(ORDER_ANSWERS)), times=st.integers(1, 3))
+    @rule(answer=st.sampled_from(list(ORDER_ANSWERS)), times=st.integers(1, 5))
     def next_order_answer(self, answer: str, times: int) -> None:
         """The broker's answer to the next ``times`` orders submitted."""
         faults = {name: times for name in ORDER_ANSWERS[answer]}

@@ -87,7 +87,9 @@ REPLACE_ANSWERS = {
 }
 HOLDS = (5.0, 30.0, 90.0)  # seconds a held cancel or replace stays pending
 
-# How long a position may be without a working stop or exit for all its shares.
+# How long a position may be without a working stop or exit for all its shares and without
+# the daemon trying again (a stop or a sell sent: "a retry due within one bar"; consecutive
+# refusals each get their own allowance, and the close judges the outcome).
 # - one bar (60 s): the strategy re-places a missing stop or re-decides an exit at the next
 #   bar or minute-clock tick, which the daemon posts 5 s after each minute: at most 65 s
 #   after the moment it was uncovered;
@@ -180,13 +182,23 @@ class Watchdog:
             self.allowance += self.stack.exchange.faults.hold_seconds
 
     def _judge_spell(self, now: datetime) -> None:
+        """Uncovered, the daemon must try again (a stop or a sell sent, whatever the broker
+        answers) within the allowance of the moment it was uncovered or of its last try:
+        a retry due within one bar."""
         assert self.uncovered_since is not None
-        lasted = (now - self.uncovered_since).total_seconds()
+        tries = [
+            o.created_at
+            for o in self.stack.ledger.orders(strategy=STRATEGY, symbol=SYMBOL)
+            if o.side == "sell"
+        ]
+        since = max([self.uncovered_since, *tries])
+        lasted = (now - since).total_seconds()
         if lasted > self.allowance:
             self._violate(
-                f"UNPROTECTED since {self.uncovered_since:%H:%M:%S}Z ({lasted:.0f} s > "
-                f"{self.allowance:.0f} s allowed): position {self.stack.mirror.position}, "
-                f"working sells {[o['client_order_id'] for o in self.stack.mirror.working_sells()]}"
+                f"UNPROTECTED since {self.uncovered_since:%H:%M:%S}Z, no stop or sell sent "
+                f"since {since:%H:%M:%S}Z ({lasted:.0f} s > {self.allowance:.0f} s allowed): "
+                f"position {self.stack.mirror.position}, working sells "
+                f"{[o['client_order_id'] for o in self.stack.mirror.working_sells()]}"
             )
 
 

@@ -98,6 +98,22 @@ def test_a_stop_canceled_behind_the_daemons_back_is_placed_again_in_time() -> No
         _close(machine)
 
 
+def test_consecutive_refused_stops_each_retried_within_a_bar_keep_every_promise() -> None:
+    machine = _machine()
+    try:
+        machine.next_order_answer("refused 403 wash trade", 5)
+        machine.bar(1, 1, (0.5, 0.5, 0.5, 0.5))  # filled; ps-1 refused, ps-2 at the tick too
+        machine.quiet(3)  # ps-3 to ps-5 refused at the bars and ticks, ps-6 rests
+        _check(machine)
+        stack = machine.stack
+        assert stack is not None
+        (stop,) = stack.mirror.working_sells()
+        assert stop["client_order_id"].endswith("-ps-6")
+        machine.teardown()
+    finally:
+        _close(machine)
+
+
 def _buy_behind_the_daemons_back(stack: ExitStack, qty: int) -> None:
     stack.exchange.submit_order(
         ACCOUNT,

@@ -31,6 +31,7 @@ runs; ``make chaos`` runs 2,000); the seed is fixed (``derandomize``).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 from collections import Counter
@@ -39,7 +40,8 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, settings
+from hypothesis import HealthCheck, event, settings
+from hypothesis.errors import InvalidArgument
 from hypothesis import strategies as st
 from hypothesis.stateful import (
     RuleBasedStateMachine,
@@ -398,8 +400,24 @@ class ExitMachine(RuleBasedStateMachine):
             if not self.closed and sys.exc_info()[1] is None:
                 self._run_to_close()
                 self.check_all()
+            with contextlib.suppress(InvalidArgument):  # run by hand, outside hypothesis
+                self._count_what_happened()
         finally:
             self.stack.close()
+
+    def _count_what_happened(self) -> None:
+        """For ``--hypothesis-show-statistics``: which exits filled, which answers the
+        broker gave (the model reaches every one)."""
+        stack = self.stack
+        assert stack is not None
+        legs = {
+            o["client_order_id"].split("-", 4)[-1].split("-")[0]
+            for o in stack.mirror.orders.values()
+            if o["side"] == "sell" and Decimal(o["filled_qty"]) > 0
+        }
+        event(f"sells filled: {', '.join(sorted(legs)) or 'none'}")
+        for o in stack.mirror.orders.values():
+            event(f"broker status seen: {o['status']}")
 
     # -- invariants --------------------------------------------------------------------
 

@@ -41,8 +41,8 @@ from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, event, settings
-from hypothesis.errors import InvalidArgument
 from hypothesis import strategies as st
+from hypothesis.errors import InvalidArgument
 from hypothesis.stateful import (
     RuleBasedStateMachine,
     initialize,

@@ -96,7 +96,7 @@ HOLDS = (5.0, 30.0, 90.0)  # seconds a held cancel or replace stays pending
 #   bar or minute-clock tick, which the daemon posts 5 s after each minute: at most 65 s
 #   after the moment it was uncovered;
 # - 10 s: the order path's backoffs before it looks up and re-sends an order whose answer
-#   was lost (0.25-0.5 s, doubling; two attempts at most in this model);
+#   was lost (0.25-0.5 s, doubling: at most 7.5 s over its 5 attempts);
 # - ENTRY_SETTLE_SECONDS (120 s), only while the position's entry order still works: the
 #   router documents that it waits this long for the entry to finish before it places the
 #   stop (Alpaca refuses the stop as a wash trade meanwhile), then cancels the rest;

@@ -72,6 +72,7 @@ class ExchangeCore:
         self._cancel_delay = timedelta(seconds=cancel_latency)
         self._replace_delay = timedelta(seconds=replace_latency)
         self._pending = PendingBook()
+        self._partial_once: set[str] = set()  # orders whose next fill is a part (a fault)
         self._schedule_listeners: list[Callable[[], None]] = []
         self._initial_cash = Decimal(cash)
         self._rng = random.Random(seed)
@@ -164,11 +165,7 @@ class ExchangeCore:
     def _close_session(self, t: datetime) -> None:
         for order in list(self._working.values()):
             if order.expires_at is not None and order.expires_at <= t:
-                order.status = "expired"
-                order.expired_at = order.updated_at = t
-                self._working.pop(order.id)
-                self._emit(order, "expired", t)
-                self._ended(order, t)
+                self._expire(order, t)
         for account in self._accounts.values():
             account.last_equity = account.cash + self._long_market_value(account, t)
 
@@ -195,7 +192,8 @@ class ExchangeCore:
         if order.notional is not None:
             qty = (order.notional / price).quantize(NOTIONAL_QTY_STEP, rounding=ROUND_DOWN)
         else:
-            qty = self._fill_qty(order.remaining_qty)
+            qty = self._fill_qty(order.remaining_qty, order.id in self._partial_once)
+            self._partial_once.discard(order.id)
         account = self._accounts[order.account_key]
         position_qty = account.apply_fill(order, qty, price)
         order.filled_qty += qty
@@ -231,7 +229,9 @@ class ExchangeCore:
             # (the new order's qty was asked for against a remainder that no longer holds).
             self._refuse_replace(self._pending.pop(order.id) or action, order, t)
 
-    def _fill_qty(self, remaining: Decimal) -> Decimal:
+    def _fill_qty(self, remaining: Decimal, part_only: bool = False) -> Decimal:
+        if part_only and remaining > 1:
+            return (remaining / 2).to_integral_value(rounding=ROUND_DOWN)
         ratio = self.faults.partial_fill_ratio
         if ratio <= 0:
             return remaining
@@ -243,6 +243,13 @@ class ExchangeCore:
         order.canceled_at = order.updated_at = t
         self._working.pop(order.id, None)
         self._emit(order, "canceled", t)
+        self._ended(order, t)
+
+    def _expire(self, order: Order, t: datetime) -> None:
+        order.status = "expired"
+        order.expired_at = order.updated_at = t
+        self._working.pop(order.id, None)
+        self._emit(order, "expired", t)
         self._ended(order, t)
 
     def _reject(self, order: Order, t: datetime) -> None:

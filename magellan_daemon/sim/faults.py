@@ -31,12 +31,26 @@ COUNTERS = frozenset(
         "refuse_next_cancels",
         "refuse_next_replaces",
         "drop_next_fill_events",
+        "wash_trade_next_orders",
+        "insufficient_qty_next_orders",
+        "cancel_next_orders",
+        "expire_next_orders",
+        "partial_next_orders",
+        "error_next_orders",
+        "error_after_next_orders",
+        "hold_next_cancels",
+        "hold_next_replaces",
+        "error_next_cancels",
+        "error_after_next_cancels",
+        "error_next_replaces",
+        "error_after_next_replaces",
     }
 )
 SWITCHES = frozenset({"drop_streams", "drop_trade_streams", "drop_data_streams"})
 TEXTS = frozenset({"refuse_message"})
 MAX_TEXT = 300
 WINDOWS = frozenset({"silent_trade_seconds", "silent_data_seconds"})
+DURATIONS = frozenset({"hold_seconds"})
 MAX_COUNT = 10_000_000
 MAX_WINDOW_SECONDS = 10 * 365 * 86_400
 
@@ -57,6 +71,22 @@ class Faults:
     refuse_next_cancels: int = 0  # 204 and pending_cancel, then order_cancel_rejected
     refuse_next_replaces: int = 0  # 200 and pending_replace, then order_replace_rejected
     partial_fill_ratio: float = 0.0
+    # The broker's answer to the next order, cancel or replace (exchange core, so the
+    # in-process broker and the HTTP server both give it; each counter is one request).
+    wash_trade_next_orders: int = 0  # refused at once: 403 potential wash trade
+    insufficient_qty_next_orders: int = 0  # sells refused at once: 403 insufficient qty
+    cancel_next_orders: int = 0  # accepted (200), then canceled by the broker on the stream
+    expire_next_orders: int = 0  # accepted (200), then expired on the stream
+    partial_next_orders: int = 0  # its first fill is a part only; the rest works on
+    error_next_orders: int = 0  # answered http_status before anything is created
+    error_after_next_orders: int = 0  # created and working, then answered http_status
+    hold_next_cancels: int = 0  # 204 and pending_cancel for hold_seconds, then canceled
+    hold_next_replaces: int = 0  # 200 and pending_replace for hold_seconds, then replaced
+    hold_seconds: float = 30.0  # how long a held cancel or replace stays pending
+    error_next_cancels: int = 0  # DELETE answered http_status, nothing done
+    error_after_next_cancels: int = 0  # the cancel is in flight, then answered http_status
+    error_next_replaces: int = 0  # PATCH answered http_status, nothing done
+    error_after_next_replaces: int = 0  # the replace is in flight, then answered http_status
     # streams (server stream hub)
     drop_streams: bool = False  # close every websocket once
     drop_trade_streams: bool = False  # close every trade-updates websocket once
@@ -135,7 +165,7 @@ def _checked(name: str, value: Any) -> Any:
         if not isinstance(value, int | float) or not 0.0 <= float(value) <= 1.0:
             raise ValueError(f"{name} must be a number between 0 and 1")
         return float(value)
-    if name in WINDOWS:
+    if name in WINDOWS or name in DURATIONS:
         if not isinstance(value, int | float) or not 0.0 <= float(value) <= MAX_WINDOW_SECONDS:
             raise ValueError(f"{name} must be a number of seconds >= 0")
         return float(value)

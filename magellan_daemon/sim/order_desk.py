@@ -3,11 +3,11 @@ pre-trade checks, and cancels and replaces that complete later, as Alpaca's do).
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from magellan_daemon.sim import pretrade
+from magellan_daemon.sim import pretrade, washtrade
 from magellan_daemon.sim.account import Account
 from magellan_daemon.sim.errors import (
     FORBIDDEN,
@@ -21,7 +21,7 @@ from magellan_daemon.sim.exchange_core import ExchangeCore
 from magellan_daemon.sim.orders import Order
 from magellan_daemon.sim.pending import CANCEL, REPLACE, Pending, cancel_refusal, replace_refusal
 from magellan_daemon.sim.requests import OrderRequest, check_opg_window, validate
-from magellan_daemon.sim.wire import asset_id, order_dict
+from magellan_daemon.sim.wire import asset_id, dec, order_dict
 
 MAX_ORDER_LIST = 500
 
@@ -69,17 +69,58 @@ class OrderDesk(ExchangeCore):
             pretrade.check_wash_trade(account, request, excluding=None)
         reserved = pretrade.reserved_price(request, self._price(request.symbol, now))
         pretrade.check_affordable(account, request, reserved, replacing=None)
-        if refusable and self.faults.take("refuse_next_orders"):
-            # an order that passed every check, refused as Alpaca refuses one order (for
-            # money by default; wash trade, PDT protection... when the test says so)
-            raise SimError(403, FORBIDDEN, self.faults.refuse_message)
+        if refusable:
+            self._refuse_if_told(request)
         order = self._create(account, request, now, reserved, replaces=None)
         if self.faults.take("reject_next_orders"):
             accepted = order_dict(order)
             self._reject(order, now)
             return accepted
         self._activate_if_open(order, now)
-        return order_dict(order)
+        if not refusable:
+            return order_dict(order)
+        return self._answer_if_told(order, now)
+
+    def _refuse_if_told(self, request: OrderRequest) -> None:
+        """The faults that refuse an order that passed every check (nothing is created, the
+        client_order_id stays free), as Alpaca refuses: for money, as a potential wash
+        trade, for shares held elsewhere, or with a server error."""
+        faults = self.faults
+        self._server_error_if_told("error_next_orders")
+        if faults.take("refuse_next_orders"):
+            # for money by default; PDT protection, a symbol... when the test says so
+            raise SimError(403, FORBIDDEN, faults.refuse_message)
+        if faults.take("wash_trade_next_orders"):
+            raise SimError(
+                403,
+                FORBIDDEN,
+                washtrade.MESSAGE,
+                reject_reason="opposite side order exists that could trade with this order",
+            )
+        if request.side == "sell" and faults.take("insufficient_qty_next_orders"):
+            requested = dec(request.qty or Decimal(0))
+            raise SimError(
+                403,
+                FORBIDDEN,
+                f"insufficient qty available for order (requested: {requested}, available: 0)",
+                available="0",
+                symbol=request.symbol,
+            )
+
+    def _answer_if_told(self, order: Order, now: datetime) -> dict[str, Any]:
+        """The faults that accept an order and then end it or lose the answer: the reply
+        is the order as accepted (the stream tells the rest, as at Alpaca)."""
+        faults = self.faults
+        if faults.take("partial_next_orders"):
+            self._partial_once.add(order.id)
+        accepted = order_dict(order)
+        if faults.take("cancel_next_orders"):
+            self._cancel(order, now)
+        elif faults.take("expire_next_orders"):
+            self._expire(order, now)
+        # the order exists and works: only the answer is lost
+        self._server_error_if_told("error_after_next_orders")
+        return accepted
 
     def _check_request(self, account: Account, request: OrderRequest, now: datetime) -> None:
         validate(request)
@@ -214,6 +255,7 @@ class OrderDesk(ExchangeCore):
         fills first. 422 when the order is not live or has something in flight, 403 for
         unchanged parameters, buying power, held shares or a wash trade."""
         self.advance()
+        self._server_error_if_told("error_next_replaces")
         account = self._account(key)
         old = self._find(account, order_id)
         refusal = replace_refusal(old)
@@ -256,14 +298,17 @@ class OrderDesk(ExchangeCore):
             previous_status=old.status,
             refused=self.faults.take("refuse_next_replaces"),
         )
-        if not self._replace_delay:
+        if self.faults.take("hold_next_replaces"):
+            action.due = now + timedelta(seconds=self.faults.hold_seconds)
+        if action.due <= now:
             self._complete(action, now)
-            return order_dict(new)
-        new.status = "pending_new"
-        old.status = "pending_replace"
-        old.updated_at = now
-        self._emit(old, "pending_replace", now)
-        self._schedule(action)
+        else:
+            new.status = "pending_new"
+            old.status = "pending_replace"
+            old.updated_at = now
+            self._emit(old, "pending_replace", now)
+            self._schedule(action)
+        self._server_error_if_told("error_after_next_replaces")
         return order_dict(new)
 
     def cancel_order(self, key: str, order_id: str) -> None:
@@ -271,23 +316,35 @@ class OrderDesk(ExchangeCore):
         after the cancel latency, unless it fills first. 422 when it is terminal or already
         has a cancel or replace in flight."""
         self.advance()
+        self._server_error_if_told("error_next_cancels")
         order = self._find(self._account(key), order_id)
         refusal = cancel_refusal(order)
         if refusal is not None:
             raise SimError(422, UNPROCESSABLE, refusal)
-        self._request_cancel(order, self.faults.take("refuse_next_cancels"))
+        refused = self.faults.take("refuse_next_cancels")
+        held = self.faults.take("hold_next_cancels")
+        self._request_cancel(order, refused, held)
+        self._server_error_if_told("error_after_next_cancels")
 
-    def _request_cancel(self, order: Order, refused: bool) -> None:
+    def _server_error_if_told(self, fault: str) -> None:
+        """The answer lost to a server error (the ``error_*`` faults): before the request
+        did anything, or after it did its work."""
+        if self.faults.take(fault):
+            where = "after processing" if "after" in fault else "before processing"
+            raise SimError(self.faults.http_status, None, f"injected fault: server error {where}")
+
+    def _request_cancel(self, order: Order, refused: bool, held: bool = False) -> None:
         now = self.clock.now()
+        delay = timedelta(seconds=self.faults.hold_seconds) if held else self._cancel_delay
         action = Pending(
             kind=CANCEL,
             account_key=order.account_key,
             order_id=order.id,
-            due=now + self._cancel_delay,
+            due=now + delay,
             previous_status=order.status,
             refused=refused,
         )
-        if not self._cancel_delay:
+        if not delay:
             self._complete(action, now)
             return
         order.status = "pending_cancel"

@@ -408,14 +408,21 @@ class OrderRouter:
         cid = client_order_id(intent.strategy, intent.symbol, intent.signal_time, intent.leg, seq)
         return cid, None, earlier
 
+    def _already_out(self, work: _Work, working: OrderRow | None) -> bool:
+        """A repeated intent whose order is out at the broker: that order's fills or end
+        answer it (the strategy hears them under the same leg and signal time)."""
+        if working is None or working.status in UNSENT:
+            return False
+        self._sent(work, working, f"already {working.status} as {working.client_order_id}")
+        return True
+
     # -- entries -----------------------------------------------------------------------
 
     async def _entry(self, work: _Work, routing: StrategyRouting) -> None:
         intent, intent_id = work.intent, work.intent_id
         assert intent is not None
         cid, working, earlier = self._attempt(intent)
-        if working is not None and working.status not in UNSENT:
-            self._sent(work, working, f"already {working.status} as {cid}")
+        if self._already_out(work, working):
             return
         if working is None and earlier:
             # An entry is never tried twice for one signal: the strategy decides again.
@@ -496,8 +503,7 @@ class OrderRouter:
         intent, intent_id = work.intent, work.intent_id
         assert intent is not None
         cid, working, _ = self._attempt(intent)
-        if working is not None and working.status not in UNSENT:
-            self._sent(work, working, f"already {working.status} as {cid}")
+        if self._already_out(work, working):
             return
         if working is None:
             free, why = self._sellable(intent.strategy, intent.symbol)

@@ -214,42 +214,38 @@ class PositionGuard:
         if watch.busy() or (watch.next_try is not None and now < watch.next_try):
             return
         if closing:
-            self._flatten(key, watch, now, f"{self._margin} before the close, no exit working")
+            why = f"{self._margin} before the close, no exit working"
+            self._flatten(key, watch, now, why, CLOSE_FLATTEN_LEG)
         else:
             self._protect(key, watch, coverage, now)
 
     def _protect(self, key: tuple[str, str], watch: _Watch, coverage: Coverage, now: datetime):
         last_stop = self._ledger.last_order_of_leg(key[0], key[1], STOP_LEG)
-        if last_stop is not None and last_stop.stop_price is not None and watch.attempts == 0:
-            reason = f"position guard: stop again at {last_stop.stop_price} for {coverage.held}"
-            intent = Intent(
-                strategy=key[0],
-                symbol=key[1],
-                action="place_stop",
-                leg=STOP_LEG,
-                signal_time=last_stop.signal_time,
-                reason=reason,
-                qty=coverage.held,
-                stop_price=float(last_stop.stop_price),
-            )
-        else:
-            # No stop would rest (refused, or no level known): out at market.
-            reason = "position guard: no stop rests, exit at market"
-            intent = Intent(
-                strategy=key[0],
-                symbol=key[1],
-                action="sell",
-                leg=GUARD_EXIT_LEG,
-                signal_time=now.replace(second=0, microsecond=0),
-                reason=reason,
-                qty=coverage.held - coverage.stop,
-            )
+        if last_stop is None or last_stop.stop_price is None or watch.attempts > 0:
+            # No stop would rest (refused again, or no level known): out at market, as one
+            # sell (the flatten cancels a strategy's sell still working for part of the
+            # shares: two sells working for one position would compete for the same shares).
+            self._flatten(key, watch, now, "no stop rests, exit at market", GUARD_EXIT_LEG)
+            return
+        reason = f"position guard: stop again at {last_stop.stop_price} for {coverage.held}"
+        intent = Intent(
+            strategy=key[0],
+            symbol=key[1],
+            action="place_stop",
+            leg=STOP_LEG,
+            signal_time=last_stop.signal_time,
+            reason=reason,
+            qty=coverage.held,
+            stop_price=float(last_stop.stop_price),
+        )
         log.warning("guard     %s %s: %s", key[0], key[1], reason)
         self._acted(watch, now, self._router.submit([intent]))
 
-    def _flatten(self, key: tuple[str, str], watch: _Watch, now: datetime, why: str) -> None:
+    def _flatten(
+        self, key: tuple[str, str], watch: _Watch, now: datetime, why: str, leg: str
+    ) -> None:
         log.warning("guard     %s %s: flatten (%s)", key[0], key[1], why)
-        self._acted(watch, now, [self._router.flatten_symbol(key[0], key[1], CLOSE_FLATTEN_LEG)])
+        self._acted(watch, now, [self._router.flatten_symbol(key[0], key[1], leg)])
 
     def _acted(self, watch: _Watch, now: datetime, futures: list[asyncio.Future[object]]) -> None:
         self.actions += 1

@@ -16,7 +16,6 @@ from magellan_daemon.domain import (
     ClientOrderId,
     ExecutionId,
 )
-from magellan_daemon.ledger.order_fsm import EVENT_FOR_STATUS
 
 
 def dec(value: Any) -> Decimal | None:
@@ -79,10 +78,10 @@ def event_from_trade_update(data: Mapping[str, Any]) -> BrokerEvent:
     """A raw ``trade_updates`` ``data`` dict to a ``BrokerEvent`` (raises on a bad frame)."""
     order = data["order"]
     execution_id = data.get("execution_id")
+    # A refused cancel or replace keeps its own name: the state machine puts the order back
+    # to the status the broker reports with it (``order_status``). Rewritten as that status's
+    # event (``new``) it was judged older than ``pending_cancel`` and never applied.
     event = str(data["event"])
-    if event in ("order_replace_rejected", "order_cancel_rejected") and order.get("status"):
-        # The order is as it was before the refused request: apply its status as news.
-        event = EVENT_FOR_STATUS.get(str(order["status"]), event)
     return BrokerEvent(
         event=event,
         client_order_id=ClientOrderId(str(order["client_order_id"])),

@@ -51,7 +51,7 @@ def test_a_refused_replace_or_cancel_reports_the_orders_own_status(refused: str)
     event = event_from_trade_update(
         {"event": refused, "timestamp": "2024-12-10T14:31:01Z", "order": ORDER}
     )
-    assert event.event == "new"
+    assert (event.event, event.order_status) == (refused, "new")
 
 
 def test_a_frame_without_an_order_is_refused() -> None:

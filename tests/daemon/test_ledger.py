@@ -392,3 +392,33 @@ def test_a_bust_rebuilds_each_new_york_days_pnl_from_that_days_fills(ledger: Led
         Decimal(-50),
         Decimal(30),
     ]
+
+
+@pytest.mark.parametrize(
+    ("asked", "refused"),
+    [("pending_cancel", "order_cancel_rejected"), ("pending_replace", "order_replace_rejected")],
+)
+def test_a_refused_cancel_or_replace_from_the_stream_puts_the_order_back_to_work(
+    ledger: Ledger, asked: str, refused: str
+) -> None:
+    """The stream's refusal of our cancel (or replace) returns the order to the status the
+    broker reports with it. It was rewritten into a plain `new` event, which the state
+    machine judged older than `pending_cancel`: the ledger kept the stop pending for good
+    and every later event of it was an invalid transition."""
+    from magellan_daemon.broker.convert import event_from_trade_update
+
+    _order(ledger, "mg-stop", "bear_trap", "sell", 100)
+    ledger.apply_event(_event("mg-stop", "new"))
+    ledger.apply_event(_event("mg-stop", asked))
+    order = {
+        "id": "b-mg-stop",
+        "client_order_id": "mg-stop",
+        "symbol": "TSLA",
+        "side": "sell",
+        "status": "new",
+        "qty": "100",
+        "filled_qty": "0",
+    }
+    frame = {"event": refused, "timestamp": "2024-11-29T15:02:00Z", "order": order}
+    ledger.apply_event(event_from_trade_update(frame))
+    assert ledger.order("mg-stop").status == "new"

@@ -38,6 +38,7 @@ _ENDED_UNFILLED = {
 }
 
 Notify = Callable[[str, OrderUpdate], None]
+_REFUSED_REQUESTS = frozenset({"order_replace_rejected", "order_cancel_rejected"})
 
 
 def order_line(verb: str, order: OrderRow, qty: Decimal, price: Decimal | None) -> str:
@@ -146,7 +147,11 @@ class EventSink:
         filling is a WARNING with the broker's reason: a position is less protected or held
         longer than meant. Our own cancels are routine."""
         line = order_line(order.status, order, order.qty, order.stop_price)
-        if order.side == "sell" and kind is not None and kind != "canceled":
+        if event.event in _REFUSED_REQUESTS:
+            # Our replace or cancel was refused: the order works on unchanged (a protective
+            # stop not resized, or still holding the shares an exit waits for).
+            log.warning("%s: %s (%s)", line, event.event, event.source, extra=extra)
+        elif order.side == "sell" and kind is not None and kind != "canceled":
             why = event.reason or f"{event.event} ({event.source})"
             log.warning("%s: %s", line, why, extra=extra)
         elif event.reason:

@@ -15,6 +15,7 @@ Each test is one defect of issue 12 that the order path must not have:
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -428,3 +429,24 @@ async def test_a_stop_step_that_raises_is_reported_once(stack: Stack) -> None:
     await _run(stack, [_intent("place_stop", "protective_stop", held, stop_price=3.0)], 5)
     stack.exchange.faults.update(http_error_rate=0.0)
     assert len(_stop_reports(stack)) - before == 1
+
+
+async def test_a_replace_refused_on_the_stream_is_a_warning_and_the_stop_works_on(
+    stack: Stack, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Alpaca refuses a replace asynchronously (``order_replace_rejected``): the protective
+    stop was not resized, which an operator must see, and the ledger puts it back to work
+    (it once stayed ``pending_replace`` for good)."""
+    await _hold(stack)
+    held = int(stack.ledger.position_qty("bear_trap", "AMC"))
+    stack.exchange.faults.update(refuse_next_replaces=1)
+    with caplog.at_level(logging.WARNING):
+        await _run(stack, [_intent("replace_stop", "protective_stop", held - 10)], 10)
+    [stop] = stack.ledger.orders(strategy="bear_trap", symbol="AMC", open_only=True)
+    assert stop.status == "new"
+    assert any(
+        r.levelno == logging.WARNING
+        and "order_replace_rejected" in r.getMessage()
+        and stop.client_order_id in r.getMessage()
+        for r in caplog.records
+    )

@@ -656,6 +656,11 @@ class OrderRouter:
                 result["canceled"].append(order.client_order_id)
             else:
                 result["errors"].append(f"cancel {order.client_order_id}: {outcome}")
+        if result["errors"] and work.flatten_leg != "flatten":
+            # The position guard's flatten sells nothing beside an order it could not cancel
+            # (two sells would work for one position); it tries again after its backoff. The
+            # operator's flatten sells what it can at once.
+            return result
         free, why = self._sellable(strategy, symbol)
         if free <= 0:
             if int(self._ledger.position_qty(strategy, symbol)) > 0:

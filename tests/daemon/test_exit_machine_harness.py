@@ -182,3 +182,24 @@ def test_the_watchdog_sees_two_exit_sells() -> None:
         assert any("TWO WORKING EXIT SELLS" in v for v in watchdog.violations)
     finally:
         stack.close()
+
+
+def test_the_guard_sells_nothing_beside_a_sell_it_could_not_cancel() -> None:
+    """Found by the 2,000-example run: the guard's flatten met a TP1 sell whose cancel the
+    broker refused and sold the rest beside it, two exit sells working for one position.
+    Now it sells nothing while that sell works, and tries again after its backoff."""
+    machine = ExitMachine()
+    try:
+        machine.crash_and_trap(entry="partly filled")
+        machine.next_order_answer(answer="accepted", times=1)
+        machine.next_order_answer(answer="accepted then rejected", times=2)
+        machine.next_cancel_answer(answer="refused (order_cancel_rejected)", hold=5.0)
+        machine.bar(fracs=(0.0, 0.0, 0.0, 0.0), high_zone=3, low_zone=3)
+        _check(machine)
+        machine.no_trades(minutes=1)
+        _check(machine)
+        machine.to_the_end_of_day()
+        _check(machine)
+        machine.teardown()
+    finally:
+        _close(machine)

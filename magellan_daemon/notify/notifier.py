@@ -95,8 +95,16 @@ class Notifier:
                 self._idle = False
                 held = await self._wait_for_budget()
                 batch = self._take(everything=held)
-                if batch:
+                if not batch:
+                    continue
+                try:
                     await self._deliver(_digest(batch))
+                except asyncio.CancelledError:
+                    # Cancelled mid-send (the teardown stops this worker before its flush):
+                    # the batch goes back to the queue, which the flush then sends itself.
+                    with self._lock:
+                        self._queue.extendleft(reversed(batch))
+                    raise
             self._idle = True
 
     async def flush(self, timeout: float = 10.0) -> None:

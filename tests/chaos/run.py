@@ -157,9 +157,18 @@ def run_model(examples: int, test: str = MODEL_TEST) -> ModelResult:
     note = ""
     if done.returncode != 0:
         failed = max(failed, 1)
-        tail = "\n".join(out.strip().splitlines()[-15:])
-        note = f"pytest exited {done.returncode}:\n{tail}"
+        note = f"pytest exited {done.returncode}:\n{_failure_summary(done.stdout, done.stderr)}"
     return ModelResult(examples=ran, failures=failed, note=note)
+
+
+def _failure_summary(stdout: str, stderr: str) -> str:
+    """pytest's own short summary (the ``FAILED`` lines and the count), not the output's
+    last lines: those can be warnings written to stderr after it (as on CI)."""
+    lines = stdout.strip().splitlines()
+    for at, line in enumerate(lines):
+        if "short test summary info" in line:
+            return "\n".join(lines[at + 1 :])
+    return "\n".join((lines or stderr.strip().splitlines())[-15:])
 
 
 def table(

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from common import REPO, SHARED_BARS, machine, median, report
 
-from magellan_daemon.backtest import cli
+from magellan_daemon.cli import backtest as cli
 
 # (config, runs): Hourly Swing's run takes about 2.5 minutes on this machine (see the README's
 # Performance section for why), so it runs once unless RUNS says otherwise.

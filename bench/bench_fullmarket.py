@@ -37,11 +37,11 @@ from zoneinfo import ZoneInfo
 
 from common import REPO, deep_size, machine, median, percentile, report, rss_bytes
 
-from magellan_daemon import strategy_runner
-from magellan_daemon.app import Daemon, Endpoint
-from magellan_daemon.broker import rest, stream
-from magellan_daemon.clock import VirtualClock
-from magellan_daemon.config import load_config
+from magellan_core.clock import VirtualClock
+from magellan_daemon.adapters.alpaca import rest, stream
+from magellan_daemon.config.loading import load_config
+from magellan_daemon.node.daemon import Daemon, Endpoint
+from magellan_daemon.runtime import strategy_runner
 
 NEW_YORK = ZoneInfo("America/New_York")
 DAY1, DAY2 = datetime(2025, 1, 16), datetime(2025, 1, 17)  # the sim's default start session

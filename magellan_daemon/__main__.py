@@ -2,6 +2,6 @@
 
 import sys
 
-from magellan_daemon.cli import main
+from magellan_daemon.cli.main import main
 
 sys.exit(main())

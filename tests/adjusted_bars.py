@@ -10,7 +10,7 @@ from collections.abc import Iterable
 from datetime import datetime
 from pathlib import Path
 
-from magellan_daemon.corporate_actions import CorporateAction, SplitTable
+from magellan_core.corporate_actions import CorporateAction, SplitTable
 from magellan_daemon.timefmt import NEW_YORK
 
 PRICE_COLUMNS = ("open", "high", "low", "close", "vwap")

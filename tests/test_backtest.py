@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from magellan_daemon.backtest.cli import print_metrics
 from magellan_daemon.backtest.report import TRADES_COLUMNS
-from magellan_daemon.cli import main
+from magellan_daemon.cli.backtest import print_metrics
+from magellan_daemon.cli.main import main
 from tests.conftest import REPO
 
 pytestmark = pytest.mark.timeout(240)

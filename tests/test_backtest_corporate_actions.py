@@ -13,13 +13,13 @@ from pathlib import Path
 
 import pytest
 
+from magellan_core.clock import VirtualClock
+from magellan_core.corporate_actions import load_corporate_actions
 from magellan_daemon.backtest.run import drive, load_timelines
 from magellan_daemon.backtest.stack import ACCOUNT, build_stack
-from magellan_daemon.cli import main
-from magellan_daemon.clock import VirtualClock
-from magellan_daemon.config import load_config
-from magellan_daemon.corporate_actions import load_corporate_actions
-from magellan_daemon.sim.calendar import SessionCalendar
+from magellan_daemon.cli.main import main
+from magellan_daemon.config.loading import load_config
+from magellan_sim.market.calendar import SessionCalendar
 from tests.adjusted_bars import adjusted_copy, raw_copy
 from tests.conftest import REPO
 

@@ -5,7 +5,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from magellan_daemon.clock import VirtualClock
+from magellan_core.clock import VirtualClock
 
 START = datetime(2024, 11, 29, 14, 30, tzinfo=UTC)
 

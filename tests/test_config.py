@@ -1,5 +1,5 @@
 """Config loading: the shipped configs validate; each bad input exits 2 naming file, field
-and reason (through ``magellan_daemon.cli.main``, as a user runs it)."""
+and reason (through ``magellan_daemon.cli.main.main``, as a user runs it)."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from magellan_daemon.cli import main
-from magellan_daemon.config import load_config
+from magellan_daemon.cli.main import main
+from magellan_daemon.config.loading import load_config
 from magellan_daemon.errors import ConfigError
 from strategies.daily_trend import DailyTrendParams
 
@@ -138,7 +138,7 @@ def test_config_error_str_and_fields() -> None:
 
 
 def test_strategy_file_alone_is_accepted_by_signals(tmp_path: Path) -> None:
-    from magellan_daemon.signals_cli import strategy_params
+    from magellan_daemon.cli.signals import strategy_params
 
     params = strategy_params("hourly_swing", CONFIGS / "hourly_swing.toml")
     assert set(params.symbols) == {"TSLA", "NVDA"}

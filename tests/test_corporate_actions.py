@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from magellan_daemon.corporate_actions import (
+from magellan_core.corporate_actions import (
     CorporateAction,
     CorporateActionsFileError,
     SplitTable,

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from magellan_daemon.check_config import describe
-from magellan_daemon.config import load_config
+from magellan_daemon.cli.check_config import describe
+from magellan_daemon.config.loading import load_config
 from magellan_daemon.domain import client_order_id
 from magellan_daemon.errors import ConfigError
 from strategies.model import ALL_SYMBOLS
@@ -104,7 +104,7 @@ def test_the_daemon_refuses_a_strategy_configured_for_other_bars(
 ) -> None:
     """Hourly Swing's rule may run on 1Min bars in the backtest; the daemon's hourly jobs
     would feed it hourly bars, so check-config and run refuse it (exit 2, naming it)."""
-    from magellan_daemon.cli import main
+    from magellan_daemon.cli.main import main
 
     configs = tmp_path / "configs"
     shutil.copytree(CONFIGS, configs)

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from magellan_daemon.cli import main
+from magellan_daemon.cli.main import main
 
 CONFIGS = Path(__file__).resolve().parent.parent / "configs"
 HEADER = "strategy,symbol,signal_time,action,price,reason"

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from magellan_daemon.cli import main
-from magellan_daemon.corporate_actions import SplitTable, load_corporate_actions
+from magellan_core.corporate_actions import SplitTable, load_corporate_actions
+from magellan_daemon.cli.main import main
 from magellan_daemon.timefmt import NEW_YORK
 from tests.adjusted_bars import adjusted_copy, raw_copy
 

@@ -15,8 +15,8 @@ from dataclasses import dataclass
 from datetime import date, datetime
 
 from magellan_daemon.ledger.store import Ledger
-from magellan_daemon.sim.market import MarketData
 from magellan_daemon.timefmt import NEW_YORK, parse_iso
+from magellan_sim.market.market import MarketData
 
 
 @dataclass(frozen=True, slots=True)

@@ -22,10 +22,10 @@ from magellan_daemon.backtest import marks as marking
 from magellan_daemon.backtest import metrics
 from magellan_daemon.backtest.marks import CloseMark
 from magellan_daemon.backtest.run import RunStats
+from magellan_daemon.execution.router import STOP_LEG
 from magellan_daemon.ledger.store import Ledger
-from magellan_daemon.router import STOP_LEG
-from magellan_daemon.sim.market import MarketData
 from magellan_daemon.timefmt import NEW_YORK, parse_iso
+from magellan_sim.market.market import MarketData
 
 TRADES_COLUMNS = (
     "strategy",

@@ -31,10 +31,10 @@ from datetime import time as dtime
 from pathlib import Path
 
 from magellan_daemon.backtest.marks import CloseMarks
+from magellan_daemon.backtest.signals_replay import adjusted_bar
 from magellan_daemon.backtest.stack import Stack
-from magellan_daemon.config import StrategyConfig
-from magellan_daemon.signals_replay import adjusted_bar
-from magellan_daemon.strategy_runner import TIMEFRAME_LENGTH, StrategyRunner
+from magellan_daemon.config.loading import StrategyConfig
+from magellan_daemon.runtime.strategy_runner import TIMEFRAME_LENGTH, StrategyRunner
 from magellan_daemon.timefmt import NEW_YORK
 from strategies.bars_csv import iter_bars, symbol_files
 from strategies.model import Bar

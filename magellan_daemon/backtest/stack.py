@@ -18,24 +18,24 @@ from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
 
-from magellan_daemon.broker.errors import BrokerFatal
-from magellan_daemon.broker.inprocess import InProcessBroker
-from magellan_daemon.clock import VirtualClock
-from magellan_daemon.config import StrategyConfig
-from magellan_daemon.corporate_actions import CorporateAction, SplitTable
-from magellan_daemon.corporate_watch import CorporateActionWatch
-from magellan_daemon.events import EventSink
+from magellan_core.clock import VirtualClock
+from magellan_core.corporate_actions import CorporateAction, SplitTable
+from magellan_daemon.adapters.alpaca.errors import BrokerFatal
+from magellan_daemon.adapters.inprocess import InProcessBroker
+from magellan_daemon.config.loading import StrategyConfig
+from magellan_daemon.execution.events import EventSink
+from magellan_daemon.execution.order_path import OrderPath
+from magellan_daemon.execution.order_watch import OrderWatch
+from magellan_daemon.execution.position_guard import GuardedStrategy, PositionGuard
+from magellan_daemon.execution.router import OrderRouter, StrategyRouting
 from magellan_daemon.ledger.store import Ledger
 from magellan_daemon.ledger.tradelog import TradeLogWriter
-from magellan_daemon.order_path import OrderPath
-from magellan_daemon.order_watch import OrderWatch
-from magellan_daemon.position_guard import GuardedStrategy, PositionGuard
-from magellan_daemon.router import OrderRouter, StrategyRouting
-from magellan_daemon.sessions import SessionBook
-from magellan_daemon.sim.calendar import SessionCalendar
-from magellan_daemon.sim.exchange import Exchange
-from magellan_daemon.sim.market import MarketData
-from magellan_daemon.strategy_runner import StrategyRunner
+from magellan_daemon.reconciliation.corporate_watch import CorporateActionWatch
+from magellan_daemon.runtime.sessions import SessionBook
+from magellan_daemon.runtime.strategy_runner import StrategyRunner
+from magellan_sim.exchange.exchange import Exchange
+from magellan_sim.market.calendar import SessionCalendar
+from magellan_sim.market.market import MarketData
 from strategies.model import OrderUpdate
 from strategies.registry import descriptor
 from strategies.session import Session

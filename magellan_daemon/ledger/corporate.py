@@ -23,7 +23,7 @@ from decimal import Decimal
 
 import orjson
 
-from magellan_daemon.corporate_actions import CorporateAction
+from magellan_core.corporate_actions import CorporateAction
 from magellan_daemon.ledger import position_book
 from magellan_daemon.ledger.accounting import PositionState
 from magellan_daemon.ledger.connection import LedgerConnection

@@ -35,9 +35,9 @@ GUARD_EVENTS = {"unprotected", "past_close"}
 ENDED_WORDS = {"rejected", "expired", "canceled", "done_for_day", "suspended", "not"}
 HALT_EVENTS = {"halt", "emergency_stop"}
 ORDER_LOGGERS = {
-    "magellan_daemon.events",
-    "magellan_daemon.router",
-    "magellan_daemon.order_path",
+    "magellan_daemon.execution.events",
+    "magellan_daemon.execution.router",
+    "magellan_daemon.execution.order_path",
 }
 
 Summary = Callable[[date], str]
@@ -77,17 +77,17 @@ class NotifyHandler(logging.Handler):
             return None  # the EMERGENCY STOP line itself was sent
         if event in HALT_EVENTS:
             return Message("halts", f"{TITLE}: {event.replace('_', ' ')}", text, "failure")
-        if name == "magellan_daemon.position_guard" and level >= logging.WARNING:
+        if name == "magellan_daemon.execution.position_guard" and level >= logging.WARNING:
             urgent = event in GUARD_EVENTS or level >= logging.ERROR
             return Message("refused", f"{TITLE}: position guard", text, _level(urgent))
         if name in ORDER_LOGGERS and level >= logging.WARNING and fields.get("SYMBOL"):
             what = "order refused" if text.split(" ", 1)[0] in ENDED_WORDS else "order warning"
             return Message("refused", f"{TITLE}: {what}", text, "warning")
-        if name == "magellan_daemon.events" and text.startswith("filled "):
+        if name == "magellan_daemon.execution.events" and text.startswith("filled "):
             return Message("fills", f"{TITLE}: fill", _squeeze(text), "success")
-        if name.startswith("magellan_daemon.broker.stream") and "reconnected" in text:
+        if name.startswith("magellan_daemon.adapters.alpaca.stream") and "reconnected" in text:
             return self._reconnected(text)
-        closed = SESSION_CLOSED.match(text) if name == "magellan_daemon.app" else None
+        closed = SESSION_CLOSED.match(text) if name == "magellan_daemon.node.daemon" else None
         if closed and "daily_summary" in self._wanted:
             # From the text: the secret redactor may have merged the record's arguments in.
             day = date.fromisoformat(closed.group(1))

@@ -9,10 +9,10 @@ import re
 from collections.abc import Callable, Coroutine
 from typing import Any
 
-from magellan_daemon.logs import SecretRedactor, register_secret
 from magellan_daemon.notify.bridge import NotifyHandler, Summary
 from magellan_daemon.notify.notifier import Message, Notifier, Send
 from magellan_daemon.notify.settings import NotifyConfig
+from magellan_daemon.observability.logs import SecretRedactor, register_secret
 
 log = logging.getLogger(__name__)
 _SPLIT = re.compile(r"[\s,]+")

@@ -16,7 +16,7 @@ from magellan_daemon.timefmt import NEW_YORK, iso, session_date
 from magellan_daemon.web import history, ledger_read
 
 if TYPE_CHECKING:
-    from magellan_daemon.app import Daemon
+    from magellan_daemon.node.daemon import Daemon
     from strategies.session import Session
 
 log = logging.getLogger(__name__)

@@ -34,16 +34,16 @@ from hypothesis import seed as hypothesis_seed
 from hypothesis import strategies as st
 from pydantic import BaseModel
 
-from magellan_daemon.broker.errors import BrokerError
-from magellan_daemon.broker.rest import AlpacaBroker
-from magellan_daemon.broker.stream import bar_stream, trade_updates_stream
-from magellan_daemon.config import load_config
+from magellan_daemon.adapters.alpaca.errors import BrokerError
+from magellan_daemon.adapters.alpaca.rest import AlpacaBroker
+from magellan_daemon.adapters.alpaca.stream import bar_stream, trade_updates_stream
+from magellan_daemon.config.loading import load_config
 from magellan_daemon.domain import ClientOrderId
 from magellan_daemon.errors import ConfigError
-from magellan_daemon.events import EventSink
+from magellan_daemon.execution.events import EventSink
+from magellan_daemon.execution.order_watch import OrderWatch
 from magellan_daemon.ledger.store import Ledger
 from magellan_daemon.ledger.tradelog import TradeLogWriter
-from magellan_daemon.order_watch import OrderWatch
 from strategies.model import Bar
 from tests.e2e.harness import REPO
 

@@ -25,7 +25,7 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
-from magellan_daemon.sim.hooks import Hook
+from magellan_sim.exchange.hooks import Hook
 from tests.chaos import invariants
 from tests.chaos.invariants import BrokerView
 from tests.chaos.plan import Plan, Step

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from magellan_daemon.app import Daemon, Endpoint
-from magellan_daemon.clock import VirtualClock
-from magellan_daemon.config import load_config
+from magellan_core.clock import VirtualClock
+from magellan_daemon.config.loading import load_config
+from magellan_daemon.node.daemon import Daemon, Endpoint
 from tests.conftest import REPO
 
 T0 = datetime(2024, 11, 4, 15, 0, tzinfo=UTC)

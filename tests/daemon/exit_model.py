@@ -29,23 +29,23 @@ from typing import Any
 
 import numpy as np
 
-from magellan_daemon.broker.inprocess import InProcessBroker
-from magellan_daemon.clock import VirtualClock
-from magellan_daemon.events import EventSink
+from magellan_core.clock import VirtualClock
+from magellan_daemon.adapters.inprocess import InProcessBroker
+from magellan_daemon.execution.events import EventSink
+from magellan_daemon.execution.order_path import OrderPath
+from magellan_daemon.execution.order_watch import OrderWatch
+from magellan_daemon.execution.position_guard import GuardedStrategy, PositionGuard
+from magellan_daemon.execution.router import OrderRouter, StrategyRouting
 from magellan_daemon.ledger.store import Ledger
 from magellan_daemon.ledger.tradelog import TradeLogWriter
-from magellan_daemon.order_path import OrderPath
-from magellan_daemon.order_watch import OrderWatch
-from magellan_daemon.position_guard import GuardedStrategy, PositionGuard
-from magellan_daemon.recovery import Recovery
-from magellan_daemon.router import OrderRouter, StrategyRouting
-from magellan_daemon.sessions import SessionBook
-from magellan_daemon.sim.calendar import SessionCalendar
-from magellan_daemon.sim.exchange import Exchange
-from magellan_daemon.sim.market import MarketData, Series
-from magellan_daemon.sim.orders import OPEN_STATUSES
-from magellan_daemon.sim.tape import Tape
-from magellan_daemon.strategy_runner import StrategyRunner
+from magellan_daemon.reconciliation.recovery import Recovery
+from magellan_daemon.runtime.sessions import SessionBook
+from magellan_daemon.runtime.strategy_runner import StrategyRunner
+from magellan_sim.exchange.exchange import Exchange
+from magellan_sim.exchange.orders import OPEN_STATUSES
+from magellan_sim.market.calendar import SessionCalendar
+from magellan_sim.market.market import MarketData, Series
+from magellan_sim.market.tape import Tape
 from strategies.bear_trap import BearTrap, BearTrapParams
 from strategies.model import Bar, Intent, OrderUpdate
 from strategies.session import Session

@@ -16,23 +16,23 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from magellan_daemon.broker.errors import BrokerFatal
-from magellan_daemon.broker.rest import AlpacaBroker
-from magellan_daemon.broker.stream import SupervisedStream, trade_updates_stream
-from magellan_daemon.clock import VirtualClock
+from magellan_core.clock import VirtualClock
+from magellan_daemon.adapters.alpaca.errors import BrokerFatal
+from magellan_daemon.adapters.alpaca.rest import AlpacaBroker
+from magellan_daemon.adapters.alpaca.stream import SupervisedStream, trade_updates_stream
 from magellan_daemon.domain import ClientOrderId
-from magellan_daemon.events import EventSink
+from magellan_daemon.execution.events import EventSink
+from magellan_daemon.execution.order_path import OrderPath
+from magellan_daemon.execution.order_watch import OrderWatch
+from magellan_daemon.execution.router import OrderRouter, StrategyRouting
 from magellan_daemon.ledger.store import Ledger, OrderRow
 from magellan_daemon.ledger.tradelog import TradeLogWriter
-from magellan_daemon.order_path import OrderPath
-from magellan_daemon.order_watch import OrderWatch
-from magellan_daemon.recovery import Recovery
-from magellan_daemon.router import OrderRouter, StrategyRouting
-from magellan_daemon.sim.calendar import SessionCalendar
-from magellan_daemon.sim.exchange import Exchange
-from magellan_daemon.sim.market import MarketData
-from magellan_daemon.sim.server import SimServer
-from magellan_daemon.tasks import spawn
+from magellan_daemon.node.tasks import spawn
+from magellan_daemon.reconciliation.recovery import Recovery
+from magellan_sim.exchange.exchange import Exchange
+from magellan_sim.market.calendar import SessionCalendar
+from magellan_sim.market.market import MarketData
+from magellan_sim.server.server import SimServer
 from strategies.model import OrderUpdate
 from strategies.params import RiskLimits
 

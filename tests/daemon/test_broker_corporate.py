@@ -12,14 +12,14 @@ from pathlib import Path
 import pytest
 import pytest_asyncio
 
-from magellan_daemon.broker.corporate import actions_from_set, activity_from_json
-from magellan_daemon.broker.rest import AlpacaBroker
-from magellan_daemon.clock import VirtualClock
-from magellan_daemon.corporate_actions import CorporateAction, load_corporate_actions
-from magellan_daemon.sim.calendar import SessionCalendar
-from magellan_daemon.sim.exchange import Exchange
-from magellan_daemon.sim.market import MarketData
-from magellan_daemon.sim.server import SimServer
+from magellan_core.clock import VirtualClock
+from magellan_core.corporate_actions import CorporateAction, load_corporate_actions
+from magellan_daemon.adapters.alpaca.corporate import actions_from_set, activity_from_json
+from magellan_daemon.adapters.alpaca.rest import AlpacaBroker
+from magellan_sim.exchange.exchange import Exchange
+from magellan_sim.market.calendar import SessionCalendar
+from magellan_sim.market.market import MarketData
+from magellan_sim.server.server import SimServer
 
 KEY, SECRET = "ca-key", "ca-secret"
 AFTER_SPLIT = datetime(2024, 6, 10, 15, 0, tzinfo=UTC)  # 11:00 ET on NVDA's ex-date

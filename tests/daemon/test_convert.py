@@ -7,7 +7,7 @@ from decimal import Decimal
 
 import pytest
 
-from magellan_daemon.broker.convert import event_from_trade_update
+from magellan_daemon.adapters.alpaca.convert import event_from_trade_update
 
 ORDER = {
     "id": "61e69015-8549-4bfd-b9c3-01e75843f47d",

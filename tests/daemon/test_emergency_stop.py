@@ -8,9 +8,9 @@ from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
-from magellan_daemon.app import Daemon
 from magellan_daemon.domain import BrokerEvent, BrokerOrderId, ClientOrderId
-from magellan_daemon.emergency_totals import EmergencyTotals
+from magellan_daemon.node.daemon import Daemon
+from magellan_daemon.node.emergency_totals import EmergencyTotals
 from magellan_daemon.timefmt import parse_iso
 from strategies.emergency import ClosedTrade, evaluate
 from strategies.params import EmergencyStop

@@ -51,8 +51,8 @@ from hypothesis.stateful import (
     rule,
 )
 
-from magellan_daemon.router import ENTRY_SETTLE_SECONDS
-from magellan_daemon.sim.faults import COUNTERS
+from magellan_daemon.execution.router import ENTRY_SETTLE_SECONDS
+from magellan_sim.exchange.faults import COUNTERS
 from strategies.model import Intent
 from tests.daemon.exit_model import MINUTE, STRATEGY, SYMBOL, ExitStack, remaining
 

@@ -405,7 +405,7 @@ def test_a_refused_cancel_or_replace_from_the_stream_puts_the_order_back_to_work
     broker reports with it. It was rewritten into a plain `new` event, which the state
     machine judged older than `pending_cancel`: the ledger kept the stop pending for good
     and every later event of it was an invalid transition."""
-    from magellan_daemon.broker.convert import event_from_trade_update
+    from magellan_daemon.adapters.alpaca.convert import event_from_trade_update
 
     _order(ledger, "mg-stop", "bear_trap", "sell", 100)
     ledger.apply_event(_event("mg-stop", "new"))

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from magellan_daemon.corporate_actions import CorporateAction
+from magellan_core.corporate_actions import CorporateAction
 from magellan_daemon.domain import BrokerEvent, BrokerOrderId, ClientOrderId
 from magellan_daemon.ledger.store import Ledger
 from strategies.model import FixedDollars, Intent

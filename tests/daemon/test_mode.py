@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from magellan_daemon.cli import main
-from magellan_daemon.run_cli import decide_mode
+from magellan_daemon.cli.main import main
+from magellan_daemon.cli.run import decide_mode
 
 
 @pytest.mark.parametrize(

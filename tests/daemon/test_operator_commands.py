@@ -14,8 +14,8 @@ from __future__ import annotations
 
 import asyncio
 
-from magellan_daemon.app import EXIT_FAILURE, Daemon
-from magellan_daemon.control import ControlChannel
+from magellan_daemon.ledger.control import ControlChannel
+from magellan_daemon.node.daemon import EXIT_FAILURE, Daemon
 
 
 def _cli(daemon: Daemon) -> ControlChannel:

@@ -24,7 +24,7 @@ from pathlib import Path
 import pytest
 
 from magellan_daemon.domain import client_order_id
-from magellan_daemon.router import StrategyRouting
+from magellan_daemon.execution.router import StrategyRouting
 from strategies.model import FixedDollars, Intent
 from strategies.params import RiskLimits
 from tests.daemon.stack import KEY, Stack, order_stack

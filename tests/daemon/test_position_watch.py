@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from magellan_daemon.app import Daemon
 from magellan_daemon.domain import BrokerPosition
+from magellan_daemon.node.daemon import Daemon
 
 
 def _pos(symbol: str, qty: int) -> BrokerPosition:

@@ -13,7 +13,7 @@ from magellan_daemon.domain import (
     ClientOrderId,
 )
 from magellan_daemon.ledger.store import OrderRow
-from magellan_daemon.reconcile import BrokerSnapshot, reconcile
+from magellan_daemon.reconciliation.reconcile import BrokerSnapshot, reconcile
 
 T0 = datetime(2024, 11, 18, 14, 31, tzinfo=UTC)
 

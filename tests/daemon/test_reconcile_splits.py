@@ -6,7 +6,7 @@ from __future__ import annotations
 from decimal import Decimal
 
 from magellan_daemon.domain import BrokerPosition
-from magellan_daemon.reconcile import position_diff
+from magellan_daemon.reconciliation.reconcile import position_diff
 
 
 def _held(symbol: str, qty: int) -> BrokerPosition:

@@ -10,8 +10,8 @@ from datetime import UTC, datetime
 
 import pytest
 
-from magellan_daemon.clock import VirtualClock
-from magellan_daemon.scheduler import JobScheduler
+from magellan_core.clock import VirtualClock
+from magellan_daemon.runtime.scheduler import JobScheduler
 
 T0 = datetime(2024, 11, 18, 14, 31, tzinfo=UTC)
 

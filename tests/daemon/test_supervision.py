@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 
-from magellan_daemon.app import EXIT_FAILURE, Daemon
+from magellan_daemon.node.daemon import EXIT_FAILURE, Daemon
 
 
 async def test_a_dead_critical_task_fails_health_and_stops_the_daemon(daemon: Daemon) -> None:

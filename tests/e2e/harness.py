@@ -23,11 +23,11 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from magellan_daemon.clock import VirtualClock
-from magellan_daemon.sim.calendar import SessionCalendar
-from magellan_daemon.sim.exchange import Exchange
-from magellan_daemon.sim.market import MarketData
-from magellan_daemon.sim.server import SimServer
+from magellan_core.clock import VirtualClock
+from magellan_sim.exchange.exchange import Exchange
+from magellan_sim.market.calendar import SessionCalendar
+from magellan_sim.market.market import MarketData
+from magellan_sim.server.server import SimServer
 
 REPO = Path(__file__).resolve().parents[2]
 SPEED = 1000.0  # virtual seconds per wall second while a session runs

@@ -17,9 +17,9 @@ from pathlib import Path
 import orjson
 import pytest
 
-from magellan_daemon.config import load_config
-from magellan_daemon.signals_replay import SessionLookup
-from magellan_daemon.strategy_runner import QUIET_SAVE_EVERY
+from magellan_daemon.backtest.signals_replay import SessionLookup
+from magellan_daemon.config.loading import load_config
+from magellan_daemon.runtime.strategy_runner import QUIET_SAVE_EVERY
 from magellan_daemon.timefmt import parse_iso
 from strategies.bear_trap import BearTrap
 from strategies.model import Bar

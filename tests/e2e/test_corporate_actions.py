@@ -29,9 +29,9 @@ from pathlib import Path
 
 import pytest
 
-from magellan_daemon.corporate_actions import load_corporate_actions
-from magellan_daemon.sim.calendar import SessionCalendar
+from magellan_core.corporate_actions import load_corporate_actions
 from magellan_daemon.timefmt import session_date as new_york_date
+from magellan_sim.market.calendar import SessionCalendar
 from tests.conftest import SHARED_DATA
 from tests.e2e.harness import KEY, Daemon, Sim, config_dir, ny, only, wait_for
 

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from magellan_daemon.app import EXIT_BROKER_FATAL
+from magellan_daemon.node.daemon import EXIT_BROKER_FATAL
 from tests.e2e.bars import early_close_crash_bars
 from tests.e2e.harness import SPEED, Daemon, Sim, config_dir, ny, only, wait_for
 from tests.e2e.receiver import Receiver

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from magellan_daemon.app import EXIT_BROKER_FATAL, EXIT_FAILURE
+from magellan_daemon.node.daemon import EXIT_BROKER_FATAL, EXIT_FAILURE
 from tests.e2e.harness import Daemon, Sim, config_dir, ny, only, wait_for
 
 pytestmark = pytest.mark.timeout(240)

@@ -12,11 +12,11 @@ from datetime import date
 
 import pytest
 
+from magellan_daemon.node.tasks import spawn
 from magellan_daemon.notify.bridge import NotifyHandler
 from magellan_daemon.notify.notifier import Message, Notifier
 from magellan_daemon.notify.service import apprise_sender
 from magellan_daemon.notify.settings import NotifyConfig
-from magellan_daemon.tasks import spawn
 from tests.e2e.harness import wait_for
 from tests.e2e.receiver import Receiver
 
@@ -73,18 +73,20 @@ async def test_the_handler_sends_the_chosen_events_from_the_log() -> None:
         root = logging.getLogger()
         root.addHandler(handler)
         try:
-            events = logging.getLogger("magellan_daemon.events")
+            events = logging.getLogger("magellan_daemon.execution.events")
             fields = {"STRATEGY": "bear_trap", "SYMBOL": "GME", "EVENT": "rejected"}
             events.info("filled    bear_trap GME buy qty=10 price=20", extra={"fields": fields})
             events.warning("rejected  bear_trap GME sell cid=x-ps-1: no", extra={"fields": fields})
-            logging.getLogger("magellan_daemon.commands").warning(
+            logging.getLogger("magellan_daemon.node.commands").warning(
                 "HALT daily_trend", extra={"fields": {"STRATEGY": "daily_trend", "EVENT": "halt"}}
             )
-            stream = logging.getLogger("magellan_daemon.broker.stream")
+            stream = logging.getLogger("magellan_daemon.adapters.alpaca.stream")
             for n in (2, 3, 4):
                 stream.warning("trade-updates main: reconnected (connection %d)", n)
-            logging.getLogger("magellan_daemon.app").info("session %s closed: x", date.today())
-            logging.getLogger("magellan_daemon.app").critical("task x ended: exiting")
+            logging.getLogger("magellan_daemon.node.daemon").info(
+                "session %s closed: x", date.today()
+            )
+            logging.getLogger("magellan_daemon.node.daemon").critical("task x ended: exiting")
             logging.getLogger("magellan").error("startup failed, not going READY: boom")
             await wait_for(lambda: len(receiver.received) >= 5, 10, "five notifications")
             await asyncio.sleep(0.3)

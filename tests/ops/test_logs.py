@@ -18,7 +18,7 @@ from pathlib import Path
 import orjson
 import pytest
 
-from magellan_daemon.logs import (
+from magellan_daemon.observability.logs import (
     RateLimit,
     configure_logging,
     encode_journal_entry,
@@ -38,7 +38,7 @@ ORDER_FIELDS = {
 ORDER_LINE = "filled    bear_trap    TSLA   buy  qty=10 price=241.5 cid=bt-20240105-TSLA-entry"
 FAKE_SECRET = "FAKE-registered-secret-0123456789"
 FAKE_ENV_SECRET = "FAKEenvSECRETabcdefghij"
-log = logging.getLogger("magellan_daemon.events")
+log = logging.getLogger("magellan_daemon.execution.events")
 
 
 class TtyStringIO(io.StringIO):
@@ -170,7 +170,7 @@ def test_json_lines_carry_fields_and_exception() -> None:
     first, second = (orjson.loads(line) for line in lines)
     assert first["msg"] == ORDER_LINE
     assert first["level"] == "INFO"
-    assert first["logger"] == "magellan_daemon.events"
+    assert first["logger"] == "magellan_daemon.execution.events"
     assert first["strategy"] == "bear_trap"
     assert first["client_order_id"] == "bt-20240105-TSLA-entry"
     assert first["order_id"] == "9f1c-77"
@@ -200,7 +200,7 @@ def test_journal_entries_carry_priority_and_fields(
     assert info["ORDER_ID"] == b"9f1c-77"
     assert info["EVENT"] == b"fill"
     assert info["SYSLOG_IDENTIFIER"] == b"magellan"
-    assert info["LOGGER"] == b"magellan_daemon.events"
+    assert info["LOGGER"] == b"magellan_daemon.execution.events"
     assert info["CODE_FILE"].endswith(b"test_logs.py")
     assert info["CODE_FUNC"] == b"log_order_and_failure"
     assert int(info["CODE_LINE"]) > 0
@@ -378,9 +378,9 @@ journalctl --directory=/run/log/journal --all -o json SYSLOG_IDENTIFIER=magellan
 """
 REAL_JOURNAL_WRITER = """
 import io, logging
-from magellan_daemon.logs import configure_logging
+from magellan_daemon.observability.logs import configure_logging
 configure_logging("journal", stream=io.StringIO(), environ={})
-log = logging.getLogger("magellan_daemon.events")
+log = logging.getLogger("magellan_daemon.execution.events")
 fields = {"STRATEGY": "bear_trap", "CLIENT_ORDER_ID": "bt-real-1", "EVENT": "fill"}
 log.info("filled bear_trap TSLA qty=1", extra={"fields": fields})
 try:

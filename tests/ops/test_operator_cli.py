@@ -15,10 +15,10 @@ from pathlib import Path
 import orjson
 import pytest
 
-from magellan_daemon.cli import main
-from magellan_daemon.clock import VirtualClock
-from magellan_daemon.control import ControlChannel
+from magellan_core.clock import VirtualClock
+from magellan_daemon.cli.main import main
 from magellan_daemon.domain import BrokerEvent, BrokerOrderId, ClientOrderId
+from magellan_daemon.ledger.control import ControlChannel
 from magellan_daemon.ledger.store import Ledger
 from strategies.model import Intent
 from tests.e2e.harness import Daemon, Sim, config_dir, ny, wait_for

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from magellan_daemon import sdnotify
+from magellan_daemon.observability import sdnotify
 
 WATCHDOG_USEC = 200_000  # 200 ms: pings every 100 ms
 

@@ -16,11 +16,11 @@ from alpaca.data.historical import StockHistoricalDataClient
 from alpaca.trading.client import TradingClient
 from alpaca.trading.stream import TradingStream
 
-from magellan_daemon.clock import VirtualClock
-from magellan_daemon.sim.calendar import SessionCalendar
-from magellan_daemon.sim.exchange import Exchange
-from magellan_daemon.sim.market import MarketData
-from magellan_daemon.sim.server import SimServer
+from magellan_core.clock import VirtualClock
+from magellan_sim.exchange.exchange import Exchange
+from magellan_sim.market.calendar import SessionCalendar
+from magellan_sim.market.market import MarketData
+from magellan_sim.server.server import SimServer
 
 KEY = "test-key"
 SECRET = "test-secret"

@@ -9,9 +9,9 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
-from magellan_daemon.clock import VirtualClock
-from magellan_daemon.sim.exchange import Exchange
-from magellan_daemon.sim.market import MarketData
+from magellan_core.clock import VirtualClock
+from magellan_sim.exchange.exchange import Exchange
+from magellan_sim.market.market import MarketData
 
 KEY = "core-key"
 # 2024-12-10 (EST): the session opens 14:30Z and closes 21:00Z.

@@ -12,7 +12,7 @@ import pytest
 from desk import KEY, at
 from test_core_pending import holding, refused, replace, stop
 
-from magellan_daemon.sim.market import MarketData
+from magellan_sim.market.market import MarketData
 
 
 @pytest.fixture(scope="module")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime
 
-from magellan_daemon.sim.calendar import SessionCalendar
+from magellan_sim.market.calendar import SessionCalendar
 
 
 def test_holidays_and_early_close() -> None:

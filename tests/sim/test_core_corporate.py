@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 from desk import KEY, Desk, at
 
-from magellan_daemon.corporate_actions import CorporateAction
-from magellan_daemon.sim.corporate import CorporateBook, dividend_amount, split_holding
-from magellan_daemon.sim.market import MarketData
+from magellan_core.corporate_actions import CorporateAction
+from magellan_sim.market.corporate import CorporateBook, dividend_amount, split_holding
+from magellan_sim.market.market import MarketData
 
 SPLIT_AT = datetime(2024, 12, 11, 5, 0, tzinfo=UTC)  # 00:00 New York (EST) on the ex-date
 GME_SPLIT = CorporateAction(

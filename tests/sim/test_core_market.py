@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from magellan_daemon.clock import VirtualClock
-from magellan_daemon.sim.errors import SimError
-from magellan_daemon.sim.exchange import Exchange
-from magellan_daemon.sim.faults import Faults
-from magellan_daemon.sim.market import MarketData
+from magellan_core.clock import VirtualClock
+from magellan_sim.errors import SimError
+from magellan_sim.exchange.exchange import Exchange
+from magellan_sim.exchange.faults import Faults
+from magellan_sim.market.market import MarketData
 
 NOW = datetime(2024, 12, 10, 14, 31, 30, tzinfo=UTC)
 

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 from desk import CLOSE, KEY, OPEN, Desk, at
 
-from magellan_daemon.sim.errors import SimError
-from magellan_daemon.sim.market import MarketData
+from magellan_sim.errors import SimError
+from magellan_sim.market.market import MarketData
 
 
 @pytest.fixture(scope="module")

@@ -15,9 +15,9 @@ from pathlib import Path
 import pytest
 from desk import KEY, Desk, at
 
-from magellan_daemon.sim.errors import SimError
-from magellan_daemon.sim.market import MarketData
-from magellan_daemon.sim.pending import Pending, PendingBook
+from magellan_sim.errors import SimError
+from magellan_sim.exchange.pending import Pending, PendingBook
+from magellan_sim.market.market import MarketData
 
 
 @pytest.fixture(scope="module")

@@ -8,10 +8,10 @@ from decimal import Decimal
 import numpy as np
 import pytest
 
-from magellan_daemon.clock import VirtualClock
-from magellan_daemon.sim.calendar import SessionCalendar
-from magellan_daemon.sim.exchange import Exchange
-from magellan_daemon.sim.market import MarketData
+from magellan_core.clock import VirtualClock
+from magellan_sim.exchange.exchange import Exchange
+from magellan_sim.market.calendar import SessionCalendar
+from magellan_sim.market.market import MarketData
 
 START = date(2025, 3, 3)
 SYMBOLS = ["SPY", "AMC"]

@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 from desk import KEY, Desk, at
 
-from magellan_daemon.sim.errors import SimError
-from magellan_daemon.sim.market import MarketData
-from magellan_daemon.sim.washtrade import Shape, conflicting, could_trade
+from magellan_sim.errors import SimError
+from magellan_sim.exchange.washtrade import Shape, conflicting, could_trade
+from magellan_sim.market.market import MarketData
 
 
 def limit(side: str, price: str) -> Shape:

@@ -11,7 +11,7 @@ from alpaca.common.exceptions import APIError
 from alpaca.trading.client import TradingClient
 from alpaca.trading.requests import GetCalendarRequest
 
-from magellan_daemon.sim.server import SimServer
+from magellan_sim.server.server import SimServer
 
 
 async def test_account_clock_and_calendar_parse(sim) -> None:

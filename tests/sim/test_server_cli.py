@@ -13,8 +13,8 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 
-from magellan_daemon.sim.cli import configure
-from magellan_daemon.sim.factory import SimOptions, build_exchange
+from magellan_sim.cli import configure
+from magellan_sim.factory import SimOptions, build_exchange
 
 READY = re.compile(r"^magellan-sim listening on (http://127\.0\.0\.1:(\d+))\n$")
 

@@ -25,12 +25,12 @@ from alpaca.trading.client import TradingClient
 from alpaca.trading.enums import OrderSide, TimeInForce
 from alpaca.trading.requests import LimitOrderRequest, MarketOrderRequest, StopOrderRequest
 
-from magellan_daemon.cli import main
-from magellan_daemon.clock import VirtualClock
-from magellan_daemon.corporate_actions import load_corporate_actions
-from magellan_daemon.sim.exchange import Exchange
-from magellan_daemon.sim.factory import SimOptions, corporate_actions_of
-from magellan_daemon.sim.market import MarketData
+from magellan_core.clock import VirtualClock
+from magellan_core.corporate_actions import load_corporate_actions
+from magellan_daemon.cli.main import main
+from magellan_sim.exchange.exchange import Exchange
+from magellan_sim.factory import SimOptions, corporate_actions_of
+from magellan_sim.market.market import MarketData
 from tests.sim.conftest import KEY, SECRET
 
 MINUTE = timedelta(minutes=1)

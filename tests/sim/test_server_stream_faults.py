@@ -19,8 +19,8 @@ from alpaca.data.live import StockDataStream
 from alpaca.trading.enums import OrderSide, TimeInForce
 from alpaca.trading.requests import LimitOrderRequest, MarketOrderRequest, ReplaceOrderRequest
 
-from magellan_daemon.sim.faults import Faults
-from magellan_daemon.sim.streamfaults import Fate, StreamFaults
+from magellan_sim.exchange.faults import Faults
+from magellan_sim.server.streamfaults import Fate, StreamFaults
 
 MINUTE = timedelta(minutes=1)
 SECOND = timedelta(seconds=1)

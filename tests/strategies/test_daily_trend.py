@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 from trend_helpers import bar, est_session, fill, pandas_rsi, params, sessions
 
-from magellan_daemon.signals_replay import Decision, Replay
+from magellan_daemon.backtest.signals_replay import Decision, Replay
 from strategies.bars_csv import iter_bars, symbol_files
 from strategies.daily_trend import DailyTrend, DailyTrendParams
 from strategies.model import OrderUpdate

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 from trend_helpers import bar, est_session, pandas_rsi, params, sessions
 
-from magellan_daemon.signals_replay import Decision, Replay
+from magellan_daemon.backtest.signals_replay import Decision, Replay
 from strategies.bars_csv import iter_bars, symbol_files
 from strategies.hourly_swing import HourlySwing, HourlySwingParams
 

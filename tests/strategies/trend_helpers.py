@@ -9,9 +9,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from magellan_daemon.config import load_strategy_params
-from magellan_daemon.signals_replay import SessionLookup
-from magellan_daemon.sim.calendar import SessionCalendar
+from magellan_daemon.backtest.signals_replay import SessionLookup
+from magellan_daemon.config.loading import load_strategy_params
+from magellan_sim.market.calendar import SessionCalendar
 from strategies.model import Bar, Intent, OrderUpdate, Timeframe
 from strategies.session import Session
 

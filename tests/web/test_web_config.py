@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from magellan_daemon.config import load_config
+from magellan_daemon.config.loading import load_config
 from magellan_daemon.errors import ConfigError
 from tests.e2e.harness import REPO, config_dir
 

@@ -1,0 +1,2 @@
+"""The ``magellan`` command (``main``) and its sub-commands: the top layer, which may import
+anything and which nothing imports."""

@@ -1,0 +1,458 @@
+"""One strategy inside the daemon: its own queue of news, worked by one task.
+
+Bars, clock ticks, order updates, warm-up history and the restart sync are all posted to the
+runner's queue and handled one at a time by ``run``: the (pure) strategy is never called
+from two places at once, and nobody who posts waits for it (a stream consumer posts and
+goes on). Every call goes through ``_call``, which catches a strategy exception, logs
+strategy and symbol, and turns it into "no intent for this symbol": one bad bar never stops
+the others. After each call the evaluations, the intents and the strategy's snapshot are
+written to the ledger before the intents are handed to the router (``submit``: queued on
+their lanes, never awaited), so a restart rebuilds the strategy exactly and an intent is
+never lost.
+
+A strategy whose state is kept per symbol (``per_symbol_state``: Bear Trap, which may watch
+the whole market) is saved incrementally: before the router sees an intent, the symbols
+that decided something (an intent, an evaluation record, an order update) are written; the
+symbols whose bars were quiet are written together every ``QUIET_SAVE_EVERY`` of market
+time, after the router had its turn. A quiet bar only moves indicators, and the bar feed
+hands every bar after a symbol's saved last bar to the strategy again after a restart (as
+warm-up when it is stale), so the rebuilt state is the same. Such a strategy is also asked
+for no records of skipped bars (``explain_skips``): the ledger keeps the decisions that
+matter, not every quiet bar of 10,000 symbols.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from operator import attrgetter
+from typing import Any
+
+from magellan_core.clock import Clock
+from magellan_daemon.execution.router import OrderRouter
+from magellan_daemon.ledger.store import Ledger
+from magellan_daemon.runtime.sessions import SessionBook
+from magellan_daemon.timefmt import iso, parse_iso
+from magellan_daemon.timefmt import session_date as session_day
+from strategies.model import Bar, HoldingView, OrderUpdate, Step, Strategy
+
+log = logging.getLogger(__name__)
+QUIET_SAVE_EVERY = timedelta(minutes=5)
+_BAR_ORDER = attrgetter("t", "symbol")
+TIMEFRAME_LENGTH = {  # how long a bar of each timeframe lasts
+    "1Min": timedelta(minutes=1),
+    "1Hour": timedelta(hours=1),
+    "1Day": timedelta(days=1),
+}
+
+
+@dataclass(eq=False)
+class _Post:
+    """One item of a runner's queue; ``done`` completes when it was handled."""
+
+    kind: str  # bars, warmup, clock, update, sync, save
+    payload: Any
+    done: asyncio.Future[int] | None = field(default=None)
+
+
+class StrategyRunner:
+    """Feeds one strategy and routes what it decides."""
+
+    def __init__(
+        self,
+        *,
+        name: str,
+        strategy: Strategy,
+        symbols: Iterable[str],
+        ledger: Ledger,
+        router: OrderRouter,
+        clock: Clock,
+        sessions: Callable[[], SessionBook],
+        execution_delay: timedelta = timedelta(0),
+    ) -> None:
+        self.name = name
+        self.strategy = strategy
+        self.symbols = sorted(set(symbols))
+        self.timeframe: str = strategy.timeframe
+        self._ledger = ledger
+        self._router = router
+        self._clock = clock
+        self._sessions = sessions
+        self.execution_delay = execution_delay
+        self._queue: asyncio.Queue[_Post] = asyncio.Queue()
+        self.last_bar: dict[str, datetime] = {}
+        # "SYMBOL@YYYY-MM-DD" of the splits the strategy's state was re-based for (saved
+        # with the snapshot, so a restart never re-bases it twice)
+        self.rebased: set[str] = set()
+        self.errors = 0
+        self._per_symbol = bool(getattr(strategy, "per_symbol_state", False))
+        self._dirty: set[str] = set()  # per-symbol strategies: changed since their last save
+        self._quiet_saved_at: datetime | None = None
+        self._save_posted = False
+        self._submitted = False
+        self._working = False
+        _no_skip_records(strategy)
+
+    # -- state ---------------------------------------------------------------------------
+
+    def snapshot(self) -> dict[str, Any]:
+        """The strategy's snapshot plus the last bar seen per symbol."""
+        return {
+            "strategy": self.strategy.snapshot(),
+            "last_bar": {s: iso(t) for s, t in self.last_bar.items()},
+            "rebased": sorted(self.rebased),
+        }
+
+    def restore(self, factory: Callable[[dict[str, Any] | None], Strategy]) -> bool:
+        """Rebuild the strategy from the ledger's snapshot; False when there is none."""
+        saved = self._ledger.load_strategy_state(self.name)
+        if not saved:
+            return False
+        self.strategy = factory(saved["strategy"])
+        _no_skip_records(self.strategy)
+        self.last_bar = {s: parse_iso(t) for s, t in saved.get("last_bar", {}).items()}
+        self.rebased = set(saved.get("rebased", ()))
+        # Written whole on the first save (the file may hold a one-row snapshot).
+        self._dirty.update(saved["strategy"].get("symbols", ()))
+        return True
+
+    def save(self, symbols: Iterable[str] | None = None) -> None:
+        """Write the state to the ledger: the whole snapshot, or for a per-symbol strategy
+        the given symbols (default: every symbol changed since its last save)."""
+        now = self._clock.now()
+        if not self._per_symbol:
+            self._ledger.save_strategy_state(self.name, self.snapshot(), now)
+            return
+        chosen = set(self._dirty if symbols is None else symbols)
+        part = self.strategy.snapshot(symbols=chosen)  # type: ignore[call-arg]
+        entries = part.pop("symbols")
+        header = {
+            "strategy": {**part, "symbols": {}},
+            "last_bar": {},
+            "rebased": sorted(self.rebased),
+        }
+        self._ledger.strategy_states.save(self.name, header, entries, self.last_bar, now)
+        self._dirty -= chosen
+        if symbols is None:
+            self._quiet_saved_at = now
+
+    @property
+    def idle(self) -> bool:
+        """Nothing posted is waiting or being handled (a backtest steps time when idle)."""
+        return not self._working and self._queue.empty()
+
+    # -- posting (never waits for the strategy) ------------------------------------------
+
+    def post_bars(self, bars: Sequence[Bar]) -> None:
+        """Completed bars to evaluate."""
+        self._queue.put_nowait(_Post("bars", list(bars)))
+
+    def post_update(self, update: OrderUpdate) -> None:
+        """News about one of the strategy's own orders."""
+        self._queue.put_nowait(_Post("update", update))
+
+    def post_warmup(self, bars: Sequence[Bar]) -> None:
+        """History to feed without deciding anything (never waits)."""
+        self._queue.put_nowait(_Post("warmup", list(bars)))
+
+    def post_clock(self, now: datetime) -> None:
+        """The time alone (time-driven exits of a strategy that has them)."""
+        self._queue.put_nowait(_Post("clock", now))
+
+    def evaluate_now(self, bars: Sequence[Bar], now: datetime | None = None) -> bool:
+        """Handle ``bars`` (then a clock tick at ``now``) at once, in the caller's turn of
+        the loop: what ``run`` does with them, for a caller that steps time itself (a
+        backtest), and only while the runner is idle, so nothing posted is overtaken. True
+        when intents went to the router (the caller then lets the lanes work)."""
+        if not self.idle:
+            raise RuntimeError(f"runner {self.name} is busy: post instead")
+        self._working = True
+        try:
+            if bars:
+                self._on_bars(list(bars))
+            if now is not None:
+                self._on_clock(now)
+        finally:
+            self._working = False
+        submitted, self._submitted = self._submitted, False
+        return submitted
+
+    async def feed(self, bars: Sequence[Bar]) -> int:
+        """Evaluate bars and wait until they were handled; returns how many were new."""
+        return await self._call_and_wait("bars", list(bars))
+
+    async def warmup(self, bars: Iterable[Bar]) -> int:
+        """Feed history without producing intents; returns how many bars were new."""
+        return await self._call_and_wait("warmup", list(bars))
+
+    async def sync(self, views: Mapping[str, HoldingView]) -> int:
+        """After a restart: the ledger's view of the strategy's holdings (see
+        ``Strategy.sync``); returns how many intents it produced."""
+        return await self._call_and_wait("sync", dict(views))
+
+    async def rebase(self, symbol: str, ex_date: date, ratio: float) -> bool:
+        """A split of ``ratio`` on ``symbol`` took effect on ``ex_date``: re-base the
+        strategy's state (``Strategy.rebase``) once, if it was built on the old scale (no
+        bar of the ex-date or later seen). True when it was re-based now."""
+        return bool(await self._call_and_wait("rebase", (symbol, ex_date, ratio)))
+
+    async def _call_and_wait(self, kind: str, payload: Any) -> int:
+        done: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+        self._queue.put_nowait(_Post(kind, payload, done))
+        return await done
+
+    # -- the worker ----------------------------------------------------------------------
+
+    async def run(self) -> None:
+        """Handle posted items forever, one at a time (the daemon supervises this task)."""
+        while True:
+            self._working = False
+            post = await self._queue.get()
+            self._working = True
+            if post.kind == "save":
+                # Let the lanes start on what was just submitted before this long write.
+                await asyncio.sleep(0)
+            try:
+                result = self._handle(post)
+            except Exception as exc:
+                if post.done is not None and not post.done.done():
+                    post.done.set_exception(exc)
+                raise
+            if post.done is not None and not post.done.done():
+                post.done.set_result(result)
+            if self._submitted:
+                # The lanes send what was just submitted before the next post is evaluated.
+                self._submitted = False
+                await asyncio.sleep(0)
+
+    def _handle(self, post: _Post) -> int:
+        if post.kind == "bars":
+            return self._on_bars(post.payload)
+        if post.kind == "warmup":
+            return self._warmup(post.payload)
+        if post.kind == "update":
+            update: OrderUpdate = post.payload
+            step = self._call(update.symbol, lambda: self.strategy.on_order_update(update))
+            self._record([step] if step is not None else [], changed=(update.symbol,))
+            return 0
+        if post.kind == "clock":
+            return self._on_clock(post.payload)
+        if post.kind == "sync":
+            views = post.payload
+            step = self._call("*", lambda: self.strategy.sync(views, self._clock.now()))
+            self._dirty.update(views)
+            count = self._record([step] if step is not None else [])
+            self.save()
+            return count
+        if post.kind == "rebase":
+            return self._rebase(*post.payload)
+        if post.kind == "save":
+            self._save_posted = False
+            self.save()
+        return 0
+
+    def _rebase(self, symbol: str, ex_date: date, ratio: float) -> int:
+        key = f"{symbol}@{ex_date.isoformat()}"
+        if key in self.rebased:
+            return 0
+        self.rebased.add(key)
+        seen = self.last_bar.get(symbol)
+        rebase = getattr(self.strategy, "rebase", None)
+        done = 0
+        if rebase is not None and (seen is None or session_day(seen) < ex_date):
+            self._call(symbol, lambda: rebase(symbol, ratio) or Step())
+            done = 1
+        self._dirty.add(symbol)
+        self.save()
+        return done
+
+    def new_bars(self, bars: Iterable[Bar]) -> list[Bar]:
+        """The bars not seen yet, oldest first (a bar is processed once)."""
+        seen = self.last_bar.get
+        fresh = [b for b in bars if (last := seen(b.symbol)) is None or b.t > last]
+        fresh.sort(key=_BAR_ORDER)
+        return fresh
+
+    def _warmup(self, bars: list[Bar]) -> int:
+        fresh = self.new_bars(bars)
+        if not fresh:
+            return 0
+        self.strategy.warmup(fresh, self._sessions().on)
+        for bar in fresh:
+            self.last_bar[bar.symbol] = bar.t
+        if self._per_symbol:
+            self._dirty.update(b.symbol for b in fresh)
+        self.save()
+        return len(fresh)
+
+    def _on_bars(self, bars: list[Bar]) -> int:
+        fresh = self.new_bars(bars)
+        if not fresh:
+            return 0
+        book = self._sessions()
+        steps: list[Step] = []
+        last_bar, on_bar = self.last_bar, self.strategy.on_bar
+        sessions: dict[datetime, Any] = {}  # one lookup per bar time, not per bar
+        for bar in fresh:
+            t = bar.t
+            last_bar[bar.symbol] = t
+            session = sessions.get(t)
+            if session is None and t not in sessions:
+                session = sessions[t] = book.for_bar_start(t)
+            try:
+                step = on_bar(bar, session=session)
+            except Exception:
+                self.errors += 1
+                log.exception(
+                    "strategy %s failed on %s: no intent for this symbol", self.name, bar.symbol
+                )
+                continue
+            if step.intents or step.evaluations:
+                steps.append(step)
+        if self._per_symbol:
+            self._dirty.update(b.symbol for b in fresh)
+        self._record(steps)
+        return len(fresh)
+
+    def _on_clock(self, now: datetime) -> int:
+        on_clock = getattr(self.strategy, "on_clock", None)
+        if on_clock is None:
+            return 0
+        session = self._sessions().for_bar_start(now)
+        step = self._call("*", lambda: on_clock(now, session))
+        return self._record([step] if step is not None else [])
+
+    def _call(self, symbol: str, fn: Callable[[], Step]) -> Step | None:
+        try:
+            return fn()
+        except Exception:
+            self.errors += 1
+            log.exception("strategy %s failed on %s: no intent for this symbol", self.name, symbol)
+            return None
+
+    def _record(self, steps: Sequence[Step], changed: Iterable[str] = ()) -> int:
+        """Store evaluations and intents, save the state (see the module docstring), hand
+        the intents to the router. Returns how many intents were produced."""
+        now = self._clock.now()
+        if not steps and not changed and self._per_symbol:
+            self._save_decided(now, set())  # a quiet call: only the interval save is due
+            return 0
+        evaluations = [e for s in steps for e in s.evaluations]
+        intents = [i for s in steps for i in s.intents]
+        if evaluations:
+            self._ledger.record_evaluations(evaluations, now)
+        for evaluation in evaluations:
+            if evaluation.decision in ("enter", "exit"):
+                log.info(
+                    "signal    %-12s %-6s %s: %s",
+                    self.name,
+                    evaluation.symbol,
+                    evaluation.decision,
+                    evaluation.reason,
+                    extra={
+                        "fields": {
+                            "STRATEGY": self.name,
+                            "SYMBOL": evaluation.symbol,
+                            "EVENT": "signal",
+                        }
+                    },
+                )
+        now_intents, now_ids = [], []
+        for intent in intents:
+            if intent.execute == "next_open":
+                self._add_next_open(intent, now)
+                continue
+            row = self._ledger.add_intent(intent, now=now)
+            now_intents.append(intent)
+            now_ids.append(row.id)
+        self._save_decided(
+            now, {*changed, *(e.symbol for e in evaluations), *(i.symbol for i in intents)}
+        )
+        if now_intents:
+            self._router.submit(now_intents, now_ids)
+            self._submitted = True
+        return len(intents)
+
+    def _save_decided(self, now: datetime, decided: set[str]) -> None:
+        """Before the router: the symbols that decided (a per-symbol strategy) or the whole
+        snapshot; the quiet symbols later, in a save of their own (see the module doc)."""
+        if not self._per_symbol:
+            self.save()
+            return
+        decided.discard("*")
+        if decided:
+            self.save(decided)
+        if self._quiet_saved_at is None:
+            self._quiet_saved_at = now
+        elif (
+            self._dirty and not self._save_posted and now - self._quiet_saved_at >= QUIET_SAVE_EVERY
+        ):
+            self._save_posted = True
+            self._queue.put_nowait(_Post("save", None))
+
+    def _add_next_open(self, intent: Any, now: datetime) -> None:
+        session = self._sessions().current_or_next(now)
+        if session is not None and session.open <= now:
+            session = self._sessions().next_after(session)
+        if session is None:
+            log.error("no next session in the calendar for %s %s", self.name, intent.symbol)
+            return
+        self._ledger.add_intent(
+            intent,
+            now=now,
+            not_before=session.open + self.execution_delay,
+            expires_at=session.close,
+        )
+        log.info(
+            "pending   %-12s %-6s %s %s at %s",
+            self.name,
+            intent.symbol,
+            intent.action,
+            intent.leg,
+            (session.open + self.execution_delay).isoformat(),
+        )
+
+    # -- pending intents (no strategy code: the ledger's rows and the router) -------------
+
+    def due_pending(self) -> tuple[list[Any], list[int], int]:
+        """This strategy's pending next-open intents that are due now, and how many expired
+        (each with a WARNING line). A sent intent is not pending any more, and the router
+        never sends a client_order_id twice, so calling this again is safe."""
+        now = self._clock.now()
+        due, due_ids, expired = [], [], 0
+        for row in self._ledger.intents("pending"):
+            if row.intent.strategy != self.name or row.intent.execute != "next_open":
+                continue
+            if row.expires_at is not None and now >= row.expires_at:
+                self._ledger.set_intent_status(
+                    row.id, "expired", "session ended before it was sent", now
+                )
+                log.warning(
+                    "expired   %-12s %-6s %s %s: its session ended before it was sent",
+                    self.name,
+                    row.intent.symbol,
+                    row.intent.action,
+                    row.intent.leg,
+                )
+                expired += 1
+            elif row.not_before is None or row.not_before <= now:
+                due.append(row.intent)
+                due_ids.append(row.id)
+        return due, due_ids, expired
+
+    async def execute_pending(self) -> tuple[int, int]:
+        """Send the due pending intents and wait until the router executed them; returns
+        (sent, expired)."""
+        due, due_ids, expired = self.due_pending()
+        if due:
+            await self._router.execute(due, due_ids)
+        return len(due), expired
+
+
+def _no_skip_records(strategy: Strategy) -> None:
+    """A strategy that can leave skipped bars unexplained is asked to (module docstring)."""
+    if getattr(strategy, "explain_skips", None) is not None:
+        strategy.explain_skips = False  # type: ignore[attr-defined]

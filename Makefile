@@ -23,8 +23,9 @@ fmt: $(STAMP)
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
+# The long scenarios (pytest -m long: whole days in a real daemon process) run in make chaos.
 test: lint
-	$(BIN)/pytest -q -n 2 --dist loadfile
+	$(BIN)/pytest -q -n 2 --dist loadfile -m "not long"
 
 # The long chaos run: refusal sequences, busy and real-bar scenarios (faults, aimed SIGKILLs,
 # restarts), the model-based exit test, bad-input fuzzing and a soak, then one table. Repeat
@@ -33,6 +34,7 @@ test: lint
 CHAOS_ARGS ?= --seed 1 --scenarios 4 --busy-scenarios 7 --refusals alternate --model-examples 2000 \
 	--fuzz-examples 300 --soak-days 5
 chaos: $(STAMP)
+	$(BIN)/pytest -q -n 2 --dist loadfile -m long
 	$(BIN)/python -m tests.chaos.run $(CHAOS_ARGS)
 
 run-paper: $(STAMP)

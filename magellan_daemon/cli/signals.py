@@ -33,7 +33,7 @@ from strategies.bars_csv import BarFileError, iter_bars, symbol_files
 from strategies.registry import REGISTRY, descriptor
 
 DEFAULT_EQUITY = 100_000.0
-DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "configs" / "magellan.toml"
+DEFAULT_CONFIG = Path(__file__).resolve().parents[2] / "configs" / "magellan.toml"
 
 
 def configure(parser: argparse.ArgumentParser) -> None:

@@ -31,8 +31,8 @@ from magellan_daemon.execution.router import OrderRouter, StrategyRouting
 from magellan_daemon.ledger.store import Ledger
 from magellan_daemon.ledger.tradelog import TradeLogWriter
 from magellan_daemon.reconciliation.corporate_watch import CorporateActionWatch
-from magellan_daemon.runtime.sessions import SessionBook
 from magellan_daemon.runtime.strategy_runner import StrategyRunner
+from magellan_daemon.sessions import SessionBook
 from magellan_sim.exchange.exchange import Exchange
 from magellan_sim.market.calendar import SessionCalendar
 from magellan_sim.market.market import MarketData

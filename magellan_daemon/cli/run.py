@@ -205,7 +205,7 @@ async def _main(config: Any, mode: str, keys: dict[str, Any], args: argparse.Nam
     from magellan_daemon.adapters.alpaca.errors import BrokerFatal
     from magellan_daemon.node.daemon import EXIT_BROKER_FATAL, EXIT_FAILURE
     from magellan_daemon.node.modes import build_runtime
-    from magellan_daemon.node.tasks import spawn
+    from magellan_daemon.tasks import spawn
 
     runtime = await build_runtime(config, mode, keys, args)
     daemon = runtime.daemon

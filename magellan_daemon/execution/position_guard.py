@@ -39,7 +39,7 @@ from datetime import datetime, time, timedelta
 from magellan_core.clock import Clock
 from magellan_daemon.execution.router import STOP_LEG, OrderRouter
 from magellan_daemon.ledger.store import Ledger, OrderRow
-from magellan_daemon.runtime.sessions import SessionBook
+from magellan_daemon.sessions import SessionBook
 from magellan_daemon.timefmt import NEW_YORK
 from strategies.model import Intent
 

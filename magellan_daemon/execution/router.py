@@ -46,7 +46,7 @@ from magellan_daemon.execution.events import EventSink
 from magellan_daemon.execution.order_path import OrderPath
 from magellan_daemon.ledger.order_fsm import OrderStatus
 from magellan_daemon.ledger.store import Ledger, OrderRow
-from magellan_daemon.node.tasks import spawn
+from magellan_daemon.tasks import spawn
 from magellan_daemon.timefmt import session_date
 from strategies.model import Intent
 from strategies.params import RiskLimits

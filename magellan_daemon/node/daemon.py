@@ -56,7 +56,6 @@ from magellan_daemon.ledger.tradelog import TradeLogWriter, rebuild_all
 from magellan_daemon.node.commands import OperatorCommands
 from magellan_daemon.node.emergency_totals import EmergencyTotals
 from magellan_daemon.node.health import SelfReport
-from magellan_daemon.node.tasks import Supervisor
 from magellan_daemon.notify.service import build_notifications
 from magellan_daemon.notify.summary import daily_summary
 from magellan_daemon.observability.metrics import Metrics, MetricsServer
@@ -66,8 +65,9 @@ from magellan_daemon.reconciliation.recovery import Recovery
 from magellan_daemon.runtime.bar_feed import BarFeed
 from magellan_daemon.runtime.jobs import SessionJobs, warmup_bars
 from magellan_daemon.runtime.scheduler import JobScheduler
-from magellan_daemon.runtime.sessions import SessionBook, calendar_window
 from magellan_daemon.runtime.strategy_runner import TIMEFRAME_LENGTH, StrategyRunner
+from magellan_daemon.sessions import SessionBook, calendar_window
+from magellan_daemon.tasks import Supervisor
 from magellan_daemon.timefmt import NEW_YORK
 from magellan_daemon.web.server import StatusServer, start_status_page
 from strategies.model import Bar, OrderUpdate

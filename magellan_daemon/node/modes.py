@@ -27,7 +27,7 @@ from typing import Any
 from magellan_core.clock import Clock, VirtualClock, WallClock
 from magellan_daemon.config.loading import MagellanConfig
 from magellan_daemon.node.daemon import Daemon, Endpoint
-from magellan_daemon.node.tasks import spawn
+from magellan_daemon.tasks import spawn
 
 log = logging.getLogger("magellan")
 FAST_FORWARD_MARGIN = timedelta(minutes=2)

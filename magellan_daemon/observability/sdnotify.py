@@ -124,7 +124,7 @@ async def watchdog_task(
     not be kept alive by a loop that still answers).
 
     Returns at once when no watchdog is configured; otherwise runs until cancelled. Start it
-    with ``magellan_daemon.node.tasks.spawn`` on the daemon's loop.
+    with ``magellan_daemon.tasks.spawn`` on the daemon's loop.
     """
     interval = watchdog_interval() if clock_free_interval is None else clock_free_interval
     if interval is None:

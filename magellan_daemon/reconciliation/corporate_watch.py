@@ -40,9 +40,9 @@ from magellan_daemon.adapters.alpaca.errors import BrokerError
 from magellan_daemon.execution.order_path import OrderPath
 from magellan_daemon.ledger.split_accounting import whole_shares
 from magellan_daemon.ledger.store import Ledger
-from magellan_daemon.node.tasks import spawn
 from magellan_daemon.reconciliation.holdings import holding_views
 from magellan_daemon.runtime.strategy_runner import StrategyRunner
+from magellan_daemon.tasks import spawn
 from magellan_daemon.timefmt import NEW_YORK, session_date
 from strategies.session import Session
 

@@ -38,8 +38,8 @@ from magellan_daemon.execution.order_path import OrderPath
 from magellan_daemon.execution.retrying import retried
 from magellan_daemon.ledger.order_fsm import OrderStatus, is_open
 from magellan_daemon.ledger.store import Ledger, OrderRow
-from magellan_daemon.node.tasks import spawn
 from magellan_daemon.reconciliation.reconcile import BrokerSnapshot, position_diff, reconcile
+from magellan_daemon.tasks import spawn
 
 log = logging.getLogger(__name__)
 RECONCILE_LOOKBACK = timedelta(days=7)

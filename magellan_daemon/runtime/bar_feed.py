@@ -31,8 +31,8 @@ from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 
 from magellan_core.clock import Clock
-from magellan_daemon.node.tasks import spawn
 from magellan_daemon.runtime.strategy_runner import StrategyRunner
+from magellan_daemon.tasks import spawn
 from strategies.model import Bar
 
 log = logging.getLogger(__name__)

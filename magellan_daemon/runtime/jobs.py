@@ -20,8 +20,8 @@ from datetime import datetime, timedelta
 
 from magellan_core.clock import Clock
 from magellan_daemon.runtime.scheduler import JobScheduler
-from magellan_daemon.runtime.sessions import SessionBook
 from magellan_daemon.runtime.strategy_runner import StrategyRunner
+from magellan_daemon.sessions import SessionBook
 from magellan_daemon.timefmt import NEW_YORK
 from strategies.descriptor import Drive, StrategySpec
 from strategies.model import Bar

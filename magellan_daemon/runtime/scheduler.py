@@ -22,7 +22,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.base import BaseTrigger
 
 from magellan_core.clock import Clock, VirtualClock
-from magellan_daemon.node.tasks import spawn
+from magellan_daemon.tasks import spawn
 from magellan_daemon.timefmt import NEW_YORK
 
 log = logging.getLogger(__name__)

@@ -34,7 +34,7 @@ from typing import Any
 from magellan_core.clock import Clock
 from magellan_daemon.execution.router import OrderRouter
 from magellan_daemon.ledger.store import Ledger
-from magellan_daemon.runtime.sessions import SessionBook
+from magellan_daemon.sessions import SessionBook
 from magellan_daemon.timefmt import iso, parse_iso
 from magellan_daemon.timefmt import session_date as session_day
 from strategies.model import Bar, HoldingView, OrderUpdate, Step, Strategy

@@ -18,8 +18,8 @@ import orjson
 from aiohttp import web
 
 from magellan_daemon.ledger.store import LEDGER_FILE
-from magellan_daemon.node.tasks import spawn
 from magellan_daemon.observability.logs import register_secret
+from magellan_daemon.tasks import spawn
 from magellan_daemon.web.settings import WebConfig, web_token
 from magellan_daemon.web.view import StatusView
 

@@ -39,8 +39,8 @@ from magellan_daemon.execution.router import OrderRouter, StrategyRouting
 from magellan_daemon.ledger.store import Ledger
 from magellan_daemon.ledger.tradelog import TradeLogWriter
 from magellan_daemon.reconciliation.recovery import Recovery
-from magellan_daemon.runtime.sessions import SessionBook
 from magellan_daemon.runtime.strategy_runner import StrategyRunner
+from magellan_daemon.sessions import SessionBook
 from magellan_sim.exchange.exchange import Exchange
 from magellan_sim.exchange.orders import OPEN_STATUSES
 from magellan_sim.market.calendar import SessionCalendar

@@ -27,8 +27,8 @@ from magellan_daemon.execution.order_watch import OrderWatch
 from magellan_daemon.execution.router import OrderRouter, StrategyRouting
 from magellan_daemon.ledger.store import Ledger, OrderRow
 from magellan_daemon.ledger.tradelog import TradeLogWriter
-from magellan_daemon.node.tasks import spawn
 from magellan_daemon.reconciliation.recovery import Recovery
+from magellan_daemon.tasks import spawn
 from magellan_sim.exchange.exchange import Exchange
 from magellan_sim.market.calendar import SessionCalendar
 from magellan_sim.market.market import MarketData

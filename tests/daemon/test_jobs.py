@@ -8,7 +8,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from magellan_daemon.runtime.jobs import owed_signal_session, warmup_bars
-from magellan_daemon.runtime.sessions import SessionBook
+from magellan_daemon.sessions import SessionBook
 from strategies.model import Bar
 from strategies.session import Session
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from magellan_daemon.execution.position_guard import GuardedStrategy, PositionGuard
-from magellan_daemon.runtime.sessions import SessionBook
+from magellan_daemon.sessions import SessionBook
 from magellan_sim.market.calendar import SessionCalendar
 from strategies.session import Session
 from tests.daemon.stack import Stack, order_stack

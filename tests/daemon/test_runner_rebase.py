@@ -10,8 +10,8 @@ from pathlib import Path
 
 from magellan_core.clock import VirtualClock
 from magellan_daemon.ledger.store import Ledger
-from magellan_daemon.runtime.sessions import SessionBook
 from magellan_daemon.runtime.strategy_runner import StrategyRunner
+from magellan_daemon.sessions import SessionBook
 from strategies.bear_trap import BearTrap, BearTrapParams
 from strategies.model import Bar
 from strategies.session import Session

@@ -12,11 +12,11 @@ from datetime import date
 
 import pytest
 
-from magellan_daemon.node.tasks import spawn
 from magellan_daemon.notify.bridge import NotifyHandler
 from magellan_daemon.notify.notifier import Message, Notifier
 from magellan_daemon.notify.service import apprise_sender
 from magellan_daemon.notify.settings import NotifyConfig
+from magellan_daemon.tasks import spawn
 from tests.e2e.harness import wait_for
 from tests.e2e.receiver import Receiver
 

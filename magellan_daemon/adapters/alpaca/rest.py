@@ -64,8 +64,8 @@ from magellan_daemon.adapters.alpaca.corporate import (
     activity_from_json,
 )
 from magellan_daemon.adapters.alpaca.errors import BrokerError, classify
+from magellan_daemon.adapters.bar_check import bar_problem
 from magellan_daemon.domain import BrokerFill, BrokerOrder, BrokerPosition
-from magellan_daemon.runtime.bar_check import bar_problem
 from magellan_daemon.timefmt import NEW_YORK
 from strategies.model import Bar, Timeframe
 from strategies.session import Session

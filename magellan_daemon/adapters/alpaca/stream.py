@@ -36,9 +36,9 @@ from alpaca.data.live.stock import StockDataStream
 from alpaca.trading.stream import TradingStream
 
 from magellan_daemon.adapters.alpaca.convert import event_from_trade_update
+from magellan_daemon.adapters.bar_check import bar_problem
 from magellan_daemon.domain import BrokerEvent
-from magellan_daemon.node.tasks import spawn
-from magellan_daemon.runtime.bar_check import bar_problem
+from magellan_daemon.tasks import spawn
 from strategies.model import Bar
 
 log = logging.getLogger(__name__)

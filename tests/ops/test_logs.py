@@ -18,14 +18,16 @@ from pathlib import Path
 import orjson
 import pytest
 
+from magellan_daemon.observability.journal import (
+    encode_journal_entry,
+    journal_field_name,
+    syslog_priority,
+)
 from magellan_daemon.observability.logs import (
     RateLimit,
     configure_logging,
-    encode_journal_entry,
-    journal_field_name,
     register_secret,
     resolve_format,
-    syslog_priority,
 )
 
 ORDER_FIELDS = {

@@ -6,10 +6,9 @@ import math
 from datetime import date, datetime
 from typing import Any
 
-# The leg of the resting protective stop order (at the broker, GTC) and the leg of the market
-# exit sent when the stop level is crossed with no stop resting: two different orders, never
-# to be confused (a refused market exit once read as a stop and stayed pending forever).
-PROTECTIVE_STOP_LEG = "protective_stop"
+# The leg of the market exit sent when the stop level is crossed with no stop resting: never
+# to be confused with the resting stop's ``PROTECTIVE_STOP_LEG`` (a refused market exit once
+# read as a stop and stayed pending forever).
 STOP_EXIT_LEG = "stop_exit"
 # Exits that sell part of the position: the rest stays under the stop while they work.
 PARTIAL_EXIT_LEGS = frozenset({"tp1", "tp2"})

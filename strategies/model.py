@@ -56,6 +56,10 @@ Decision = Literal["enter", "exit", "hold", "skip"]
 UpdateKind = Literal["fill", "canceled", "expired", "rejected", "stop"]
 Timeframe = Literal["1Min", "1Hour", "1Day"]
 ALL_SYMBOLS = "*"  # a universe of just this watches every symbol the feed sends
+# The leg of the resting protective stop order (at the broker, GTC): the strategies name it on
+# their stop intents, the daemon finds the stop among the open orders by it and reports it
+# under it. One home, so the two sides cannot drift apart.
+PROTECTIVE_STOP_LEG = "protective_stop"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -170,7 +174,7 @@ class HoldingView:
 
     def resting_stop(self) -> OpenOrderView | None:
         """The protective stop working for this position, if any."""
-        stops = [o for o in self.open_orders if o.leg == "protective_stop"]
+        stops = [o for o in self.open_orders if o.leg == PROTECTIVE_STOP_LEG]
         return stops[-1] if stops else None
 
 

@@ -22,10 +22,10 @@ from magellan_daemon.backtest import marks as marking
 from magellan_daemon.backtest import metrics
 from magellan_daemon.backtest.marks import CloseMark
 from magellan_daemon.backtest.run import RunStats
-from magellan_daemon.execution.router import STOP_LEG
 from magellan_daemon.ledger.store import Ledger
 from magellan_daemon.timefmt import NEW_YORK, parse_iso
 from magellan_sim.market.market import MarketData
+from strategies.model import PROTECTIVE_STOP_LEG
 
 TRADES_COLUMNS = (
     "strategy",
@@ -112,7 +112,7 @@ def _max_drawdown(curve: list[tuple[datetime, float]]) -> float:
 def exit_reason_kind(leg: str, reason: str) -> str:
     """The kind of an exit, for ``by_exit_reason``: the protective stop order, else the
     strategy's reason up to its first colon (``exit``, ``eod``, ``time stop``, ``tp1``...)."""
-    if leg == STOP_LEG:
+    if leg == PROTECTIVE_STOP_LEG:
         return "protective stop"
     kind = reason.split(":", 1)[0].strip()
     return kind or "unknown"

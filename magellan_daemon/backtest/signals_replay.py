@@ -10,7 +10,7 @@ independent here: no account-level gate applies), in bar order:
    never fills more than the simulated position (the rest is reported as ``canceled``);
 2. a resting protective stop (``place_stop``/``replace_stop``/``cancel_stop``) fills when the
    bar's low <= its stop price, at ``min(open, stop)``, as an ``OrderUpdate`` with leg
-   ``"protective_stop"`` (reported as an exit row);
+   ``PROTECTIVE_STOP_LEG`` (reported as an exit row);
 3. the bar goes to ``on_bar``; buy/sell intents are queued, stop intents applied at once.
 
 "Tradable" bar: a daily bar whose New York date is a session; an intraday bar starting
@@ -38,7 +38,7 @@ from typing import Any, TextIO
 
 from magellan_core.corporate_actions import SplitTable
 from magellan_daemon.timefmt import NEW_YORK
-from strategies.model import Bar, Intent, OrderUpdate, Step, Strategy
+from strategies.model import PROTECTIVE_STOP_LEG, Bar, Intent, OrderUpdate, Step, Strategy
 from strategies.rebase import shares_after
 from strategies.session import Session
 from strategies.sizing import shares_for
@@ -260,7 +260,7 @@ class Replay:
         update = OrderUpdate(
             strategy=self.strategy.name,
             symbol=bar.symbol,
-            leg="protective_stop",
+            leg=PROTECTIVE_STOP_LEG,
             signal_time=stop.signal_time,
             side="sell",
             kind="fill",
@@ -320,7 +320,7 @@ class Replay:
         report = OrderUpdate(
             strategy=self.strategy.name,
             symbol=intent.symbol,
-            leg="protective_stop",
+            leg=PROTECTIVE_STOP_LEG,
             signal_time=intent.signal_time if stop is None else stop.signal_time,
             side="sell",
             kind="stop",

@@ -37,11 +37,11 @@ from dataclasses import dataclass, field
 from datetime import datetime, time, timedelta
 
 from magellan_core.clock import Clock
-from magellan_daemon.execution.router import STOP_LEG, OrderRouter
+from magellan_daemon.execution.router import OrderRouter
 from magellan_daemon.ledger.store import Ledger, OrderRow
 from magellan_daemon.sessions import SessionBook
 from magellan_daemon.timefmt import NEW_YORK
-from strategies.model import Intent
+from strategies.model import PROTECTIVE_STOP_LEG, Intent
 
 log = logging.getLogger(__name__)
 GRACE = timedelta(seconds=65)  # one bar, and the minute clock's offset after it
@@ -164,8 +164,8 @@ class PositionGuard:
     def _coverage(self, strategy: str, symbol: str, held: int) -> Coverage:
         working = self._ledger.orders(strategy=strategy, symbol=symbol, open_only=True)
         sells = [o for o in working if o.side == "sell"]
-        stop = max((_remaining(o) for o in sells if o.leg == STOP_LEG), default=0)
-        exits = sum(_remaining(o) for o in sells if o.leg != STOP_LEG)
+        stop = max((_remaining(o) for o in sells if o.leg == PROTECTIVE_STOP_LEG), default=0)
+        exits = sum(_remaining(o) for o in sells if o.leg != PROTECTIVE_STOP_LEG)
         # A sell still in its lane (waiting for a stop's cancel to be confirmed) is an exit
         # on its way, not a missing one.
         exits += self._router.selling(strategy, symbol)
@@ -220,7 +220,7 @@ class PositionGuard:
             self._protect(key, watch, coverage, now)
 
     def _protect(self, key: tuple[str, str], watch: _Watch, coverage: Coverage, now: datetime):
-        last_stop = self._ledger.last_order_of_leg(key[0], key[1], STOP_LEG)
+        last_stop = self._ledger.last_order_of_leg(key[0], key[1], PROTECTIVE_STOP_LEG)
         if last_stop is None or last_stop.stop_price is None or watch.attempts > 0:
             # No stop would rest (refused again, or no level known): out at market, as one
             # sell (the flatten cancels a strategy's sell still working for part of the
@@ -232,7 +232,7 @@ class PositionGuard:
             strategy=key[0],
             symbol=key[1],
             action="place_stop",
-            leg=STOP_LEG,
+            leg=PROTECTIVE_STOP_LEG,
             signal_time=last_stop.signal_time,
             reason=reason,
             qty=coverage.held,

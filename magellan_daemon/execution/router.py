@@ -48,11 +48,10 @@ from magellan_daemon.ledger.order_fsm import OrderStatus
 from magellan_daemon.ledger.store import Ledger, OrderRow
 from magellan_daemon.tasks import spawn
 from magellan_daemon.timefmt import session_date
-from strategies.model import Intent
+from strategies.model import PROTECTIVE_STOP_LEG, Intent
 from strategies.params import RiskLimits
 
 log = logging.getLogger(__name__)
-STOP_LEG = "protective_stop"
 STOP_ACTIONS = frozenset({"place_stop", "replace_stop", "cancel_stop"})
 PRE_BROKER = frozenset({OrderStatus.PENDING_SUBMIT, OrderStatus.UNKNOWN})
 ENDED_UNFILLED = frozenset({OrderStatus.REJECTED, OrderStatus.NOT_FOUND})
@@ -335,15 +334,20 @@ class OrderRouter:
         return self._ledger.orders(strategy=strategy, symbol=symbol, open_only=True)
 
     def _open_stop(self, strategy: str, symbol: str) -> OrderRow | None:
-        stops = [o for o in self._open(strategy, symbol) if o.leg == STOP_LEG]
+        stops = [o for o in self._open(strategy, symbol) if o.leg == PROTECTIVE_STOP_LEG]
         return stops[-1] if stops else None
 
     def _held_by_orders(self, strategy: str, symbol: str) -> tuple[Decimal, Decimal]:
         """Shares the strategy's open sells hold: (non-stop sells, its protective stop). A
         stop being replaced is two rows at the broker holding the larger of the two."""
         sells = [o for o in self._open(strategy, symbol) if o.side == "sell"]
-        others = sum((o.qty - o.filled_qty for o in sells if o.leg != STOP_LEG), Decimal(0))
-        stop = max((o.qty - o.filled_qty for o in sells if o.leg == STOP_LEG), default=Decimal(0))
+        others = sum(
+            (o.qty - o.filled_qty for o in sells if o.leg != PROTECTIVE_STOP_LEG), Decimal(0)
+        )
+        stop = max(
+            (o.qty - o.filled_qty for o in sells if o.leg == PROTECTIVE_STOP_LEG),
+            default=Decimal(0),
+        )
         return others, stop
 
     def _report_stop(self, work: _Work) -> None:
@@ -470,7 +474,7 @@ class OrderRouter:
         open_entries = frozenset(
             o.symbol
             for o in self._ledger.orders(strategy=strategy, open_only=True)
-            if o.side == "buy" and o.leg != STOP_LEG
+            if o.side == "buy" and o.leg != PROTECTIVE_STOP_LEG
         )
         return EntryFacts(
             symbol=intent.symbol,

@@ -1,0 +1,100 @@
+"""Entries: the entry gate's facts gathered, decided (``entry_gate.decide_entry``, pure) and
+the order row written in the same breath, so concurrent lanes reserve slots and dollars.
+
+An entry is never tried twice for one signal (the strategy decides again), and none goes
+out once the broker refused us for good (``stopped``).
+"""
+
+from __future__ import annotations
+
+import logging
+
+from magellan_daemon.execution.entry_gate import (
+    EntryFacts,
+    QuoteFacts,
+    decide_entry,
+    reference_price,
+)
+from magellan_daemon.execution.router.context import Job, RouteContext, StrategyRouting
+from magellan_daemon.execution.router.reports import already_out, not_sent, sent
+from magellan_daemon.timefmt import session_date
+from strategies.model import PROTECTIVE_STOP_LEG, Intent
+
+log = logging.getLogger(__package__)  # the router's logger: operators and notify match it
+
+
+class Entries:
+    """The entry decisions, and the dollars of entries sent but not yet known to the broker."""
+
+    def __init__(self, ctx: RouteContext) -> None:
+        self._ctx = ctx
+        self._reserved: dict[str, float] = {}  # entry cid -> dollars, until the broker knows it
+        self.stopped: str | None = None  # set when the broker refuses us for good
+
+    async def enter(self, job: Job) -> None:
+        """Send the buy of ``job`` if the gates and buying power allow it; report it."""
+        ctx, intent, intent_id = self._ctx, job.item.intent, job.item.intent_id
+        assert intent is not None
+        routing = ctx.routing[intent.strategy]
+        cid, working, earlier = ctx.attempt(intent)
+        if already_out(ctx, job, working):
+            return
+        if working is None and earlier:
+            # An entry is never tried twice for one signal: the strategy decides again.
+            ended = earlier[-1]
+            not_sent(ctx, job, f"its order {ended.client_order_id} already {ended.status}")
+            return
+        if self.stopped:
+            not_sent(ctx, job, f"entries stopped: {self.stopped}")
+            return
+        account = await ctx.path.read(routing.account, lambda b: b.account_info())
+        quote = None
+        if routing.max_spread_pct is not None:
+            found = await ctx.path.broker(routing.account).latest_quote(intent.symbol)
+            if found is not None:
+                quote = QuoteFacts(
+                    bid=found.bid, ask=found.ask, bid_size=found.bid_size, ask_size=found.ask_size
+                )
+        # From here to the order row nothing is awaited: the facts hold while we decide.
+        gate = decide_entry(self._facts(intent, routing, account, quote))
+        if not gate.allowed:
+            not_sent(ctx, job, gate.reason)
+            return
+        if gate.reason:
+            log.info("entry %s %s: %s", intent.strategy, intent.symbol, gate.reason)
+        row = working or ctx.new_order(intent, intent_id, cid=cid, side="buy", qty=gate.qty)
+        self._reserved[cid] = gate.qty * reference_price(intent.sizing)
+        try:
+            row = await ctx.path.send(row)
+        finally:
+            self._reserved.pop(cid, None)
+        sent(ctx, job, row)
+
+    def _facts(
+        self, intent: Intent, routing: StrategyRouting, account: object, quote: QuoteFacts | None
+    ) -> EntryFacts:
+        ledger, strategy = self._ctx.ledger, intent.strategy
+        today = session_date(self._ctx.clock.now())
+        open_entries = frozenset(
+            o.symbol
+            for o in ledger.orders(strategy=strategy, open_only=True)
+            if o.side == "buy" and o.leg != PROTECTIVE_STOP_LEG
+        )
+        return EntryFacts(
+            symbol=intent.symbol,
+            limits=routing.limits,
+            halted=ledger.halted(strategy),
+            equity=float(account.equity),  # type: ignore[attr-defined]
+            buying_power=float(account.buying_power),  # type: ignore[attr-defined]
+            reserved_dollars=sum(self._reserved.values()),
+            positions={p.symbol: int(p.qty) for p in ledger.positions(strategy)},
+            open_entries=open_entries,
+            entries_today=ledger.entries_on(strategy, today),
+            realised_pnl_today=float(ledger.realized_on(strategy, today)),
+            price=reference_price(intent.sizing),
+            qty=intent.qty,
+            sizing=intent.sizing,
+            quote=quote,
+            max_spread_pct=routing.max_spread_pct,
+            min_liquidity_shares=routing.min_liquidity_shares,
+        )

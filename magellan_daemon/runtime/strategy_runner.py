@@ -32,7 +32,7 @@ from operator import attrgetter
 from typing import Any
 
 from magellan_core.clock import Clock
-from magellan_daemon.execution.router import OrderRouter
+from magellan_daemon.execution.ports import IntentRouter
 from magellan_daemon.ledger.store import Ledger
 from magellan_daemon.sessions import SessionBook
 from magellan_daemon.timefmt import iso, parse_iso
@@ -68,7 +68,7 @@ class StrategyRunner:
         strategy: Strategy,
         symbols: Iterable[str],
         ledger: Ledger,
-        router: OrderRouter,
+        router: IntentRouter,
         clock: Clock,
         sessions: Callable[[], SessionBook],
         execution_delay: timedelta = timedelta(0),

@@ -6,7 +6,8 @@ lane. This module knows nothing of what an item means. Its ``LaneHandler`` runs 
 whether the next item in the queue makes it moot, and reports it; the lanes guarantee that an
 item taken from its queue ends in exactly one ``finished`` call and one result on its future,
 whether it ran, failed or was superseded. Only a cancelled lane (shutdown) ends items without
-either: their futures complete with None.
+a ``finished`` call: the queued ones' futures complete with None, the one being run is
+cancelled with its task.
 """
 
 from __future__ import annotations

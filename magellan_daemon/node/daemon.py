@@ -64,6 +64,7 @@ from magellan_daemon.reconciliation.holdings import holding_views
 from magellan_daemon.reconciliation.recovery import Recovery
 from magellan_daemon.runtime.bar_feed import BarFeed
 from magellan_daemon.runtime.jobs import SessionJobs, warmup_bars
+from magellan_daemon.runtime.pending import expire_unrouted
 from magellan_daemon.runtime.scheduler import JobScheduler
 from magellan_daemon.runtime.strategy_runner import TIMEFRAME_LENGTH, StrategyRunner
 from magellan_daemon.sessions import SessionBook, calendar_window
@@ -358,22 +359,7 @@ class Daemon:
     def _expire_unrouted_intents(self) -> None:
         """Intents to be sent at once that a previous process wrote and never routed: their
         moment has passed, so they are not sent now; their strategy decides again."""
-        now = self.clock.now()
-        for row in self.ledger.intents("pending"):
-            if row.intent.execute != "now":
-                continue
-            if self.ledger.orders_of_intent(row.id):
-                self.ledger.set_intent_status(row.id, "sent", "sent before the restart", now)
-                continue
-            self.ledger.set_intent_status(row.id, "expired", "not routed before a restart", now)
-            log.warning(
-                "expired   %-12s %-6s %s %s: not routed before the restart; its strategy "
-                "decides again",
-                row.intent.strategy,
-                row.intent.symbol,
-                row.intent.action,
-                row.intent.leg,
-            )
+        expire_unrouted(self.ledger, self.clock.now())
 
     async def _wait_streams_connected(self) -> None:
         loop = asyncio.get_running_loop()

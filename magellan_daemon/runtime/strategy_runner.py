@@ -34,10 +34,11 @@ from typing import Any
 from magellan_core.clock import Clock
 from magellan_daemon.execution.ports import IntentRouter
 from magellan_daemon.ledger.store import Ledger
+from magellan_daemon.runtime.pending import due_next_open, hold_for_next_open
 from magellan_daemon.sessions import SessionBook
 from magellan_daemon.timefmt import iso, parse_iso
 from magellan_daemon.timefmt import session_date as session_day
-from strategies.model import Bar, HoldingView, OrderUpdate, Step, Strategy
+from strategies.model import Bar, HoldingView, Intent, OrderUpdate, Step, Strategy
 
 log = logging.getLogger(__name__)
 QUIET_SAVE_EVERY = timedelta(minutes=5)
@@ -363,7 +364,9 @@ class StrategyRunner:
         now_intents, now_ids = [], []
         for intent in intents:
             if intent.execute == "next_open":
-                self._add_next_open(intent, now)
+                hold_for_next_open(
+                    self._ledger, self._sessions(), self.name, intent, now, self.execution_delay
+                )
                 continue
             row = self._ledger.add_intent(intent, now=now)
             now_intents.append(intent)
@@ -393,55 +396,12 @@ class StrategyRunner:
             self._save_posted = True
             self._queue.put_nowait(_Post("save", None))
 
-    def _add_next_open(self, intent: Any, now: datetime) -> None:
-        session = self._sessions().current_or_next(now)
-        if session is not None and session.open <= now:
-            session = self._sessions().next_after(session)
-        if session is None:
-            log.error("no next session in the calendar for %s %s", self.name, intent.symbol)
-            return
-        self._ledger.add_intent(
-            intent,
-            now=now,
-            not_before=session.open + self.execution_delay,
-            expires_at=session.close,
-        )
-        log.info(
-            "pending   %-12s %-6s %s %s at %s",
-            self.name,
-            intent.symbol,
-            intent.action,
-            intent.leg,
-            (session.open + self.execution_delay).isoformat(),
-        )
-
     # -- pending intents (no strategy code: the ledger's rows and the router) -------------
 
-    def due_pending(self) -> tuple[list[Any], list[int], int]:
+    def due_pending(self) -> tuple[list[Intent], list[int], int]:
         """This strategy's pending next-open intents that are due now, and how many expired
-        (each with a WARNING line). A sent intent is not pending any more, and the router
-        never sends a client_order_id twice, so calling this again is safe."""
-        now = self._clock.now()
-        due, due_ids, expired = [], [], 0
-        for row in self._ledger.intents("pending"):
-            if row.intent.strategy != self.name or row.intent.execute != "next_open":
-                continue
-            if row.expires_at is not None and now >= row.expires_at:
-                self._ledger.set_intent_status(
-                    row.id, "expired", "session ended before it was sent", now
-                )
-                log.warning(
-                    "expired   %-12s %-6s %s %s: its session ended before it was sent",
-                    self.name,
-                    row.intent.symbol,
-                    row.intent.action,
-                    row.intent.leg,
-                )
-                expired += 1
-            elif row.not_before is None or row.not_before <= now:
-                due.append(row.intent)
-                due_ids.append(row.id)
-        return due, due_ids, expired
+        (``pending.due_next_open``: safe to call again)."""
+        return due_next_open(self._ledger, self.name, self._clock.now())
 
     async def execute_pending(self) -> tuple[int, int]:
         """Send the due pending intents and wait until the router executed them; returns

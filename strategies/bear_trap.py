@@ -82,8 +82,6 @@ class BearTrap:
 
     name: ClassVar[str] = "bear_trap"
     timeframe: ClassVar[str] = "1Min"
-    # snapshot(symbols=...) gives those symbols' entries alone (see ``snapshot``).
-    per_symbol_state: ClassVar[bool] = True
 
     def __init__(
         self, params: BearTrapParams, state: dict | None = None, *, explain_skips: bool = True
@@ -92,7 +90,7 @@ class BearTrap:
         # False: a bar that is skipped returns an empty Step (no evaluation record is built).
         # The daemon keeps records only for decisions that matter, and on a full-market
         # watch almost every bar is a skip: building its reason would cost more than the rest.
-        self.explain_skips = explain_skips
+        self._explain_skips = explain_skips
         self._all = ALL_SYMBOLS in params.universe
         self._universe = frozenset(params.universe)
         self._excluded = frozenset(params.exclude)
@@ -131,7 +129,7 @@ class BearTrap:
         plan = st.plan
         if plan is not None and (plan.position > 0 or plan.entry_pending):
             return self._manage(st, plan, bar, now, session)
-        if not self.explain_skips and self._surely_no_entry(st, bar):
+        if not self._explain_skips and self._surely_no_entry(st, bar):
             return QUIET
         return self._look_for_entry(st, bar, now, session)
 
@@ -486,7 +484,7 @@ class BearTrap:
         reason: str,
         values: dict[str, float | None] | None = None,
     ) -> Step:
-        if decision == "skip" and not self.explain_skips:
+        if decision == "skip" and not self._explain_skips:
             return QUIET
         return Step(evaluations=(self._eval(bar, decision, reason, values or {}),))
 

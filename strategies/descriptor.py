@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any, Generic, Literal, TypeVar
+from typing import Any, Generic, Literal, Protocol, TypeVar
 
 from strategies.model import ALL_SYMBOLS, Strategy, Timeframe
 from strategies.params import EmergencyStop, FrozenModel, RiskLimits
@@ -30,6 +30,20 @@ Drive = Literal["minute_stream", "hourly_bars", "daily_signal"]
 # daemon's position guard flattens what is left before it); "multi_day" holds overnight.
 Horizon = Literal["intraday", "multi_day"]
 P = TypeVar("P", bound=FrozenModel)
+
+
+class Build(Protocol):
+    """How a strategy object is made: ``build(params, saved state or None)``.
+
+    ``explain_skips=False`` says no record of a skipped bar is wanted (the daemon's and the
+    backtest's runners: the ledger keeps the decisions that matter, and on a full-market
+    watch almost every bar is a skip); ``signals`` keeps the default and gets every record.
+    A strategy whose skip records cost little may explain its skips anyway.
+    """
+
+    def __call__(
+        self, params: Any, state: dict[str, Any] | None, /, *, explain_skips: bool = True
+    ) -> Strategy: ...
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -56,6 +70,7 @@ class StrategySpec:
     schedule: str  # one line for check-config
     horizon: Horizon = "multi_day"
     protective_stop: bool = False  # every position rests under a stop order at the broker
+    per_symbol_state: bool = False  # saved a symbol at a time (``snapshot(symbols=...)``)
 
     @property
     def whole_market(self) -> bool:
@@ -75,7 +90,7 @@ class StrategyDescriptor(Generic[P]):
     name: str
     order_code: str  # in client_order_ids (mg-<code>-...): short, so ids stay readable
     params_class: type[P]
-    build: Callable[[P, dict[str, Any] | None], Strategy]  # (params, saved state or None)
+    build: Build  # (params, saved state or None, *, explain_skips=True)
     drive: Drive
     timeframe: Timeframe  # the bars its drive gives it in the daemon
     schedule: str  # for check-config; "{delay}" is replaced with the execution delay
@@ -91,6 +106,9 @@ class StrategyDescriptor(Generic[P]):
     config_tables: tuple[tuple[str, type[FrozenModel]], ...] = ()
     horizon: Horizon = "multi_day"
     protective_stop: bool = False  # its positions must rest under a stop at the broker
+    # Its state is saved a symbol at a time (``Strategy.snapshot(symbols=...)``): each
+    # symbol's entry is independent of the others' (a watch of the whole market).
+    per_symbol_state: bool = False
 
     def resolve(self, params: P) -> StrategySpec:
         """The spec of this strategy configured with ``params``."""
@@ -113,6 +131,7 @@ class StrategyDescriptor(Generic[P]):
             schedule=self.schedule.format(delay=int(delay.total_seconds())),
             horizon=self.horizon,
             protective_stop=self.protective_stop,
+            per_symbol_state=self.per_symbol_state,
         )
 
     def watching_all_symbols(self, params: P) -> P:

@@ -197,8 +197,13 @@ class HysteresisStrategy:
         """A split of ``ratio`` on ``symbol`` takes effect: its state on the new scale."""
         rebase_symbol(self, symbol, ratio)
 
-    def snapshot(self) -> dict[str, Any]:
-        """JSON-serialisable state; ``cls(params, state=snapshot)`` continues identically."""
+    def on_clock(self, now: datetime, session: Session | None) -> Step:
+        """Nothing: the hysteresis rule runs on completed bars alone."""
+        return Step()
+
+    def snapshot(self, symbols: Iterable[str] | None = None) -> dict[str, Any]:
+        """JSON-serialisable state; ``cls(params, state=snapshot)`` continues identically.
+        Always the whole state (``symbols`` is not used: no per-symbol saves declared)."""
         return {
             "version": STATE_VERSION,
             "strategy": self.name,

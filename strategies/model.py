@@ -179,13 +179,27 @@ class HoldingView:
 
 
 class Strategy(Protocol):
-    """The contract between a pure strategy and the daemon that drives it."""
+    """The contract between a pure strategy and the daemon that drives it.
+
+    Every hook is declared here and every strategy implements every one: the daemon calls
+    them directly and never looks for one. A hook a strategy has no use for gives the
+    documented "nothing" answer (``on_clock``: ``Step()``; ``rebase``: no change). What the
+    daemon must know before it calls anything (how the strategy is driven, whether its state
+    is saved per symbol, its horizon, its protective stop) is declared in its
+    ``StrategyDescriptor``, not asked of the strategy object.
+    """
 
     name: str
     timeframe: str
 
     def on_bar(self, bar: Bar, *, session: Session | None) -> Step:
         """Evaluate one completed bar."""
+        ...
+
+    def on_clock(self, now: datetime, session: Session | None) -> Step:
+        """The time alone (the minute clock of a strategy driven by streamed minute bars):
+        exits the time says are due for symbols whose bars stopped coming. A strategy whose
+        rules run on bars alone returns ``Step()``."""
         ...
 
     def on_order_update(self, update: OrderUpdate) -> Step:
@@ -200,13 +214,16 @@ class Strategy(Protocol):
         """Take the ledger's view after a restart as the truth; return what to do about it."""
         ...
 
-    def snapshot(self) -> dict[str, Any]:
-        """JSON-serialisable state."""
+    def snapshot(self, symbols: Iterable[str] | None = None) -> dict[str, Any]:
+        """JSON-serialisable state (``"symbols"`` holds the per-symbol entries). With
+        ``symbols``: only those symbols' entries, for an incremental save; the daemon asks
+        that only of a strategy whose descriptor declares ``per_symbol_state`` (each symbol's
+        entry independent of the others'), and any other returns its whole state."""
         ...
 
     def rebase(self, symbol: str, ratio: float) -> None:
         """A split of ``ratio`` (``new_rate / old_rate``) on ``symbol`` takes effect before
         this session: put the symbol's price state on the new scale (prices divided by
-        ``ratio``, shares multiplied). The default does nothing: a strategy that keeps no
-        price state needs nothing (``strategies.rebase`` has the helpers)."""
-        return None
+        ``ratio``, shares multiplied; ``strategies.rebase`` has the helpers). A strategy that
+        keeps no price state changes nothing."""
+        ...

@@ -20,7 +20,8 @@ DAILY_TREND: StrategyDescriptor[DailyTrendParams] = StrategyDescriptor(
     name="daily_trend",
     order_code="dt",
     params_class=DailyTrendParams,
-    build=lambda params, state: DailyTrend(params, state=state),
+    # Its skips are explained whatever is asked: one record per symbol per day is cheap.
+    build=lambda params, state, *, explain_skips=True: DailyTrend(params, state=state),
     drive="daily_signal",
     timeframe="1Day",
     schedule="signal 16:05 ET (close+5 on early closes), orders at next open + {delay} s",
@@ -34,7 +35,8 @@ HOURLY_SWING: StrategyDescriptor[HourlySwingParams] = StrategyDescriptor(
     name="hourly_swing",
     order_code="hs",
     params_class=HourlySwingParams,
-    build=lambda params, state: HourlySwing(params, state=state),
+    # Its skips are explained whatever is asked: a few symbols, one record an hour each.
+    build=lambda params, state, *, explain_skips=True: HourlySwing(params, state=state),
     drive="hourly_bars",
     timeframe="1Hour",
     schedule="each completed hourly bar 10:00–16:00 ET (bars 10:00..15:00 start)",
@@ -48,7 +50,9 @@ BEAR_TRAP: StrategyDescriptor[BearTrapParams] = StrategyDescriptor(
     name="bear_trap",
     order_code="bt",
     params_class=BearTrapParams,
-    build=lambda params, state: BearTrap(params, state=state),
+    build=lambda params, state, *, explain_skips=True: BearTrap(
+        params, state=state, explain_skips=explain_skips
+    ),
     drive="minute_stream",
     timeframe="1Min",
     schedule="every 1Min bar 09:30–close",
@@ -61,6 +65,7 @@ BEAR_TRAP: StrategyDescriptor[BearTrapParams] = StrategyDescriptor(
     config_tables=(("", BearTrapParams),),
     horizon="intraday",
     protective_stop=True,
+    per_symbol_state=True,
 )
 
 REGISTRY: dict[str, StrategyDescriptor] = {  # type: ignore[type-arg]

@@ -14,7 +14,7 @@ from magellan_daemon.cli.check_config import describe
 from magellan_daemon.config.loading import load_config
 from magellan_daemon.domain import client_order_id
 from magellan_daemon.errors import ConfigError
-from strategies.model import ALL_SYMBOLS
+from strategies.model import ALL_SYMBOLS, Strategy
 from strategies.registry import BEAR_TRAP, REGISTRY, descriptor
 
 CONFIGS = Path(__file__).resolve().parent.parent / "configs"
@@ -30,6 +30,11 @@ def test_descriptor_agrees_with_its_strategy(name: str) -> None:
     restored = kind.build(config.params, strategy.snapshot())  # type: ignore[arg-type]
     assert restored.snapshot() == strategy.snapshot()
     assert config.spec.symbols and config.spec.drive == kind.drive
+    # Every hook of the protocol is implemented (the daemon calls them without looking).
+    hooks = [n for n, v in vars(Strategy).items() if callable(v) and not n.startswith("_")]
+    assert {"on_bar", "on_clock", "snapshot", "rebase"} <= set(hooks)
+    for built in (strategy, kind.build(config.params, None, explain_skips=False)):  # type: ignore[arg-type]
+        assert all(callable(getattr(built, hook, None)) for hook in hooks), hooks
     assert client_order_id(name, "SPY", SIGNAL_TIME, "entry").startswith(
         f"mg-{kind.order_code}-SPY-"
     )

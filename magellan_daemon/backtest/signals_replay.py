@@ -187,9 +187,7 @@ class Replay:
             return
         r = float(ratio)
         self.stats.splits += 1
-        rebase = getattr(self.strategy, "rebase", None)  # a strategy with no price state
-        if rebase is not None:
-            rebase(symbol, r)
+        self.strategy.rebase(symbol, r)
         self._held = shares_after(self._held, r)
         stop = self._stop
         if stop is not None:

@@ -112,13 +112,14 @@ def build_stack(
         spec = config.spec
         runners[name] = StrategyRunner(
             name=name,
-            strategy=descriptor(name).build(config.params, None),
+            strategy=descriptor(name).build(config.params, None, explain_skips=False),
             symbols=spec.symbols,
             ledger=ledger,
             router=router,
             clock=clock,
             sessions=lambda: book,
             execution_delay=spec.execution_delay,
+            per_symbol_state=spec.per_symbol_state,
         )
     watched = {
         ACCOUNT: {s for c in strategies.values() if not c.spec.whole_market for s in c.spec.symbols}

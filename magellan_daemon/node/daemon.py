@@ -343,15 +343,16 @@ class Daemon:
         build, params = descriptor(name).build, config.params
         runner = StrategyRunner(
             name=name,
-            strategy=build(params, None),
+            strategy=build(params, None, explain_skips=False),
             symbols=config.spec.symbols,
             ledger=self.ledger,
             router=self.router,
             clock=self.clock,
             sessions=lambda: self.sessions,
             execution_delay=config.spec.execution_delay,
+            per_symbol_state=config.spec.per_symbol_state,
         )
-        restored = runner.restore(lambda state: build(params, state))
+        restored = runner.restore(lambda state: build(params, state, explain_skips=False))
         self.runners[name] = runner
         self.supervisor.spawn(runner.run(), name=f"strategy-{name}")
         log.info("strategy %s: %s", name, "restored from the ledger" if restored else "fresh")

@@ -10,15 +10,17 @@ written to the ledger before the intents are handed to the router (``submit``: q
 their lanes, never awaited), so a restart rebuilds the strategy exactly and an intent is
 never lost.
 
-A strategy whose state is kept per symbol (``per_symbol_state``: Bear Trap, which may watch
-the whole market) is saved incrementally: before the router sees an intent, the symbols
-that decided something (an intent, an evaluation record, an order update) are written; the
-symbols whose bars were quiet are written together every ``QUIET_SAVE_EVERY`` of market
-time, after the router had its turn. A quiet bar only moves indicators, and the bar feed
-hands every bar after a symbol's saved last bar to the strategy again after a restart (as
-warm-up when it is stale), so the rebuilt state is the same. Such a strategy is also asked
-for no records of skipped bars (``explain_skips``): the ledger keeps the decisions that
-matter, not every quiet bar of 10,000 symbols.
+A strategy whose descriptor declares its state kept per symbol (``per_symbol_state``: Bear
+Trap, which may watch the whole market) is saved incrementally: before the router sees an
+intent, the symbols that decided something (an intent, an evaluation record, an order update)
+are written; the symbols whose bars were quiet are written together every
+``QUIET_SAVE_EVERY`` of market time, after the router had its turn. A quiet bar only moves
+indicators, and the bar feed hands every bar after a symbol's saved last bar to the strategy
+again after a restart (as warm-up when it is stale), so the rebuilt state is the same.
+
+The daemon and the backtest build their strategies with no records of skipped bars asked for
+(``explain_skips=False``, see ``strategies.descriptor.Build``): the ledger keeps the
+decisions that matter, not every quiet bar of 10,000 symbols.
 """
 
 from __future__ import annotations
@@ -73,6 +75,7 @@ class StrategyRunner:
         clock: Clock,
         sessions: Callable[[], SessionBook],
         execution_delay: timedelta = timedelta(0),
+        per_symbol_state: bool = False,
     ) -> None:
         self.name = name
         self.strategy = strategy
@@ -89,13 +92,12 @@ class StrategyRunner:
         # with the snapshot, so a restart never re-bases it twice)
         self.rebased: set[str] = set()
         self.errors = 0
-        self._per_symbol = bool(getattr(strategy, "per_symbol_state", False))
+        self._per_symbol = per_symbol_state  # the descriptor's: saved a symbol at a time
         self._dirty: set[str] = set()  # per-symbol strategies: changed since their last save
         self._quiet_saved_at: datetime | None = None
         self._save_posted = False
         self._submitted = False
         self._working = False
-        _no_skip_records(strategy)
 
     # -- state ---------------------------------------------------------------------------
 
@@ -113,7 +115,6 @@ class StrategyRunner:
         if not saved:
             return False
         self.strategy = factory(saved["strategy"])
-        _no_skip_records(self.strategy)
         self.last_bar = {s: parse_iso(t) for s, t in saved.get("last_bar", {}).items()}
         self.rebased = set(saved.get("rebased", ()))
         # Written whole on the first save (the file may hold a one-row snapshot).
@@ -128,7 +129,7 @@ class StrategyRunner:
             self._ledger.save_strategy_state(self.name, self.snapshot(), now)
             return
         chosen = set(self._dirty if symbols is None else symbols)
-        part = self.strategy.snapshot(symbols=chosen)  # type: ignore[call-arg]
+        part = self.strategy.snapshot(symbols=chosen)
         entries = part.pop("symbols")
         header = {
             "strategy": {**part, "symbols": {}},
@@ -261,10 +262,9 @@ class StrategyRunner:
             return 0
         self.rebased.add(key)
         seen = self.last_bar.get(symbol)
-        rebase = getattr(self.strategy, "rebase", None)
         done = 0
-        if rebase is not None and (seen is None or session_day(seen) < ex_date):
-            self._call(symbol, lambda: rebase(symbol, ratio) or Step())
+        if seen is None or session_day(seen) < ex_date:
+            self._call(symbol, lambda: self.strategy.rebase(symbol, ratio) or Step())
             done = 1
         self._dirty.add(symbol)
         self.save()
@@ -319,11 +319,8 @@ class StrategyRunner:
         return len(fresh)
 
     def _on_clock(self, now: datetime) -> int:
-        on_clock = getattr(self.strategy, "on_clock", None)
-        if on_clock is None:
-            return 0
         session = self._sessions().for_bar_start(now)
-        step = self._call("*", lambda: on_clock(now, session))
+        step = self._call("*", lambda: self.strategy.on_clock(now, session))
         return self._record([step] if step is not None else [])
 
     def _call(self, symbol: str, fn: Callable[[], Step]) -> Step | None:
@@ -410,9 +407,3 @@ class StrategyRunner:
         if due:
             await self._router.execute(due, due_ids)
         return len(due), expired
-
-
-def _no_skip_records(strategy: Strategy) -> None:
-    """A strategy that can leave skipped bars unexplained is asked to (module docstring)."""
-    if getattr(strategy, "explain_skips", None) is not None:
-        strategy.explain_skips = False  # type: ignore[attr-defined]

@@ -252,7 +252,7 @@ class ExitStack:
                 for s in calendar.sessions(day - timedelta(days=7), day + timedelta(days=7))
             ]
         )
-        self.strategy = BearTrap(self.params)
+        self.strategy = BearTrap(self.params, explain_skips=False)  # as the daemon builds it
         self.runner = StrategyRunner(
             name=STRATEGY,
             strategy=self.strategy,
@@ -261,6 +261,7 @@ class ExitStack:
             router=self.router,
             clock=self.clock,
             sessions=lambda: book,
+            per_symbol_state=True,
         )
         # The daemon's position guard, checked as ``app`` does: after each minute's clock tick
         # and after order news.

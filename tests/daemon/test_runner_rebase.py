@@ -45,12 +45,13 @@ def _bars(n: int) -> list[Bar]:
 def _runner(ledger: Ledger, clock: VirtualClock) -> StrategyRunner:
     return StrategyRunner(
         name="bear_trap",
-        strategy=BearTrap(PARAMS),
+        strategy=BearTrap(PARAMS, explain_skips=False),
         symbols=("AMC",),
         ledger=ledger,
         router=None,  # type: ignore[arg-type]  # nothing is ever routed here
         clock=clock,
         sessions=lambda: SessionBook([SESSION]),
+        per_symbol_state=True,  # as the descriptor declares for Bear Trap
     )
 
 
@@ -71,7 +72,7 @@ async def test_a_split_rebases_once_across_a_restart(tmp_path: Path) -> None:
     task.cancel()
 
     restarted = _runner(ledger, clock)
-    assert restarted.restore(lambda state: BearTrap(PARAMS, state))
+    assert restarted.restore(lambda state: BearTrap(PARAMS, state, explain_skips=False))
     task = asyncio.create_task(restarted.run())
     assert not await restarted.rebase("AMC", EX_DATE, 4.0)  # a restart after it: nothing
     assert _prev_close(restarted) == before / 4

@@ -57,12 +57,13 @@ def _minutes(count: int) -> list[list[Bar]]:
 def _runner(ledger: Ledger, clock: VirtualClock) -> StrategyRunner:
     return StrategyRunner(
         name="bear_trap",
-        strategy=BearTrap(PARAMS),
+        strategy=BearTrap(PARAMS, explain_skips=False),
         symbols=SYMBOLS,
         ledger=ledger,
         router=None,  # type: ignore[arg-type]  # quiet bars: nothing is ever routed
         clock=clock,
         sessions=lambda: SessionBook([SESSION]),
+        per_symbol_state=True,  # as the descriptor declares for Bear Trap
     )
 
 
@@ -84,7 +85,7 @@ async def test_a_restart_from_the_incremental_state_is_exact(tmp_path: Path) -> 
 
     # As after a kill -9: the quiet symbols' rows are at most QUIET_SAVE_EVERY old.
     again = _runner(ledger, clock)
-    assert again.restore(lambda state: BearTrap(PARAMS, state=state))
+    assert again.restore(lambda state: BearTrap(PARAMS, state=state, explain_skips=False))
     newest = minutes[-1][0].t
     for symbol in SYMBOLS:
         assert newest - QUIET_SAVE_EVERY <= again.last_bar[symbol] < newest
@@ -108,7 +109,7 @@ async def test_a_clean_stop_saves_every_symbol(tmp_path: Path) -> None:
     task.cancel()
     steady.save()  # what the daemon's teardown does
     again = _runner(ledger, clock)
-    assert again.restore(lambda state: BearTrap(PARAMS, state=state))
+    assert again.restore(lambda state: BearTrap(PARAMS, state=state, explain_skips=False))
     assert again.last_bar == steady.last_bar
     assert again.strategy.snapshot() == steady.strategy.snapshot()
     ledger.close()

@@ -77,11 +77,6 @@ class StrategySpec:
         """True when the strategy watches every symbol (``["*"]``)."""
         return ALL_SYMBOLS in self.symbols
 
-    @property
-    def executes_at_open(self) -> bool:
-        """True when the strategy may leave intents for the next open."""
-        return self.drive != "minute_stream"
-
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class StrategyDescriptor(Generic[P]):

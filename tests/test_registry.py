@@ -14,6 +14,7 @@ from magellan_daemon.cli.check_config import describe
 from magellan_daemon.config.loading import load_config
 from magellan_daemon.domain import client_order_id
 from magellan_daemon.errors import ConfigError
+from magellan_daemon.runtime.drives import drive_of
 from strategies.model import ALL_SYMBOLS, Strategy
 from strategies.registry import BEAR_TRAP, REGISTRY, descriptor
 
@@ -43,8 +44,8 @@ def test_descriptor_agrees_with_its_strategy(name: str) -> None:
 def test_shipped_specs() -> None:
     specs = {n: s.spec for n, s in load_config(CONFIGS / "magellan.toml").strategies.items()}
     assert specs["daily_trend"].execution_delay == timedelta(seconds=60)
-    assert specs["daily_trend"].executes_at_open and specs["hourly_swing"].executes_at_open
-    assert not specs["bear_trap"].executes_at_open
+    at_open = {n: drive_of(s.drive).executes_at_open for n, s in specs.items()}
+    assert at_open == {"daily_trend": True, "hourly_swing": True, "bear_trap": False}
     assert specs["bear_trap"].routing.max_spread_pct == 0.02
     assert specs["hourly_swing"].routing.max_spread_pct is None
     assert specs["hourly_swing"].symbols == ("TSLA", "NVDA")  # config order

@@ -1,10 +1,11 @@
 """Drive a backtest: bars in time order to the runners, the exchange stepped with the clock.
 
-Time moves in steps: every instant at which a bar completes (a 1Min bar stamped ``t`` at
-``t + 1 min``, a 1Hour bar at ``t + 1 h``, a daily bar at its session's close + 5 minutes,
-when the daemon's daily signal runs), every minute of a session for the strategies driven by
-the minute stream (their minute clock: time stops and the end of day), and every session
-open + execution delay for the strategies that leave intents for the next open. At each
+Time moves in steps: every instant at which a strategy's drive hands it a bar (its
+``backtest_instant``: a 1Min bar stamped ``t`` at ``t + 1 min``, a 1Hour bar at ``t + 1 h``,
+a daily bar at its session's close + 5 minutes, when the daemon's daily signal runs), every
+minute of a session for the strategies with a minute clock (time stops and the end of day),
+and every session open + execution delay for the strategies that leave intents for the next
+open. At each
 step the clock is set, the exchange processes what became due (fills against the bars that
 completed), the due next-open intents go to the router, the bars and the clock tick are
 posted, and the step ends when every runner and lane is idle: the router, the order path,
@@ -34,12 +35,12 @@ from magellan_daemon.backtest.marks import CloseMarks
 from magellan_daemon.backtest.signals_replay import adjusted_bar
 from magellan_daemon.backtest.stack import Stack
 from magellan_daemon.config.loading import StrategyConfig
-from magellan_daemon.runtime.strategy_runner import TIMEFRAME_LENGTH, StrategyRunner
+from magellan_daemon.runtime.drives import drive_of
+from magellan_daemon.runtime.strategy_runner import StrategyRunner
 from magellan_daemon.timefmt import NEW_YORK
 from strategies.bars_csv import iter_bars, symbol_files
 from strategies.model import Bar
 
-DAILY_SIGNAL_AFTER_CLOSE = timedelta(minutes=5)
 MINUTE = timedelta(minutes=1)
 SETTLE_SPINS = 200  # loop turns for the lanes to finish a step before time moves on
 
@@ -82,19 +83,19 @@ def load_timelines(
         runner = stack.runners[name]
         spec = config.spec
         line = StrategyTimeline(name=name, runner=runner)
-        line.minute_clock = spec.drive == "minute_stream"
-        if spec.executes_at_open:
+        drive = drive_of(spec.drive)
+        line.minute_clock = drive.minute_clock
+        if drive.executes_at_open:
             line.opens = [s.open + spec.execution_delay for s in window]
         files = symbol_files(bars_dir, runner.timeframe)
         wanted = files if spec.whole_market else {s: files[s] for s in spec.symbols if s in files}
-        length = TIMEFRAME_LENGTH[runner.timeframe]
         for symbol, file in wanted.items():
             for bar in iter_bars(file, symbol, runner.timeframe):
                 day = bar.t.astimezone(NEW_YORK).date()
                 if day < start:
                     line.history.append(bar)
                 elif day <= end:
-                    at = _completes_at(bar, length, stack, day)
+                    at = drive.backtest_instant(bar, stack.sessions)
                     if at is not None:
                         line.steps[at].append(bar)
                         line.bars += 1
@@ -138,13 +139,6 @@ async def _corporate_until(stack: Stack, checks: list[tuple[datetime, date]], at
         await stack.corporate.check(day, day)
         if not _idle(stack):
             await _settle(stack)
-
-
-def _completes_at(bar: Bar, length: timedelta, stack: Stack, day: date) -> datetime | None:
-    if bar.timeframe != "1Day":
-        return bar.t + length
-    session = stack.sessions.on(day)
-    return None if session is None else session.close + DAILY_SIGNAL_AFTER_CLOSE
 
 
 async def drive(

@@ -19,6 +19,7 @@ from pydantic import BaseModel, Field, ValidationError, field_validator
 
 from magellan_daemon.errors import ConfigError
 from magellan_daemon.notify.settings import NotifyConfig
+from magellan_daemon.runtime.drives import drive_of
 from magellan_daemon.web.settings import WebConfig
 from strategies.descriptor import StrategySpec
 from strategies.params import FrozenModel
@@ -236,10 +237,10 @@ def load_config(path: str | Path) -> MagellanConfig:
 
 def _one_minute_stream_per_account(path: Path, strategies: dict[str, StrategyConfig]) -> None:
     """Alpaca allows one market-data websocket per account, so two strategies driven by the
-    minute-bar stream cannot share an account."""
+    bar stream cannot share an account."""
     seen: dict[str, str] = {}
     for name, strategy in strategies.items():
-        if not strategy.enabled or strategy.spec.drive != "minute_stream":
+        if not strategy.enabled or not drive_of(strategy.spec.drive).bar_stream:
             continue
         other = seen.setdefault(strategy.account, name)
         if other != name:

@@ -63,6 +63,7 @@ from magellan_daemon.reconciliation.corporate_watch import PRE_OPEN, CorporateAc
 from magellan_daemon.reconciliation.holdings import holding_views
 from magellan_daemon.reconciliation.recovery import Recovery
 from magellan_daemon.runtime.bar_feed import BarFeed
+from magellan_daemon.runtime.drives import drive_of
 from magellan_daemon.runtime.jobs import SessionJobs, warmup_bars
 from magellan_daemon.runtime.pending import expire_unrouted
 from magellan_daemon.runtime.scheduler import JobScheduler
@@ -407,7 +408,7 @@ class Daemon:
         return {
             self.config.strategies[name].account: runner
             for name, runner in self.runners.items()
-            if self.config.strategies[name].spec.drive == "minute_stream"
+            if drive_of(self.config.strategies[name].spec.drive).bar_stream
         }
 
     def _start_bar_streams(self) -> None:

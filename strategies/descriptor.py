@@ -2,9 +2,12 @@
 
 Each strategy module ends with a ``DESCRIPTOR``: its name, the two letters its orders carry
 in their ``client_order_id``, its classes, how it is driven (a minute-bar stream, hourly jobs,
-or a daily signal with next-open execution) and how its symbols, execution delay and routing
-extras are read from its params. ``strategies.registry`` lists the descriptors; the daemon,
-the scheduler, ``check-config`` and ``signals`` iterate over them and never name a strategy.
+or a daily signal with next-open execution: ``magellan_daemon.runtime.drives`` says what each
+means), how long its positions live, whether they rest under a protective stop, whether its
+state is saved a symbol at a time, and how its symbols, execution delay and routing extras
+are read from its params. The daemon learns these here, never by probing a strategy object.
+``strategies.registry`` lists the descriptors; the daemon, the scheduler, ``check-config``
+and ``signals`` iterate over them and never name a strategy.
 
 ``StrategyDescriptor.resolve(params)`` gives the ``StrategySpec``: the same facts with the
 configured values filled in, which is what the daemon's parts are built from.

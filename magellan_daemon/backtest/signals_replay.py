@@ -37,6 +37,7 @@ from decimal import Decimal
 from typing import Any, TextIO
 
 from magellan_core.corporate_actions import SplitTable
+from magellan_core.matching import stop_start
 from magellan_daemon.timefmt import NEW_YORK
 from strategies.model import PROTECTIVE_STOP_LEG, Bar, Intent, OrderUpdate, Step, Strategy
 from strategies.rebase import shares_after
@@ -240,13 +241,16 @@ class Replay:
 
     def _check_stop(self, bar: Bar) -> Iterator[Decision]:
         stop = self._stop
-        if stop is None or bar.low > stop.stop_price or stop.qty <= 0:
+        if stop is None or stop.qty <= 0:
+            return
+        # the simulator's rule: touched at the low, filled at the open if it gapped through
+        price = stop_start(False, stop.stop_price, bar)
+        if price is None:
             return
         self._stop = None
         qty = min(stop.qty, self._held)
         if qty <= 0:
             return
-        price = min(bar.open, stop.stop_price)
         self._held -= qty
         yield self._decision(
             bar.symbol,

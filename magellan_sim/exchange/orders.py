@@ -1,4 +1,5 @@
-"""The order entity and the bar-matching rule (which price, if any, a bar gives an order)."""
+"""The order entity and how the bar-matching rule of ``magellan_core.matching`` applies to
+it (which price, if any, a bar gives an order)."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 
+from magellan_core.matching import limit_price, slippage_factor, stop_limit_price, stop_start
 from magellan_sim.market.market import SimBar
 
 # Non-terminal: ``pending_new`` is a replacement waiting for its replace to complete, the
@@ -89,44 +91,30 @@ def price_decimal(price: float) -> Decimal:
 
 
 def match_price(order: Order, bar: SimBar, slippage_bps: float) -> float | None:
-    """Execution price ``bar`` gives ``order``, or None if it does not fill on this bar.
+    """Execution price ``bar`` gives ``order``, or None if it does not fill on this bar
+    (the rule is ``magellan_core.matching``'s, shared with the signals replay).
 
     A stop_limit whose stop the bar reaches is marked triggered (and then rests as a limit).
     Market and stop executions pay ``slippage_bps`` against the taker.
     """
     buy = order.side == "buy"
-    slip = (1 + slippage_bps / 10_000) if buy else (1 - slippage_bps / 10_000)
+    slip = slippage_factor(buy, slippage_bps)
     if order.type == "market":
         return bar.open * slip
     if order.type == "limit" or (order.type == "stop_limit" and order.triggered):
-        return _limit_price(buy, bar, float(order.limit_price or 0), at_open_only=False)
-    stop = float(order.stop_price or 0)
-    touched = bar.high >= stop if buy else bar.low <= stop
-    if not touched:
+        return limit_price(buy, bar, float(order.limit_price or 0), at_open_only=False)
+    start = stop_start(buy, float(order.stop_price or 0), bar)
+    if start is None:
         return None
-    start = max(bar.open, stop) if buy else min(bar.open, stop)
     if order.type == "stop":
         return start * slip
     order.triggered = True
-    limit = float(order.limit_price or 0)
-    # The stop turns the order into a limit at the trigger price; it fills in this bar only
-    # if that trigger price is already within the limit (no intrabar path is assumed).
-    marketable = start <= limit if buy else start >= limit
-    return start if marketable else None
+    return stop_limit_price(buy, start, float(order.limit_price or 0))
 
 
 def opening_price(order: Order, bar: SimBar) -> float | None:
     """OPG: the opening bar's open, if within the limit of an OPG limit order."""
     if order.type == "limit":
-        return _limit_price(order.side == "buy", bar, float(order.limit_price or 0), True)
+        buy = order.side == "buy"
+        return limit_price(buy, bar, float(order.limit_price or 0), at_open_only=True)
     return bar.open
-
-
-def _limit_price(buy: bool, bar: SimBar, limit: float, at_open_only: bool) -> float | None:
-    if buy:
-        if bar.open <= limit:
-            return bar.open
-        return None if at_open_only or bar.low > limit else limit
-    if bar.open >= limit:
-        return bar.open
-    return None if at_open_only or bar.high < limit else limit

@@ -34,6 +34,7 @@ from operator import attrgetter
 from typing import Any
 
 from magellan_core.clock import Clock
+from magellan_core.timeframes import BAR_LENGTH
 from magellan_daemon.execution.ports import IntentRouter
 from magellan_daemon.ledger.store import Ledger
 from magellan_daemon.runtime.pending import due_next_open, hold_for_next_open
@@ -45,11 +46,7 @@ from strategies.model import Bar, HoldingView, Intent, OrderUpdate, Step, Strate
 log = logging.getLogger(__name__)
 QUIET_SAVE_EVERY = timedelta(minutes=5)
 _BAR_ORDER = attrgetter("t", "symbol")
-TIMEFRAME_LENGTH = {  # how long a bar of each timeframe lasts
-    "1Min": timedelta(minutes=1),
-    "1Hour": timedelta(hours=1),
-    "1Day": timedelta(days=1),
-}
+TIMEFRAME_LENGTH = BAR_LENGTH  # how long a bar of each timeframe lasts (the one table)
 
 
 @dataclass(eq=False)

@@ -8,13 +8,14 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
+from magellan_core.timeframes import BAR_LENGTH, INTRADAY, parse_timeframe
 from magellan_sim.errors import data_error
 from magellan_sim.exchange.wire import bar_dict, ts
 from magellan_sim.market.calendar import new_york_date, new_york_midnight
 from magellan_sim.market.market import MarketData, SimBar
-from magellan_sim.market.timeframes import parse_timeframe
 
 MAX_LIMIT = 10_000
+DAILY_LAST_TRADE = timedelta(hours=6)  # where a daily bar's last trade is stamped from its start
 # (symbol, now) -> the latest completed bar: the real bars for the bar endpoints, the minute
 # tape (real or generated minutes) for the last trade and quote
 LatestBar = Callable[[str, datetime], SimBar | None]
@@ -134,9 +135,10 @@ def _latest(latest: LatestBar, now: datetime, symbols: list[str]) -> dict[str, S
 
 
 def _last_instant(bar: SimBar) -> datetime:
-    # The last trade of a bar happened before it completed: stamp it a second before its end.
-    length = {"1Min": 60, "1Hour": 3600}.get(bar.timeframe, 6 * 3600)
-    return bar.t + timedelta(seconds=length - 1)
+    # The last trade of a bar happened before it completed: stamp it a second before its end
+    # (a daily bar, stamped 00:00 New York, at 06:00 UTC less a second).
+    length = BAR_LENGTH[bar.timeframe] if bar.timeframe in INTRADAY else DAILY_LAST_TRADE
+    return bar.t + length - timedelta(seconds=1)
 
 
 def _encode_token(symbol: str, t: int) -> str:

@@ -18,8 +18,8 @@ import zlib
 from collections.abc import Sequence
 from datetime import datetime
 
+from magellan_core.timeframes import MINUTE
 from magellan_sim.market.market import SimBar
-from magellan_sim.market.timeframes import MINUTE
 
 # How far the path wanders between its anchors, as a fraction of the bar's range (the
 # bridge's largest standard deviation), and how long a minute's wicks are.

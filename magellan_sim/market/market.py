@@ -16,13 +16,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from magellan_core.timeframes import BAR_LENGTH, INTRADAY, MINUTE, TIMEFRAMES
 from magellan_sim.market.calendar import SessionCalendar, new_york_date
 from magellan_sim.market.synthetic import generate, generate_extra
-from magellan_sim.market.timeframes import (
-    BAR_SECONDS,
-    MINUTE,
-    TIMEFRAMES,
-)
 
 log = logging.getLogger(__name__)
 
@@ -118,8 +114,8 @@ class Series:
 
 
 def _completion_times(t: np.ndarray, timeframe: str, calendar: SessionCalendar) -> np.ndarray:
-    if timeframe in BAR_SECONDS:
-        return t + BAR_SECONDS[timeframe]
+    if timeframe in INTRADAY:
+        return t + int(BAR_LENGTH[timeframe].total_seconds())
     done = np.empty_like(t)
     for i, stamp in enumerate(t.tolist()):
         # Daily bars are stamped 00:00 New York; they complete at that session's close.

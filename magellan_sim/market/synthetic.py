@@ -23,13 +23,13 @@ from typing import Any
 
 import numpy as np
 
+from magellan_core.timeframes import DAY, HOUR, MINUTE
 from magellan_sim.market.calendar import (
     Session,
     SessionCalendar,
     new_york_date,
     new_york_midnight,
 )
-from magellan_sim.market.timeframes import DAY, HOUR, MINUTE
 
 HISTORY_SESSIONS = 300
 DEFAULT_WINDOW_SESSIONS = 30

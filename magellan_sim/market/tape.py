@@ -19,13 +19,13 @@ from datetime import UTC, date, datetime, timedelta
 
 import numpy as np
 
+from magellan_core.timeframes import BAR_LENGTH, DAY, HOUR, MINUTE, TIMEFRAMES
 from magellan_sim.market.calendar import SessionCalendar, new_york_date, new_york_midnight
 from magellan_sim.market.intraday import minute_path
 from magellan_sim.market.market import MarketData, Series, SimBar
-from magellan_sim.market.timeframes import DAY, HOUR, MINUTE, TIMEFRAMES
 
 CACHED_DAYS = 64
-ONE_MINUTE = timedelta(minutes=1)
+ONE_MINUTE = BAR_LENGTH[MINUTE]
 
 
 @dataclass(frozen=True, slots=True)

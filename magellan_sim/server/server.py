@@ -15,12 +15,13 @@ import contextlib
 import logging
 import random
 from collections.abc import Awaitable, Callable
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 import orjson
 from aiohttp import web
 
+from magellan_core import timeframes
 from magellan_sim.errors import SimError
 from magellan_sim.exchange.exchange import Exchange
 from magellan_sim.exchange.hooks import Hook, Hooks, hook_from_json
@@ -34,7 +35,7 @@ from magellan_sim.server.streams import StreamHub
 log = logging.getLogger(__name__)
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-MINUTE = timedelta(minutes=1)
+MINUTE = timeframes.BAR_LENGTH[timeframes.MINUTE]  # the publisher's step
 STREAM_PATHS = frozenset({"/stream", "/stream/", "/v2/iex", "/v2/sip"})
 RATE_DECISION = web.RequestKey("sim_rate_decision", RateDecision)
 FAULT_WATCH_SECONDS = 0.05

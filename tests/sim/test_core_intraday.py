@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
+from magellan_core.timeframes import HOUR, MINUTE
 from magellan_sim.market.calendar import SessionCalendar
 from magellan_sim.market.intraday import minute_path, path_seed
 from magellan_sim.market.market import MarketData, SimBar
 from magellan_sim.market.tape import Tape
-from magellan_sim.market.timeframes import HOUR, MINUTE
 
 START = datetime(2024, 12, 10, 14, 0, tzinfo=UTC)
 

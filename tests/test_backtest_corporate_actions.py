@@ -77,10 +77,12 @@ async def test_the_ledger_equals_the_exchange_after_the_split(daily_dirs) -> Non
     actions = load_corporate_actions(raw.parent / "corporate_actions.csv")
     stack = build_stack(raw, strategies, clock, calendar, Decimal(100_000), actions)
     await drive(stack, load_timelines(stack, strategies, raw, start, end), start, end)
-    broker = {p["symbol"]: Decimal(p["qty"]) for p in stack.exchange.list_positions(ACCOUNT)}
+    broker = {
+        p["symbol"]: Decimal(p["qty"]) for p in stack.exchange.accounts.list_positions(ACCOUNT)
+    }
     assert stack.ledger.net_positions(ACCOUNT) == broker
     assert broker  # AAPL, held from before its 4:1 split
-    splits = stack.exchange.activities(ACCOUNT, activity_types=["SPLIT"], direction="asc")
+    splits = stack.exchange.accounts.activities(ACCOUNT, activity_types=["SPLIT"], direction="asc")
     assert {a["symbol"] for a in splits} == set(broker) & {"AAPL", "TSLA"}
 
 

@@ -106,7 +106,7 @@ class InProcessBroker:
         """POST /v2/orders."""
         return _order(
             self._call(
-                lambda: self._exchange.submit_order(
+                lambda: self._exchange.orders.submit_order(
                     self._key,
                     symbol=symbol,
                     qty=Decimal(qty),
@@ -125,7 +125,9 @@ class InProcessBroker:
     async def order_by_client_id(self, client_order_id: str) -> BrokerOrder:
         """GET /v2/orders:by_client_order_id."""
         return _order(
-            self._call(lambda: self._exchange.get_order_by_client_id(self._key, client_order_id))
+            self._call(
+                lambda: self._exchange.orders.get_order_by_client_id(self._key, client_order_id)
+            )
         )
 
     async def replace_order(
@@ -139,7 +141,7 @@ class InProcessBroker:
         """PATCH /v2/orders/{id}: the new order."""
         return _order(
             self._call(
-                lambda: self._exchange.replace_order(
+                lambda: self._exchange.orders.replace_order(
                     self._key,
                     broker_order_id,
                     qty=Decimal(qty),
@@ -153,11 +155,11 @@ class InProcessBroker:
 
     async def cancel_order(self, broker_order_id: str) -> None:
         """DELETE /v2/orders/{id}."""
-        self._call(lambda: self._exchange.cancel_order(self._key, broker_order_id))
+        self._call(lambda: self._exchange.orders.cancel_order(self._key, broker_order_id))
 
     async def account_info(self) -> AccountInfo:
         """GET /v2/account."""
-        a = self._call(lambda: self._exchange.get_account(self._key))
+        a = self._call(lambda: self._exchange.accounts.get_account(self._key))
         return AccountInfo(
             equity=dec(a["equity"]) or Decimal(0),
             buying_power=dec(a["buying_power"]) or Decimal(0),
@@ -166,7 +168,7 @@ class InProcessBroker:
 
     async def positions(self) -> list[BrokerPosition]:
         """GET /v2/positions."""
-        views = self._call(lambda: self._exchange.list_positions(self._key))
+        views = self._call(lambda: self._exchange.accounts.list_positions(self._key))
         return [position_from_model(_Fields(p)) for p in views]
 
     async def corporate_actions(
@@ -178,7 +180,7 @@ class InProcessBroker:
         token: str | None = None
         while True:
             reply = self._call(
-                lambda t=token: self._exchange.corporate_actions(
+                lambda t=token: self._exchange.data.corporate_actions(
                     symbols=list(symbols),
                     types=list(ACTION_TYPES),
                     start=start,
@@ -197,7 +199,7 @@ class InProcessBroker:
     async def activities(self, activity_type: str, after: datetime) -> list[AccountActivity]:
         """GET /v2/account/activities/{type} after ``after``, oldest first (one page)."""
         items = self._call(
-            lambda: self._exchange.activities(
+            lambda: self._exchange.accounts.activities(
                 self._key, activity_types=[activity_type], after=after, direction="asc"
             )
         )
@@ -205,7 +207,7 @@ class InProcessBroker:
 
     async def latest_quote(self, symbol: str) -> Quote | None:
         """The quote the simulator shows around the latest completed minute."""
-        q = self._exchange.latest_quotes([symbol])["quotes"].get(symbol)
+        q = self._exchange.data.latest_quotes([symbol])["quotes"].get(symbol)
         if q is None:
             return None
         return Quote(bid=q["bp"], ask=q["ap"], bid_size=q["bs"], ask_size=q["as"])

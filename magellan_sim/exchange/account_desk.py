@@ -3,53 +3,79 @@ and its activities."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
+from magellan_core.clock import Clock
 from magellan_sim.errors import SimError, invalid, not_found
 from magellan_sim.exchange.account import Account, Fill, NonTrade
+from magellan_sim.exchange.assets import Assets
+from magellan_sim.exchange.book import AccountBook
 from magellan_sim.exchange.order_desk import OrderDesk
 from magellan_sim.exchange.orders import ZERO
 from magellan_sim.exchange.requests import OrderRequest
+from magellan_sim.exchange.valuation import Valuation
 from magellan_sim.exchange.wire import account_dict, activity_dict, non_trade_dict, position_dict
+from magellan_sim.market.calendar import SessionCalendar
 
 MAX_ACTIVITY_PAGE = 100
 NON_TRADE_TYPES = frozenset({"SPLIT", "CIL", "DIV"})
 
 
-class AccountDesk(OrderDesk):
+class AccountDesk:
     """Accounts, positions and activities, as the REST API asks for them."""
+
+    def __init__(
+        self,
+        clock: Clock,
+        calendar: SessionCalendar,
+        *,
+        advance: Callable[[], None],
+        accounts: AccountBook,
+        valuation: Valuation,
+        assets: Assets,
+        orders: OrderDesk,
+    ) -> None:
+        self._clock = clock
+        self._calendar = calendar
+        self._advance = advance
+        self._accounts = accounts
+        self._valuation = valuation
+        self._assets = assets
+        self._orders = orders  # closing a position submits its liquidating order
 
     def get_account(self, key: str) -> dict[str, Any]:
         """The account, valued at the latest completed bars."""
-        self.advance()
-        account = self._account(key)
-        return account_dict(account, self._long_market_value(account, self.clock.now()))
+        self._advance()
+        account = self._accounts.open(key)
+        return account_dict(account, self._valuation.long_market_value(account, self._clock.now()))
 
     def _position_view(self, account: Account, symbol: str, now: datetime) -> dict[str, Any]:
         position = account.positions[symbol]
-        price = self._price(symbol, now) or position.avg_entry_price
-        previous_close = self.calendar.previous_close(self.calendar.next_session(now).open)
-        lastday = (self._price(symbol, previous_close, now) if previous_close else None) or price
+        price = self._valuation.price(symbol, now) or position.avg_entry_price
+        previous_close = self._calendar.previous_close(self._calendar.next_session(now).open)
+        before = self._valuation.price(symbol, previous_close, now) if previous_close else None
+        lastday = before or price
         held = account.held_for_orders(symbol)
         return position_dict(position, price, lastday, max(position.qty - held, ZERO))
 
     def list_positions(self, key: str) -> list[dict[str, Any]]:
         """Open positions, by symbol."""
-        self.advance()
-        account = self._account(key)
-        now = self.clock.now()
+        self._advance()
+        account = self._accounts.open(key)
+        now = self._clock.now()
         return [self._position_view(account, s, now) for s in sorted(account.positions)]
 
     def get_position(self, key: str, symbol_or_asset_id: str) -> dict[str, Any]:
         """One position (404 "position does not exist")."""
-        self.advance()
-        account = self._account(key)
-        symbol = self._symbol(symbol_or_asset_id)
+        self._advance()
+        account = self._accounts.open(key)
+        symbol = self._assets.symbol(symbol_or_asset_id)
         if symbol is None or symbol not in account.positions:
             raise not_found("position does not exist")
-        return self._position_view(account, symbol, self.clock.now())
+        return self._position_view(account, symbol, self._clock.now())
 
     def close_position(
         self,
@@ -60,9 +86,9 @@ class AccountDesk(OrderDesk):
         percentage: Decimal | None,
     ) -> dict[str, Any]:
         """Submit the liquidating market sell (all, ``qty`` or ``percentage``) and return it."""
-        self.advance()
-        account = self._account(key)
-        symbol = self._symbol(symbol_or_asset_id)
+        self._advance()
+        account = self._accounts.open(key)
+        symbol = self._assets.symbol(symbol_or_asset_id)
         position = account.positions.get(symbol) if symbol else None
         if symbol is None or position is None:
             raise not_found("position does not exist")
@@ -79,15 +105,15 @@ class AccountDesk(OrderDesk):
             client_order_id=None,
             extended_hours=False,
         )
-        return self._submit(key, liquidation, refusable=False)
+        return self._orders.submit_request(key, liquidation, refusable=False)
 
     def close_all_positions(self, key: str, *, cancel_orders: bool) -> list[dict[str, Any]]:
         """Liquidate every position: 207 items ``{"symbol","status","body"}``."""
-        self.advance()
+        self._advance()
         if cancel_orders:
-            self.cancel_all_orders(key)
+            self._orders.cancel_all_orders(key)
         out = []
-        for symbol in sorted(self._account(key).positions):
+        for symbol in sorted(self._accounts.open(key).positions):
             try:
                 order = self.close_position(key, symbol, qty=None, percentage=None)
                 out.append({"symbol": symbol, "status": 200, "body": order})
@@ -110,8 +136,8 @@ class AccountDesk(OrderDesk):
     ) -> list[dict[str, Any]]:
         """FILL activities and the non-trade ones of corporate actions (SPLIT, CIL, DIV),
         by time, paged by the last id seen."""
-        self.advance()
-        account = self._account(key)
+        self._advance()
+        account = self._accounts.open(key)
         if direction not in ("asc", "desc"):
             raise invalid("direction must be asc or desc")
         if not 1 <= page_size <= MAX_ACTIVITY_PAGE:
@@ -138,5 +164,3 @@ class AccountDesk(OrderDesk):
             activity_dict(r) if isinstance(r, Fill) else non_trade_dict(r)
             for _, _, r in items[:page_size]
         ]
-
-    # -- market data -------------------------------------------------------------------------

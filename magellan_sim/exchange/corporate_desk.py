@@ -1,5 +1,6 @@
 """The exchange's corporate-actions desk: splits and dividends applied to the accounts at
-00:00 New York of their ex-date (see ``sim.corporate``), and the corporate-actions endpoint.
+00:00 New York of their ex-date (see ``market.corporate``), the served bars adjusted for
+them, and the page of the corporate-actions endpoint.
 
 A split, for each account: first every open order of the symbol is canceled (a ``canceled``
 trade update; Alpaca's own handling of resting orders is not certain, so the stricter
@@ -13,7 +14,7 @@ import base64
 import binascii
 import hashlib
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
@@ -21,10 +22,12 @@ from typing import Any
 from magellan_core.corporate_actions import CorporateAction
 from magellan_sim.errors import data_error
 from magellan_sim.exchange.account import Account, NonTrade
-from magellan_sim.exchange.exchange_core import ExchangeCore
+from magellan_sim.exchange.book import AccountBook, Ids
+from magellan_sim.exchange.lifecycle import OrderLifecycle
+from magellan_sim.exchange.valuation import Valuation
 from magellan_sim.exchange.wire import dec
 from magellan_sim.market.calendar import new_york_date, new_york_midnight
-from magellan_sim.market.corporate import dividend_amount, split_holding
+from magellan_sim.market.corporate import CorporateBook, dividend_amount, split_holding
 from magellan_sim.market.market import SimBar
 
 ACTION_NAMESPACE = uuid.UUID("8f2d6c1a-3b4e-4f5a-9c7d-2e1b0a9f8d7c")
@@ -50,14 +53,29 @@ CORPORATE_LIMIT_MAX = 1000
 CORPORATE_LIMIT_DEFAULT = 100
 
 
-class CorporateDesk(ExchangeCore):
-    """Corporate actions applied to the accounts, and served as Alpaca serves them."""
+class CorporateDesk:
+    """Corporate actions applied to the accounts, and the served bars adjusted for them."""
+
+    def __init__(
+        self,
+        corporate: CorporateBook,
+        *,
+        accounts: AccountBook,
+        lifecycle: OrderLifecycle,
+        valuation: Valuation,
+        ids: Ids,
+    ) -> None:
+        self._corporate = corporate
+        self._accounts = accounts
+        self._lifecycle = lifecycle
+        self._valuation = valuation
+        self._ids = ids
 
     # -- applying them -------------------------------------------------------------------
 
-    def _apply_corporate_action(self, action: CorporateAction, t: datetime) -> None:
-        for key in sorted(self._accounts):
-            account = self._accounts[key]
+    def apply(self, action: CorporateAction, t: datetime) -> None:
+        """Apply a split or dividend to every account, at ``t`` (the core calls it)."""
+        for account in self._accounts.by_key():
             if action.is_split:
                 self._split(account, action, t)
             else:
@@ -65,14 +83,17 @@ class CorporateDesk(ExchangeCore):
 
     def _split(self, account: Account, action: CorporateAction, t: datetime) -> None:
         for order in account.open_orders():
-            if order.symbol == action.symbol and order.id in self._working:
+            if order.symbol == action.symbol and order.id in self._lifecycle.working:
                 # a replacement not yet live is settled with its old order (rejected)
-                self._cancel(order, t)
+                self._lifecycle.cancel(order, t)
         position = account.positions.get(action.symbol)
         if position is None:
             return
         ratio = action.ratio
-        close = self._adjusted_previous_close(action, t) or position.avg_entry_price / ratio
+        close = (
+            self._valuation.previous_close(action.symbol, t, action.ex_date)
+            or position.avg_entry_price / ratio
+        )
         before = position.qty
         outcome = split_holding(
             position.qty, position.cost, action.new_rate, action.old_rate, close
@@ -139,7 +160,7 @@ class CorporateDesk(ExchangeCore):
         stamp = f"{t.strftime('%Y%m%d%H%M%S')}{t.microsecond // 1000:03d}"
         account.non_trades.append(
             NonTrade(
-                id=f"{stamp}::{self._uuid()}",
+                id=f"{stamp}::{self._ids.new()}",
                 activity_type=kind,
                 booked_at=t,
                 day=action.ex_date,
@@ -152,77 +173,72 @@ class CorporateDesk(ExchangeCore):
             )
         )
 
-    def _adjusted_previous_close(self, action: CorporateAction, t: datetime) -> Decimal | None:
-        """The last regular-session price before ``t``, on the post-split scale."""
-        close = self.calendar.previous_close(t)
-        if close is None:
-            return None
-        return self._price(action.symbol, close, new_york_midnight(action.ex_date))
+    def bar_adjustment(self, adjustment: str, now: datetime) -> Callable[[SimBar], SimBar] | None:
+        """The function adjusting served bars (None for raw), as known at ``now``."""
+        as_of = new_york_date(now)
+        return self._corporate.bar_adjuster(adjustment, as_of, self._dividend_base_close)
 
     def _dividend_base_close(self, action: CorporateAction) -> Decimal | None:
         """The previous regular close before the action's ex-date, on the ex-date's scale
         (what Alpaca's dividend adjustment divides the dividend by)."""
-        return self._adjusted_previous_close(action, new_york_midnight(action.ex_date))
+        midnight = new_york_midnight(action.ex_date)
+        return self._valuation.previous_close(action.symbol, midnight, action.ex_date)
 
-    def _bar_adjustment(self, adjustment: str, now: datetime) -> Callable[[SimBar], SimBar] | None:
-        """The function adjusting served bars (None for raw), as known at ``now``."""
-        as_of = new_york_date(now)
-        return self.corporate.bar_adjuster(adjustment, as_of, self._dividend_base_close)
 
-    # -- serving them ----------------------------------------------------------------------
+# -- serving them --------------------------------------------------------------------------
 
-    def corporate_actions(
-        self,
-        *,
-        symbols: list[str] | None,
-        types: list[str] | None,
-        start: date | None,
-        end: date | None,
-        ids: list[str] | None,
-        limit: int,
-        sort: str,
-        page_token: str | None,
-    ) -> dict[str, Any]:
-        """``GET /v1/corporate-actions``: the file's actions by ex-date (which is also
-        their process date), ``start``..``end`` inclusive, both today by default."""
-        self.advance()
-        if ids and (symbols or types or start or end):
-            raise data_error("ids cannot be combined with other filters", status=400)
-        unknown = sorted(set(types or ()) - KNOWN_TYPES)
-        if unknown:
-            raise data_error(f"invalid types: {', '.join(unknown)}", status=400)
-        if not 1 <= limit <= CORPORATE_LIMIT_MAX:
-            raise data_error(f"invalid limit: must be between 1 and {CORPORATE_LIMIT_MAX}")
-        today = new_york_date(self.clock.now())
-        first, last = start or today, end or today
-        if not ids and last < first:
-            raise data_error("end should not be before start", status=400)
-        wanted_ids = set(ids or ())
-        chosen = [
-            a
-            for a in self.corporate.actions
-            if (
-                _action_id(a) in wanted_ids
-                if ids
-                else (
-                    first <= a.ex_date <= last
-                    and (not symbols or a.symbol in symbols)
-                    and (not types or a.type in types)
-                )
+
+def corporate_actions_page(
+    actions: Sequence[CorporateAction],
+    today: date,
+    *,
+    symbols: list[str] | None,
+    types: list[str] | None,
+    start: date | None,
+    end: date | None,
+    ids: list[str] | None,
+    limit: int,
+    sort: str,
+    page_token: str | None,
+) -> dict[str, Any]:
+    """``GET /v1/corporate-actions``: the file's actions by ex-date (which is also
+    their process date), ``start``..``end`` inclusive, both ``today`` by default."""
+    if ids and (symbols or types or start or end):
+        raise data_error("ids cannot be combined with other filters", status=400)
+    unknown = sorted(set(types or ()) - KNOWN_TYPES)
+    if unknown:
+        raise data_error(f"invalid types: {', '.join(unknown)}", status=400)
+    if not 1 <= limit <= CORPORATE_LIMIT_MAX:
+        raise data_error(f"invalid limit: must be between 1 and {CORPORATE_LIMIT_MAX}")
+    first, last = start or today, end or today
+    if not ids and last < first:
+        raise data_error("end should not be before start", status=400)
+    wanted_ids = set(ids or ())
+    chosen = [
+        a
+        for a in actions
+        if (
+            _action_id(a) in wanted_ids
+            if ids
+            else (
+                first <= a.ex_date <= last
+                and (not symbols or a.symbol in symbols)
+                and (not types or a.type in types)
             )
-        ]
-        if sort == "desc":
-            chosen.reverse()
-        offset = _decode_offset(page_token) if page_token else 0
-        page = chosen[offset : offset + limit]
-        more = offset + limit < len(chosen)
-        grouped: dict[str, list[dict[str, Any]]] = {}
-        for action in page:
-            grouped.setdefault(f"{action.type}s", []).append(_action_dict(action))
-        return {
-            "corporate_actions": grouped,
-            "next_page_token": _encode_offset(offset + limit) if more else None,
-        }
+        )
+    ]
+    if sort == "desc":
+        chosen.reverse()
+    offset = _decode_offset(page_token) if page_token else 0
+    page = chosen[offset : offset + limit]
+    more = offset + limit < len(chosen)
+    grouped: dict[str, list[dict[str, Any]]] = {}
+    for action in page:
+        grouped.setdefault(f"{action.type}s", []).append(_action_dict(action))
+    return {
+        "corporate_actions": grouped,
+        "next_page_token": _encode_offset(offset + limit) if more else None,
+    }
 
 
 def _action_id(action: CorporateAction) -> str:

@@ -3,10 +3,12 @@ pre-trade checks, and cancels and replaces that complete later, as Alpaca's do).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
+from magellan_core.clock import Clock
 from magellan_sim.errors import (
     FORBIDDEN,
     INVALID_PARAM,
@@ -17,17 +19,53 @@ from magellan_sim.errors import (
 )
 from magellan_sim.exchange import pretrade, washtrade
 from magellan_sim.exchange.account import Account
-from magellan_sim.exchange.exchange_core import ExchangeCore
+from magellan_sim.exchange.book import AccountBook, Ids
+from magellan_sim.exchange.faults import Faults
+from magellan_sim.exchange.lifecycle import OrderLifecycle
 from magellan_sim.exchange.orders import Order
 from magellan_sim.exchange.pending import CANCEL, REPLACE, Pending, cancel_refusal, replace_refusal
 from magellan_sim.exchange.requests import OrderRequest, check_opg_window, validate
+from magellan_sim.exchange.valuation import Valuation
 from magellan_sim.exchange.wire import asset_id, dec, order_dict
+from magellan_sim.market.calendar import SessionCalendar
+from magellan_sim.market.market import MarketData
 
 MAX_ORDER_LIST = 500
 
 
-class OrderDesk(ExchangeCore):
+class OrderDesk:
     """Orders, as the REST API asks for them."""
+
+    def __init__(
+        self,
+        clock: Clock,
+        calendar: SessionCalendar,
+        market: MarketData,
+        *,
+        advance: Callable[[], None],
+        accounts: AccountBook,
+        lifecycle: OrderLifecycle,
+        valuation: Valuation,
+        faults: Faults,
+        ids: Ids,
+        wash_trade_check: bool,
+        cancel_latency: float,
+        replace_latency: float,
+    ) -> None:
+        if cancel_latency < 0 or replace_latency < 0:
+            raise ValueError("cancel and replace latencies must be >= 0 seconds")
+        self._clock = clock
+        self._calendar = calendar
+        self._market = market
+        self._advance = advance
+        self._accounts = accounts
+        self._lifecycle = lifecycle
+        self._valuation = valuation
+        self._faults = faults
+        self._ids = ids
+        self.wash_trade_check = wash_trade_check
+        self._cancel_delay = timedelta(seconds=cancel_latency)
+        self._replace_delay = timedelta(seconds=replace_latency)
 
     def submit_order(
         self,
@@ -58,25 +96,27 @@ class OrderDesk(ExchangeCore):
             client_order_id=client_order_id,
             extended_hours=extended_hours,
         )
-        return self._submit(key, request, refusable=True)
+        return self.submit_request(key, request, refusable=True)
 
-    def _submit(self, key: str, request: OrderRequest, *, refusable: bool) -> dict[str, Any]:
-        self.advance()
-        account = self._account(key)
-        now = self.clock.now()
+    def submit_request(self, key: str, request: OrderRequest, *, refusable: bool) -> dict[str, Any]:
+        """Accept ``request`` as ``submit_order`` does; ``refusable=False`` (a liquidation
+        of ``close_position``) is exempt from the faults that refuse or end new orders."""
+        self._advance()
+        account = self._accounts.open(key)
+        now = self._clock.now()
         self._check_request(account, request, now)
         if self.wash_trade_check:
             pretrade.check_wash_trade(account, request, excluding=None)
-        reserved = pretrade.reserved_price(request, self._price(request.symbol, now))
+        reserved = pretrade.reserved_price(request, self._valuation.price(request.symbol, now))
         pretrade.check_affordable(account, request, reserved, replacing=None)
         if refusable:
             self._refuse_if_told(request)
         order = self._create(account, request, now, reserved, replaces=None)
-        if self.faults.take("reject_next_orders"):
+        if self._faults.take("reject_next_orders"):
             accepted = order_dict(order)
-            self._reject(order, now)
+            self._lifecycle.reject(order, now)
             return accepted
-        self._activate_if_open(order, now)
+        self._lifecycle.activate_if_open(order, now)
         if not refusable:
             return order_dict(order)
         return self._answer_if_told(order, now)
@@ -85,7 +125,7 @@ class OrderDesk(ExchangeCore):
         """The faults that refuse an order that passed every check (nothing is created, the
         client_order_id stays free), as Alpaca refuses: for money, as a potential wash
         trade, for shares held elsewhere, or with a server error."""
-        faults = self.faults
+        faults = self._faults
         self._server_error_if_told("error_next_orders")
         if faults.take("refuse_next_orders"):
             # for money by default; PDT protection, a symbol... when the test says so
@@ -110,21 +150,21 @@ class OrderDesk(ExchangeCore):
     def _answer_if_told(self, order: Order, now: datetime) -> dict[str, Any]:
         """The faults that accept an order and then end it or lose the answer: the reply
         is the order as accepted (the stream tells the rest, as at Alpaca)."""
-        faults = self.faults
+        faults = self._faults
         if faults.take("partial_next_orders"):
-            self._partial_once.add(order.id)
+            self._lifecycle.fill_part_next(order.id)
         accepted = order_dict(order)
         if faults.take("cancel_next_orders"):
-            self._cancel(order, now)
+            self._lifecycle.cancel(order, now)
         elif faults.take("expire_next_orders"):
-            self._expire(order, now)
+            self._lifecycle.expire(order, now)
         # the order exists and works: only the answer is lost
         self._server_error_if_told("error_after_next_orders")
         return accepted
 
     def _check_request(self, account: Account, request: OrderRequest, now: datetime) -> None:
         validate(request)
-        if not self.market.has_symbol(request.symbol):
+        if not self._market.has_symbol(request.symbol):
             raise invalid("invalid symbol")
         if request.time_in_force == "opg":
             check_opg_window(now)
@@ -141,12 +181,12 @@ class OrderDesk(ExchangeCore):
     ) -> Order:
         """A new order, registered with the account (and working unless it replaces one:
         a replacement starts working when its replace completes)."""
-        client_order_id = request.client_order_id or self._uuid()
+        client_order_id = request.client_order_id or self._ids.new()
         expires = None
         if request.time_in_force != "gtc":
-            expires = self.calendar.next_session(now).close
+            expires = self._calendar.next_session(now).close
         order = Order(
-            id=self._uuid(),
+            id=self._ids.new(),
             client_order_id=client_order_id,
             account_key=account.key,
             symbol=request.symbol,
@@ -170,23 +210,15 @@ class OrderDesk(ExchangeCore):
         )
         account.add_order(order)
         if replaces is None:
-            self._working[order.id] = order
+            self._lifecycle.working[order.id] = order
         return order
 
     def _activate_if_open(self, order: Order, now: datetime) -> None:
         # OPG orders always wait for the open; others go live at once during the session.
-        if order.time_in_force != "opg" and self.calendar.is_open(now):
+        if order.time_in_force != "opg" and self._calendar.is_open(now):
             order.status = "new"
             order.active_from = now
-            self._emit(order, "new", now)
-
-    def _go_live(self, order: Order, t: datetime) -> None:
-        """A replacement whose replace completed: working from now, ``new`` while the
-        market is open, else ``accepted`` until the next open."""
-        order.status = "accepted"
-        order.updated_at = t
-        self._working[order.id] = order
-        self._activate_if_open(order, t)
+            self._lifecycle.updates.emit(order, "new", now)
 
     def _find(self, account: Account, order_id: str) -> Order:
         order = account.orders.get(order_id)
@@ -208,8 +240,8 @@ class OrderDesk(ExchangeCore):
         side: str | None = None,
     ) -> list[dict[str, Any]]:
         """Orders filtered like Alpaca (``after``/``until`` exclusive on submission time)."""
-        self.advance()
-        account = self._account(key)
+        self._advance()
+        account = self._accounts.open(key)
         if status not in ("open", "closed", "all"):
             raise invalid("status must be open, closed or all")
         if direction not in ("asc", "desc"):
@@ -227,13 +259,13 @@ class OrderDesk(ExchangeCore):
 
     def get_order(self, key: str, order_id: str) -> dict[str, Any]:
         """One order by id (404 when unknown)."""
-        self.advance()
-        return order_dict(self._find(self._account(key), order_id))
+        self._advance()
+        return order_dict(self._find(self._accounts.open(key), order_id))
 
     def get_order_by_client_id(self, key: str, client_order_id: str) -> dict[str, Any]:
         """One order by client_order_id (404 when unknown)."""
-        self.advance()
-        account = self._account(key)
+        self._advance()
+        account = self._accounts.open(key)
         order_id = account.client_ids.get(client_order_id)
         if order_id is None:
             raise not_found(f"order not found for {client_order_id}")
@@ -254,16 +286,16 @@ class OrderDesk(ExchangeCore):
         ``pending_replace`` and becomes ``replaced`` after the replace latency, unless it
         fills first. 422 when the order is not live or has something in flight, 403 for
         unchanged parameters, buying power, held shares or a wash trade."""
-        self.advance()
+        self._advance()
         self._server_error_if_told("error_next_replaces")
-        account = self._account(key)
+        account = self._accounts.open(key)
         old = self._find(account, order_id)
         refusal = replace_refusal(old)
         if refusal is not None:
             raise SimError(422, UNPROCESSABLE, refusal)
         if old.notional is not None:
             raise SimError(422, UNPROCESSABLE, "notional orders cannot be replaced")
-        now = self.clock.now()
+        now = self._clock.now()
         request = OrderRequest(
             symbol=old.symbol,
             qty=qty if qty is not None else old.remaining_qty,
@@ -286,7 +318,7 @@ class OrderDesk(ExchangeCore):
         self._check_request(account, request, now)
         if self.wash_trade_check:
             pretrade.check_wash_trade(account, request, excluding=old.id)
-        reserved = pretrade.reserved_price(request, self._price(request.symbol, now))
+        reserved = pretrade.reserved_price(request, self._valuation.price(request.symbol, now))
         pretrade.check_affordable(account, request, reserved, replacing=old)
         new = self._create(account, request, now, reserved, replaces=old.id)
         action = Pending(
@@ -296,18 +328,18 @@ class OrderDesk(ExchangeCore):
             new_order_id=new.id,
             due=now + self._replace_delay,
             previous_status=old.status,
-            refused=self.faults.take("refuse_next_replaces"),
+            refused=self._faults.take("refuse_next_replaces"),
         )
-        if self.faults.take("hold_next_replaces"):
-            action.due = now + timedelta(seconds=self.faults.hold_seconds)
+        if self._faults.take("hold_next_replaces"):
+            action.due = now + timedelta(seconds=self._faults.hold_seconds)
         if action.due <= now:
-            self._complete(action, now)
+            self._lifecycle.complete(action, now)
         else:
             new.status = "pending_new"
             old.status = "pending_replace"
             old.updated_at = now
-            self._emit(old, "pending_replace", now)
-            self._schedule(action)
+            self._lifecycle.updates.emit(old, "pending_replace", now)
+            self._lifecycle.schedule(action)
         self._server_error_if_told("error_after_next_replaces")
         return order_dict(new)
 
@@ -315,27 +347,27 @@ class OrderDesk(ExchangeCore):
         """Request the cancel of an open order: it goes ``pending_cancel`` and is canceled
         after the cancel latency, unless it fills first. 422 when it is terminal or already
         has a cancel or replace in flight."""
-        self.advance()
+        self._advance()
         self._server_error_if_told("error_next_cancels")
-        order = self._find(self._account(key), order_id)
+        order = self._find(self._accounts.open(key), order_id)
         refusal = cancel_refusal(order)
         if refusal is not None:
             raise SimError(422, UNPROCESSABLE, refusal)
-        refused = self.faults.take("refuse_next_cancels")
-        held = self.faults.take("hold_next_cancels")
+        refused = self._faults.take("refuse_next_cancels")
+        held = self._faults.take("hold_next_cancels")
         self._request_cancel(order, refused, held)
         self._server_error_if_told("error_after_next_cancels")
 
     def _server_error_if_told(self, fault: str) -> None:
         """The answer lost to a server error (the ``error_*`` faults): before the request
         did anything, or after it did its work."""
-        if self.faults.take(fault):
+        if self._faults.take(fault):
             where = "after processing" if "after" in fault else "before processing"
-            raise SimError(self.faults.http_status, None, f"injected fault: server error {where}")
+            raise SimError(self._faults.http_status, None, f"injected fault: server error {where}")
 
     def _request_cancel(self, order: Order, refused: bool, held: bool = False) -> None:
-        now = self.clock.now()
-        delay = timedelta(seconds=self.faults.hold_seconds) if held else self._cancel_delay
+        now = self._clock.now()
+        delay = timedelta(seconds=self._faults.hold_seconds) if held else self._cancel_delay
         action = Pending(
             kind=CANCEL,
             account_key=order.account_key,
@@ -345,19 +377,19 @@ class OrderDesk(ExchangeCore):
             refused=refused,
         )
         if not delay:
-            self._complete(action, now)
+            self._lifecycle.complete(action, now)
             return
         order.status = "pending_cancel"
         order.updated_at = now
-        self._emit(order, "pending_cancel", now)
-        self._schedule(action)
+        self._lifecycle.updates.emit(order, "pending_cancel", now)
+        self._lifecycle.schedule(action)
 
     def cancel_all_orders(self, key: str) -> list[dict[str, Any]]:
         """Request the cancel of every open order: 207 items ``{"id","status","body"}``,
         200 with the order (now ``pending_cancel``) or 422 when one is already in flight."""
-        self.advance()
+        self._advance()
         out: list[dict[str, Any]] = []
-        for order in self._account(key).open_orders():
+        for order in self._accounts.open(key).open_orders():
             refusal = cancel_refusal(order)
             if refusal is not None:
                 body = SimError(422, UNPROCESSABLE, refusal).body()
@@ -366,9 +398,3 @@ class OrderDesk(ExchangeCore):
             self._request_cancel(order, refused=False)
             out.append({"id": order.id, "status": 200, "body": order_dict(order)})
         return out
-
-    # -- positions ---------------------------------------------------------------------------
-
-
-def _terminal(order: Order) -> SimError:
-    return SimError(422, UNPROCESSABLE, f'order is already in "{order.status}" state')

@@ -72,6 +72,11 @@ class Tape:
         self._cached_days = cached_days
         self._days: OrderedDict[tuple[str, date], DayTape | None] = OrderedDict()
 
+    def forget(self) -> None:
+        """Drop every cached day: the market gained bars since (a test feeding bars as it
+        goes)."""
+        self._days.clear()
+
     def next_completion(self, symbol: str, after: datetime) -> datetime | None:
         """The first instant strictly after ``after`` at which a minute of ``symbol``
         completes, or None when its bars end before that."""

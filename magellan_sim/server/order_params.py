@@ -1,4 +1,4 @@
-"""The keyword arguments of ``Exchange.submit_order``/``replace_order`` from a JSON body.
+"""The keyword arguments of ``OrderDesk.submit_order``/``replace_order`` from a JSON body.
 
 Unknown fields are ignored, as Alpaca does; fields of features the simulator does not have
 (bracket/OCO/OTO legs, trailing stops) are refused with 422 rather than silently dropped,
@@ -40,7 +40,7 @@ def _refuse_unsupported(body: dict[str, Any]) -> None:
 
 
 def submit_kwargs(body: dict[str, Any]) -> dict[str, Any]:
-    """Validated keyword arguments for ``Exchange.submit_order``."""
+    """Validated keyword arguments for ``OrderDesk.submit_order``."""
     _refuse_unsupported(body)
     symbol = to_str(body.get("symbol"), "symbol", max_len=32)
     if symbol is None:
@@ -75,7 +75,7 @@ def submit_kwargs(body: dict[str, Any]) -> dict[str, Any]:
 
 
 def replace_kwargs(body: dict[str, Any]) -> dict[str, Any]:
-    """Validated keyword arguments for ``Exchange.replace_order``."""
+    """Validated keyword arguments for ``OrderDesk.replace_order``."""
     if body.get("trail") is not None:
         raise invalid("trail is not supported by the simulator")
     kwargs = {

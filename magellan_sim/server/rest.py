@@ -91,35 +91,35 @@ class RestRoutes:
 
     async def get_account(self, request: web.Request) -> web.Response:
         """GET /v2/account."""
-        return json_response(self._exchange.get_account(account_key(request)))
+        return json_response(self._exchange.accounts.get_account(account_key(request)))
 
     async def get_clock(self, request: web.Request) -> web.Response:
         """GET /v2/clock."""
-        return json_response(self._exchange.get_clock())
+        return json_response(self._exchange.data.get_clock())
 
     async def get_calendar(self, request: web.Request) -> web.Response:
         """GET /v2/calendar?start=YYYY-MM-DD&end=YYYY-MM-DD."""
         start = to_date(query_value(request.query, "start"), "start")
         end = to_date(query_value(request.query, "end"), "end")
-        return json_response(self._exchange.get_calendar(start, end))
+        return json_response(self._exchange.data.get_calendar(start, end))
 
     async def get_asset(self, request: web.Request) -> web.Response:
         """GET /v2/assets/{symbol_or_asset_id}."""
         symbol = to_str(request.match_info["symbol"], "symbol", max_len=64) or ""
-        return json_response(self._exchange.get_asset(account_key(request), symbol))
+        return json_response(self._exchange.data.get_asset(account_key(request), symbol))
 
     # -- orders --------------------------------------------------------------------------
 
     async def submit_order(self, request: web.Request) -> web.Response:
         """POST /v2/orders."""
         kwargs = submit_kwargs(parse_json_body(await request.read()))
-        return json_response(self._exchange.submit_order(account_key(request), **kwargs))
+        return json_response(self._exchange.orders.submit_order(account_key(request), **kwargs))
 
     async def list_orders(self, request: web.Request) -> web.Response:
         """GET /v2/orders with Alpaca's filters."""
         query = request.query
         limit = to_int(query_value(query, "limit"), "limit", low=1, high=ORDERS_LIMIT_MAX)
-        orders = self._exchange.list_orders(
+        orders = self._exchange.orders.list_orders(
             account_key(request),
             status=to_choice(query_value(query, "status"), "status", ORDER_STATUSES) or "open",
             after=to_datetime(query_value(query, "after"), "after"),
@@ -135,43 +135,43 @@ class RestRoutes:
     async def get_order(self, request: web.Request) -> web.Response:
         """GET /v2/orders/{order_id}."""
         order_id = _path_id(request, "order_id")
-        return json_response(self._exchange.get_order(account_key(request), order_id))
+        return json_response(self._exchange.orders.get_order(account_key(request), order_id))
 
     async def get_order_by_client_id(self, request: web.Request) -> web.Response:
         """GET /v2/orders:by_client_order_id?client_order_id=X."""
         client_id = to_str(query_value(request.query, "client_order_id"), "client_order_id")
         if client_id is None:
             raise invalid("client_order_id is required")
-        order = self._exchange.get_order_by_client_id(account_key(request), client_id)
+        order = self._exchange.orders.get_order_by_client_id(account_key(request), client_id)
         return json_response(order)
 
     async def replace_order(self, request: web.Request) -> web.Response:
         """PATCH /v2/orders/{order_id}: the response is the NEW order."""
         order_id = _path_id(request, "order_id")
         kwargs = replace_kwargs(parse_json_body(await request.read()))
-        order = self._exchange.replace_order(account_key(request), order_id, **kwargs)
+        order = self._exchange.orders.replace_order(account_key(request), order_id, **kwargs)
         return json_response(order)
 
     async def cancel_order(self, request: web.Request) -> web.Response:
         """DELETE /v2/orders/{order_id}: 204 with an empty body."""
         order_id = _path_id(request, "order_id")
-        self._exchange.cancel_order(account_key(request), order_id)
+        self._exchange.orders.cancel_order(account_key(request), order_id)
         return web.Response(status=204)
 
     async def cancel_all_orders(self, request: web.Request) -> web.Response:
         """DELETE /v2/orders: 207 with one item per order."""
-        return json_response(self._exchange.cancel_all_orders(account_key(request)), 207)
+        return json_response(self._exchange.orders.cancel_all_orders(account_key(request)), 207)
 
     # -- positions -----------------------------------------------------------------------
 
     async def list_positions(self, request: web.Request) -> web.Response:
         """GET /v2/positions."""
-        return json_response(self._exchange.list_positions(account_key(request)))
+        return json_response(self._exchange.accounts.list_positions(account_key(request)))
 
     async def get_position(self, request: web.Request) -> web.Response:
         """GET /v2/positions/{symbol_or_asset_id}."""
         symbol = _path_id(request, "symbol")
-        return json_response(self._exchange.get_position(account_key(request), symbol))
+        return json_response(self._exchange.accounts.get_position(account_key(request), symbol))
 
     async def close_position(self, request: web.Request) -> web.Response:
         """DELETE /v2/positions/{symbol_or_asset_id}?qty=|percentage=: the liquidating order."""
@@ -182,7 +182,7 @@ class RestRoutes:
             raise invalid("qty and percentage cannot both be given")
         if percentage is not None and percentage > 100:
             raise invalid("percentage must be between 0 and 100")
-        order = self._exchange.close_position(
+        order = self._exchange.accounts.close_position(
             account_key(request), symbol, qty=qty, percentage=percentage
         )
         return json_response(order)
@@ -190,7 +190,9 @@ class RestRoutes:
     async def close_all_positions(self, request: web.Request) -> web.Response:
         """DELETE /v2/positions?cancel_orders=True: 207 with one item per position."""
         cancel = to_bool(query_value(request.query, "cancel_orders"), "cancel_orders")
-        items = self._exchange.close_all_positions(account_key(request), cancel_orders=bool(cancel))
+        items = self._exchange.accounts.close_all_positions(
+            account_key(request), cancel_orders=bool(cancel)
+        )
         return json_response(items, 207)
 
     # -- activities ----------------------------------------------------------------------
@@ -205,7 +207,7 @@ class RestRoutes:
         page_size = to_int(
             query_value(query, "page_size"), "page_size", low=1, high=ACTIVITIES_PAGE_MAX
         )
-        items = self._exchange.activities(
+        items = self._exchange.accounts.activities(
             account_key(request),
             activity_types=types,
             after=to_datetime(query_value(query, "after"), "after"),
@@ -254,7 +256,7 @@ class RestRoutes:
             end = to_datetime(query_value(query, "end"), "end")
             page_token = to_str(query_value(query, "page_token"), "page_token", max_len=1024)
             adjustment = to_str(query_value(query, "adjustment"), "adjustment", max_len=16)
-        return self._exchange.get_bars(
+        return self._exchange.data.get_bars(
             symbols=symbols,
             timeframe=timeframe,
             start=start,
@@ -270,7 +272,7 @@ class RestRoutes:
         query = request.query
         with _as_data_error():
             limit = to_int(query_value(query, "limit"), "limit", low=1, high=CORPORATE_LIMIT_MAX)
-            payload = self._exchange.corporate_actions(
+            payload = self._exchange.data.corporate_actions(
                 symbols=to_symbols(query_value(query, "symbols")),
                 types=_comma_list(query_value(query, "types")),
                 start=to_date(query_value(query, "start"), "start"),
@@ -284,15 +286,15 @@ class RestRoutes:
 
     async def latest_bars(self, request: web.Request) -> web.Response:
         """GET /v2/stocks/bars/latest?symbols=..."""
-        return json_response(self._exchange.latest_bars(_latest_symbols(request)))
+        return json_response(self._exchange.data.latest_bars(_latest_symbols(request)))
 
     async def latest_trades(self, request: web.Request) -> web.Response:
         """GET /v2/stocks/trades/latest?symbols=..."""
-        return json_response(self._exchange.latest_trades(_latest_symbols(request)))
+        return json_response(self._exchange.data.latest_trades(_latest_symbols(request)))
 
     async def latest_quotes(self, request: web.Request) -> web.Response:
         """GET /v2/stocks/quotes/latest?symbols=..."""
-        return json_response(self._exchange.latest_quotes(_latest_symbols(request)))
+        return json_response(self._exchange.data.latest_quotes(_latest_symbols(request)))
 
 
 def _path_id(request: web.Request, name: str) -> str:

@@ -97,7 +97,7 @@ class SimServer:
         self.hooks = Hooks(exchange.faults, exchange.clock.now)
         self._hub = StreamHub(
             self._credentials,
-            exchange.stream_bar,
+            exchange.data.stream_bar,
             StreamFaults(exchange.faults, exchange.clock.now),
             on_trade_frame_sent=self.hooks.on_trade_frame_sent,
         )
@@ -299,7 +299,7 @@ class SimServer:
         if order_id is None:
             return None
         try:
-            order = self.exchange.get_order(request[ACCOUNT_KEY], order_id)
+            order = self.exchange.orders.get_order(request[ACCOUNT_KEY], order_id)
         except SimError:
             return None
         cid = order.get("client_order_id")

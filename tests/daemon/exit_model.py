@@ -45,7 +45,6 @@ from magellan_sim.exchange.exchange import Exchange
 from magellan_sim.exchange.orders import OPEN_STATUSES
 from magellan_sim.market.calendar import SessionCalendar
 from magellan_sim.market.market import MarketData, Series
-from magellan_sim.market.tape import Tape
 from strategies.bear_trap import BearTrap, BearTrapParams
 from strategies.model import Bar, Intent, OrderUpdate
 from strategies.session import Session
@@ -368,7 +367,7 @@ class ExitStack:
         if bar is not None:
             assert bar.t + MINUTE == end
             self.market.add(bar)
-            self.exchange.tape = Tape(self.market, self.market.calendar)  # forget old days
+            self.exchange.tape.forget()  # the market gained a bar: drop the cached days
         await self.until(end)
         self.exchange.advance()
         await self.settle()

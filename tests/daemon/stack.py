@@ -127,12 +127,16 @@ class Stack:
 
     def broker_orders(self) -> list[dict[str, Any]]:
         """Every order of the account at the simulator, oldest first."""
-        return self.exchange.list_orders(KEY, status="all", limit=500, direction="asc")
+        return self.exchange.orders.list_orders(KEY, status="all", limit=500, direction="asc")
 
     def broker_position(self, symbol: str) -> Decimal:
         """The account's position at the simulator."""
         return next(
-            (Decimal(p["qty"]) for p in self.exchange.list_positions(KEY) if p["symbol"] == symbol),
+            (
+                Decimal(p["qty"])
+                for p in self.exchange.accounts.list_positions(KEY)
+                if p["symbol"] == symbol
+            ),
             Decimal(0),
         )
 

@@ -89,7 +89,7 @@ def test_a_stop_canceled_behind_the_daemons_back_is_placed_again_in_time() -> No
         stack = machine.stack
         assert stack is not None
         (stop,) = stack.mirror.working_sells()
-        stack.exchange.cancel_order(ACCOUNT, stop["id"])
+        stack.exchange.orders.cancel_order(ACCOUNT, stop["id"])
         machine.quiet(3)
         _check(machine)
         assert [o["type"] for o in stack.mirror.working_sells()] == ["stop"]
@@ -115,7 +115,7 @@ def test_consecutive_refused_stops_each_retried_within_a_bar_keep_every_promise(
 
 
 def _buy_behind_the_daemons_back(stack: ExitStack, qty: int) -> None:
-    stack.exchange.submit_order(
+    stack.exchange.orders.submit_order(
         ACCOUNT,
         symbol=SYMBOL,
         qty=Decimal(qty),
@@ -166,7 +166,7 @@ def test_the_watchdog_sees_two_exit_sells() -> None:
 
         stack.run(steps())
         for _ in range(2):
-            stack.exchange.submit_order(
+            stack.exchange.orders.submit_order(
                 ACCOUNT,
                 symbol=SYMBOL,
                 qty=Decimal(50),

@@ -386,7 +386,7 @@ async def test_fills_first_learned_from_the_poll_take_their_executions_own_price
     await stack.recovery.reconcile("main")
     executions = sorted(
         (Decimal(a["qty"]), Decimal(a["price"]))
-        for a in stack.exchange.activities(KEY, activity_types=["FILL"])
+        for a in stack.exchange.accounts.activities(KEY, activity_types=["FILL"])
     )
     booked = sorted((Decimal(f["qty"]), Decimal(f["price"])) for f in stack.ledger.fills())
     assert len(executions) > 1 and booked == executions

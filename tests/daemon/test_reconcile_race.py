@@ -30,7 +30,7 @@ async def test_an_order_sent_while_the_snapshot_is_read_is_ours(
             await asyncio.sleep(0)
         # A lane writes its order row and the broker accepts it, while the GET is in flight.
         row = stack.order_row("mg-bt-AMC-20241210T1459-entry", qty=10)
-        stack.exchange.submit_order(
+        stack.exchange.orders.submit_order(
             KEY,
             symbol="AMC",
             qty=Decimal(10),

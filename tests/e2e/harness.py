@@ -102,7 +102,7 @@ class Sim:
         rows: list[dict[str, Any]] = []
         token = None
         while True:
-            page = self.exchange.activities(
+            page = self.exchange.accounts.activities(
                 KEY, activity_types=["FILL"], direction="asc", page_size=100, page_token=token
             )
             rows += page
@@ -112,11 +112,11 @@ class Sim:
 
     def positions(self) -> dict[str, float]:
         """The account's positions at the simulator: symbol -> qty."""
-        return {p["symbol"]: float(p["qty"]) for p in self.exchange.list_positions(KEY)}
+        return {p["symbol"]: float(p["qty"]) for p in self.exchange.accounts.list_positions(KEY)}
 
     def orders(self) -> list[dict[str, Any]]:
         """Every order of the daemon's account."""
-        return self.exchange.list_orders(KEY, status="all", limit=500, direction="asc")
+        return self.exchange.orders.list_orders(KEY, status="all", limit=500, direction="asc")
 
 
 READY_LINE = re.compile(r" INFO +\S+ +READY: ")

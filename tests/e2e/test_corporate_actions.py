@@ -149,7 +149,7 @@ async def test_bear_trap_stop_placed_again_at_the_adjusted_price(
             str(held),
             str(after_split),
         )
-        lieu = sim.exchange.activities(KEY, activity_types=["CIL"], direction="asc")
+        lieu = sim.exchange.accounts.activities(KEY, activity_types=["CIL"], direction="asc")
         paid = sum((Decimal(a["net_amount"]) for a in lieu), Decimal(0))
         assert Decimal(booking["cash"]) == paid
         assert (paid > 0) == (after_split != held * ratio)

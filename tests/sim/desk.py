@@ -60,7 +60,7 @@ class Desk:
             "extended_hours": False,
         }
         params.update(fields)
-        return self.exchange.submit_order(KEY, **params)
+        return self.exchange.orders.submit_order(KEY, **params)
 
     def event_names(self, order_id: str | None = None) -> list[str]:
         """Event names so far (of one order if given)."""

@@ -83,8 +83,8 @@ def test_a_split_settles_cancels_and_replaces_in_flight(real_market: MarketData)
         "GME", "4", side="sell", type="limit", limit_price=Decimal(90), time_in_force="gtc"
     )
     desk.to(at(20, 0))
-    desk.exchange.cancel_order(KEY, stop["id"])
-    new = desk.exchange.replace_order(
+    desk.exchange.orders.cancel_order(KEY, stop["id"])
+    new = desk.exchange.orders.replace_order(
         KEY, other["id"], qty=None, limit_price=Decimal(95), stop_price=None,
         time_in_force=None, client_order_id=None,
     )  # fmt: skip
@@ -100,14 +100,14 @@ def test_a_split_settles_cancels_and_replaces_in_flight(real_market: MarketData)
         ("order_replace_rejected", other["id"]),
         ("rejected", new["id"]),
     ]
-    open_orders = desk.exchange.list_orders(
+    open_orders = desk.exchange.orders.list_orders(
         KEY, status="open", after=None, until=None, limit=50, direction="desc",
         nested=False, symbols=None, side=None,
     )  # fmt: skip
     assert open_orders == []
-    (position,) = desk.exchange.list_positions(KEY)
+    (position,) = desk.exchange.accounts.list_positions(KEY)
     assert (position["qty"], position["qty_available"]) == ("10", "10")  # 7 x 3/2 = 10.5
-    (cil,) = desk.exchange.activities(KEY, activity_types=["CIL"])
+    (cil,) = desk.exchange.accounts.activities(KEY, activity_types=["CIL"])
     assert cil["qty"] == "0.5"
     seen = len(desk.events)
     desk.to(SPLIT_AT.replace(hour=13))  # the cancel and the replace come due: nothing more

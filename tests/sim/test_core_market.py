@@ -60,7 +60,7 @@ def test_rest_bars_paginate_across_symbols(real_market: MarketData) -> None:
     start = datetime(2024, 12, 10, 14, 27, tzinfo=UTC)
     pages, token = [], None
     while True:
-        page = exchange.get_bars(
+        page = exchange.data.get_bars(
             symbols=["GME", "AMC"],
             timeframe="1Min",
             start=start,
@@ -88,7 +88,7 @@ def test_rest_bars_paginate_across_symbols(real_market: MarketData) -> None:
     gme_times = [b["t"] for p in pages for b in p.get("GME", [])]
     assert gme_times[-1] == "2024-12-10T14:30:00Z"
     assert len(set(gme_times)) == len(gme_times)
-    daily = exchange.get_bars(
+    daily = exchange.data.get_bars(
         symbols=["SPY"], timeframe="1D", start=NOW - timedelta(days=3), end=None
     )
     assert [b["t"] for b in daily["bars"]["SPY"]] == ["2024-12-09T05:00:00Z"]
@@ -98,11 +98,11 @@ def test_rest_bars_paginate_across_symbols(real_market: MarketData) -> None:
 def test_rest_data_errors_have_no_code(real_market: MarketData) -> None:
     exchange = _exchange(real_market, NOW)
     with pytest.raises(SimError) as bad:
-        exchange.get_bars(symbols=["AMC"], timeframe="5Min", start=None, end=None)
+        exchange.data.get_bars(symbols=["AMC"], timeframe="5Min", start=None, end=None)
     assert bad.value.body() == {"message": bad.value.message}
     assert "timeframe" in bad.value.message
     with pytest.raises(SimError):
-        exchange.get_bars(
+        exchange.data.get_bars(
             symbols=["AMC"],
             timeframe="1Min",
             start=None,
@@ -113,14 +113,14 @@ def test_rest_data_errors_have_no_code(real_market: MarketData) -> None:
 
 def test_latest_trade_quote_bar_use_completed_bars(real_market: MarketData) -> None:
     exchange = _exchange(real_market, NOW)
-    bar = exchange.latest_bars(["AMC", "ZZZZ"])["bars"]
+    bar = exchange.data.latest_bars(["AMC", "ZZZZ"])["bars"]
     assert list(bar) == ["AMC"]
     assert bar["AMC"]["t"] == "2024-12-10T14:30:00Z"
-    trade = exchange.latest_trades(["AMC"])["trades"]["AMC"]
+    trade = exchange.data.latest_trades(["AMC"])["trades"]["AMC"]
     assert (trade["p"], trade["t"]) == (4.4873, "2024-12-10T14:30:59Z")
-    quote = exchange.latest_quotes(["AMC"])["quotes"]["AMC"]
+    quote = exchange.data.latest_quotes(["AMC"])["quotes"]["AMC"]
     assert quote["bp"] < 4.4873 < quote["ap"]
-    streamed = exchange.stream_bar(real_market.latest_bar("AMC", NOW))
+    streamed = exchange.data.stream_bar(real_market.latest_bar("AMC", NOW))
     assert streamed["T"] == "b"
     assert streamed["t"] == datetime(2024, 12, 10, 14, 30, tzinfo=UTC)
     assert {"S", "o", "h", "l", "c", "v", "n", "vw"} <= set(streamed)
@@ -128,14 +128,14 @@ def test_latest_trade_quote_bar_use_completed_bars(real_market: MarketData) -> N
 
 def test_clock_and_calendar_wire_shapes(real_market: MarketData) -> None:
     exchange = _exchange(real_market, datetime(2024, 11, 29, 17, 0, tzinfo=UTC))
-    clock = exchange.get_clock()
+    clock = exchange.data.get_clock()
     assert clock == {
         "timestamp": "2024-11-29T12:00:00-05:00",
         "is_open": True,
         "next_open": "2024-12-02T09:30:00-05:00",
         "next_close": "2024-11-29T13:00:00-05:00",
     }
-    days = exchange.get_calendar(datetime(2024, 11, 27).date(), datetime(2024, 11, 29).date())
+    days = exchange.data.get_calendar(datetime(2024, 11, 27).date(), datetime(2024, 11, 29).date())
     assert [(d["date"], d["open"], d["close"]) for d in days] == [
         ("2024-11-27", "09:30", "16:00"),
         ("2024-11-29", "09:30", "13:00"),

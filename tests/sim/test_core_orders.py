@@ -36,9 +36,9 @@ def test_market_buy_in_session_fills_at_next_bar_open(real_market: MarketData) -
     uuid.UUID(fill["execution_id"])
     assert fill["order"]["status"] == "filled"
     assert fill["order"]["filled_avg_price"] == "4.485"
-    account = desk.exchange.get_account(KEY)
+    account = desk.exchange.accounts.get_account(KEY)
     assert account["cash"] == "99551.5"
-    position = desk.exchange.get_position(KEY, "AMC")
+    position = desk.exchange.accounts.get_position(KEY, "AMC")
     assert (position["qty"], position["avg_entry_price"]) == ("100", "4.485")
     # Valued at the latest completed bar (14:31 closes 4.48).
     assert position["current_price"] == "4.48"
@@ -52,7 +52,7 @@ def test_market_order_while_closed_waits_for_the_open(real_market: MarketData) -
     assert desk.events == []
     desk.to(OPEN)
     assert desk.event_names() == ["new"]
-    assert desk.exchange.get_order(KEY, order["id"])["status"] == "new"
+    assert desk.exchange.orders.get_order(KEY, order["id"])["status"] == "new"
     desk.to(at(14, 31))  # the 14:30 bar (open 4.53) completed
     assert desk.event_names() == ["new", "fill"]
     assert desk.events[-1]["price"] == "4.53"
@@ -77,7 +77,7 @@ def test_limit_and_stop_trigger_on_the_bar_range(real_market: MarketData) -> Non
     prices = {e["order"]["id"]: e["price"] for e in desk.events if e["event"] == "fill"}
     assert prices[stop["id"]] == "4.46"
     assert prices[limit["id"]] == "4.45"
-    assert desk.exchange.get_position(KEY, "AMC")["qty"] == "200"
+    assert desk.exchange.accounts.get_position(KEY, "AMC")["qty"] == "200"
 
 
 def test_stop_limit_and_ioc(real_market: MarketData) -> None:
@@ -89,7 +89,7 @@ def test_stop_limit_and_ioc(real_market: MarketData) -> None:
     desk.to(at(14, 32))
     # 14:31 bar high 4.4999 reaches the 4.49 buy stop; the trigger price 4.49 is within 4.50.
     assert desk.event_names(stop_limit["id"]) == ["new", "fill"]
-    assert desk.exchange.get_order(KEY, stop_limit["id"])["filled_avg_price"] == "4.49"
+    assert desk.exchange.orders.get_order(KEY, stop_limit["id"])["filled_avg_price"] == "4.49"
     # The IOC limit 4.40 is below the bar's low 4.465: canceled after its one bar.
     assert desk.event_names(ioc["id"]) == ["new", "canceled"]
 
@@ -102,10 +102,10 @@ def test_day_orders_expire_at_the_close_gtc_persists(real_market: MarketData) ->
     assert desk.event_names(day["id"]) == ["new"]
     desk.to(CLOSE)
     assert desk.event_names(day["id"]) == ["new", "expired"]
-    expired = desk.exchange.get_order(KEY, day["id"])
+    expired = desk.exchange.orders.get_order(KEY, day["id"])
     assert (expired["status"], expired["expired_at"]) == ("expired", "2024-12-10T21:00:00Z")
-    assert desk.exchange.get_order(KEY, gtc["id"])["status"] == "new"
-    assert [o["id"] for o in desk.exchange.list_orders(KEY)] == [gtc["id"]]
+    assert desk.exchange.orders.get_order(KEY, gtc["id"])["status"] == "new"
+    assert [o["id"] for o in desk.exchange.orders.list_orders(KEY)] == [gtc["id"]]
 
 
 def test_opg_window_and_opening_fill(real_market: MarketData) -> None:
@@ -126,7 +126,7 @@ def test_instant_replace_and_cancel_events(real_market: MarketData) -> None:
     # latencies 0: the replace and the cancel take effect within the request
     desk = Desk.start(real_market, at(15, 0), cancel_latency=0, replace_latency=0)
     old = desk.order(type="limit", limit_price=Decimal("4"), time_in_force="gtc")
-    new = desk.exchange.replace_order(
+    new = desk.exchange.orders.replace_order(
         KEY,
         old["id"],
         qty=None,
@@ -144,11 +144,11 @@ def test_instant_replace_and_cancel_events(real_market: MarketData) -> None:
     assert replaced["order"]["status"] == "replaced"
     assert replaced["order"]["replaced_by"] == new["id"]
     assert (desk.events[-1]["event"], desk.events[-1]["order"]["id"]) == ("new", new["id"])
-    desk.exchange.cancel_order(KEY, new["id"])
+    desk.exchange.orders.cancel_order(KEY, new["id"])
     assert desk.event_names(new["id"]) == ["new", "canceled"]
     for order_id, state in ((new["id"], "canceled"), (old["id"], "replaced")):
         with pytest.raises(SimError) as terminal:
-            desk.exchange.cancel_order(KEY, order_id)
+            desk.exchange.orders.cancel_order(KEY, order_id)
         assert (terminal.value.status, terminal.value.code) == (422, 42210000)
         assert terminal.value.message == f'order is already in "{state}" state'
 
@@ -169,9 +169,9 @@ def test_held_for_orders_blocks_a_sell_until_the_stop_is_reduced(
     assert (body["available"], body["existing_qty"], body["held_for_orders"]) == ("0", "100", "100")
     assert body["related_orders"] == [stop["id"]]
     assert body["symbol"] == "AMC"
-    assert desk.exchange.get_position(KEY, "AMC")["qty_available"] == "0"
+    assert desk.exchange.accounts.get_position(KEY, "AMC")["qty_available"] == "0"
     # A replace counts the order's own reservation as available.
-    smaller = desk.exchange.replace_order(
+    smaller = desk.exchange.orders.replace_order(
         KEY,
         stop["id"],
         qty=Decimal(90),
@@ -181,14 +181,14 @@ def test_held_for_orders_blocks_a_sell_until_the_stop_is_reduced(
         client_order_id=None,
     )
     # while the replace is in flight the two orders hold the larger qty (100), not both
-    assert desk.exchange.get_position(KEY, "AMC")["qty_available"] == "0"
+    assert desk.exchange.accounts.get_position(KEY, "AMC")["qty_available"] == "0"
     desk.to(at(15, 2, 2))  # the replace completed
-    assert desk.exchange.get_position(KEY, "AMC")["qty_available"] == "10"
+    assert desk.exchange.accounts.get_position(KEY, "AMC")["qty_available"] == "10"
     sold = desk.order(side="sell", qty="10")
     assert sold["status"] == "new"
     with pytest.raises(SimError):
-        desk.exchange.close_position(KEY, "AMC", qty=None, percentage=None)
-    desk.exchange.cancel_order(KEY, smaller["id"])
+        desk.exchange.accounts.close_position(KEY, "AMC", qty=None, percentage=None)
+    desk.exchange.orders.cancel_order(KEY, smaller["id"])
     with pytest.raises(SimError) as short:
         desk.order(side="sell", qty="200")  # shorting is disabled
     assert short.value.status == 403
@@ -197,19 +197,19 @@ def test_held_for_orders_blocks_a_sell_until_the_stop_is_reduced(
 def test_client_order_id_unique_forever_and_unknown_order(real_market: MarketData) -> None:
     desk = Desk.start(real_market, at(15, 0))
     first = desk.order(client_order_id="dup", type="limit", limit_price=Decimal("1"))
-    desk.exchange.cancel_order(KEY, first["id"])
+    desk.exchange.orders.cancel_order(KEY, first["id"])
     with pytest.raises(SimError) as duplicate:
         desk.order(client_order_id="dup")
     assert duplicate.value.body() == {"code": 40010001, "message": "client_order_id must be unique"}
     assert duplicate.value.status == 422
-    assert desk.exchange.get_order_by_client_id(KEY, "dup")["id"] == first["id"]
+    assert desk.exchange.orders.get_order_by_client_id(KEY, "dup")["id"] == first["id"]
     missing = str(uuid.uuid4())
     with pytest.raises(SimError) as unknown:
-        desk.exchange.get_order(KEY, missing)
+        desk.exchange.orders.get_order(KEY, missing)
     assert (unknown.value.status, unknown.value.code) == (404, 40410000)
     assert unknown.value.message == f"order not found for {missing}"
     with pytest.raises(SimError) as no_position:
-        desk.exchange.get_position(KEY, "AMC")
+        desk.exchange.accounts.get_position(KEY, "AMC")
     assert no_position.value.message == "position does not exist"
 
 
@@ -221,7 +221,7 @@ def test_buying_power_checks_count_open_buys(real_market: MarketData) -> None:
     assert too_big.value.message == "insufficient buying power"
     assert too_big.value.extra["buying_power"] == "100000"
     desk.order(qty="20000", type="limit", limit_price=Decimal("4.5"))  # holds $90k
-    assert desk.exchange.get_account(KEY)["buying_power"] == "10000"
+    assert desk.exchange.accounts.get_account(KEY)["buying_power"] == "10000"
     with pytest.raises(SimError) as second:
         desk.order(qty="3000", type="limit", limit_price=Decimal("4.5"))
     assert second.value.extra["cost_basis"] == "13500"
@@ -253,18 +253,18 @@ def test_partial_fills_then_fill_and_activities(real_market: MarketData) -> None
     assert [e["qty"] for e in fills] == ["3", "3", "2", "1", "1"]
     assert [e["position_qty"] for e in fills] == ["3", "6", "8", "9", "10"]
     assert [e["order"]["filled_qty"] for e in fills] == ["3", "6", "8", "9", "10"]
-    activities = desk.exchange.activities(KEY, activity_types=["FILL"], direction="asc")
+    activities = desk.exchange.accounts.activities(KEY, activity_types=["FILL"], direction="asc")
     assert [a["cum_qty"] for a in activities] == ["3", "6", "8", "9", "10"]
     assert [a["type"] for a in activities] == ["partial_fill"] * 4 + ["fill"]
     assert {a["order_id"] for a in activities} == {order["id"]}
-    first_page = desk.exchange.activities(KEY, activity_types=None, page_size=2)
+    first_page = desk.exchange.accounts.activities(KEY, activity_types=None, page_size=2)
     assert [a["cum_qty"] for a in first_page] == ["10", "9"]
-    next_page = desk.exchange.activities(
+    next_page = desk.exchange.accounts.activities(
         KEY, activity_types=None, page_size=2, page_token=first_page[-1]["id"]
     )
     assert [a["cum_qty"] for a in next_page] == ["8", "6"]
     cost = sum(Decimal(a["price"]) * Decimal(a["qty"]) for a in activities)
-    assert Decimal(desk.exchange.get_account(KEY)["cash"]) == Decimal(100000) - cost
+    assert Decimal(desk.exchange.accounts.get_account(KEY)["cash"]) == Decimal(100000) - cost
 
 
 def test_rejected_by_fault_and_close_all(real_market: MarketData) -> None:
@@ -273,22 +273,22 @@ def test_rejected_by_fault_and_close_all(real_market: MarketData) -> None:
     rejected = desk.order()
     assert rejected["status"] == "accepted"
     assert desk.event_names(rejected["id"]) == ["rejected"]
-    assert desk.exchange.get_order(KEY, rejected["id"])["status"] == "rejected"
+    assert desk.exchange.orders.get_order(KEY, rejected["id"])["status"] == "rejected"
     desk.order()
     desk.to(at(15, 2))
     buy = desk.order(type="limit", limit_price=Decimal("1"))
-    items = desk.exchange.close_all_positions(KEY, cancel_orders=True)
+    items = desk.exchange.accounts.close_all_positions(KEY, cancel_orders=True)
     # The buy's cancel is in flight: it still rests, so the market sell would trade with it.
     assert [(i["symbol"], i["status"]) for i in items] == [("AMC", 403)]
     assert items[0]["body"]["message"] == "potential wash trade detected. use complex orders"
-    assert desk.exchange.get_order(KEY, buy["id"])["status"] == "pending_cancel"
+    assert desk.exchange.orders.get_order(KEY, buy["id"])["status"] == "pending_cancel"
     desk.to(at(15, 2, 2))
     assert desk.event_names(buy["id"]) == ["new", "pending_cancel", "canceled"]
-    items = desk.exchange.close_all_positions(KEY, cancel_orders=True)
+    items = desk.exchange.accounts.close_all_positions(KEY, cancel_orders=True)
     assert [(i["symbol"], i["status"], i["body"]["side"]) for i in items] == [("AMC", 200, "sell")]
-    assert desk.exchange.list_orders(KEY, status="open")[0]["side"] == "sell"
+    assert desk.exchange.orders.list_orders(KEY, status="open")[0]["side"] == "sell"
     desk.to(at(15, 4))
-    assert desk.exchange.list_positions(KEY) == []
+    assert desk.exchange.accounts.list_positions(KEY) == []
 
 
 def test_daily_and_hourly_only_symbols_fill_on_their_minute_path(
@@ -302,30 +302,30 @@ def test_daily_and_hourly_only_symbols_fill_on_their_minute_path(
     desk.to(at(14, 32))
     # Both fill at the open of the first path minute starting at/after 09:31.
     for order, low, high in ((spy, 602.13, 605.8), (nvda, 138.6, 141.82)):
-        filled = desk.exchange.get_order(KEY, order["id"])
+        filled = desk.exchange.orders.get_order(KEY, order["id"])
         assert (filled["status"], filled["filled_at"]) == ("filled", "2024-12-10T14:32:00Z")
         assert low <= float(filled["filled_avg_price"]) <= high
     # The same path on every run, whatever was queried before.
     again = Desk.start(real_market, at(14, 31))
-    again.exchange.latest_trades(["SPY", "NVDA"])
+    again.exchange.data.latest_trades(["SPY", "NVDA"])
     copies = {o["id"]: again.order(symbol=o["symbol"], qty="1")["id"] for o in (nvda, spy)}
     again.to(at(14, 32))
     for original, copy in copies.items():
-        price = again.exchange.get_order(KEY, copy)["filled_avg_price"]
-        assert price == desk.exchange.get_order(KEY, original)["filled_avg_price"]
+        price = again.exchange.orders.get_order(KEY, copy)["filled_avg_price"]
+        assert price == desk.exchange.orders.get_order(KEY, original)["filled_avg_price"]
     # Last trade and position value follow the path minute by minute, never the future.
     desk.to(at(15, 0, 30))
-    trade = desk.exchange.latest_trades(["SPY"])["trades"]["SPY"]
+    trade = desk.exchange.data.latest_trades(["SPY"])["trades"]["SPY"]
     assert trade["t"] == "2024-12-10T14:59:59Z"
-    assert desk.exchange.get_position(KEY, "SPY")["current_price"] == str(trade["p"])
+    assert desk.exchange.accounts.get_position(KEY, "SPY")["current_price"] == str(trade["p"])
     # The bar endpoints still serve only the real bars: the day's bar is not complete yet.
-    assert desk.exchange.latest_bars(["SPY"])["bars"]["SPY"]["t"] == "2024-12-09T05:00:00Z"
+    assert desk.exchange.data.latest_bars(["SPY"])["bars"]["SPY"]["t"] == "2024-12-09T05:00:00Z"
     # Sent while closed, a daily-only order waits for the open and fills in the first minute.
     desk.to(CLOSE)
     overnight = desk.order(symbol="SPY", qty="1")
     assert overnight["status"] == "accepted"
     desk.to(OPEN + timedelta(days=1, minutes=1))
-    filled = desk.exchange.get_order(KEY, overnight["id"])
+    filled = desk.exchange.orders.get_order(KEY, overnight["id"])
     assert filled["filled_at"] == "2024-12-11T14:31:00Z"
     assert float(filled["filled_avg_price"]) == 603.26  # 2024-12-11 opens at 603.26
 
@@ -335,6 +335,6 @@ def test_notional_buy_fills_fractional_qty(real_market: MarketData) -> None:
     order = desk.order(qty=None, notional=Decimal(1000))
     assert (order["qty"], order["notional"]) == (None, "1000")
     desk.to(at(14, 32))
-    filled = desk.exchange.get_order(KEY, order["id"])
+    filled = desk.exchange.orders.get_order(KEY, order["id"])
     assert filled["status"] == "filled"
     assert filled["filled_qty"] == "222.965440356"  # $1000 / 4.485, truncated to 1e-9

@@ -42,7 +42,7 @@ def stop(desk: Desk, price: str = "4.46", qty: str = "100") -> dict:
 def replace(desk: Desk, order_id: str, **changes) -> dict:
     fields = {"qty": None, "limit_price": None, "stop_price": None, "time_in_force": None}
     fields.update(changes)
-    return desk.exchange.replace_order(KEY, order_id, client_order_id=None, **fields)
+    return desk.exchange.orders.replace_order(KEY, order_id, client_order_id=None, **fields)
 
 
 def refused(call, *args, **kwargs) -> SimError:
@@ -57,31 +57,31 @@ def test_cancel_completes_after_its_latency_and_holds_shares_until_then(
     desk = holding(real_market)
     order = stop(desk, "3")
     desk.to(at(14, 31, 30))
-    assert desk.exchange.cancel_order(KEY, order["id"]) is None
-    assert desk.exchange.get_order(KEY, order["id"])["status"] == "pending_cancel"
+    assert desk.exchange.orders.cancel_order(KEY, order["id"]) is None
+    assert desk.exchange.orders.get_order(KEY, order["id"])["status"] == "pending_cancel"
     assert desk.exchange.next_due() == at(14, 31, 32)
-    assert [o["id"] for o in desk.exchange.list_orders(KEY)] == [order["id"]]  # still open
-    assert desk.exchange.get_position(KEY, "AMC")["qty_available"] == "0"
+    assert [o["id"] for o in desk.exchange.orders.list_orders(KEY)] == [order["id"]]  # still open
+    assert desk.exchange.accounts.get_position(KEY, "AMC")["qty_available"] == "0"
     blocked = refused(desk.order, side="sell", qty="100")
     assert (blocked.status, blocked.extra["held_for_orders"]) == (403, "100")
-    again = refused(desk.exchange.cancel_order, KEY, order["id"])
+    again = refused(desk.exchange.orders.cancel_order, KEY, order["id"])
     assert (again.status, again.code) == (422, 42210000)
     assert again.message == 'order is already in "pending_cancel" state'
     desk.to(at(14, 31, 31))
     assert desk.event_names(order["id"]) == ["new", "pending_cancel"]
     desk.to(at(14, 31, 32))
     assert desk.event_names(order["id"]) == ["new", "pending_cancel", "canceled"]
-    canceled = desk.exchange.get_order(KEY, order["id"])
+    canceled = desk.exchange.orders.get_order(KEY, order["id"])
     assert (canceled["status"], canceled["canceled_at"]) == ("canceled", "2024-12-10T14:31:32Z")
     assert desk.exchange.next_due() is None
-    assert desk.exchange.get_position(KEY, "AMC")["qty_available"] == "100"
+    assert desk.exchange.accounts.get_position(KEY, "AMC")["qty_available"] == "100"
 
 
 def test_a_stop_reached_while_its_cancel_is_in_flight_fills(real_market: MarketData) -> None:
     desk = holding(real_market)
     order = stop(desk)
     desk.to(at(14, 32, 59))
-    desk.exchange.cancel_order(KEY, order["id"])  # due 14:33:01, after the 14:32 bar
+    desk.exchange.orders.cancel_order(KEY, order["id"])  # due 14:33:01, after the 14:32 bar
     desk.to(at(14, 34))
     assert desk.event_names(order["id"]) == [
         "new",
@@ -92,9 +92,9 @@ def test_a_stop_reached_while_its_cancel_is_in_flight_fills(real_market: MarketD
     rejected = desk.events[-1]
     assert rejected["order"]["status"] == "filled"
     assert rejected["timestamp"] == "2024-12-10T14:33:00Z"
-    assert desk.exchange.get_order(KEY, order["id"])["filled_avg_price"] == "4.46"
-    assert desk.exchange.list_positions(KEY) == []
-    filled = refused(desk.exchange.cancel_order, KEY, order["id"])
+    assert desk.exchange.orders.get_order(KEY, order["id"])["filled_avg_price"] == "4.46"
+    assert desk.exchange.accounts.list_positions(KEY) == []
+    filled = refused(desk.exchange.orders.cancel_order, KEY, order["id"])
     assert (filled.status, filled.message) == (422, 'order is already in "filled" state')
 
 
@@ -105,17 +105,17 @@ def test_a_cancel_due_before_the_bar_wins_even_when_the_clock_jumps(
     # completion (14:33) that would have filled the stop.
     desk = holding(real_market)
     order = stop(desk)
-    desk.exchange.cancel_order(KEY, order["id"])
+    desk.exchange.orders.cancel_order(KEY, order["id"])
     desk.to(at(14, 40))
     assert desk.event_names(order["id"]) == ["new", "pending_cancel", "canceled"]
-    assert desk.exchange.get_position(KEY, "AMC")["qty"] == "100"
+    assert desk.exchange.accounts.get_position(KEY, "AMC")["qty"] == "100"
 
 
 def test_a_fill_at_the_instant_the_cancel_completes_wins(real_market: MarketData) -> None:
     desk = holding(real_market, cancel_latency=60)
     order = stop(desk)
     desk.to(at(14, 32))
-    desk.exchange.cancel_order(KEY, order["id"])  # due 14:33:00, with the 14:32 bar's end
+    desk.exchange.orders.cancel_order(KEY, order["id"])  # due 14:33:00, with the 14:32 bar's end
     desk.to(at(14, 33))
     assert desk.event_names(order["id"])[-2:] == ["fill", "order_cancel_rejected"]
 
@@ -125,10 +125,13 @@ def test_replace_in_flight_events_and_refusals(real_market: MarketData) -> None:
     old = stop(desk, "3")
     new = replace(desk, old["id"], stop_price=Decimal("3.5"))
     assert (new["status"], new["replaces"]) == ("pending_new", old["id"])
-    assert desk.exchange.get_order(KEY, old["id"])["status"] == "pending_replace"
+    assert desk.exchange.orders.get_order(KEY, old["id"])["status"] == "pending_replace"
     assert desk.event_names()[-1] == "pending_replace"
     for order_id, state in ((old["id"], "pending_replace"), (new["id"], "pending_new")):
-        for call in (desk.exchange.cancel_order, lambda k, i: replace(desk, i, qty=Decimal(5))):
+        for call in (
+            desk.exchange.orders.cancel_order,
+            lambda k, i: replace(desk, i, qty=Decimal(5)),
+        ):
             error = refused(call, KEY, order_id)
             assert (error.status, error.code) == (422, 42210000)
             assert error.message == f'order is already in "{state}" state'
@@ -140,7 +143,7 @@ def test_replace_in_flight_events_and_refusals(real_market: MarketData) -> None:
     replaced = desk.events[-2]["order"]
     assert (replaced["status"], replaced["replaced_by"]) == ("replaced", new["id"])
     assert replaced["replaced_at"] == "2024-12-10T14:31:02Z"
-    assert desk.exchange.get_order(KEY, new["id"])["status"] == "new"
+    assert desk.exchange.orders.get_order(KEY, new["id"])["status"] == "new"
     error = refused(replace, desk, old["id"], qty=Decimal(5))
     assert error.message == 'order is already in "replaced" state'
 
@@ -149,7 +152,7 @@ def test_replace_holds_the_larger_qty_not_the_sum(real_market: MarketData) -> No
     desk = holding(real_market)
     old = stop(desk, "3", qty="60")
     replace(desk, old["id"], qty=Decimal(80))
-    position = desk.exchange.get_position(KEY, "AMC")
+    position = desk.exchange.accounts.get_position(KEY, "AMC")
     assert position["qty_available"] == "20"  # 100 - max(60, 80), not 100 - 140
     desk.order(side="sell", qty="20", type="limit", limit_price=Decimal("9"))
     blocked = refused(desk.order, side="sell", qty="1", type="limit", limit_price=Decimal("9"))
@@ -182,9 +185,9 @@ def test_an_order_that_fills_during_its_replace_keeps_the_fill(real_market: Mark
     ]
     assert desk.events[-2]["order"]["status"] == "filled"  # order_replace_rejected: old order
     assert (desk.events[-1]["event"], desk.events[-1]["order"]["id"]) == ("rejected", new["id"])
-    rejected = desk.exchange.get_order(KEY, new["id"])
+    rejected = desk.exchange.orders.get_order(KEY, new["id"])
     assert (rejected["status"], rejected["failed_at"]) == ("rejected", "2024-12-10T14:33:00Z")
-    assert desk.exchange.list_orders(KEY) == []
+    assert desk.exchange.orders.list_orders(KEY) == []
 
 
 def test_a_partial_fill_during_a_replace_refuses_it(real_market: MarketData) -> None:
@@ -196,8 +199,8 @@ def test_a_partial_fill_during_a_replace_refuses_it(real_market: MarketData) -> 
     desk.to(at(14, 33))
     assert desk.event_names(old["id"])[-2:] == ["partial_fill", "order_replace_rejected"]
     assert desk.events[-2]["order"]["status"] == "partially_filled"
-    assert desk.exchange.get_order(KEY, old["id"])["status"] == "partially_filled"
-    assert desk.exchange.get_order(KEY, new["id"])["status"] == "rejected"
+    assert desk.exchange.orders.get_order(KEY, old["id"])["status"] == "partially_filled"
+    assert desk.exchange.orders.get_order(KEY, new["id"])["status"] == "rejected"
 
 
 def test_a_partial_fill_during_a_cancel_leaves_the_cancel_to_complete(
@@ -207,11 +210,11 @@ def test_a_partial_fill_during_a_cancel_leaves_the_cancel_to_complete(
     desk.exchange.faults.update(partial_fill_ratio=0.5)
     order = stop(desk)
     desk.to(at(14, 32, 59))
-    desk.exchange.cancel_order(KEY, order["id"])
+    desk.exchange.orders.cancel_order(KEY, order["id"])
     desk.to(at(14, 33, 1))
     assert desk.event_names(order["id"]) == ["new", "pending_cancel", "partial_fill", "canceled"]
     assert desk.events[-2]["order"]["status"] == "pending_cancel"
-    canceled = desk.exchange.get_order(KEY, order["id"])
+    canceled = desk.exchange.orders.get_order(KEY, order["id"])
     assert (canceled["status"], canceled["filled_qty"]) == ("canceled", "50")
 
 
@@ -221,7 +224,7 @@ def test_a_replace_after_the_close_goes_live_at_the_next_open(real_market: Marke
     desk.to(at(21, 5))
     new = replace(desk, old["id"], stop_price=Decimal("3.5"))
     desk.to(at(21, 6))
-    assert desk.exchange.get_order(KEY, new["id"])["status"] == "accepted"
+    assert desk.exchange.orders.get_order(KEY, new["id"])["status"] == "accepted"
     desk.to(at(14, 30) + timedelta(days=1))
     assert desk.event_names(new["id"]) == ["new"]
 
@@ -229,10 +232,10 @@ def test_a_replace_after_the_close_goes_live_at_the_next_open(real_market: Marke
 def test_a_cancel_in_flight_across_the_open(real_market: MarketData) -> None:
     desk = Desk.start(real_market, at(14, 29, 59), cancel_latency=5)
     order = desk.order(type="limit", limit_price=Decimal("1"))
-    desk.exchange.cancel_order(KEY, order["id"])  # due 14:30:04, after the open
+    desk.exchange.orders.cancel_order(KEY, order["id"])  # due 14:30:04, after the open
     desk.to(at(14, 30, 1))
-    assert desk.exchange.get_order(KEY, order["id"])["status"] == "pending_cancel"
-    assert refused(desk.exchange.cancel_order, KEY, order["id"]).status == 422
+    assert desk.exchange.orders.get_order(KEY, order["id"])["status"] == "pending_cancel"
+    assert refused(desk.exchange.orders.cancel_order, KEY, order["id"]).status == 422
     desk.to(at(14, 30, 4))
     assert desk.event_names(order["id"]) == ["pending_cancel", "canceled"]
 
@@ -242,7 +245,7 @@ def test_cancel_all_puts_every_cancel_in_flight(real_market: MarketData) -> None
     first = stop(desk, "3", qty="50")
     second = desk.order(type="limit", limit_price=Decimal("1"), qty="10")
     pending = replace(desk, first["id"], qty=Decimal(40))
-    items = desk.exchange.cancel_all_orders(KEY)
+    items = desk.exchange.orders.cancel_all_orders(KEY)
     by_id = {i["id"]: i for i in items}
     assert by_id[second["id"]]["status"] == 200
     assert by_id[second["id"]]["body"]["status"] == "pending_cancel"
@@ -250,8 +253,8 @@ def test_cancel_all_puts_every_cancel_in_flight(real_market: MarketData) -> None
         assert by_id[order_id]["status"] == 422
         assert by_id[order_id]["body"]["code"] == 42210000
     desk.to(at(14, 31, 2))
-    assert desk.exchange.get_order(KEY, second["id"])["status"] == "canceled"
-    assert desk.exchange.get_order(KEY, pending["id"])["status"] == "new"
+    assert desk.exchange.orders.get_order(KEY, second["id"])["status"] == "canceled"
+    assert desk.exchange.orders.get_order(KEY, pending["id"])["status"] == "new"
 
 
 def test_refused_cancel_and_replace_return_the_order_to_its_status(
@@ -260,17 +263,17 @@ def test_refused_cancel_and_replace_return_the_order_to_its_status(
     desk = holding(real_market)
     order = stop(desk, "3")
     desk.exchange.faults.update(refuse_next_cancels=1, refuse_next_replaces=1)
-    desk.exchange.cancel_order(KEY, order["id"])
+    desk.exchange.orders.cancel_order(KEY, order["id"])
     desk.to(at(14, 31, 2))
     assert desk.event_names(order["id"]) == ["new", "pending_cancel", "order_cancel_rejected"]
     assert desk.events[-1]["order"]["status"] == "new"
     new = replace(desk, order["id"], stop_price=Decimal("3.5"))
     desk.to(at(14, 31, 4))
     assert desk.event_names(order["id"])[-2:] == ["pending_replace", "order_replace_rejected"]
-    assert desk.exchange.get_order(KEY, order["id"])["status"] == "new"
+    assert desk.exchange.orders.get_order(KEY, order["id"])["status"] == "new"
     assert desk.event_names(new["id"]) == ["rejected"]
     assert desk.exchange.faults.refuse_next_cancels == 0
-    desk.exchange.cancel_order(KEY, order["id"])  # the next one is not refused
+    desk.exchange.orders.cancel_order(KEY, order["id"])  # the next one is not refused
     desk.to(at(14, 31, 6))
     assert desk.event_names(order["id"])[-1] == "canceled"
 
@@ -279,9 +282,9 @@ def test_zero_latency_refusal_needs_no_wait(real_market: MarketData) -> None:
     desk = holding(real_market, cancel_latency=0)
     order = stop(desk, "3")
     desk.exchange.faults.update(refuse_next_cancels=1)
-    desk.exchange.cancel_order(KEY, order["id"])
+    desk.exchange.orders.cancel_order(KEY, order["id"])
     assert desk.event_names(order["id"]) == ["new", "order_cancel_rejected"]
-    desk.exchange.cancel_order(KEY, order["id"])
+    desk.exchange.orders.cancel_order(KEY, order["id"])
     assert desk.event_names(order["id"])[-1] == "canceled"
 
 

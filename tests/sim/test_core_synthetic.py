@@ -84,7 +84,7 @@ def test_exchange_trades_on_the_synthetic_market(default_market: MarketData) -> 
     assert session is not None
     clock = VirtualClock(session.open + timedelta(minutes=5), speed=0)
     exchange = Exchange(clock, default_market, default_market.calendar, slippage_bps=10)
-    order = exchange.submit_order(
+    order = exchange.orders.submit_order(
         "k",
         symbol="SPY",
         qty=Decimal(5),
@@ -98,11 +98,11 @@ def test_exchange_trades_on_the_synthetic_market(default_market: MarketData) -> 
         extended_hours=False,
     )
     clock.set(session.open + timedelta(minutes=7))
-    filled = exchange.get_order("k", order["id"])
+    filled = exchange.orders.get_order("k", order["id"])
     bar = default_market.bar_starting_at("SPY", session.open + timedelta(minutes=5))
     assert filled["status"] == "filled"
     assert Decimal(filled["filled_avg_price"]) == Decimal(repr(round(bar.open * 1.001, 4)))
-    history = exchange.get_bars(
+    history = exchange.data.get_bars(
         symbols=["SPY"],
         timeframe="1Day",
         start=datetime(2023, 1, 1, tzinfo=session.open.tzinfo),

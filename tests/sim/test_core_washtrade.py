@@ -80,7 +80,7 @@ def test_exchange_refuses_an_order_that_could_trade_with_its_own(
     assert refused.value.extra["existing_order_id"] == stop["id"]
     assert desk.order(symbol="GME", qty="1")["status"] == "new"  # other symbols are free
     # A replace is checked against the other orders, never against the one it replaces.
-    limit_sell = desk.exchange.replace_order(
+    limit_sell = desk.exchange.orders.replace_order(
         KEY,
         stop["id"],
         qty=None,

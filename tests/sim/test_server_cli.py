@@ -84,8 +84,8 @@ def test_strictness_flags_reach_the_exchange(bars_dir: Path) -> None:
         wash_trade_check=args.wash_trade_check,
     )
     exchange = build_exchange(options)
-    assert exchange.wash_trade_check is False
-    order = exchange.submit_order(
+    assert exchange.orders.wash_trade_check is False
+    order = exchange.orders.submit_order(
         "k",
         symbol="GME",
         qty=Decimal(1),
@@ -98,8 +98,8 @@ def test_strictness_flags_reach_the_exchange(bars_dir: Path) -> None:
         client_order_id=None,
         extended_hours=False,
     )
-    exchange.cancel_order("k", order["id"])
-    assert exchange.get_order("k", order["id"])["status"] == "canceled"  # latency 0
+    exchange.orders.cancel_order("k", order["id"])
+    assert exchange.orders.get_order("k", order["id"])["status"] == "canceled"  # latency 0
 
 
 def test_a_negative_latency_is_a_usage_error() -> None:

@@ -59,7 +59,7 @@ async def test_a_request_is_held_at_the_hook_until_released(sim) -> None:
     await asyncio.wait_for(hook.wait_hit(), 10)
     # the broker has the order, the client has no answer yet
     assert hook.holding and not reply.done()
-    assert sim.exchange.get_order_by_client_id(sim.key, "held-entry")["status"] in (
+    assert sim.exchange.orders.get_order_by_client_id(sim.key, "held-entry")["status"] in (
         "new",
         "accepted",
     )

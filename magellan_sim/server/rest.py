@@ -53,7 +53,11 @@ def account_key(request: web.Request) -> str:
 
 
 class RestRoutes:
-    """The ``/v2/...`` HTTP handlers over one ``Exchange``."""
+    """The ``/v2/...`` and ``/v1/...`` HTTP handlers over one ``Exchange``.
+
+    One public handler per Alpaca route (22 and ``register``): each only parses and maps
+    to one desk call, so splitting them would scatter the route table, not concepts.
+    """
 
     def __init__(self, exchange: Exchange) -> None:
         self._exchange = exchange

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
-from datetime import date, timedelta
+from datetime import date
 from typing import Any
 
+from magellan_core.timeframes import BAR_LENGTH as BAR_LENGTHS
+from magellan_core.timeframes import MINUTE
 from strategies.bear_trap_plan import TradePlan
 from strategies.indicators import ATR, SessionTracker, VolumeMean
 from strategies.model import Bar
 from strategies.session import Session
 
-BAR_LENGTH = timedelta(minutes=1)
+BAR_LENGTH = BAR_LENGTHS[MINUTE]  # Bear Trap reads minute bars
 _INF = float("inf")
 
 

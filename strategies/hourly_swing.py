@@ -10,18 +10,16 @@ except on the bar that ends at the close, whose orders execute at the next open.
 
 from __future__ import annotations
 
-from datetime import timedelta
 from typing import Any, ClassVar, Literal
 
 from pydantic import Field
 
+from magellan_core.timeframes import BAR_LENGTH
 from strategies.hysteresis import HysteresisStrategy
 from strategies.indicators import RsiMethod
 from strategies.model import Bar, Execute
 from strategies.params import EmergencyStop, FrozenModel, HysteresisBands, RiskLimits
 from strategies.session import Session
-
-BAR_LENGTHS = {"1Hour": timedelta(hours=1), "1Min": timedelta(minutes=1)}
 
 
 class HourlySwingParams(FrozenModel):
@@ -55,7 +53,7 @@ class HourlySwing(HysteresisStrategy):
     def __init__(self, params: HourlySwingParams, state: dict[str, Any] | None = None) -> None:
         self.params = params
         self.timeframe = params.timeframe  # type: ignore[misc]
-        self._bar_length = BAR_LENGTHS[params.timeframe]
+        self._bar_length = BAR_LENGTH[params.timeframe]
         method: RsiMethod = params.rsi_method
         super().__init__(dict(params.symbols), method, state)
 

@@ -1,7 +1,9 @@
-"""The daemon's own values: typed ids, broker events, order rows, discrepancies.
+"""The daemon's own values: typed ids, broker events, order rows, discrepancies, the order
+statuses and events (the values the order state machine in ``ledger.order_fsm`` judges).
 
-Money and quantities are ``Decimal`` here and in the ledger; ``broker/`` converts alpaca-py's
-``str | float`` at the edge and nowhere else.
+Money and quantities are ``Decimal`` here and in the ledger; the adapters convert alpaca-py's
+``str | float`` at the edge and nowhere else. The order values live here, not in the ledger,
+so that an adapter can speak them without depending on persistence.
 """
 
 from __future__ import annotations
@@ -10,7 +12,8 @@ import hashlib
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
-from typing import NewType
+from enum import StrEnum
+from typing import Final, NewType
 
 from strategies.registry import REGISTRY
 
@@ -119,3 +122,124 @@ class Discrepancy:
     account: str
     symbol: str
     detail: str
+
+
+# -- order states (the values; the transition rules are ``ledger.order_fsm``) -------------
+
+
+class OrderStatus(StrEnum):
+    """Every status an order row can have."""
+
+    PENDING_SUBMIT = "pending_submit"
+    UNKNOWN = "unknown"
+    NOT_FOUND = "not_found"
+    ACCEPTED = "accepted"
+    PENDING_NEW = "pending_new"
+    ACCEPTED_FOR_BIDDING = "accepted_for_bidding"
+    PENDING_REVIEW = "pending_review"
+    HELD = "held"
+    NEW = "new"
+    PARTIALLY_FILLED = "partially_filled"
+    DONE_FOR_DAY = "done_for_day"
+    STOPPED = "stopped"
+    SUSPENDED = "suspended"
+    CALCULATED = "calculated"
+    PENDING_CANCEL = "pending_cancel"
+    PENDING_REPLACE = "pending_replace"
+    FILLED = "filled"
+    CANCELED = "canceled"
+    EXPIRED = "expired"
+    REJECTED = "rejected"
+    REPLACED = "replaced"
+
+
+class OrderEvent(StrEnum):
+    """Every event the table knows (Alpaca's trade-update names plus two of ours)."""
+
+    SUBMIT_UNKNOWN = "submit_unknown"
+    NOT_FOUND = "not_found"
+    ACCEPTED = "accepted"
+    PENDING_NEW = "pending_new"
+    ACCEPTED_FOR_BIDDING = "accepted_for_bidding"
+    PENDING_REVIEW = "pending_review"
+    HELD = "held"
+    NEW = "new"
+    PARTIAL_FILL = "partial_fill"
+    FILL = "fill"
+    DONE_FOR_DAY = "done_for_day"
+    STOPPED = "stopped"
+    SUSPENDED = "suspended"
+    CALCULATED = "calculated"
+    PENDING_CANCEL = "pending_cancel"
+    PENDING_REPLACE = "pending_replace"
+    CANCELED = "canceled"
+    EXPIRED = "expired"
+    REJECTED = "rejected"
+    REPLACED = "replaced"
+    ORDER_CANCEL_REJECTED = "order_cancel_rejected"
+    ORDER_REPLACE_REJECTED = "order_replace_rejected"
+    RESTATED = "restated"
+    TRADE_BUST = "trade_bust"
+    TRADE_CORRECT = "trade_correct"
+
+
+# Statuses of an order that works, or may work, at the broker.
+OPEN: Final = frozenset(
+    {
+        OrderStatus.PENDING_SUBMIT,
+        OrderStatus.UNKNOWN,
+        OrderStatus.ACCEPTED,
+        OrderStatus.PENDING_NEW,
+        OrderStatus.ACCEPTED_FOR_BIDDING,
+        OrderStatus.PENDING_REVIEW,
+        OrderStatus.HELD,
+        OrderStatus.NEW,
+        OrderStatus.PARTIALLY_FILLED,
+        OrderStatus.DONE_FOR_DAY,
+        OrderStatus.STOPPED,
+        OrderStatus.SUSPENDED,
+        OrderStatus.CALCULATED,
+        OrderStatus.PENDING_CANCEL,
+        OrderStatus.PENDING_REPLACE,
+    }
+)
+# Statuses of an order that no longer works at the broker (a late execution report may still
+# add a fill to a canceled or expired order: see the table).
+CLOSED: Final = frozenset(
+    {
+        OrderStatus.FILLED,
+        OrderStatus.CANCELED,
+        OrderStatus.EXPIRED,
+        OrderStatus.REJECTED,
+        OrderStatus.REPLACED,
+        OrderStatus.NOT_FOUND,
+    }
+)
+
+# The event that brings an order into each broker status: how a REST snapshot (a submit
+# reply, a lookup or reconciliation) is turned into the same events the stream sends.
+EVENT_FOR_STATUS: Final[dict[str, OrderEvent]] = {
+    OrderStatus.ACCEPTED: OrderEvent.ACCEPTED,
+    OrderStatus.PENDING_NEW: OrderEvent.PENDING_NEW,
+    OrderStatus.ACCEPTED_FOR_BIDDING: OrderEvent.ACCEPTED_FOR_BIDDING,
+    OrderStatus.PENDING_REVIEW: OrderEvent.PENDING_REVIEW,
+    OrderStatus.HELD: OrderEvent.HELD,
+    OrderStatus.NEW: OrderEvent.NEW,
+    OrderStatus.PARTIALLY_FILLED: OrderEvent.PARTIAL_FILL,
+    OrderStatus.FILLED: OrderEvent.FILL,
+    OrderStatus.DONE_FOR_DAY: OrderEvent.DONE_FOR_DAY,
+    OrderStatus.STOPPED: OrderEvent.STOPPED,
+    OrderStatus.SUSPENDED: OrderEvent.SUSPENDED,
+    OrderStatus.CALCULATED: OrderEvent.CALCULATED,
+    OrderStatus.PENDING_CANCEL: OrderEvent.PENDING_CANCEL,
+    OrderStatus.PENDING_REPLACE: OrderEvent.PENDING_REPLACE,
+    OrderStatus.CANCELED: OrderEvent.CANCELED,
+    OrderStatus.EXPIRED: OrderEvent.EXPIRED,
+    OrderStatus.REJECTED: OrderEvent.REJECTED,
+    OrderStatus.REPLACED: OrderEvent.REPLACED,
+}
+
+
+def is_open(status: str) -> bool:
+    """True while the order works, or may work, at the broker."""
+    return status in OPEN

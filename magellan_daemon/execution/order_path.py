@@ -42,10 +42,16 @@ from magellan_daemon.adapters.alpaca.errors import (
     BrokerRetryable,
 )
 from magellan_daemon.adapters.alpaca.rest import AlpacaBroker
-from magellan_daemon.domain import BrokerEvent, BrokerOrder, ClientOrderId
+from magellan_daemon.domain import (
+    CLOSED,
+    EVENT_FOR_STATUS,
+    BrokerEvent,
+    BrokerOrder,
+    ClientOrderId,
+    OrderStatus,
+)
 from magellan_daemon.execution.events import EventSink, order_line
 from magellan_daemon.execution.order_watch import OrderWatch, Tracker
-from magellan_daemon.ledger.order_fsm import CLOSED, EVENT_FOR_STATUS, OrderStatus
 from magellan_daemon.ledger.store import Ledger, OrderRow
 
 log = logging.getLogger(__name__)

@@ -15,9 +15,9 @@ from datetime import date
 from decimal import Decimal
 from typing import Any
 
-from magellan_daemon.domain import BrokerEvent
+from magellan_daemon.domain import BrokerEvent, OrderEvent
 from magellan_daemon.ledger import position_book
-from magellan_daemon.ledger.order_fsm import OrderEvent, transition
+from magellan_daemon.ledger.order_fsm import transition
 from magellan_daemon.ledger.orders import OrderTables
 from magellan_daemon.ledger.rows import Applied, AppliedFill, OrderRow, PositionRow
 from magellan_daemon.timefmt import iso, new_york_day, parse_iso

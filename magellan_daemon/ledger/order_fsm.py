@@ -31,93 +31,13 @@ How an event is judged, in this order (``transition``):
 from __future__ import annotations
 
 from dataclasses import dataclass
-from enum import StrEnum
 from typing import Final, Literal
 
-
-class OrderStatus(StrEnum):
-    """Every status an order row can have."""
-
-    PENDING_SUBMIT = "pending_submit"
-    UNKNOWN = "unknown"
-    NOT_FOUND = "not_found"
-    ACCEPTED = "accepted"
-    PENDING_NEW = "pending_new"
-    ACCEPTED_FOR_BIDDING = "accepted_for_bidding"
-    PENDING_REVIEW = "pending_review"
-    HELD = "held"
-    NEW = "new"
-    PARTIALLY_FILLED = "partially_filled"
-    DONE_FOR_DAY = "done_for_day"
-    STOPPED = "stopped"
-    SUSPENDED = "suspended"
-    CALCULATED = "calculated"
-    PENDING_CANCEL = "pending_cancel"
-    PENDING_REPLACE = "pending_replace"
-    FILLED = "filled"
-    CANCELED = "canceled"
-    EXPIRED = "expired"
-    REJECTED = "rejected"
-    REPLACED = "replaced"
-
-
-class OrderEvent(StrEnum):
-    """Every event the table knows (Alpaca's trade-update names plus two of ours)."""
-
-    SUBMIT_UNKNOWN = "submit_unknown"
-    NOT_FOUND = "not_found"
-    ACCEPTED = "accepted"
-    PENDING_NEW = "pending_new"
-    ACCEPTED_FOR_BIDDING = "accepted_for_bidding"
-    PENDING_REVIEW = "pending_review"
-    HELD = "held"
-    NEW = "new"
-    PARTIAL_FILL = "partial_fill"
-    FILL = "fill"
-    DONE_FOR_DAY = "done_for_day"
-    STOPPED = "stopped"
-    SUSPENDED = "suspended"
-    CALCULATED = "calculated"
-    PENDING_CANCEL = "pending_cancel"
-    PENDING_REPLACE = "pending_replace"
-    CANCELED = "canceled"
-    EXPIRED = "expired"
-    REJECTED = "rejected"
-    REPLACED = "replaced"
-    ORDER_CANCEL_REJECTED = "order_cancel_rejected"
-    ORDER_REPLACE_REJECTED = "order_replace_rejected"
-    RESTATED = "restated"
-    TRADE_BUST = "trade_bust"
-    TRADE_CORRECT = "trade_correct"
-
+from magellan_daemon.domain import CLOSED, OrderEvent, OrderStatus
 
 S = OrderStatus
 E = OrderEvent
 REPORTED: Final = "reported"  # the target is the status the broker reported with the event
-
-# Statuses of an order that works, or may work, at the broker.
-OPEN: Final = frozenset(
-    {
-        S.PENDING_SUBMIT,
-        S.UNKNOWN,
-        S.ACCEPTED,
-        S.PENDING_NEW,
-        S.ACCEPTED_FOR_BIDDING,
-        S.PENDING_REVIEW,
-        S.HELD,
-        S.NEW,
-        S.PARTIALLY_FILLED,
-        S.DONE_FOR_DAY,
-        S.STOPPED,
-        S.SUSPENDED,
-        S.CALCULATED,
-        S.PENDING_CANCEL,
-        S.PENDING_REPLACE,
-    }
-)
-# Statuses of an order that no longer works at the broker (a late execution report may still
-# add a fill to a canceled or expired order: see the table).
-CLOSED: Final = frozenset({S.FILLED, S.CANCELED, S.EXPIRED, S.REJECTED, S.REPLACED, S.NOT_FOUND})
 
 # Where each status lies in an order's life: news that would move an order to an earlier
 # phase is old news (rule 3 of the module docstring).
@@ -407,29 +327,6 @@ TABLE: Final[dict[tuple[OrderStatus, OrderEvent], OrderStatus | str]] = {
     (S.REPLACED, E.TRADE_CORRECT): S.REPLACED,
 }
 
-# The event that brings an order into each broker status: how a REST snapshot (a submit
-# reply, a lookup or reconciliation) is turned into the same events the stream sends.
-EVENT_FOR_STATUS: Final[dict[str, OrderEvent]] = {
-    S.ACCEPTED: E.ACCEPTED,
-    S.PENDING_NEW: E.PENDING_NEW,
-    S.ACCEPTED_FOR_BIDDING: E.ACCEPTED_FOR_BIDDING,
-    S.PENDING_REVIEW: E.PENDING_REVIEW,
-    S.HELD: E.HELD,
-    S.NEW: E.NEW,
-    S.PARTIALLY_FILLED: E.PARTIAL_FILL,
-    S.FILLED: E.FILL,
-    S.DONE_FOR_DAY: E.DONE_FOR_DAY,
-    S.STOPPED: E.STOPPED,
-    S.SUSPENDED: E.SUSPENDED,
-    S.CALCULATED: E.CALCULATED,
-    S.PENDING_CANCEL: E.PENDING_CANCEL,
-    S.PENDING_REPLACE: E.PENDING_REPLACE,
-    S.CANCELED: E.CANCELED,
-    S.EXPIRED: E.EXPIRED,
-    S.REJECTED: E.REJECTED,
-    S.REPLACED: E.REPLACED,
-}
-
 Verdict = Literal["applied", "repeat", "stale", "invalid"]
 
 
@@ -469,8 +366,3 @@ def transition(status: str, event: str, reported: str | None = None) -> Transiti
     if key[1] in (E.ORDER_CANCEL_REJECTED, E.ORDER_REPLACE_REJECTED) and current in CLOSED:
         return Transition(current, "stale", f"{event} after {status}: the order ended first")
     return Transition(current, "invalid", f"order in status {status!r} cannot take {event!r}")
-
-
-def is_open(status: str) -> bool:
-    """True while the order works, or may work, at the broker."""
-    return status in OPEN

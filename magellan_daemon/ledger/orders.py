@@ -5,9 +5,8 @@ from __future__ import annotations
 from datetime import date, datetime, time, timedelta
 from decimal import Decimal
 
-from magellan_daemon.domain import ClientOrderId
+from magellan_daemon.domain import OPEN, ClientOrderId
 from magellan_daemon.ledger.connection import LedgerConnection
-from magellan_daemon.ledger.order_fsm import OPEN
 from magellan_daemon.ledger.rows import IntentRow, OrderRow, intent_row, order_row, sizing_json
 from magellan_daemon.timefmt import NEW_YORK, iso
 from strategies.model import Intent

@@ -10,8 +10,8 @@ from typing import Any
 
 import orjson
 
-from magellan_daemon.domain import ClientOrderId
-from magellan_daemon.ledger.order_fsm import OPEN, Verdict
+from magellan_daemon.domain import OPEN, ClientOrderId
+from magellan_daemon.ledger.order_fsm import Verdict
 from magellan_daemon.timefmt import parse_iso
 from strategies.model import FixedDollars, Intent, RiskBased
 

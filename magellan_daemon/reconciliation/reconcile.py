@@ -29,6 +29,7 @@ from datetime import datetime
 from decimal import Decimal
 
 from magellan_daemon.domain import (
+    EVENT_FOR_STATUS,
     BrokerEvent,
     BrokerFill,
     BrokerOrder,
@@ -36,8 +37,8 @@ from magellan_daemon.domain import (
     BrokerPosition,
     ClientOrderId,
     Discrepancy,
+    is_open,
 )
-from magellan_daemon.ledger.order_fsm import EVENT_FOR_STATUS, is_open
 from magellan_daemon.ledger.split_accounting import whole_shares
 from magellan_daemon.ledger.store import OrderRow
 

@@ -32,11 +32,10 @@ from magellan_daemon.adapters.alpaca.errors import (
     BrokerNotFound,
     BrokerRetryable,
 )
-from magellan_daemon.domain import BrokerPosition, ClientOrderId
+from magellan_daemon.domain import BrokerPosition, ClientOrderId, OrderStatus, is_open
 from magellan_daemon.execution.events import EventSink
 from magellan_daemon.execution.order_path import OrderPath
 from magellan_daemon.execution.retrying import retried
-from magellan_daemon.ledger.order_fsm import OrderStatus, is_open
 from magellan_daemon.ledger.store import Ledger, OrderRow
 from magellan_daemon.reconciliation.reconcile import BrokerSnapshot, position_diff, reconcile
 from magellan_daemon.tasks import spawn

@@ -11,7 +11,7 @@ from datetime import date, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
 
-from magellan_daemon.ledger.order_fsm import OPEN
+from magellan_daemon.domain import OPEN
 from magellan_daemon.timefmt import NEW_YORK, iso
 
 SIGNALS_SHOWN = 20

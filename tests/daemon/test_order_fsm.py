@@ -4,16 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from magellan_daemon.ledger.order_fsm import (
-    CLOSED,
-    EVENT_FOR_STATUS,
-    OPEN,
-    PHASE,
-    TABLE,
-    OrderEvent,
-    OrderStatus,
-    transition,
-)
+from magellan_daemon.domain import CLOSED, EVENT_FOR_STATUS, OPEN, OrderEvent, OrderStatus
+from magellan_daemon.ledger.order_fsm import PHASE, TABLE, transition
 
 
 @pytest.mark.parametrize(

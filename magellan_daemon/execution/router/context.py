@@ -8,11 +8,10 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 from magellan_core.clock import Clock
-from magellan_daemon.domain import ClientOrderId, client_order_id
+from magellan_daemon.domain import ClientOrderId, OrderStatus, client_order_id
 from magellan_daemon.execution.events import EventSink
 from magellan_daemon.execution.order_path import OrderPath
 from magellan_daemon.execution.router.lanes import Ticket
-from magellan_daemon.ledger.order_fsm import OrderStatus
 from magellan_daemon.ledger.store import Ledger, OrderRow
 from strategies.model import PROTECTIVE_STOP_LEG, Intent
 from strategies.params import RiskLimits

@@ -7,9 +7,9 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable
 
+from magellan_daemon.domain import OrderStatus
 from magellan_daemon.execution.router.context import FLATTEN_LEG, PRE_BROKER, RouteContext, Work
 from magellan_daemon.execution.router.exits import sellable
-from magellan_daemon.ledger.order_fsm import OrderStatus
 from magellan_daemon.ledger.store import Ledger
 from strategies.model import Intent
 

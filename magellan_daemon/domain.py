@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from decimal import Decimal
 from enum import StrEnum
 from typing import Final, NewType
@@ -122,6 +122,49 @@ class Discrepancy:
     account: str
     symbol: str
     detail: str
+
+
+# -- the account as the broker reports it --------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AccountInfo:
+    """The numbers the router needs from ``GET /v2/account``."""
+
+    equity: Decimal
+    buying_power: Decimal
+    cash: Decimal
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MarketClock:
+    """``GET /v2/clock``."""
+
+    timestamp: datetime
+    is_open: bool
+    next_open: datetime
+    next_close: datetime
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Quote:
+    """The latest quote (sizes in shares)."""
+
+    bid: float
+    ask: float
+    bid_size: float
+    ask_size: float
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AccountActivity:
+    """One non-trade activity: a split's share change, cash in lieu, a dividend."""
+
+    activity_type: str  # SPLIT, CIL, DIV
+    symbol: str
+    date: date
+    qty: Decimal  # shares (SPLIT: the change; CIL: the fraction paid; DIV: shares held)
+    net_amount: Decimal  # cash credited (CIL, DIV); 0 for a SPLIT
 
 
 # -- order states (the values; the transition rules are ``ledger.order_fsm``) -------------

@@ -22,20 +22,22 @@ from magellan_daemon.adapters.alpaca.convert import (
     order_from_model,
     position_from_model,
 )
-from magellan_daemon.adapters.alpaca.corporate import (
+from magellan_daemon.adapters.alpaca.corporate import actions_from_set, activity_from_json
+from magellan_daemon.domain import (
     AccountActivity,
-    actions_from_set,
-    activity_from_json,
+    AccountInfo,
+    BrokerEvent,
+    BrokerOrder,
+    BrokerPosition,
+    Quote,
 )
-from magellan_daemon.adapters.alpaca.errors import (
+from magellan_daemon.errors import (
     BrokerDuplicate,
     BrokerError,
     BrokerNotFound,
     BrokerRejected,
     BrokerRetryable,
 )
-from magellan_daemon.adapters.alpaca.rest import AccountInfo, Quote
-from magellan_daemon.domain import BrokerEvent, BrokerOrder, BrokerPosition
 from magellan_sim.errors import SimError
 from magellan_sim.exchange.exchange import Exchange
 

@@ -20,9 +20,9 @@ from pathlib import Path
 
 from magellan_core.clock import VirtualClock
 from magellan_core.corporate_actions import CorporateAction, SplitTable
-from magellan_daemon.adapters.alpaca.errors import BrokerFatal
 from magellan_daemon.adapters.inprocess import InProcessBroker
 from magellan_daemon.config.loading import StrategyConfig
+from magellan_daemon.errors import BrokerFatal
 from magellan_daemon.execution.events import EventSink
 from magellan_daemon.execution.order_path import OrderPath
 from magellan_daemon.execution.order_watch import OrderWatch
@@ -89,7 +89,7 @@ def build_stack(
     broker = InProcessBroker(exchange, ACCOUNT, sink.apply)
     path = OrderPath(
         ledger=ledger,
-        brokers={ACCOUNT: broker},  # type: ignore[dict-item]
+        brokers={ACCOUNT: broker},
         sink=sink,
         watch=watch,
         clock=clock,

@@ -202,7 +202,7 @@ def _keys(account: Any) -> tuple[str, str] | None:
 
 
 async def _main(config: Any, mode: str, keys: dict[str, Any], args: argparse.Namespace) -> int:
-    from magellan_daemon.adapters.alpaca.errors import BrokerFatal
+    from magellan_daemon.errors import BrokerFatal
     from magellan_daemon.node.daemon import EXIT_BROKER_FATAL, EXIT_FAILURE
     from magellan_daemon.node.modes import build_runtime
     from magellan_daemon.tasks import spawn

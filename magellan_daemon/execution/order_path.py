@@ -32,16 +32,9 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 from enum import StrEnum
-from typing import TypeVar
+from typing import Generic, TypeVar
 
 from magellan_core.clock import Clock, Deadline, pause
-from magellan_daemon.adapters.alpaca.errors import (
-    BrokerDuplicate,
-    BrokerNotFound,
-    BrokerRejected,
-    BrokerRetryable,
-)
-from magellan_daemon.adapters.alpaca.rest import AlpacaBroker
 from magellan_daemon.domain import (
     CLOSED,
     EVENT_FOR_STATUS,
@@ -50,12 +43,21 @@ from magellan_daemon.domain import (
     ClientOrderId,
     OrderStatus,
 )
+from magellan_daemon.errors import (
+    BrokerDuplicate,
+    BrokerNotFound,
+    BrokerRejected,
+    BrokerRetryable,
+)
+from magellan_daemon.execution.broker_port import Broker
 from magellan_daemon.execution.events import EventSink, order_line
 from magellan_daemon.execution.order_watch import OrderWatch, Tracker
 from magellan_daemon.ledger.store import Ledger, OrderRow
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+# The accounts' broker: any ``Broker``; recovery asks for one that also reconciles.
+BrokerT_co = TypeVar("BrokerT_co", bound=Broker, covariant=True)
 CANCEL_ATTEMPTS = 3
 
 
@@ -96,14 +98,14 @@ class PathStats:
     submit_seconds: deque[float] = field(default_factory=lambda: deque(maxlen=1000))
 
 
-class OrderPath:
-    """Sends, looks up, cancels and replaces orders on each account's broker."""
+class OrderPath(Generic[BrokerT_co]):
+    """Sends, looks up, cancels and replaces orders on each account's broker (the port)."""
 
     def __init__(
         self,
         *,
         ledger: Ledger,
-        brokers: Mapping[str, AlpacaBroker],
+        brokers: Mapping[str, BrokerT_co],
         sink: EventSink,
         watch: OrderWatch,
         clock: Clock,
@@ -124,15 +126,15 @@ class OrderPath:
         self.in_flight: set[str] = set()  # client_order_ids being sent or replaced right now
         self.stats = PathStats()
 
-    def broker(self, account: str) -> AlpacaBroker:
-        """The account's REST adapter."""
+    def broker(self, account: str) -> BrokerT_co:
+        """The account's broker."""
         return self._brokers[account]
 
     async def backoff(self, attempt: int) -> None:
         """Jittered exponential backoff before attempt ``attempt + 1`` (operational time)."""
         await pause(self._clock, self._backoff * 2 ** (attempt - 1) * random.uniform(0.5, 1))
 
-    async def read(self, account: str, call: Callable[[AlpacaBroker], Awaitable[T]]) -> T:
+    async def read(self, account: str, call: Callable[[BrokerT_co], Awaitable[T]]) -> T:
         """A broker read, retried with backoff on retryable errors (the last one raised)."""
         for attempt in range(1, self._attempts + 1):
             try:

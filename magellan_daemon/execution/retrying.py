@@ -21,7 +21,7 @@ from tenacity import (
 )
 
 from magellan_core.clock import Clock, pause
-from magellan_daemon.adapters.alpaca.errors import BrokerRetryable
+from magellan_daemon.errors import BrokerRetryable
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")

@@ -36,7 +36,6 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from magellan_core.clock import Clock
-from magellan_daemon.adapters.alpaca.errors import BrokerError, BrokerFatal
 from magellan_daemon.adapters.alpaca.rest import AlpacaBroker
 from magellan_daemon.adapters.alpaca.stream import (
     SupervisedStream,
@@ -44,6 +43,7 @@ from magellan_daemon.adapters.alpaca.stream import (
     trade_updates_stream,
 )
 from magellan_daemon.config.loading import MagellanConfig, StrategyConfig
+from magellan_daemon.errors import BrokerError, BrokerFatal
 from magellan_daemon.execution.events import EventSink
 from magellan_daemon.execution.order_path import OrderPath
 from magellan_daemon.execution.order_watch import OrderWatch

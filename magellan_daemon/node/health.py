@@ -13,7 +13,7 @@ import logging
 import os
 from typing import TYPE_CHECKING, Any
 
-from magellan_daemon.adapters.alpaca.errors import BrokerError, BrokerFatal
+from magellan_daemon.errors import BrokerError, BrokerFatal
 from magellan_daemon.observability import sdnotify
 from magellan_daemon.observability.metrics import HEALTHY_LAG_SECONDS
 from magellan_daemon.runtime.strategy_runner import TIMEFRAME_LENGTH

@@ -26,13 +26,14 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 
 from magellan_core.clock import Clock
-from magellan_daemon.adapters.alpaca.errors import (
+from magellan_daemon.domain import BrokerPosition, ClientOrderId, OrderStatus, is_open
+from magellan_daemon.errors import (
     BrokerError,
     BrokerFatal,
     BrokerNotFound,
     BrokerRetryable,
 )
-from magellan_daemon.domain import BrokerPosition, ClientOrderId, OrderStatus, is_open
+from magellan_daemon.execution.broker_port import ReconcilingBroker
 from magellan_daemon.execution.events import EventSink
 from magellan_daemon.execution.order_path import OrderPath
 from magellan_daemon.execution.retrying import retried
@@ -53,7 +54,7 @@ class Recovery:
         self,
         *,
         ledger: Ledger,
-        path: OrderPath,
+        path: OrderPath[ReconcilingBroker],
         sink: EventSink,
         clock: Clock,
         accounts: list[str],

@@ -34,12 +34,11 @@ from hypothesis import seed as hypothesis_seed
 from hypothesis import strategies as st
 from pydantic import BaseModel
 
-from magellan_daemon.adapters.alpaca.errors import BrokerError
 from magellan_daemon.adapters.alpaca.rest import AlpacaBroker
 from magellan_daemon.adapters.alpaca.stream import bar_stream, trade_updates_stream
 from magellan_daemon.config.loading import load_config
 from magellan_daemon.domain import ClientOrderId
-from magellan_daemon.errors import ConfigError
+from magellan_daemon.errors import BrokerError, ConfigError
 from magellan_daemon.execution.events import EventSink
 from magellan_daemon.execution.order_watch import OrderWatch
 from magellan_daemon.ledger.store import Ledger

@@ -17,10 +17,10 @@ from pathlib import Path
 from typing import Any
 
 from magellan_core.clock import VirtualClock
-from magellan_daemon.adapters.alpaca.errors import BrokerFatal
 from magellan_daemon.adapters.alpaca.rest import AlpacaBroker
 from magellan_daemon.adapters.alpaca.stream import SupervisedStream, trade_updates_stream
 from magellan_daemon.domain import ClientOrderId
+from magellan_daemon.errors import BrokerFatal
 from magellan_daemon.execution.events import EventSink
 from magellan_daemon.execution.order_path import OrderPath
 from magellan_daemon.execution.order_watch import OrderWatch

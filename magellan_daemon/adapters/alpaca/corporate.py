@@ -3,32 +3,21 @@
 ``actions_from_set``: alpaca-py's ``CorporateActionsSet`` (``forward_splits``,
 ``reverse_splits``, ``cash_dividends``; rates as floats) as ``CorporateAction`` values with
 decimal rates. ``activity_from_json``: one entry of ``GET /v2/account/activities/{type}``
-(``SPLIT``, ``CIL``, ``DIV``) as an ``AccountActivity``. A malformed entry raises
+(``SPLIT``, ``CIL``, ``DIV``) as a ``domain.AccountActivity``. A malformed entry raises
 ``ValueError`` inside the broker call, so it fails as a classified broker error.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
 from typing import Any
 
 from magellan_core.corporate_actions import ACTION_TYPES, CorporateAction
+from magellan_daemon.domain import AccountActivity
 
 # The keys of the corporate-actions reply that we read, with the type of their entries.
 _SET_KEYS = {f"{kind}s": kind for kind in ACTION_TYPES}
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class AccountActivity:
-    """One non-trade activity: a split's share change, cash in lieu, a dividend."""
-
-    activity_type: str  # SPLIT, CIL, DIV
-    symbol: str
-    date: date
-    qty: Decimal  # shares (SPLIT: the change; CIL: the fraction paid; DIV: shares held)
-    net_amount: Decimal  # cash credited (CIL, DIV); 0 for a SPLIT
 
 
 def actions_from_set(result: Any) -> list[CorporateAction]:

@@ -1,17 +1,11 @@
-"""Every broker failure mapped to one behaviour.
+"""Alpaca's answers classified into the broker error taxonomy (``magellan_daemon.errors``).
 
-- ``BrokerRetryable``: timeout, connection error, 429, 5xx. For a submit this means the
-  outcome is *unknown*: look the order up by ``client_order_id`` before anything else.
-- ``BrokerRejected``: the broker answered no (403 buying power / insufficient qty, 422 bad
-  parameters or terminal order). Terminal: record and move on.
-- ``BrokerDuplicate``: 422 ``client_order_id must be unique``: the order already exists
-  (alpaca-py re-POSTs on 429/504 by itself; a restart may re-send): fetch it.
-- ``BrokerNotFound``: 404.
-- ``BrokerFatal``: 401, or a 403 that refuses the *account* (trading blocked, not authorized
-  to trade, suspended by the user, a bare "forbidden."): nothing will work; halt and alert.
-  A 403 that refuses one *order* (buying power, insufficient qty, wash trade, PDT
-  protection, a symbol that cannot be traded, even one whose text says "blocked") is a
-  ``BrokerRejected``: exiting with code 3 on it would leave the position without its exit.
+A 403 that refuses the *account* (trading blocked, not authorized to trade, suspended by the
+user, a bare "forbidden.") is ``BrokerFatal``; a 403 that refuses one *order* (buying power,
+insufficient qty, wash trade, PDT protection, a symbol that cannot be traded, even one whose
+text says "blocked") is a ``BrokerRejected``: exiting with code 3 on it would leave the
+position without its exit. 422 ``client_order_id must be unique`` is ``BrokerDuplicate``
+(alpaca-py re-POSTs on 429/504 by itself; a restart may re-send).
 
 ``classify`` parses the error body defensively: alpaca-py's ``APIError.code`` itself raises
 when the body is not JSON or has no ``code``.
@@ -23,6 +17,15 @@ import json
 
 import requests
 from alpaca.common.exceptions import APIError
+
+from magellan_daemon.errors import (
+    BrokerDuplicate,
+    BrokerError,
+    BrokerFatal,
+    BrokerNotFound,
+    BrokerRejected,
+    BrokerRetryable,
+)
 
 DUPLICATE_CLIENT_ORDER_ID = 40010001
 # What Alpaca says when the account itself may not trade (alpaca-wire 3.2 and the account's
@@ -37,35 +40,6 @@ ACCOUNT_REFUSALS = (
     "account is suspended",
     "new orders are rejected by user request",
 )
-
-
-class BrokerError(Exception):
-    """Base of the broker taxonomy; ``status`` and ``code`` when the broker answered."""
-
-    def __init__(self, message: str, status: int | None = None, code: int | None = None):
-        super().__init__(message)
-        self.status = status
-        self.code = code
-
-
-class BrokerRetryable(BrokerError):
-    """Try again later (with backoff); for submits the outcome is unknown."""
-
-
-class BrokerRejected(BrokerError):
-    """The broker refused; do not retry the same request."""
-
-
-class BrokerDuplicate(BrokerRejected):
-    """The client_order_id exists already: the order was placed."""
-
-
-class BrokerNotFound(BrokerRejected):
-    """No such order, position or asset."""
-
-
-class BrokerFatal(BrokerError):
-    """Credentials or account unusable."""
 
 
 def _body(error: APIError) -> tuple[int | None, str]:

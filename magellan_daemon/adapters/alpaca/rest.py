@@ -58,14 +58,19 @@ from magellan_daemon.adapters.alpaca.convert import (
     order_from_model,
     position_from_model,
 )
-from magellan_daemon.adapters.alpaca.corporate import (
-    AccountActivity,
-    actions_from_set,
-    activity_from_json,
-)
-from magellan_daemon.adapters.alpaca.errors import BrokerError, classify
+from magellan_daemon.adapters.alpaca.corporate import actions_from_set, activity_from_json
+from magellan_daemon.adapters.alpaca.errors import classify
 from magellan_daemon.adapters.bar_check import bar_problem
-from magellan_daemon.domain import BrokerFill, BrokerOrder, BrokerPosition
+from magellan_daemon.domain import (
+    AccountActivity,
+    AccountInfo,
+    BrokerFill,
+    BrokerOrder,
+    BrokerPosition,
+    MarketClock,
+    Quote,
+)
+from magellan_daemon.errors import BrokerError
 from magellan_daemon.timefmt import NEW_YORK
 from strategies.model import Bar, Timeframe
 from strategies.session import Session
@@ -74,35 +79,6 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 _TIMEFRAMES = {"1Min": TimeFrame.Minute, "1Hour": TimeFrame.Hour, "1Day": TimeFrame.Day}
 _ADJUSTMENTS = {"split": Adjustment.SPLIT, "all": Adjustment.ALL, "raw": Adjustment.RAW}
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class AccountInfo:
-    """The numbers the router needs from ``GET /v2/account``."""
-
-    equity: Decimal
-    buying_power: Decimal
-    cash: Decimal
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class MarketClock:
-    """``GET /v2/clock``."""
-
-    timestamp: datetime
-    is_open: bool
-    next_open: datetime
-    next_close: datetime
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Quote:
-    """The latest quote (sizes in shares)."""
-
-    bid: float
-    ask: float
-    bid_size: float
-    ask_size: float
 
 
 @dataclass

@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 
-from magellan_daemon.adapters.alpaca.errors import BrokerError, BrokerFatal
+from magellan_daemon.errors import BrokerError, BrokerFatal
 from magellan_daemon.execution.router import exits, flatten, stops
 from magellan_daemon.execution.router.context import Job, RouteContext, Work
 from magellan_daemon.execution.router.entries import Entries

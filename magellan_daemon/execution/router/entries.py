@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 
+from magellan_daemon.domain import AccountInfo
 from magellan_daemon.execution.entry_gate import (
     EntryFacts,
     QuoteFacts,
@@ -71,7 +72,11 @@ class Entries:
         sent(ctx, job, row)
 
     def _facts(
-        self, intent: Intent, routing: StrategyRouting, account: object, quote: QuoteFacts | None
+        self,
+        intent: Intent,
+        routing: StrategyRouting,
+        account: AccountInfo,
+        quote: QuoteFacts | None,
     ) -> EntryFacts:
         ledger, strategy = self._ctx.ledger, intent.strategy
         today = session_date(self._ctx.clock.now())
@@ -84,8 +89,8 @@ class Entries:
             symbol=intent.symbol,
             limits=routing.limits,
             halted=ledger.halted(strategy),
-            equity=float(account.equity),  # type: ignore[attr-defined]
-            buying_power=float(account.buying_power),  # type: ignore[attr-defined]
+            equity=float(account.equity),
+            buying_power=float(account.buying_power),
             reserved_dollars=sum(self._reserved.values()),
             positions={p.symbol: int(p.qty) for p in ledger.positions(strategy)},
             open_entries=open_entries,

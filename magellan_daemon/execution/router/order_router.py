@@ -8,7 +8,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from magellan_core.clock import Clock
-from magellan_daemon.adapters.alpaca.errors import BrokerFatal
+from magellan_daemon.errors import BrokerFatal
 from magellan_daemon.execution.events import EventSink
 from magellan_daemon.execution.order_path import OrderPath
 from magellan_daemon.execution.router.context import (

@@ -40,7 +40,8 @@ from common import REPO, deep_size, machine, median, percentile, report, rss_byt
 from magellan_core.clock import VirtualClock
 from magellan_daemon.adapters.alpaca import rest, stream
 from magellan_daemon.config.loading import load_config
-from magellan_daemon.node.daemon import Daemon, Endpoint
+from magellan_daemon.node.daemon import Daemon
+from magellan_daemon.node.endpoint import Endpoint
 from magellan_daemon.runtime import strategy_runner
 
 NEW_YORK = ZoneInfo("America/New_York")

@@ -1,4 +1,7 @@
-"""The daemon as a process: its lifecycle (startup, teardown, fatal paths), its modes,
-its health report, operator commands and supervised tasks. Imports every layer below; only
-the CLI imports it.
+"""The daemon as a process, one concept per module: ``kernel`` (the trading parts live and
+backtest share, wired once), ``daemon`` (what only the live daemon adds: wiring, the startup
+script, fatal paths), ``market_data`` (calendar, history, minute bars), ``trade_streams``,
+``guard_clock``, ``emergency``, ``teardown``, ``health`` (the report, from a value of the
+parts it reads), ``modes``, ``commands``, ``tasks``. Imports every layer below; only the
+CLI imports it, and the backtest imports ``kernel``.
 """

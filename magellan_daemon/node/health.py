@@ -2,8 +2,9 @@
 status line for people (the log and systemd's STATUS=), health for ``/healthz`` and the
 watchdog, and the metrics mirrored from its parts' counters before each scrape.
 
-It reads the daemon's parts and changes none of them; the one exception is the position
-watch, fed from the same periodic read of the broker's positions that gives the prices.
+It reads the daemon's parts (``ReportParts``: exactly what it reads, never the daemon itself)
+and changes none of them; the one exception is the position watch, fed from the same periodic
+read of the broker's positions that gives the prices.
 """
 
 from __future__ import annotations
@@ -11,27 +12,63 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-from typing import TYPE_CHECKING, Any
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
 
+from magellan_core.clock import Clock
+from magellan_daemon.adapters.alpaca.rest import AlpacaBroker
+from magellan_daemon.adapters.alpaca.stream import SupervisedStream
 from magellan_daemon.errors import BrokerError, BrokerFatal
+from magellan_daemon.execution.events import EventSink
+from magellan_daemon.execution.order_path import OrderPath
+from magellan_daemon.execution.position_guard import PositionGuard
+from magellan_daemon.execution.router import OrderRouter
+from magellan_daemon.ledger.control import ControlChannel
+from magellan_daemon.ledger.store import Ledger
 from magellan_daemon.observability import sdnotify
-from magellan_daemon.observability.metrics import HEALTHY_LAG_SECONDS
-from magellan_daemon.runtime.strategy_runner import TIMEFRAME_LENGTH
+from magellan_daemon.observability.metrics import HEALTHY_LAG_SECONDS, Metrics
+from magellan_daemon.reconciliation.recovery import Recovery
+from magellan_daemon.runtime.scheduler import JobScheduler
+from magellan_daemon.runtime.strategy_runner import TIMEFRAME_LENGTH, StrategyRunner
+from magellan_daemon.tasks import Supervisor
 from magellan_daemon.timefmt import NEW_YORK, iso
-
-if TYPE_CHECKING:
-    from magellan_daemon.node.daemon import Daemon
 
 log = logging.getLogger(__name__)
 STATUS_WRITE_SECONDS = 2.0
 POSITION_EVERY = 5  # status ticks between two reads of the broker's positions
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ReportParts:
+    """The parts of one daemon the report reads (the mappings are the daemon's own, filled
+    as it starts)."""
+
+    mode: str
+    strategies: tuple[str, ...]  # every configured strategy, running or not
+    clock: Clock
+    ready: asyncio.Event
+    supervisor: Supervisor
+    metrics: Metrics
+    ledger: Ledger
+    control: ControlChannel
+    router: OrderRouter
+    path: OrderPath[Any]
+    sink: EventSink
+    guard: PositionGuard
+    recovery: Recovery
+    scheduler: JobScheduler
+    brokers: Mapping[str, AlpacaBroker]
+    runners: Mapping[str, StrategyRunner]
+    trade_streams: Mapping[str, SupervisedStream]
+    bar_streams: Mapping[str, SupervisedStream]
+
+
 class SelfReport:
     """Status, health and metrics of one daemon."""
 
-    def __init__(self, daemon: Daemon) -> None:
-        self._d = daemon
+    def __init__(self, parts: ReportParts) -> None:
+        self._d = parts
         self.prices: dict[str, str] = {}  # symbol -> the broker's last price (the page reads it)
 
     async def loop(self) -> None:
@@ -71,7 +108,7 @@ class SelfReport:
             "next_jobs": [{"name": j.name, "when": iso(j.when)} for j in d.scheduler.planned()[:5]],
             "prices": prices,
             "last_fill": d.ledger.last_fill_time(),
-            "strategies": {n: {"running": n in d.runners} for n in d.config.strategies},
+            "strategies": {n: {"running": n in d.runners} for n in d.strategies},
             "guard": d.guard.describe(),
         }
 

@@ -26,7 +26,8 @@ from typing import Any
 
 from magellan_core.clock import Clock, VirtualClock, WallClock
 from magellan_daemon.config.loading import MagellanConfig
-from magellan_daemon.node.daemon import Daemon, Endpoint
+from magellan_daemon.node.daemon import Daemon
+from magellan_daemon.node.endpoint import Endpoint
 from magellan_daemon.tasks import spawn
 
 log = logging.getLogger("magellan")
@@ -160,9 +161,13 @@ async def build_runtime(
         else:
             log.warning("MODE: PAPER - Alpaca paper trading (accounts: %s)", ", ".join(endpoints))
     daemon = Daemon(
-        config=config, endpoints=endpoints, clock=clock, state_dir=state_dir, log_dir=log_dir
+        config=config,
+        endpoints=endpoints,
+        clock=clock,
+        state_dir=state_dir,
+        log_dir=log_dir,
+        mode=mode,
     )
-    daemon.mode = mode
     return Runtime(
         daemon=daemon,
         clock=clock,

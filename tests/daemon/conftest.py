@@ -9,7 +9,8 @@ import pytest
 
 from magellan_core.clock import VirtualClock
 from magellan_daemon.config.loading import load_config
-from magellan_daemon.node.daemon import Daemon, Endpoint
+from magellan_daemon.node.daemon import Daemon
+from magellan_daemon.node.endpoint import Endpoint
 from tests.conftest import REPO
 
 T0 = datetime(2024, 11, 4, 15, 0, tzinfo=UTC)

@@ -219,7 +219,7 @@ def test_the_totals_are_rebuilt_from_the_ledger_after_a_restart(
 ) -> None:
     for day in range(5):
         _round_trip(daemon, day, "100", "99")
-    before = daemon.emergency.reason("daily_trend", EmergencyStop())
+    before = daemon.emergency.totals.reason("daily_trend", EmergencyStop())
     assert before is not None and before.startswith("5 consecutive losing days")
     restarted = EmergencyTotals(daemon.ledger)  # a new process: nothing in memory
     assert restarted.reason("daily_trend", EmergencyStop()) == before

@@ -7,6 +7,7 @@ it was down is read from the broker. Startup waits (bounded) until every stream 
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections.abc import Callable, Mapping
 
 from magellan_daemon.adapters.alpaca.stream import SupervisedStream, trade_updates_stream
@@ -42,7 +43,7 @@ class TradeStreams:
                 paper=endpoint.paper,
                 url=endpoint.trading_ws,
                 on_event=on_event,
-                on_connected=lambda account=name: on_connected(account),
+                on_connected=functools.partial(on_connected, name),
             )
             self.streams[name] = stream
             stream.start(supervisor.spawn)

@@ -12,7 +12,6 @@ import hmac
 import logging
 from datetime import date
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import orjson
 from aiohttp import web
@@ -21,10 +20,7 @@ from magellan_daemon.ledger.store import LEDGER_FILE
 from magellan_daemon.observability.logs import register_secret
 from magellan_daemon.tasks import spawn
 from magellan_daemon.web.settings import WebConfig, web_token
-from magellan_daemon.web.view import StatusView
-
-if TYPE_CHECKING:
-    from magellan_daemon.node.daemon import Daemon
+from magellan_daemon.web.view import DaemonStatus, StatusView
 
 log = logging.getLogger(__name__)
 STATIC = Path(__file__).with_name("static")
@@ -108,7 +104,7 @@ def _json(body: object, status: int = 200) -> web.Response:
     return web.Response(body=orjson.dumps(body), status=status, content_type="application/json")
 
 
-async def start_status_page(daemon: Daemon) -> StatusServer | None:
+async def start_status_page(daemon: DaemonStatus) -> StatusServer | None:
     """The page ``[web]`` asks for, serving (None without a ``[web]`` table, or when its
     port cannot be had: an ERROR, and the daemon trades on)."""
     config = daemon.config.web

@@ -7,16 +7,25 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
+from collections.abc import Mapping
 from datetime import date, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
+from magellan_core.clock import Clock
+from magellan_daemon.adapters.alpaca.rest import AlpacaBroker
+from magellan_daemon.adapters.alpaca.stream import SupervisedStream
+from magellan_daemon.execution.position_guard import PositionGuard
+from magellan_daemon.execution.router import OrderRouter
+from magellan_daemon.runtime.scheduler import JobScheduler
+from magellan_daemon.runtime.strategy_runner import StrategyRunner
+from magellan_daemon.sessions import SessionBook
 from magellan_daemon.timefmt import NEW_YORK, iso, session_date
 from magellan_daemon.web import history, ledger_read
+from magellan_daemon.web.settings import WebConfig
 
 if TYPE_CHECKING:
-    from magellan_daemon.node.daemon import Daemon
     from strategies.session import Session
 
 log = logging.getLogger(__name__)
@@ -25,10 +34,90 @@ SAMPLE_SECONDS = 5.0  # wall seconds between two points of today's curve (at mos
 TODAY_POINTS = 1000
 
 
+class PriceSource(Protocol):
+    """The broker's last prices, as the daemon's status report keeps them."""
+
+    @property
+    def prices(self) -> dict[str, str]:
+        """Symbol -> the broker's last price."""
+
+
+class PageConfig(Protocol):
+    """The part of the daemon's configuration the page reads."""
+
+    @property
+    def web(self) -> WebConfig | None:
+        """The ``[web]`` table (None: no page)."""
+
+    @property
+    def path(self) -> Path:
+        """The config file (the token's error names it)."""
+
+
+class DaemonStatus(Protocol):
+    """What the status page reads of the running daemon (``node.daemon.Daemon`` has it): the
+    page depends on this, never on the node, which starts the page."""
+
+    @property
+    def config(self) -> PageConfig:
+        """The daemon's configuration."""
+
+    @property
+    def state_dir(self) -> Path:
+        """Where the ledger lives."""
+
+    @property
+    def mode(self) -> str:
+        """sim, paper or live."""
+
+    @property
+    def ready(self) -> asyncio.Event:
+        """Set at READY."""
+
+    @property
+    def clock(self) -> Clock:
+        """The daemon's clock."""
+
+    @property
+    def report(self) -> PriceSource:
+        """The status report (its prices)."""
+
+    @property
+    def trade_streams(self) -> Mapping[str, SupervisedStream]:
+        """Each account's trade-update stream."""
+
+    @property
+    def router(self) -> OrderRouter:
+        """The order router."""
+
+    @property
+    def guard(self) -> PositionGuard:
+        """The position guard."""
+
+    @property
+    def scheduler(self) -> JobScheduler:
+        """The job scheduler."""
+
+    @property
+    def runners(self) -> Mapping[str, StrategyRunner]:
+        """The running strategies."""
+
+    @property
+    def sessions(self) -> SessionBook:
+        """The broker's calendar."""
+
+    @property
+    def brokers(self) -> Mapping[str, AlpacaBroker]:
+        """Each account's REST client."""
+
+    def health(self) -> tuple[bool, str]:
+        """(healthy, reason)."""
+
+
 class StatusView:
     """Builds ``/api/status`` and ``/api/trades`` for one daemon."""
 
-    def __init__(self, daemon: Daemon, ledger_path: Path) -> None:
+    def __init__(self, daemon: DaemonStatus, ledger_path: Path) -> None:
         self._d = daemon
         self._path = ledger_path
         self._closes: dict[tuple[str, date], Decimal] = {}

@@ -1,5 +1,12 @@
 """The daemon's lifecycle: ordered startup, teardown that always finishes, fatal paths.
 
+The trading parts come from the kernel (``node.kernel``, shared with the backtest); around
+them the daemon adds only what a live process has: the brokers over HTTP, the trade streams
+(``trade_streams``), the calendar, history and minute bars (``market_data``), the recovery,
+the scheduler and its jobs, the guard's clock (``guard_clock``), emergency stops
+(``emergency``), metrics, the status page, notifications and the control channel. The
+teardown's steps run through ``teardown``; the status and health through ``health``.
+
 Startup (``start``), each broker call retried with backoff on retryable errors (bounded and
 logged), so a bad minute at Alpaca delays READY by seconds instead of aborting it:
 
@@ -77,7 +84,8 @@ OPEN_ORDER_POLL_SECONDS = 5.0
 
 class Daemon:
     """All the parts of one running Magellan process: the kernel (``node.kernel``) with
-    what only the live daemon has around it."""
+    what only the live daemon has around it. Beside its nine commands it has read-only
+    properties that name the kernel's parts for their readers (status page, modes, tests)."""
 
     def __init__(
         self,

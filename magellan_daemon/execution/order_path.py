@@ -49,9 +49,9 @@ from magellan_daemon.errors import (
     BrokerRejected,
     BrokerRetryable,
 )
-from magellan_daemon.execution.broker_port import Broker
 from magellan_daemon.execution.events import EventSink, order_line
 from magellan_daemon.execution.order_watch import OrderWatch, Tracker
+from magellan_daemon.execution.ports import Broker
 from magellan_daemon.ledger.store import Ledger, OrderRow
 
 log = logging.getLogger(__name__)

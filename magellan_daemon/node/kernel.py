@@ -23,10 +23,10 @@ from typing import Generic, TypeVar
 from magellan_core.clock import Clock
 from magellan_daemon.config.loading import StrategyConfig
 from magellan_daemon.errors import BrokerFatal
-from magellan_daemon.execution.broker_port import Broker
 from magellan_daemon.execution.events import EventSink
 from magellan_daemon.execution.order_path import OrderPath
 from magellan_daemon.execution.order_watch import OrderWatch
+from magellan_daemon.execution.ports import Broker
 from magellan_daemon.execution.position_guard import GuardedStrategy, PositionGuard
 from magellan_daemon.execution.router import OrderRouter, StrategyRouting
 from magellan_daemon.ledger.store import Ledger

@@ -37,8 +37,8 @@ from decimal import Decimal
 from magellan_core.clock import Clock
 from magellan_core.corporate_actions import CorporateAction
 from magellan_daemon.errors import BrokerError
-from magellan_daemon.execution.broker_port import Broker
 from magellan_daemon.execution.order_path import OrderPath
+from magellan_daemon.execution.ports import Broker
 from magellan_daemon.ledger.split_accounting import whole_shares
 from magellan_daemon.ledger.store import Ledger
 from magellan_daemon.reconciliation.holdings import holding_views

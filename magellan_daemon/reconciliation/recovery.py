@@ -33,9 +33,9 @@ from magellan_daemon.errors import (
     BrokerNotFound,
     BrokerRetryable,
 )
-from magellan_daemon.execution.broker_port import ReconcilingBroker
 from magellan_daemon.execution.events import EventSink
 from magellan_daemon.execution.order_path import OrderPath
+from magellan_daemon.execution.ports import ReconcilingBroker
 from magellan_daemon.execution.retrying import retried
 from magellan_daemon.ledger.store import Ledger, OrderRow
 from magellan_daemon.reconciliation.reconcile import BrokerSnapshot, position_diff, reconcile

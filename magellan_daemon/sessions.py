@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from datetime import date, datetime, timedelta
 
 from magellan_daemon.timefmt import NEW_YORK
-from strategies.session import Session
+from strategies.api.session import Session
 
 
 class SessionBook:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime, time, timedelta
 
-from strategies.session import NEW_YORK
+from strategies.api.session import NEW_YORK
 
 __all__ = ["NEW_YORK", "iso", "new_york_day", "parse_iso", "session_date"]
 

@@ -12,11 +12,11 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import Field
 
-from strategies.hysteresis import HysteresisStrategy, new_york_date
-from strategies.indicators import RsiMethod
-from strategies.model import Bar, Execute
-from strategies.params import EmergencyStop, FrozenModel, HysteresisBands, RiskLimits
-from strategies.session import Session
+from strategies.api.model import Bar, Execute
+from strategies.api.params import EmergencyStop, FrozenModel, HysteresisBands, RiskLimits
+from strategies.api.session import Session
+from strategies.lib.hysteresis import HysteresisStrategy, new_york_date
+from strategies.lib.indicators import RsiMethod
 
 
 class DailySymbolParams(HysteresisBands):

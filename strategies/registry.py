@@ -10,11 +10,11 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from strategies.bear_trap import BearTrap, BearTrapParams
+from strategies.api.descriptor import RoutingExtras, StrategyDescriptor
+from strategies.api.params import HysteresisBands
+from strategies.bear_trap.strategy import BearTrap, BearTrapParams
 from strategies.daily_trend import DailySymbolParams, DailyTrend, DailyTrendParams
-from strategies.descriptor import RoutingExtras, StrategyDescriptor
 from strategies.hourly_swing import HourlySwing, HourlySwingParams
-from strategies.params import HysteresisBands
 
 DAILY_TREND: StrategyDescriptor[DailyTrendParams] = StrategyDescriptor(
     name="daily_trend",

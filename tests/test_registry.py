@@ -15,7 +15,7 @@ from magellan_daemon.config.loading import load_config
 from magellan_daemon.domain import client_order_id
 from magellan_daemon.errors import ConfigError
 from magellan_daemon.runtime.drives import drive_of
-from strategies.model import ALL_SYMBOLS, Strategy
+from strategies.api.model import ALL_SYMBOLS, Strategy
 from strategies.registry import BEAR_TRAP, REGISTRY, descriptor
 
 CONFIGS = Path(__file__).resolve().parent.parent / "configs"

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import math
 
-from strategies.model import Bar
+from strategies.api.model import Bar
 
 # A price above this is a feed error, not a US equity quote (the dearest trade near $1M).
 MAX_PRICE = 10_000_000.0

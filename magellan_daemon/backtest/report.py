@@ -25,7 +25,7 @@ from magellan_daemon.backtest.run import RunStats
 from magellan_daemon.ledger.store import Ledger
 from magellan_daemon.timefmt import NEW_YORK, parse_iso
 from magellan_sim.market.market import MarketData
-from strategies.model import PROTECTIVE_STOP_LEG
+from strategies.api.model import PROTECTIVE_STOP_LEG
 
 TRADES_COLUMNS = (
     "strategy",

@@ -31,6 +31,7 @@ from datetime import UTC, date, datetime, timedelta
 from datetime import time as dtime
 from pathlib import Path
 
+from magellan_daemon.backtest.bars_csv import iter_bars, symbol_files
 from magellan_daemon.backtest.marks import CloseMarks
 from magellan_daemon.backtest.signals_replay import adjusted_bar
 from magellan_daemon.backtest.stack import Stack
@@ -38,8 +39,7 @@ from magellan_daemon.config.loading import StrategyConfig
 from magellan_daemon.runtime.drives import drive_of
 from magellan_daemon.runtime.strategy_runner import StrategyRunner
 from magellan_daemon.timefmt import NEW_YORK
-from strategies.bars_csv import iter_bars, symbol_files
-from strategies.model import Bar
+from strategies.api.model import Bar
 
 MINUTE = timedelta(minutes=1)
 SETTLE_SPINS = 200  # loop turns for the lanes to finish a step before time moves on

@@ -39,10 +39,10 @@ from typing import Any, TextIO
 from magellan_core.corporate_actions import SplitTable
 from magellan_core.matching import stop_start
 from magellan_daemon.timefmt import NEW_YORK
-from strategies.model import PROTECTIVE_STOP_LEG, Bar, Intent, OrderUpdate, Step, Strategy
-from strategies.rebase import shares_after
-from strategies.session import Session
-from strategies.sizing import shares_for
+from strategies.api.model import PROTECTIVE_STOP_LEG, Bar, Intent, OrderUpdate, Step, Strategy
+from strategies.api.session import Session
+from strategies.lib.rebase import shares_after
+from strategies.lib.sizing import shares_for
 
 CSV_COLUMNS = ("strategy", "symbol", "signal_time", "action", "price", "reason")
 STOP_ACTIONS = frozenset({"place_stop", "replace_stop", "cancel_stop"})
@@ -97,7 +97,7 @@ class ReplayStats:
 
 
 class SessionLookup:
-    """Date -> ``strategies.session.Session``, cached (from any calendar with ``session``)."""
+    """Date -> ``strategies.api.session.Session``, cached (from any calendar with ``session``)."""
 
     def __init__(self, calendar: Any) -> None:
         self._calendar = calendar

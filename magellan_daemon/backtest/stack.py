@@ -34,7 +34,7 @@ from magellan_daemon.sessions import SessionBook
 from magellan_sim.exchange.exchange import Exchange
 from magellan_sim.market.calendar import SessionCalendar
 from magellan_sim.market.market import MarketData
-from strategies.session import Session
+from strategies.api.session import Session
 
 ACCOUNT = "backtest"
 

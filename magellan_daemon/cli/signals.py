@@ -26,10 +26,10 @@ from magellan_core.corporate_actions import (
     corporate_actions_path,
     load_corporate_actions,
 )
+from magellan_daemon.backtest.bars_csv import BarFileError, iter_bars, symbol_files
 from magellan_daemon.backtest.signals_replay import Decision, Replay, SessionLookup, write_decisions
 from magellan_daemon.config.loading import load_config, load_strategy_params, read_toml
 from magellan_daemon.errors import ConfigError
-from strategies.bars_csv import BarFileError, iter_bars, symbol_files
 from strategies.registry import REGISTRY, descriptor
 
 DEFAULT_EQUITY = 100_000.0

@@ -21,8 +21,8 @@ from magellan_daemon.errors import ConfigError
 from magellan_daemon.notify.settings import NotifyConfig
 from magellan_daemon.runtime.drives import drive_of
 from magellan_daemon.web.settings import WebConfig
-from strategies.descriptor import StrategySpec
-from strategies.params import FrozenModel
+from strategies.api.descriptor import StrategySpec
+from strategies.api.params import FrozenModel
 from strategies.registry import REGISTRY, descriptor
 
 ENV_NAME_PATTERN = r"^[A-Z_][A-Z0-9_]*$"

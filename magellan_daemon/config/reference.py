@@ -26,7 +26,7 @@ from magellan_daemon.config.loading import (
 )
 from magellan_daemon.notify.settings import NotifyConfig
 from magellan_daemon.web.settings import WebConfig
-from strategies.params import EmergencyStop, RiskLimits
+from strategies.api.params import EmergencyStop, RiskLimits
 from strategies.registry import REGISTRY
 
 BEGIN = (

@@ -14,16 +14,16 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from strategies.model import Sizing
-from strategies.params import RiskLimits
-from strategies.risk import (
+from strategies.api.model import Sizing
+from strategies.api.params import RiskLimits
+from strategies.lib.risk import (
     GateResult,
     StrategyBook,
     check_buying_power,
     check_entry,
     check_liquidity,
 )
-from strategies.sizing import shares_for
+from strategies.lib.sizing import shares_for
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -25,7 +25,7 @@ from magellan_daemon.ledger.store import Applied, Ledger, OrderRow
 from magellan_daemon.ledger.tradelog import TradeLogWriter
 from magellan_daemon.observability.metrics import Metrics
 from magellan_daemon.timefmt import session_date
-from strategies.model import PROTECTIVE_STOP_LEG, Intent, OrderUpdate
+from strategies.api.model import PROTECTIVE_STOP_LEG, Intent, OrderUpdate
 
 log = logging.getLogger(__name__)
 ZERO = Decimal(0)

@@ -29,7 +29,7 @@ from magellan_daemon.domain import (
     BrokerPosition,
     Quote,
 )
-from strategies.model import Intent
+from strategies.api.model import Intent
 
 
 class Broker(Protocol):

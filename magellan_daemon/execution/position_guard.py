@@ -41,7 +41,7 @@ from magellan_daemon.execution.router import OrderRouter
 from magellan_daemon.ledger.store import Ledger, OrderRow
 from magellan_daemon.sessions import SessionBook
 from magellan_daemon.timefmt import NEW_YORK
-from strategies.model import PROTECTIVE_STOP_LEG, Intent
+from strategies.api.model import PROTECTIVE_STOP_LEG, Intent
 
 log = logging.getLogger(__name__)
 GRACE = timedelta(seconds=65)  # one bar, and the minute clock's offset after it

@@ -9,7 +9,7 @@ from magellan_daemon.domain import OPEN, ClientOrderId
 from magellan_daemon.ledger.connection import LedgerConnection
 from magellan_daemon.ledger.rows import IntentRow, OrderRow, intent_row, order_row, sizing_json
 from magellan_daemon.timefmt import NEW_YORK, iso
-from strategies.model import Intent
+from strategies.api.model import Intent
 
 
 class OrderTables(LedgerConnection):

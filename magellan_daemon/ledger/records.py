@@ -14,7 +14,7 @@ from magellan_daemon.ledger.connection import LedgerConnection
 from magellan_daemon.ledger.rows import HaltRow, halt_row
 from magellan_daemon.ledger.strategy_states import StrategyStates
 from magellan_daemon.timefmt import iso
-from strategies.model import Evaluation
+from strategies.api.model import Evaluation
 
 
 class RecordTables(LedgerConnection):

@@ -13,7 +13,7 @@ import orjson
 from magellan_daemon.domain import OPEN, ClientOrderId
 from magellan_daemon.ledger.order_fsm import Verdict
 from magellan_daemon.timefmt import parse_iso
-from strategies.model import FixedDollars, Intent, RiskBased
+from strategies.api.model import FixedDollars, Intent, RiskBased
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

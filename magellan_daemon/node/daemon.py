@@ -73,7 +73,7 @@ from magellan_daemon.runtime.strategy_runner import StrategyRunner
 from magellan_daemon.sessions import SessionBook
 from magellan_daemon.tasks import Supervisor
 from magellan_daemon.web.server import StatusServer, start_status_page
-from strategies.model import OrderUpdate
+from strategies.api.model import OrderUpdate
 from strategies.registry import descriptor
 
 log = logging.getLogger(__name__)

@@ -1,6 +1,6 @@
 """Running totals of each strategy's closed trades, for its emergency-stop rule.
 
-``strategies.emergency.evaluate`` decides from the list of every closed trade; the daemon
+``strategies.lib.emergency.evaluate`` decides from the list of every closed trade; the daemon
 asks after every closing sell, and rebuilding that list from the ledger each time costs
 O(all trades ever). These totals hold what the three conditions need, updated with the new
 closed trades only (read by id, after the last one seen):
@@ -24,7 +24,7 @@ from typing import Any
 
 from magellan_daemon.ledger.store import Ledger
 from magellan_daemon.timefmt import parse_iso
-from strategies.params import EmergencyStop
+from strategies.api.params import EmergencyStop
 
 
 @dataclass(slots=True)
@@ -131,7 +131,7 @@ def _built(trades: list[dict[str, Any]]) -> StrategyTotals:
     return totals
 
 
-# The three conditions of strategies.emergency, over the totals (same order, same words).
+# The three conditions of strategies.lib.emergency, over the totals (same order, same words).
 
 
 def _losing_streak(params: EmergencyStop, totals: StrategyTotals) -> str | None:

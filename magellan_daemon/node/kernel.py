@@ -35,7 +35,7 @@ from magellan_daemon.observability.metrics import Metrics
 from magellan_daemon.reconciliation.corporate_watch import CorporateActionWatch
 from magellan_daemon.runtime.strategy_runner import StrategyRunner
 from magellan_daemon.sessions import SessionBook
-from strategies.model import OrderUpdate
+from strategies.api.model import OrderUpdate
 from strategies.registry import descriptor
 
 BrokerT = TypeVar("BrokerT", bound=Broker)

@@ -27,7 +27,7 @@ from magellan_daemon.runtime.strategy_runner import TIMEFRAME_LENGTH, StrategyRu
 from magellan_daemon.sessions import SessionBook, calendar_window
 from magellan_daemon.tasks import Supervisor
 from magellan_daemon.timefmt import NEW_YORK
-from strategies.model import Bar
+from strategies.api.model import Bar
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")

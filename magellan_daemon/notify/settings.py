@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from strategies.params import FrozenModel
+from strategies.api.params import FrozenModel
 
 ENV_NAME_PATTERN = r"^[A-Z_][A-Z0-9_]*$"
 NotifyEvent = Literal["fills", "refused", "halts", "daily_summary", "reconnects", "fatal"]

@@ -45,7 +45,7 @@ from magellan_daemon.reconciliation.holdings import holding_views
 from magellan_daemon.runtime.strategy_runner import StrategyRunner
 from magellan_daemon.tasks import spawn
 from magellan_daemon.timefmt import NEW_YORK, session_date
-from strategies.session import Session
+from strategies.api.session import Session
 
 log = logging.getLogger(__name__)
 STARTUP_LOOKBACK = timedelta(days=10)  # ex-dates a restart still catches up on

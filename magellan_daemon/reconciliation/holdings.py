@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from magellan_daemon.ledger.store import Ledger
-from strategies.model import HoldingView, OpenOrderView
+from strategies.api.model import HoldingView, OpenOrderView
 
 
 def holding_views(ledger: Ledger, strategy: str) -> dict[str, HoldingView]:

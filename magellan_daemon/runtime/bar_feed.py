@@ -33,7 +33,7 @@ from datetime import datetime, timedelta
 from magellan_core.clock import Clock
 from magellan_daemon.runtime.strategy_runner import StrategyRunner
 from magellan_daemon.tasks import spawn
-from strategies.model import Bar
+from strategies.api.model import Bar
 
 log = logging.getLogger(__name__)
 BAR = timedelta(minutes=1)

@@ -13,7 +13,7 @@ what such a job does (``runtime.jobs``), whether it needs the bar stream and the
 (``node.daemon``, ``config.loading``), whether it leaves intents for the next open, and at
 which instant the backtest hands it a bar (``backtest.run``). ``drive_of`` looks one up by
 the descriptor's name; a new drive is one class here and its name in
-``strategies.descriptor.Drive``.
+``strategies.api.descriptor.Drive``.
 
 Which session's daily bar the next daily signal owns is decided once, from the calendar
 (``owed_signal_session``): the last closed session whose next open has not come yet, from its
@@ -33,9 +33,9 @@ from magellan_core.clock import Clock
 from magellan_daemon.runtime.strategy_runner import TIMEFRAME_LENGTH, StrategyRunner
 from magellan_daemon.sessions import SessionBook
 from magellan_daemon.timefmt import NEW_YORK
-from strategies.descriptor import Drive
-from strategies.model import Bar
-from strategies.session import Session
+from strategies.api.descriptor import Drive
+from strategies.api.model import Bar
+from strategies.api.session import Session
 
 # The lines of the session jobs, under the name they had before the drives moved here.
 log = logging.getLogger("magellan_daemon.runtime.jobs")

@@ -30,9 +30,9 @@ from magellan_daemon.runtime.scheduler import JobScheduler
 from magellan_daemon.runtime.strategy_runner import StrategyRunner
 from magellan_daemon.sessions import SessionBook
 from magellan_daemon.timefmt import NEW_YORK
-from strategies.descriptor import StrategySpec
-from strategies.model import Bar
-from strategies.session import Session
+from strategies.api.descriptor import StrategySpec
+from strategies.api.model import Bar
+from strategies.api.session import Session
 
 log = logging.getLogger(__name__)
 

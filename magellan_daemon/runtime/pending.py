@@ -22,7 +22,7 @@ from datetime import datetime, timedelta
 
 from magellan_daemon.ledger.store import Ledger
 from magellan_daemon.sessions import SessionBook
-from strategies.model import Intent
+from strategies.api.model import Intent
 
 # Under the runner's name, whose lines these were before they moved here.
 log = logging.getLogger("magellan_daemon.runtime.strategy_runner")

@@ -19,7 +19,7 @@ indicators, and the bar feed hands every bar after a symbol's saved last bar to 
 again after a restart (as warm-up when it is stale), so the rebuilt state is the same.
 
 The daemon and the backtest build their strategies with no records of skipped bars asked for
-(``explain_skips=False``, see ``strategies.descriptor.Build``): the ledger keeps the
+(``explain_skips=False``, see ``strategies.api.descriptor.Build``): the ledger keeps the
 decisions that matter, not every quiet bar of 10,000 symbols.
 """
 
@@ -41,7 +41,7 @@ from magellan_daemon.runtime.pending import due_next_open, hold_for_next_open
 from magellan_daemon.sessions import SessionBook
 from magellan_daemon.timefmt import iso, parse_iso
 from magellan_daemon.timefmt import session_date as session_day
-from strategies.model import Bar, HoldingView, Intent, OrderUpdate, Step, Strategy
+from strategies.api.model import Bar, HoldingView, Intent, OrderUpdate, Step, Strategy
 
 log = logging.getLogger(__name__)
 QUIET_SAVE_EVERY = timedelta(minutes=5)

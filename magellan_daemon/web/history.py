@@ -10,7 +10,7 @@ from datetime import date, datetime
 from decimal import Decimal
 
 from magellan_daemon.timefmt import parse_iso
-from strategies.session import Session
+from strategies.api.session import Session
 
 ZERO = Decimal(0)
 

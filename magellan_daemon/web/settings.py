@@ -8,7 +8,7 @@ import os
 from pydantic import Field, model_validator
 
 from magellan_daemon.errors import ConfigError
-from strategies.params import FrozenModel
+from strategies.api.params import FrozenModel
 
 ENV_NAME_PATTERN = r"^[A-Z_][A-Z0-9_]*$"
 LOOPBACK_NAMES = {"localhost"}

@@ -26,7 +26,7 @@ from magellan_daemon.web import history, ledger_read
 from magellan_daemon.web.settings import WebConfig
 
 if TYPE_CHECKING:
-    from strategies.session import Session
+    from strategies.api.session import Session
 
 log = logging.getLogger(__name__)
 HISTORY_SESSIONS = 30

@@ -43,7 +43,7 @@ from magellan_daemon.execution.events import EventSink
 from magellan_daemon.execution.order_watch import OrderWatch
 from magellan_daemon.ledger.store import Ledger
 from magellan_daemon.ledger.tradelog import TradeLogWriter
-from strategies.model import Bar
+from strategies.api.model import Bar
 from tests.e2e.harness import REPO
 
 NOW = datetime(2024, 11, 15, 18, 45, tzinfo=UTC)

@@ -45,9 +45,9 @@ from magellan_sim.exchange.exchange import Exchange
 from magellan_sim.exchange.orders import OPEN_STATUSES
 from magellan_sim.market.calendar import SessionCalendar
 from magellan_sim.market.market import MarketData, Series
-from strategies.bear_trap import BearTrap, BearTrapParams
-from strategies.model import Bar, Intent, OrderUpdate
-from strategies.session import Session
+from strategies.api.model import Bar, Intent, OrderUpdate
+from strategies.api.session import Session
+from strategies.bear_trap.strategy import BearTrap, BearTrapParams
 
 ACCOUNT = "model"
 SYMBOL = "AMC"

@@ -33,8 +33,8 @@ from magellan_sim.exchange.exchange import Exchange
 from magellan_sim.market.calendar import SessionCalendar
 from magellan_sim.market.market import MarketData
 from magellan_sim.server.server import SimServer
-from strategies.model import OrderUpdate
-from strategies.params import RiskLimits
+from strategies.api.model import OrderUpdate
+from strategies.api.params import RiskLimits
 
 KEY, SECRET = "router-key", "router-secret"
 LIMITS = RiskLimits(

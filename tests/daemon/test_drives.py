@@ -11,9 +11,9 @@ import pytest
 
 from magellan_daemon.runtime.drives import DRIVES, drive_of
 from magellan_daemon.sessions import SessionBook
-from strategies.descriptor import Drive
-from strategies.model import Bar
-from strategies.session import Session
+from strategies.api.descriptor import Drive
+from strategies.api.model import Bar
+from strategies.api.session import Session
 
 NY = ZoneInfo("America/New_York")
 FULL = Session(

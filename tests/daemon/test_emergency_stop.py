@@ -12,8 +12,8 @@ from magellan_daemon.domain import BrokerEvent, BrokerOrderId, ClientOrderId
 from magellan_daemon.node.daemon import Daemon
 from magellan_daemon.node.emergency_totals import EmergencyTotals
 from magellan_daemon.timefmt import parse_iso
-from strategies.emergency import ClosedTrade, evaluate
-from strategies.params import EmergencyStop
+from strategies.api.params import EmergencyStop
+from strategies.lib.emergency import ClosedTrade, evaluate
 
 T0 = datetime(2024, 11, 4, 15, 0, tzinfo=UTC)
 

@@ -53,7 +53,7 @@ from hypothesis.stateful import (
 
 from magellan_daemon.execution.router import ENTRY_SETTLE_SECONDS
 from magellan_sim.exchange.faults import COUNTERS
-from strategies.model import Intent
+from strategies.api.model import Intent
 from tests.daemon.exit_model import MINUTE, STRATEGY, SYMBOL, ExitStack, remaining
 
 EXAMPLES = int(os.environ.get("MAGELLAN_MODEL_EXAMPLES", "200"))

@@ -9,8 +9,8 @@ import pytest
 
 from magellan_daemon.runtime.jobs import owed_signal_session, warmup_bars
 from magellan_daemon.sessions import SessionBook
-from strategies.model import Bar
-from strategies.session import Session
+from strategies.api.model import Bar
+from strategies.api.session import Session
 
 NY = ZoneInfo("America/New_York")
 

@@ -12,7 +12,7 @@ import pytest
 from magellan_core.corporate_actions import CorporateAction
 from magellan_daemon.domain import BrokerEvent, BrokerOrderId, ClientOrderId
 from magellan_daemon.ledger.store import Ledger
-from strategies.model import FixedDollars, Intent
+from strategies.api.model import FixedDollars, Intent
 
 T0 = datetime(2024, 6, 7, 15, 0, tzinfo=UTC)  # the Friday before NVDA's split
 EX = date(2024, 6, 10)

@@ -25,8 +25,8 @@ import pytest
 
 from magellan_daemon.domain import client_order_id
 from magellan_daemon.execution.router import StrategyRouting
-from strategies.model import FixedDollars, Intent
-from strategies.params import RiskLimits
+from strategies.api.model import FixedDollars, Intent
+from strategies.api.params import RiskLimits
 from tests.daemon.stack import KEY, Stack, order_stack
 
 # 2024-12-10 is a regular session; 10:00:20 ET, mid-minute, on real AMC/GME minute bars.

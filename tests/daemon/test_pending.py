@@ -10,8 +10,8 @@ from pathlib import Path
 from magellan_daemon.ledger.store import Ledger
 from magellan_daemon.runtime.pending import due_next_open, expire_unrouted, hold_for_next_open
 from magellan_daemon.sessions import SessionBook
-from strategies.model import Execute, Intent
-from strategies.session import Session
+from strategies.api.model import Execute, Intent
+from strategies.api.session import Session
 
 
 def _session(day: int) -> Session:

@@ -17,7 +17,7 @@ import pytest
 from magellan_daemon.execution.position_guard import GuardedStrategy, PositionGuard
 from magellan_daemon.sessions import SessionBook
 from magellan_sim.market.calendar import SessionCalendar
-from strategies.session import Session
+from strategies.api.session import Session
 from tests.daemon.stack import Stack, order_stack
 from tests.daemon.test_order_path import NOW, _hold, _intent, _resting, _run
 

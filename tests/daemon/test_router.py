@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from magellan_daemon.domain import client_order_id
-from strategies.model import FixedDollars, Intent
+from strategies.api.model import FixedDollars, Intent
 from tests.daemon.stack import Stack, order_stack
 
 NOW = datetime(2024, 12, 10, 15, 0, tzinfo=UTC)  # 10:00 ET, session open

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from strategies.model import FixedDollars, Intent, OrderUpdate
+from strategies.api.model import FixedDollars, Intent, OrderUpdate
 from tests.daemon.stack import Stack, order_stack
 from tests.daemon.test_order_path import NOW, _hold, _intent
 

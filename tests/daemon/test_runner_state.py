@@ -14,9 +14,9 @@ from magellan_core.clock import VirtualClock
 from magellan_daemon.ledger.store import Ledger
 from magellan_daemon.runtime.strategy_runner import QUIET_SAVE_EVERY, StrategyRunner
 from magellan_daemon.sessions import SessionBook
-from strategies.bear_trap import BearTrap, BearTrapParams
-from strategies.model import Bar
-from strategies.session import Session
+from strategies.api.model import Bar
+from strategies.api.session import Session
+from strategies.bear_trap.strategy import BearTrap, BearTrapParams
 
 SESSION = Session(
     date=date(2024, 4, 2),

@@ -21,8 +21,8 @@ from magellan_daemon.backtest.signals_replay import SessionLookup
 from magellan_daemon.config.loading import load_config
 from magellan_daemon.runtime.strategy_runner import QUIET_SAVE_EVERY
 from magellan_daemon.timefmt import parse_iso
-from strategies.bear_trap import BearTrap
-from strategies.model import Bar
+from strategies.api.model import Bar
+from strategies.bear_trap.strategy import BearTrap
 from tests.e2e.harness import Daemon, Sim, config_dir, ny, only, wait_for
 
 pytestmark = pytest.mark.timeout(240)

@@ -20,7 +20,7 @@ from magellan_daemon.cli.main import main
 from magellan_daemon.domain import BrokerEvent, BrokerOrderId, ClientOrderId
 from magellan_daemon.ledger.control import ControlChannel
 from magellan_daemon.ledger.store import Ledger
-from strategies.model import Intent
+from strategies.api.model import Intent
 from tests.e2e.harness import Daemon, Sim, config_dir, ny, wait_for
 from tests.sqlite_read import query
 

@@ -9,9 +9,7 @@ from datetime import UTC, date, datetime, timedelta
 import orjson
 import pytest
 
-from strategies.bear_trap import BearTrap, BearTrapParams
-from strategies.bear_trap_plan import exit_split
-from strategies.model import (
+from strategies.api.model import (
     Bar,
     HoldingView,
     Intent,
@@ -20,7 +18,9 @@ from strategies.model import (
     RiskBased,
     Step,
 )
-from strategies.session import Session
+from strategies.api.session import Session
+from strategies.bear_trap.plan import exit_split
+from strategies.bear_trap.strategy import BearTrap, BearTrapParams
 
 SESSION = Session(
     date=date(2024, 4, 2),

@@ -19,11 +19,11 @@ import exchange_calendars as xcals
 import pandas as pd
 import pytest
 
-from strategies.bars_csv import read_bars
-from strategies.bear_trap import BearTrap, BearTrapParams
-from strategies.model import Bar, Intent, OrderUpdate, RiskBased
-from strategies.session import Session
-from strategies.sizing import shares_for
+from magellan_daemon.backtest.bars_csv import read_bars
+from strategies.api.model import Bar, Intent, OrderUpdate, RiskBased
+from strategies.api.session import Session
+from strategies.bear_trap.strategy import BearTrap, BearTrapParams
+from strategies.lib.sizing import shares_for
 
 NEW_YORK = ZoneInfo("America/New_York")
 EQUITY = 100_000.0

@@ -12,9 +12,9 @@ import orjson
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from strategies.bear_trap import BearTrap, BearTrapParams
-from strategies.model import Bar, Intent, OrderUpdate, Step
-from strategies.session import Session
+from strategies.api.model import Bar, Intent, OrderUpdate, Step
+from strategies.api.session import Session
+from strategies.bear_trap.strategy import BearTrap, BearTrapParams
 
 SESSION = Session(
     date=date(2024, 4, 2),

@@ -9,8 +9,8 @@ from datetime import timedelta
 
 import pytest
 
-from strategies.bear_trap import BearTrap, BearTrapParams
-from strategies.model import Bar, Intent, OrderUpdate, Step
+from strategies.api.model import Bar, Intent, OrderUpdate, Step
+from strategies.bear_trap.strategy import BearTrap, BearTrapParams
 from tests.strategies.test_bear_trap import SESSION, setup, trap
 
 SYMBOLS = ("AMC", "GME", "MULN", "PLUG")

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from strategies.bear_trap import BearTrap, BearTrapParams
+from strategies.bear_trap.strategy import BearTrap, BearTrapParams
 from tests.strategies.test_bear_trap import SESSION, bar, feed, setup, trap, update
 
 # The reference trap closes at 8.20 with a volume mean of 1200 (tests/strategies/test_bear_trap).

@@ -11,10 +11,10 @@ import pandas as pd
 import pytest
 from trend_helpers import bar, est_session, fill, pandas_rsi, params, sessions
 
+from magellan_daemon.backtest.bars_csv import iter_bars, symbol_files
 from magellan_daemon.backtest.signals_replay import Decision, Replay
-from strategies.bars_csv import iter_bars, symbol_files
+from strategies.api.model import OrderUpdate
 from strategies.daily_trend import DailyTrend, DailyTrendParams
-from strategies.model import OrderUpdate
 
 
 @pytest.fixture(scope="module")
@@ -182,7 +182,7 @@ def test_signals_are_identical_with_wilder_off_the_same_code_path(bars_dir: Path
 
 
 def test_sync_takes_the_ledgers_position_and_clears_a_marker_whose_order_is_gone() -> None:
-    from strategies.model import HoldingView, OpenOrderView
+    from strategies.api.model import HoldingView, OpenOrderView
 
     dt = DailyTrend(params("daily_trend"))
     t = datetime(2024, 11, 26, 5, tzinfo=UTC)

@@ -6,8 +6,8 @@ from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
-from strategies.emergency import ClosedTrade, evaluate
-from strategies.params import EmergencyStop
+from strategies.api.params import EmergencyStop
+from strategies.lib.emergency import ClosedTrade, evaluate
 
 PARAMS = EmergencyStop(
     consecutive_losing_days=3,

@@ -9,8 +9,8 @@ import pandas as pd
 import pytest
 from trend_helpers import bar, est_session, pandas_rsi, params, sessions
 
+from magellan_daemon.backtest.bars_csv import iter_bars, symbol_files
 from magellan_daemon.backtest.signals_replay import Decision, Replay
-from strategies.bars_csv import iter_bars, symbol_files
 from strategies.hourly_swing import HourlySwing, HourlySwingParams
 
 HOUR = timedelta(hours=1)
@@ -118,10 +118,10 @@ def test_the_rule_on_minute_bars_with_a_fixed_share_count() -> None:
     """``timeframe = "1Min"`` (the backtest's Hourly Swing on minute bars): every regular
     minute counts, the last minute of the session executes at the next open, and
     ``entry_shares`` sizes the entry in shares."""
-    from strategies.model import Bar
-    from strategies.params import HysteresisBands, RiskLimits
-    from strategies.session import Session
-    from strategies.sizing import shares_for
+    from strategies.api.model import Bar
+    from strategies.api.params import HysteresisBands, RiskLimits
+    from strategies.api.session import Session
+    from strategies.lib.sizing import shares_for
 
     p = HourlySwingParams(
         symbols={"AMC": HysteresisBands(rsi_period=2, upper=60, lower=40)},

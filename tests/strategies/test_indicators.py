@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from strategies.indicators import ATR, RSI, SessionTracker, VolumeMean
+from strategies.lib.indicators import ATR, RSI, SessionTracker, VolumeMean
 
 TOL = 1e-9
 # Daily and hourly: every file. Minute: the two with a split/crash history plus one more,

@@ -18,18 +18,18 @@ from pathlib import Path
 import pytest
 from trend_helpers import params, sessions
 
-from strategies.bars_csv import iter_bars
-from strategies.bear_trap import BearTrap
-from strategies.bear_trap_params import BearTrapParams
-from strategies.bear_trap_plan import TradePlan
-from strategies.bear_trap_rebase import rebase_plan
-from strategies.bear_trap_state import SymbolState
+from magellan_daemon.backtest.bars_csv import iter_bars
+from strategies.api.model import Bar, FixedDollars, OrderUpdate
+from strategies.api.session import Session
+from strategies.bear_trap.params import BearTrapParams
+from strategies.bear_trap.plan import TradePlan
+from strategies.bear_trap.rebase import rebase_plan
+from strategies.bear_trap.state import SymbolState
+from strategies.bear_trap.strategy import BearTrap
 from strategies.daily_trend import DailyTrend
 from strategies.hourly_swing import HourlySwing
-from strategies.hysteresis import HysteresisStrategy, new_york_date
-from strategies.model import Bar, FixedDollars, OrderUpdate
-from strategies.rebase import shares_after
-from strategies.session import Session
+from strategies.lib.hysteresis import HysteresisStrategy, new_york_date
+from strategies.lib.rebase import shares_after
 
 
 def adjusted(bars: Iterable[Bar], ex_date: date, ratio: float) -> list[Bar]:
@@ -262,7 +262,7 @@ def test_bear_trap_replaces_its_canceled_stop_at_the_rebased_level() -> None:
     strategy._symbols["SPLT"] = st
     strategy.rebase("SPLT", 4.0)
     # The broker canceled the stop before the open; the ledger's view says so at sync.
-    from strategies.model import HoldingView
+    from strategies.api.model import HoldingView
 
     step = strategy.sync({"SPLT": HoldingView(symbol="SPLT", position=120)}, NEXT_OPEN)
     (intent,) = step.intents

@@ -6,8 +6,8 @@ import math
 
 import pytest
 
-from strategies.params import RiskLimits
-from strategies.risk import (
+from strategies.api.params import RiskLimits
+from strategies.lib.risk import (
     GateResult,
     StrategyBook,
     check_buying_power,

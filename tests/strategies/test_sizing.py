@@ -8,8 +8,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from strategies.model import FixedDollars, RiskBased
-from strategies.sizing import shares_for
+from strategies.api.model import FixedDollars, RiskBased
+from strategies.lib.sizing import shares_for
 
 NAN, INF = math.nan, math.inf
 

@@ -12,9 +12,9 @@ from hypothesis import given, settings, target
 from hypothesis import strategies as st
 from trend_helpers import est_session, fill
 
+from strategies.api.model import Bar, OrderUpdate
 from strategies.daily_trend import DailyTrend, DailyTrendParams
 from strategies.hourly_swing import HourlySwing, HourlySwingParams
-from strategies.model import Bar, OrderUpdate
 
 SYMBOLS = ("AAA", "BBB")
 RISK = {"max_open_positions": 2, "max_position_dollars": 5000, "max_daily_loss_dollars": 1000}

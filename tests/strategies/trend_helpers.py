@@ -12,8 +12,8 @@ import pandas as pd
 from magellan_daemon.backtest.signals_replay import SessionLookup
 from magellan_daemon.config.loading import load_strategy_params
 from magellan_sim.market.calendar import SessionCalendar
-from strategies.model import Bar, Intent, OrderUpdate, Timeframe
-from strategies.session import Session
+from strategies.api.model import Bar, Intent, OrderUpdate, Timeframe
+from strategies.api.session import Session
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 

@@ -6,7 +6,7 @@ from datetime import UTC, date, datetime
 from decimal import Decimal
 
 from magellan_daemon.web.history import equity_now, session_equity
-from strategies.session import Session
+from strategies.api.session import Session
 
 
 def _session(day: int) -> Session:

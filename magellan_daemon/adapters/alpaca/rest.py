@@ -72,8 +72,8 @@ from magellan_daemon.domain import (
 )
 from magellan_daemon.errors import BrokerError
 from magellan_daemon.timefmt import NEW_YORK
-from strategies.model import Bar, Timeframe
-from strategies.session import Session
+from strategies.api.model import Bar, Timeframe
+from strategies.api.session import Session
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")

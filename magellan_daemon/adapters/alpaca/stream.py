@@ -39,7 +39,7 @@ from magellan_daemon.adapters.alpaca.convert import event_from_trade_update
 from magellan_daemon.adapters.bar_check import bar_problem
 from magellan_daemon.domain import BrokerEvent
 from magellan_daemon.tasks import spawn
-from strategies.model import Bar
+from strategies.api.model import Bar
 
 log = logging.getLogger(__name__)
 CONNECTED = object()

@@ -13,8 +13,8 @@ from magellan_daemon.execution.events import EventSink
 from magellan_daemon.execution.order_path import OrderPath
 from magellan_daemon.execution.router.lanes import Ticket
 from magellan_daemon.ledger.store import Ledger, OrderRow
-from strategies.model import PROTECTIVE_STOP_LEG, Intent
-from strategies.params import RiskLimits
+from strategies.api.model import PROTECTIVE_STOP_LEG, Intent
+from strategies.api.params import RiskLimits
 
 PRE_BROKER = frozenset({OrderStatus.PENDING_SUBMIT, OrderStatus.UNKNOWN})
 ENDED_UNFILLED = frozenset({OrderStatus.REJECTED, OrderStatus.NOT_FOUND})

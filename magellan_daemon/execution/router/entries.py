@@ -19,7 +19,7 @@ from magellan_daemon.execution.entry_gate import (
 from magellan_daemon.execution.router.context import Job, RouteContext, StrategyRouting
 from magellan_daemon.execution.router.reports import already_out, not_sent, sent
 from magellan_daemon.timefmt import session_date
-from strategies.model import PROTECTIVE_STOP_LEG, Intent
+from strategies.api.model import PROTECTIVE_STOP_LEG, Intent
 
 log = logging.getLogger(__package__)  # the router's logger: operators and notify match it
 

@@ -11,7 +11,7 @@ from magellan_daemon.domain import OrderStatus
 from magellan_daemon.execution.router.context import FLATTEN_LEG, PRE_BROKER, RouteContext, Work
 from magellan_daemon.execution.router.exits import sellable
 from magellan_daemon.ledger.store import Ledger
-from strategies.model import Intent
+from strategies.api.model import Intent
 
 log = logging.getLogger(__package__)  # the router's logger: operators and notify match it
 

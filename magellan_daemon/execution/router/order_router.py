@@ -22,7 +22,7 @@ from magellan_daemon.execution.router.entries import Entries
 from magellan_daemon.execution.router.flatten import Outcome, summed, symbols_to_flatten
 from magellan_daemon.execution.router.lanes import Lanes, LaneStats
 from magellan_daemon.ledger.store import Ledger
-from strategies.model import Intent
+from strategies.api.model import Intent
 
 
 @dataclass

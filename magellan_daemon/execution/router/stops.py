@@ -13,7 +13,7 @@ from magellan_core.clock import Deadline
 from magellan_daemon.domain import ClientOrderId, client_order_id
 from magellan_daemon.execution.router.context import PRE_BROKER, RouteContext
 from magellan_daemon.ledger.store import OrderRow
-from strategies.model import Intent
+from strategies.api.model import Intent
 
 log = logging.getLogger(__package__)  # the router's logger: operators and notify match it
 STOP_ACTIONS = frozenset({"place_stop", "replace_stop", "cancel_stop"})

@@ -16,7 +16,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import cast
 
-from strategies.model import Bar, Timeframe
+from strategies.api.model import Bar, Timeframe
 
 SUFFIXES = (".csv.gz", ".csv")
 REQUIRED_COLUMNS = ("timestamp", "open", "high", "low", "close", "volume")

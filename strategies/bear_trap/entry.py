@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from strategies.bear_trap_params import BearTrapParams
-from strategies.bear_trap_state import SymbolState
-from strategies.model import Bar
+from strategies.api.model import Bar
+from strategies.bear_trap.params import BearTrapParams
+from strategies.bear_trap.state import SymbolState
 
 
 def entry_values(st: SymbolState, bar: Bar, stop_atr_multiple: float) -> dict[str, float | None]:

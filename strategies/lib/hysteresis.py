@@ -21,8 +21,7 @@ from collections.abc import Callable, Iterable, Mapping
 from datetime import date, datetime
 from typing import Any, ClassVar
 
-from strategies.indicators import RSI, RsiMethod
-from strategies.model import (
+from strategies.api.model import (
     Bar,
     Decision,
     Evaluation,
@@ -33,9 +32,10 @@ from strategies.model import (
     OrderUpdate,
     Step,
 )
-from strategies.params import HysteresisBands
-from strategies.rebase import rebase_marker_qty, rebase_rsi, shares_after
-from strategies.session import NEW_YORK, Session
+from strategies.api.params import HysteresisBands
+from strategies.api.session import NEW_YORK, Session
+from strategies.lib.indicators import RSI, RsiMethod
+from strategies.lib.rebase import rebase_marker_qty, rebase_rsi, shares_after
 
 log = logging.getLogger(__name__)
 
@@ -350,7 +350,7 @@ def _iso(t: datetime) -> str:
 
 def rebase_symbol(strategy: HysteresisStrategy, symbol: str, ratio: float) -> None:
     """``HysteresisStrategy.rebase``: the RSI's price state divided by the split's ratio,
-    the position and a pending order's shares multiplied (``strategies.rebase``)."""
+    the position and a pending order's shares multiplied (``strategies.lib.rebase``)."""
     st = strategy._symbols.get(symbol)
     if st is None:
         return

@@ -47,7 +47,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any, Literal, Protocol
 
-from strategies.session import Session
+from strategies.api.session import Session
 
 Side = Literal["buy", "sell"]
 Action = Literal["buy", "sell", "place_stop", "replace_stop", "cancel_stop"]
@@ -224,6 +224,6 @@ class Strategy(Protocol):
     def rebase(self, symbol: str, ratio: float) -> None:
         """A split of ``ratio`` (``new_rate / old_rate``) on ``symbol`` takes effect before
         this session: put the symbol's price state on the new scale (prices divided by
-        ``ratio``, shares multiplied; ``strategies.rebase`` has the helpers). A strategy that
+        ``ratio``, shares multiplied; ``strategies.lib.rebase`` has the helpers). A strategy that
         keeps no price state changes nothing."""
         ...

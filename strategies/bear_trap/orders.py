@@ -13,8 +13,8 @@ import logging
 from datetime import datetime
 from typing import Any
 
-from strategies.bear_trap_plan import TradePlan, same_stop_price
-from strategies.model import PROTECTIVE_STOP_LEG, HoldingView, Intent, OrderUpdate
+from strategies.api.model import PROTECTIVE_STOP_LEG, HoldingView, Intent, OrderUpdate
+from strategies.bear_trap.plan import TradePlan, same_stop_price
 
 log = logging.getLogger(__name__)
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pydantic import Field, model_validator
 
-from strategies.model import ALL_SYMBOLS
-from strategies.params import EmergencyStop, FrozenModel, RiskLimits
+from strategies.api.model import ALL_SYMBOLS
+from strategies.api.params import EmergencyStop, FrozenModel, RiskLimits
 
 DEFAULT_UNIVERSE = (
     "ONDS",

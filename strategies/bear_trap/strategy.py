@@ -4,10 +4,9 @@ Rules: ``../shared/spec/strategies.md`` section 3, with its correction (the recl
 the close with the session low *before* the bar). Bars: 1Min, regular session only; every
 per-symbol update is O(1), so the universe may be the whole market (``universe = ["*"]``).
 
-Modules: ``bear_trap_params`` (parameters), ``bear_trap_state`` (per-symbol state, bar
-checks), ``bear_trap_entry`` (the entry rule), ``bear_trap_plan`` (the trade plan),
-``bear_trap_orders`` (order bookkeeping); this one drives them (the strategy contract, the
-open trade's exits).
+Modules: ``params`` (parameters), ``state`` (per-symbol state, bar checks), ``entry`` (the
+entry rule), ``plan`` (the trade plan), ``exits`` (the open trade's exits), ``orders`` (order
+bookkeeping); this one drives them (the strategy contract).
 
 Per symbol: the session tracker (open/high/low of the New York session), ATR(14) and the
 20-bar volume mean (both over regular-session bars, carried across days), and, while a trade
@@ -34,7 +33,7 @@ Decisions this module makes where the spec is silent (each has a table test):
 - What rests at the broker is a fact the router reports after each stop intent (a refused
   replace: the old stop; an unconfirmed cancel: the stop still rests). A position without a
   resting stop (its placement refused, the stop canceled outside our requests) gets one
-  placed again on the next bar or clock tick (``bear_trap_orders``).
+  placed again on the next bar or clock tick (``orders``).
 - After a restart the ledger's positions and open orders win over the snapshot (``sync``).
 - The entry's pending marker is cleared by its first fill (the strategy cannot know the size
   the router chose); later fills of the same entry order still add to the position and
@@ -47,18 +46,11 @@ Decisions this module makes where the spec is silent (each has a table test):
 from __future__ import annotations
 
 import logging
-import math
 from collections.abc import Callable, Iterable, Mapping
-from datetime import date, datetime, timedelta
+from datetime import date, datetime
 from typing import Any, ClassVar
 
-from strategies.bear_trap_entry import entry_values, first_failing_filter
-from strategies.bear_trap_orders import PlanOrders
-from strategies.bear_trap_params import BearTrapParams
-from strategies.bear_trap_plan import STOP_EXIT_LEG, TradePlan, exit_split
-from strategies.bear_trap_rebase import rebase_state
-from strategies.bear_trap_state import BAR_LENGTH, SymbolState, in_regular_session, valid_bar
-from strategies.model import (
+from strategies.api.model import (
     ALL_SYMBOLS,
     Bar,
     Decision,
@@ -69,7 +61,14 @@ from strategies.model import (
     RiskBased,
     Step,
 )
-from strategies.session import NEW_YORK, Session
+from strategies.api.session import NEW_YORK, Session
+from strategies.bear_trap.entry import entry_values, first_failing_filter
+from strategies.bear_trap.exits import TradeExits
+from strategies.bear_trap.orders import PlanOrders
+from strategies.bear_trap.params import BearTrapParams
+from strategies.bear_trap.plan import TradePlan
+from strategies.bear_trap.rebase import rebase_state
+from strategies.bear_trap.state import BAR_LENGTH, SymbolState, in_regular_session, valid_bar
 
 log = logging.getLogger(__name__)
 
@@ -94,11 +93,10 @@ class BearTrap:
         self._all = ALL_SYMBOLS in params.universe
         self._universe = frozenset(params.universe)
         self._excluded = frozenset(params.exclude)
-        self._eod = timedelta(minutes=params.eod_minutes_before_close)
         self._max_drawdown = -params.min_drop_pct
-        self._time_stop = timedelta(minutes=params.time_stop_minutes)
         self._symbols: dict[str, SymbolState] = {}
         self._orders = PlanOrders(self.name, params.tp1_target_fraction)
+        self._exits = TradeExits(self.name, params, self._orders)
         if state is not None:
             self._restore(state)
 
@@ -128,7 +126,7 @@ class BearTrap:
         now = bar.t + BAR_LENGTH
         plan = st.plan
         if plan is not None and (plan.position > 0 or plan.entry_pending):
-            return self._manage(st, plan, bar, now, session)
+            return self._exits.manage(plan, bar, now, session)
         if not self._explain_skips and self._surely_no_entry(st, bar):
             return QUIET
         return self._look_for_entry(st, bar, now, session)
@@ -150,50 +148,8 @@ class BearTrap:
         """The time alone: sell what the time stop or the end of day says must go, for
         symbols whose bars stopped coming (a thin stock may print no bar at 15:54). Bars do
         the same when they arrive; an exit already pending is never sent twice."""
-        if session is None or not session.open < now <= session.close:
-            return Step()
-        minute_start = now.replace(second=0, microsecond=0) - BAR_LENGTH
-        steps: list[Step] = []
-        held = sorted((s, st) for s, st in self._symbols.items() if st.plan is not None)
-        for symbol, st in held:
-            plan = st.plan
-            if plan is None or plan.position <= 0:
-                continue
-            if plan.exit_pending is not None:
-                short = _stop_shortfall(plan)  # the rest of a TP1/TP2 sell (no bar)
-                if short:
-                    reason = f"exit pending; {short}: stop for the rest (no bar)"
-                    steps.append(Step(intents=tuple(self._orders.protect(plan, symbol, reason))))
-                continue
-            if plan.entry_time is not None and now >= plan.entry_time + self._time_stop:
-                leg, reason = (
-                    "time_stop",
-                    f"time stop: {self.params.time_stop_minutes} min after entry",
-                )
-            elif now >= session.close - self._eod:
-                leg = "eod"
-                reason = f"eod: {self.params.eod_minutes_before_close} min before the close"
-            else:
-                short = _stop_shortfall(plan)
-                if short:
-                    reason = f"{short}: stop for {plan.position} shares (no bar)"
-                    steps.append(Step(intents=tuple(self._orders.protect(plan, symbol, reason))))
-                continue
-            marker = Bar(
-                symbol=symbol,
-                timeframe="1Min",
-                t=minute_start,
-                open=math.nan,
-                high=math.nan,
-                low=math.nan,
-                close=math.nan,
-                volume=0.0,
-            )
-            steps.append(self._final_exit(plan, marker, leg, f"{reason} (no bar)", plan.values()))
-        return Step(
-            intents=tuple(i for s in steps for i in s.intents),
-            evaluations=tuple(e for s in steps for e in s.evaluations),
-        )
+        held = sorted((s, st.plan) for s, st in self._symbols.items() if st.plan is not None)
+        return self._exits.on_clock(held, now, session)
 
     def on_order_update(self, update: OrderUpdate) -> Step:
         """Book a fill, a terminal non-fill or a stop report of this strategy's own orders."""
@@ -299,7 +255,7 @@ class BearTrap:
     def _look_for_entry(self, st: SymbolState, bar: Bar, now: datetime, session: Session) -> Step:
         p = self.params
         values = entry_values(st, bar, p.stop_atr_multiple)
-        if now >= session.close - self._eod:
+        if now >= session.close - self._exits.eod:
             return self._step(bar, "skip", "entry cutoff: end of day", values)
         reason = first_failing_filter(p, st, bar, values)
         if reason:
@@ -337,119 +293,6 @@ class BearTrap:
             tp1_target_fraction=p.tp1_target_fraction,
         )
         return Step(intents=(intent,), evaluations=(self._eval(bar, "enter", reason, values),))
-
-    def _manage(
-        self, st: SymbolState, plan: TradePlan, bar: Bar, now: datetime, session: Session
-    ) -> Step:
-        values = plan.values()
-        if plan.position <= 0:
-            return self._step(bar, "hold", "entry order pending", values)
-        if plan.stop_touched and plan.exit_pending is None:
-            # The stop was touched one bar ago and the shares are still here: sell them.
-            return self._final_exit(plan, bar, STOP_EXIT_LEG, "stop touched and not filled", values)
-        if bar.low <= plan.stop:
-            if plan.stop_order is not None:
-                plan.stop_touched = True
-                reason = f"stop touched: resting stop order exits (low {bar.low:.4g})"
-                return self._step(bar, "hold", reason, values)
-            if plan.exit_pending is None:
-                reason = f"stop: low {bar.low:.4g} <= {plan.stop:.4g}, no resting stop"
-                return self._final_exit(plan, bar, STOP_EXIT_LEG, reason, values)
-        if plan.exit_pending is not None:
-            reason = f"exit pending ({plan.exit_pending['leg']})"
-            short = _stop_shortfall(plan)  # the rest of a TP1/TP2 sell stays protected
-            if short:
-                reason += f"; {short}: stop for the rest"
-                intents = self._orders.protect(plan, bar.symbol, reason)
-                evaluation = self._eval(bar, "hold", reason, values)
-                return Step(intents=tuple(intents), evaluations=(evaluation,))
-            return self._step(bar, "hold", reason, values)
-        if plan.entry_time is not None and now >= plan.entry_time + self._time_stop:
-            reason = f"time stop: {self.params.time_stop_minutes} min after entry"
-            return self._final_exit(plan, bar, "time_stop", reason, values)
-        if now >= session.close - self._eod:
-            reason = f"eod: {self.params.eod_minutes_before_close} min before the close"
-            return self._final_exit(plan, bar, "eod", reason, values)
-        taken = self._take_profit(plan, bar, values)
-        if taken is not None:
-            return taken
-        short = _stop_shortfall(plan)
-        if short:
-            reason = f"{short}: stop for {plan.position} shares"
-            intents = self._orders.protect(plan, bar.symbol, reason)
-            return Step(
-                intents=tuple(intents), evaluations=(self._eval(bar, "hold", reason, values),)
-            )
-        return self._step(bar, "hold", "holding", values)
-
-    def _take_profit(
-        self, plan: TradePlan, bar: Bar, values: dict[str, float | None]
-    ) -> Step | None:
-        tp1, tp2, _ = exit_split(plan.entry_qty, self.params.tp1_fraction, self.params.tp2_fraction)
-        if not plan.tp1_done and bar.high >= plan.tp1_level:
-            plan.tp1_done = True
-            reason = f"tp1: high {bar.high:.4g} >= {plan.tp1_level:.4g}"
-            return self._partial_exit(plan, bar, "tp1", tp1, plan.stop, reason, values)
-        if plan.tp1_done and not plan.tp2_done and bar.high >= plan.tp2_level:
-            plan.tp2_done = True
-            reason = f"tp2: high {bar.high:.4g} >= {plan.tp2_level:.4g}; stop to support"
-            stop_before, plan.stop = plan.stop, plan.support
-            step = self._partial_exit(plan, bar, "tp2", tp2, plan.support, reason, values)
-            if plan.exit_pending is not None:
-                plan.exit_pending["stop_before"] = stop_before
-            return step
-        return None
-
-    def _partial_exit(
-        self,
-        plan: TradePlan,
-        bar: Bar,
-        leg: str,
-        qty: int,
-        stop_price: float,
-        reason: str,
-        values: dict[str, float | None],
-    ) -> Step:
-        qty = min(qty, plan.position)
-        if qty >= plan.position:
-            return self._final_exit(plan, bar, leg, reason, values)
-        intents: list[Intent] = []
-        left = plan.position - qty
-        if plan.stop_order is not None:
-            intents.append(
-                self._orders.stop_intent(plan, bar.symbol, "replace_stop", reason, left, stop_price)
-            )
-        if qty > 0:
-            intents.append(self._sell(plan, bar, leg, qty, reason))
-        decision: Decision = "exit" if qty > 0 else "hold"
-        if qty == 0:
-            reason += " (0 shares to sell)"
-        return Step(
-            intents=tuple(intents), evaluations=(self._eval(bar, decision, reason, values),)
-        )
-
-    def _final_exit(
-        self, plan: TradePlan, bar: Bar, leg: str, reason: str, values: dict[str, float | None]
-    ) -> Step:
-        intents: list[Intent] = []
-        if plan.stop_order is not None:
-            intents.append(self._orders.stop_intent(plan, bar.symbol, "cancel_stop", reason))
-            plan.stop_order = None
-        plan.stop_touched = False
-        intents.append(self._sell(plan, bar, leg, plan.position, reason))
-        return Step(intents=tuple(intents), evaluations=(self._eval(bar, "exit", reason, values),))
-
-    def _sell(self, plan: TradePlan, bar: Bar, leg: str, qty: int, reason: str) -> Intent:
-        plan.exit_pending = {"leg": leg, "signal_time": bar.t.isoformat(), "qty": qty, "filled": 0}
-        return Intent(
-            strategy=self.name,
-            symbol=bar.symbol,
-            action="sell",
-            leg=leg,
-            signal_time=bar.t,
-            reason=reason,
-            qty=qty,
-        )
 
     def _drop_if_done(self, st: SymbolState) -> None:
         plan = st.plan
@@ -492,22 +335,7 @@ class BearTrap:
 
     def rebase(self, symbol: str, ratio: float) -> None:
         """A split of ``ratio`` on ``symbol`` takes effect: indicators and the open trade's
-        plan on the new scale (``bear_trap_rebase``)."""
+        plan on the new scale (``rebase``)."""
         st = self._symbols.get(symbol)
         if st is not None:
             rebase_state(st, ratio)
-
-
-def _stop_shortfall(plan: TradePlan) -> str:
-    """Why the resting stop does not cover the shares it must ("" when it does, while stop
-    intents are still out, or while a final exit is pending): none rests (its placement was
-    refused, it was cancelled), or it rests for fewer shares (a resize after a later entry
-    fill was refused)."""
-    want = plan.shares_to_protect()
-    if plan.stop_requests > 0 or not want:
-        return ""
-    if plan.stop_order is None:
-        return "no resting stop"
-    if plan.stop_order["qty"] < want:
-        return f"the stop rests for {plan.stop_order['qty']} shares only"
-    return ""

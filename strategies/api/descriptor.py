@@ -20,8 +20,8 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, Generic, Literal, Protocol, TypeVar
 
-from strategies.model import ALL_SYMBOLS, Strategy, Timeframe
-from strategies.params import EmergencyStop, FrozenModel, RiskLimits
+from strategies.api.model import ALL_SYMBOLS, Strategy, Timeframe
+from strategies.api.params import EmergencyStop, FrozenModel, RiskLimits
 
 # minute_stream: every 1Min bar from the market-data websocket, plus a minute clock for
 #   time-driven exits; orders go out at once.

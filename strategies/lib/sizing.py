@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 
-from strategies.model import FixedDollars, RiskBased, Sizing
+from strategies.api.model import FixedDollars, RiskBased, Sizing
 
 
 def _finite(*values: object) -> bool:

@@ -24,7 +24,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from strategies.indicators import ATR, RSI, SessionTracker, VolumeMean
+from strategies.lib.indicators import ATR, RSI, SessionTracker, VolumeMean
 
 _EPSILON = 1e-9  # 3 * (1/3) must still be 1 share after float arithmetic
 

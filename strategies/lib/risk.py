@@ -11,7 +11,7 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from strategies.params import RiskLimits
+from strategies.api.params import RiskLimits
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

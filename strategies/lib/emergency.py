@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 
-from strategies.params import EmergencyStop
+from strategies.api.params import EmergencyStop
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -1,6 +1,6 @@
 """Bear Trap's state across a split (pure): indicators and the open trade's plan re-based.
 
-The session tracker, ATR and volume mean are scaled as ``strategies.rebase`` says. An open
+The session tracker, ATR and volume mean are scaled as ``strategies.lib.rebase`` says. An open
 trade's plan keeps its meaning on the new scale: stop, support, session high, TP levels and
 entry price divided by the ratio; entry quantity, position and a pending exit's shares
 multiplied (rounded down). The protective stop at the broker is the broker's fact: the
@@ -11,9 +11,9 @@ daemon's ``sync`` after the re-base tells the plan what rests, and ``protect`` t
 
 from __future__ import annotations
 
-from strategies.bear_trap_plan import TradePlan
-from strategies.bear_trap_state import SymbolState
-from strategies.rebase import (
+from strategies.bear_trap.plan import TradePlan
+from strategies.bear_trap.state import SymbolState
+from strategies.lib.rebase import (
     price_after,
     rebase_atr,
     rebase_marker_qty,

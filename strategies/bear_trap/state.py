@@ -7,10 +7,10 @@ from typing import Any
 
 from magellan_core.timeframes import BAR_LENGTH as BAR_LENGTHS
 from magellan_core.timeframes import MINUTE
-from strategies.bear_trap_plan import TradePlan
-from strategies.indicators import ATR, SessionTracker, VolumeMean
-from strategies.model import Bar
-from strategies.session import Session
+from strategies.api.model import Bar
+from strategies.api.session import Session
+from strategies.bear_trap.plan import TradePlan
+from strategies.lib.indicators import ATR, SessionTracker, VolumeMean
 
 BAR_LENGTH = BAR_LENGTHS[MINUTE]  # Bear Trap reads minute bars
 _INF = float("inf")

@@ -42,7 +42,12 @@ LEDGER_FILE = "ledger.sqlite"  # in the state directory: the daemon's and the CL
 
 
 class Ledger(FillTables, RecordTables, CorporateTables):
-    """The SQLite ledger. Construct with ``Ledger.open(path)``."""
+    """The SQLite ledger. Construct with ``Ledger.open(path)``.
+
+    41 public methods, written as four table groups in their own files (``orders``, ``fills``,
+    ``records``, ``corporate``) because it is the one writer of one SQLite connection whose
+    transactions every caller shares; splitting it into objects per table group (composition
+    instead of these mixins) is a named follow-up of issue 18."""
 
     @classmethod
     def open(cls, path: Path) -> Ledger:

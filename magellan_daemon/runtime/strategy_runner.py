@@ -59,7 +59,11 @@ class _Post:
 
 
 class StrategyRunner:
-    """Feeds one strategy and routes what it decides."""
+    """Feeds one strategy and routes what it decides.
+
+    Over 15 public methods because each of its callers gets its own one-line door onto the
+    one queue: ``post_*`` for news, their awaited forms for the startup script, state saved
+    and restored, and the intents held for the next open."""
 
     def __init__(
         self,

@@ -36,7 +36,7 @@ from tests.chaos.soak import SoakResult, run_soak
 from tests.conftest import BARS_DIR
 from tests.e2e.harness import REPO
 
-MODEL_TEST = "tests/daemon/test_exit_machine.py"
+MODEL_TEST = "tests/daemon/execution/test_exit_machine.py"
 
 
 @dataclass

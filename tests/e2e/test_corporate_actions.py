@@ -37,7 +37,8 @@ from tests.e2e.harness import KEY, Daemon, Sim, config_dir, ny, only, wait_for
 
 # Whole trading days through a split in a real daemon process (about 4 minutes together):
 # ``make chaos`` runs them; ``make test`` covers the same mechanisms in-process
-# (tests/test_backtest_corporate_actions.py, tests/daemon/test_reconcile_splits.py, …).
+# (tests/backtest/test_backtest_corporate_actions.py,
+# tests/daemon/reconciliation/test_reconcile_splits.py, …).
 pytestmark = [pytest.mark.timeout(400), pytest.mark.asyncio, pytest.mark.long]
 FAST = 4000.0  # virtual seconds per wall second through the sessions between checkpoints
 

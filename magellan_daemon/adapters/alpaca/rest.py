@@ -91,7 +91,10 @@ class RestStats:
 
 
 class AlpacaBroker:
-    """One Alpaca account's REST API, async, throttled, with timeouts and no SDK retries."""
+    """One Alpaca account's REST API, async, throttled, with timeouts and no SDK retries.
+
+    Over 15 public methods because it is one method per Alpaca endpoint the daemon uses: the
+    broker port (``execution.ports.ReconcilingBroker``) plus the market-data reads."""
 
     def __init__(
         self,

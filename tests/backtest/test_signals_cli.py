@@ -11,7 +11,7 @@ import pytest
 
 from magellan_daemon.cli.main import main
 
-CONFIGS = Path(__file__).resolve().parent.parent / "configs"
+CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 HEADER = "strategy,symbol,signal_time,action,price,reason"
 ROW = re.compile(
     r"^(daily_trend|hourly_swing|bear_trap),[A-Z]+,\d{4}-\d\d-\d\dT\d\d:\d\d:00Z,"

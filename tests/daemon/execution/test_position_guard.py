@@ -18,8 +18,8 @@ from magellan_daemon.execution.position_guard import GuardedStrategy, PositionGu
 from magellan_daemon.sessions import SessionBook
 from magellan_sim.market.calendar import SessionCalendar
 from strategies.api.session import Session
+from tests.daemon.execution.test_order_path import NOW, _hold, _intent, _resting, _run
 from tests.daemon.stack import Stack, order_stack
-from tests.daemon.test_order_path import NOW, _hold, _intent, _resting, _run
 
 CLOSE = datetime(2024, 12, 10, 21, 0, tzinfo=UTC)  # 16:00 ET
 

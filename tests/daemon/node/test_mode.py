@@ -98,7 +98,7 @@ def test_a_systemd_service_without_keys_refuses_instead_of_simulating() -> None:
 def test_sim_until_not_after_the_start_is_refused(
     start: list[str], until: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    configs = Path(__file__).resolve().parents[2] / "configs" / "magellan.toml"
+    configs = Path(__file__).resolve().parents[3] / "configs" / "magellan.toml"
     argv = ["run", "--sim", "--config", str(configs), *start, "--sim-until", until]
     assert main(argv) == 2
     assert "--sim-until" in capsys.readouterr().err

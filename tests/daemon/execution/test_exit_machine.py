@@ -54,7 +54,7 @@ from hypothesis.stateful import (
 from magellan_daemon.execution.router import ENTRY_SETTLE_SECONDS
 from magellan_sim.exchange.faults import COUNTERS
 from strategies.api.model import Intent
-from tests.daemon.exit_model import MINUTE, STRATEGY, SYMBOL, ExitStack, remaining
+from tests.daemon.execution.exit_model import MINUTE, STRATEGY, SYMBOL, ExitStack, remaining
 
 EXAMPLES = int(os.environ.get("MAGELLAN_MODEL_EXAMPLES", "200"))
 DAY = date(2024, 4, 2)  # a full session (09:30-16:00 ET)

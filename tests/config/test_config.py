@@ -13,7 +13,7 @@ from magellan_daemon.config.loading import load_config
 from magellan_daemon.errors import ConfigError
 from strategies.daily_trend import DailyTrendParams
 
-CONFIGS = Path(__file__).resolve().parent.parent / "configs"
+CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 
 
 @pytest.fixture

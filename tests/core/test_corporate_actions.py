@@ -19,7 +19,7 @@ from magellan_core.corporate_actions import (
 )
 
 HEADER = "symbol,type,ex_date,new_rate,old_rate,rate"
-SHARED = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "corporate_actions.csv"
+SHARED = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "corporate_actions.csv"
 
 
 def write(tmp_path: Path, *lines: str) -> Path:

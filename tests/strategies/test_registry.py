@@ -18,7 +18,7 @@ from magellan_daemon.runtime.drives import drive_of
 from strategies.api.model import ALL_SYMBOLS, Strategy
 from strategies.registry import BEAR_TRAP, REGISTRY, descriptor
 
-CONFIGS = Path(__file__).resolve().parent.parent / "configs"
+CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 SIGNAL_TIME = datetime(2024, 3, 1, 21, 5, tzinfo=UTC)
 
 

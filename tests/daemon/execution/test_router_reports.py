@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 
 from strategies.api.model import FixedDollars, Intent, OrderUpdate
+from tests.daemon.execution.test_order_path import NOW, _hold, _intent
 from tests.daemon.stack import Stack, order_stack
-from tests.daemon.test_order_path import NOW, _hold, _intent
 
 Case = Callable[[Stack], Awaitable[list[Intent]]]
 

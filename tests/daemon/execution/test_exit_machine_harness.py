@@ -8,8 +8,8 @@ from __future__ import annotations
 from datetime import timedelta
 from decimal import Decimal
 
-from tests.daemon.exit_model import ACCOUNT, SYMBOL, ExitStack
-from tests.daemon.test_exit_machine import DAY, ExitMachine, Watchdog
+from tests.daemon.execution.exit_model import ACCOUNT, SYMBOL, ExitStack
+from tests.daemon.execution.test_exit_machine import DAY, ExitMachine, Watchdog
 
 
 def _machine() -> ExitMachine:

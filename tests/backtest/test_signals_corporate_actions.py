@@ -16,7 +16,7 @@ from magellan_daemon.cli.main import main
 from magellan_daemon.timefmt import NEW_YORK
 from tests.adjusted_bars import adjusted_copy, raw_copy
 
-CONFIGS = Path(__file__).resolve().parent.parent / "configs"
+CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 DAILY_SPLIT_SYMBOLS = ("AAPL", "AMZN", "GOOGL", "NVDA", "TSLA")
 
 

@@ -196,17 +196,24 @@ class TradeExits:
     def _eval(
         self, bar: Bar, decision: Decision, reason: str, values: dict[str, float | None]
     ) -> Evaluation:
-        return Evaluation(
-            strategy=self.name,
-            symbol=bar.symbol,
-            bar_time=bar.t,
-            decision=decision,
-            reason=reason,
-            values=values,
-        )
+        return evaluation(self.name, bar, decision, reason, values)
 
     def _hold(self, bar: Bar, reason: str, values: dict[str, float | None]) -> Step:
         return Step(evaluations=(self._eval(bar, "hold", reason, values),))
+
+
+def evaluation(
+    strategy: str, bar: Bar, decision: Decision, reason: str, values: dict[str, float | None]
+) -> Evaluation:
+    """The record of what ``strategy`` decided on ``bar`` and why."""
+    return Evaluation(
+        strategy=strategy,
+        symbol=bar.symbol,
+        bar_time=bar.t,
+        decision=decision,
+        reason=reason,
+        values=values,
+    )
 
 
 def stop_shortfall(plan: TradePlan) -> str:

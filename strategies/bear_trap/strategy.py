@@ -63,7 +63,7 @@ from strategies.api.model import (
 )
 from strategies.api.session import NEW_YORK, Session
 from strategies.bear_trap.entry import entry_values, first_failing_filter
-from strategies.bear_trap.exits import TradeExits
+from strategies.bear_trap.exits import TradeExits, evaluation
 from strategies.bear_trap.orders import PlanOrders
 from strategies.bear_trap.params import BearTrapParams
 from strategies.bear_trap.plan import TradePlan
@@ -311,14 +311,7 @@ class BearTrap:
     def _eval(
         self, bar: Bar, decision: Decision, reason: str, values: dict[str, float | None]
     ) -> Evaluation:
-        return Evaluation(
-            strategy=self.name,
-            symbol=bar.symbol,
-            bar_time=bar.t,
-            decision=decision,
-            reason=reason,
-            values=values,
-        )
+        return evaluation(self.name, bar, decision, reason, values)
 
     def _step(
         self,

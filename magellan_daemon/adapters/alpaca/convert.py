@@ -54,6 +54,11 @@ def _time(value: Any) -> datetime:
     return datetime.fromisoformat(text).astimezone(UTC)
 
 
+def bar_time(value: Any) -> datetime:
+    """A bar's ``t`` as Alpaca sends it (RFC 3339, ``Z``, up to nanoseconds), in UTC."""
+    return _time(value)
+
+
 def order_from_model(order: Any) -> BrokerOrder:
     """An alpaca-py ``Order`` model to a ``BrokerOrder``."""
     return BrokerOrder(

@@ -12,6 +12,11 @@ themselves on 429/504 with a blocking ``time.sleep(3)``. So, per account:
 - one ``asyncio-throttle`` budget (200 requests/minute by default) is acquired before each
   call, shared by everything that talks to this key.
 
+Historical bars are read with a raw-data client (``raw_data=True``: the same request, the
+reply's dicts as JSON gave them): alpaca-py's ``BarSet`` builds and validates a pydantic
+model per bar, which at startup (tens of thousands of warm-up bars) cost about as much as the
+request itself; we build our own ``Bar`` from each dict anyway.
+
 Failures come out as the ``broker.errors`` taxonomy. Keys live only inside the clients; this
 object's ``repr`` shows the account name and URL, never a key.
 """
@@ -53,6 +58,7 @@ from asyncio_throttle import Throttler
 
 from magellan_core.corporate_actions import ACTION_TYPES, CorporateAction
 from magellan_daemon.adapters.alpaca.convert import (
+    bar_time,
     dec,
     fill_from_activity,
     order_from_model,
@@ -129,12 +135,16 @@ class AlpacaBroker:
         def data() -> StockHistoricalDataClient:
             return StockHistoricalDataClient(key, secret, url_override=data_url)
 
+        def raw_data() -> StockHistoricalDataClient:
+            return StockHistoricalDataClient(key, secret, url_override=data_url, raw_data=True)
+
         def actions() -> CorporateActionsClient:
             return CorporateActionsClient(key, secret, url_override=data_url)
 
         self._makers: dict[str, Callable[[], Any]] = {
             "trading": trading,
             "data": data,
+            "raw_data": raw_data,
             "actions": actions,
         }
 
@@ -335,26 +345,15 @@ class AlpacaBroker:
         )
 
         def read(c: StockHistoricalDataClient) -> dict[str, list[Bar]]:
-            result = c.get_stock_bars(request)
-            out: dict[str, list[Bar]] = {}
-            for symbol, rows in result.data.items():
-                out[symbol] = [
-                    Bar(
-                        symbol=symbol,
-                        timeframe=timeframe,
-                        t=r.timestamp.astimezone(UTC),
-                        open=float(r.open),
-                        high=float(r.high),
-                        low=float(r.low),
-                        close=float(r.close),
-                        volume=float(r.volume),
-                    )
-                    for r in rows
-                ]
-                out[symbol] = _real_bars(out[symbol])
-            return out
+            # Raw: {symbol: [{"t", "o", "h", "l", "c", "v", ...}]}; a malformed entry raises
+            # here, inside the call, so it fails as a classified broker error.
+            result = c.get_stock_bars(request) or {}
+            return {
+                symbol: _real_bars([_bar(symbol, timeframe, r) for r in rows if r is not None])
+                for symbol, rows in result.items()
+            }
 
-        return await self._call("data", read)
+        return await self._call("raw_data", read)
 
     async def corporate_actions(
         self, symbols: Sequence[str], start: date, end: date
@@ -421,6 +420,20 @@ def _fill_page(client: TradingClient, params: dict[str, Any]) -> list[BrokerFill
     if not isinstance(page, list):
         raise ValueError(f"FILL activities: a {type(page).__name__}, not a list")
     return [fill_from_activity(a) for a in page]
+
+
+def _bar(symbol: str, timeframe: Timeframe, raw: dict[str, Any]) -> Bar:
+    """One raw historical bar (Alpaca's short keys) as our ``Bar``."""
+    return Bar(
+        symbol=symbol,
+        timeframe=timeframe,
+        t=bar_time(raw["t"]),
+        open=float(raw["o"]),
+        high=float(raw["h"]),
+        low=float(raw["l"]),
+        close=float(raw["c"]),
+        volume=float(raw["v"]),
+    )
 
 
 def _real_bars(bars: list[Bar]) -> list[Bar]:

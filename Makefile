@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 SHARED_BARS ?= ../shared/data/bars
 
-.PHONY: install test lint fmt run-paper sim bench chaos clean
+.PHONY: install test lint fmt run-paper sim bench bench-peers chaos clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -46,6 +46,30 @@ sim: $(STAMP)
 
 bench: $(STAMP)
 	@if ls bench/bench_*.py >/dev/null 2>&1; then for b in bench/bench_*.py; do $(BIN)/python $$b; done; else echo "no benchmarks yet"; fi
+
+# The peer engines, pinned, each in its own virtualenv under bench/ (git-ignored; never part of
+# make test): the newest NautilusTrader that installs on Python 3.11 is 1.221.0 (1.222 on needs
+# 3.12). pandas for the peers' own CSV reading is pinned with them.
+BACKTRADER_VENV := bench/.venv-backtrader
+NAUTILUS_VENV := bench/.venv-nautilus
+BACKTRADER_PIN := backtrader==1.9.78.123 pandas==2.2.3
+NAUTILUS_PIN := nautilus_trader==1.221.0
+
+$(BACKTRADER_VENV)/.installed: Makefile
+	test -x $(BACKTRADER_VENV)/bin/python || $(PYTHON) -m venv $(BACKTRADER_VENV)
+	$(BACKTRADER_VENV)/bin/pip install --quiet $(BACKTRADER_PIN)
+	touch $@
+
+$(NAUTILUS_VENV)/.installed: Makefile
+	test -x $(NAUTILUS_VENV)/bin/python || $(PYTHON) -m venv $(NAUTILUS_VENV)
+	$(NAUTILUS_VENV)/bin/pip install --quiet $(NAUTILUS_PIN)
+	touch $@
+
+# Our engine against backtrader (runonce and next) and NautilusTrader on the same shared 1Min
+# bars, one table (README "Performance"); BENCH_PEERS_ARGS e.g. "--start 2024-04-01 --end 2024-04-05".
+BENCH_PEERS_ARGS ?=
+bench-peers: $(STAMP) $(BACKTRADER_VENV)/.installed $(NAUTILUS_VENV)/.installed
+	$(BIN)/python bench/bench_peers.py $(BENCH_PEERS_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -4,6 +4,13 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 SHARED_BARS ?= ../shared/data/bars
+# The peer engines, pinned, each in its own virtualenv under bench/ (git-ignored; never part of
+# make test): the newest NautilusTrader that installs on Python 3.11 is 1.221.0 (1.222 on needs
+# 3.12). pandas for the peers' own CSV reading is pinned with them.
+BACKTRADER_VENV := bench/.venv-backtrader
+NAUTILUS_VENV := bench/.venv-nautilus
+BACKTRADER_PIN := backtrader==1.9.78.123 pandas==2.2.3
+NAUTILUS_PIN := nautilus_trader==1.221.0
 
 .PHONY: install test lint fmt run-paper sim bench bench-peers chaos clean
 
@@ -44,16 +51,10 @@ run-paper: $(STAMP)
 sim: $(STAMP)
 	$(BIN)/magellan sim --port 8700
 
-bench: $(STAMP)
+bench: $(STAMP) $(BACKTRADER_VENV)/.installed $(NAUTILUS_VENV)/.installed
 	@if ls bench/bench_*.py >/dev/null 2>&1; then for b in bench/bench_*.py; do $(BIN)/python $$b; done; else echo "no benchmarks yet"; fi
 
-# The peer engines, pinned, each in its own virtualenv under bench/ (git-ignored; never part of
-# make test): the newest NautilusTrader that installs on Python 3.11 is 1.221.0 (1.222 on needs
-# 3.12). pandas for the peers' own CSV reading is pinned with them.
-BACKTRADER_VENV := bench/.venv-backtrader
-NAUTILUS_VENV := bench/.venv-nautilus
-BACKTRADER_PIN := backtrader==1.9.78.123 pandas==2.2.3
-NAUTILUS_PIN := nautilus_trader==1.221.0
+# The peer engines (variables at the top), installed by bench-peers and bench.
 
 $(BACKTRADER_VENV)/.installed: Makefile
 	test -x $(BACKTRADER_VENV)/bin/python || $(PYTHON) -m venv $(BACKTRADER_VENV)

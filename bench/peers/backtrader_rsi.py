@@ -28,44 +28,12 @@ from pathlib import Path
 from typing import Any
 
 import backtrader as bt
-import pandas as pd
+from regular_bars import load_sessions, regular_bars
 
 PERIOD = 14
 WARMUP = 3 * PERIOD  # ours: RSI.ready after 3 * period closes
 UPPER, LOWER, SHARES = 60.0, 40.0, 100
 ALPHA = 2.0 / (PERIOD + 1)
-
-
-def regular_bars(
-    path: Path, sessions: pd.DataFrame, start: date | None, end: date | None
-) -> pd.DataFrame:
-    """One symbol's 1Min bars whose whole minute lies inside a regular session, up to
-    ``end``; the index is the bar's start (UTC, naive for backtrader)."""
-    df = pd.read_csv(path, usecols=["timestamp", "open", "high", "low", "close", "volume"])
-    t = pd.to_datetime(df["timestamp"], utc=True)
-    day = t.dt.tz_convert("America/New_York").dt.date
-    frame = sessions.reindex(day.values)
-    inside = (t.values >= frame["open"].values) & (
-        (t + pd.Timedelta(minutes=1)).values <= frame["close"].values
-    )
-    if end is not None:
-        inside &= (day <= end).values
-    out = df.loc[inside, ["open", "high", "low", "close", "volume"]].astype(float)
-    out.index = t[inside].dt.tz_localize(None).values
-    out.attrs["first_trading_row"] = (
-        0 if start is None else int((day[inside] < start).sum())  # warm-up rows before start
-    )
-    return out
-
-
-def load_sessions(path: Path) -> pd.DataFrame:
-    """The driver's sessions file: {date: [open, close]} in UTC ISO."""
-    raw = json.loads(path.read_text())
-    frame = pd.DataFrame.from_dict(raw, orient="index", columns=["open", "close"])
-    frame.index = [date.fromisoformat(d) for d in frame.index]
-    frame["open"] = pd.to_datetime(frame["open"], utc=True)
-    frame["close"] = pd.to_datetime(frame["close"], utc=True)
-    return frame
 
 
 class EmaRsi(bt.Indicator):

@@ -195,7 +195,8 @@ def compare(ours: list[Fill], theirs: list[Fill], by_signal: bool) -> dict[str, 
     ``by_signal``: compared without the price (the peer fills at the signal bar's close)."""
 
     def key(f: Fill) -> tuple:
-        return f[:4] if by_signal else (*f[:4], round(f[4], 6))
+        # Prices to 4 places: our exchange records a fill price so (sub-penny prints exist).
+        return f[:4] if by_signal else (*f[:4], round(f[4], 4))
 
     mine, peer = Counter(map(key, ours)), Counter(map(key, theirs))
     both = sum((mine & peer).values())

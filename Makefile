@@ -5,8 +5,8 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 SHARED_BARS ?= ../shared/data/bars
 # The peer engines, pinned, each in its own virtualenv under bench/ (git-ignored; never part of
-# make test): the newest NautilusTrader that installs on Python 3.11 is 1.221.0 (1.222 on needs
-# 3.12). pandas for the peers' own CSV reading is pinned with them.
+# make test): the newest NautilusTrader that installs on Python 3.11 is 1.221.0 (the later ones
+# need a newer Python). pandas for the peers' own CSV reading is pinned with them.
 BACKTRADER_VENV := bench/.venv-backtrader
 NAUTILUS_VENV := bench/.venv-nautilus
 BACKTRADER_PIN := backtrader==1.9.78.123 pandas==2.2.3

@@ -20,6 +20,10 @@ compared by the signal (symbol, signal bar, side, qty) and their prices differ b
 
     .venv/bin/python bench/bench_peers.py [--start 2024-04-01 --end 2024-04-05]
 
+With a --start after the data's first day, every engine warms its RSI up on the bars before
+it and trades from it; the peers run those warm-up bars inside their timed run (and count
+them), ours before its driven part: the figures to quote are the whole data's (no options).
+
 Prints the table and writes it, with the comparison, to bench/out/bench_peers.json.
 """
 

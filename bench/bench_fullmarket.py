@@ -23,12 +23,19 @@ first hour. Measured inside the daemon by wrapping three methods (bench-only):
   the strategy's state per symbol (deep size of its per-symbol objects).
 
     .venv/bin/python bench/bench_fullmarket.py [SYMBOLS] [SPEED]
+
+With ``BENCH_PROFILE=FILE`` the daemon's whole run is under cProfile (slower: the figures
+then describe the profiled run), the stats are written to FILE and the top functions by own
+time printed.
 """
 
 from __future__ import annotations
 
 import asyncio
+import cProfile
 import json
+import os
+import pstats
 import signal
 import socket
 import subprocess
@@ -327,12 +334,20 @@ def main() -> int:
                 time.sleep(0.5)
         _instrument()
         with tempfile.TemporaryDirectory() as tmp:
+            profile_to = os.environ.get("BENCH_PROFILE")
+            profiler = cProfile.Profile() if profile_to else None
+            if profiler is not None:
+                profiler.enable()
             try:
                 import uvloop
 
                 uvloop.run(_bench(url, symbols, speed, Path(tmp)))
             except ImportError:
                 asyncio.run(_bench(url, symbols, speed, Path(tmp)))
+            if profiler is not None and profile_to:
+                profiler.disable()
+                profiler.dump_stats(profile_to)
+                pstats.Stats(profile_to).sort_stats("tottime").print_stats(30)
     finally:
         sim.send_signal(signal.SIGTERM)
         sim.wait(30)

@@ -12,10 +12,23 @@ has not seen and builds a ``Bar`` only for a row it evaluates.
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import datetime
 
 from strategies.api.model import Bar
+
+# A Bar built by setting its slots, not by its frozen dataclass ``__init__``: the generated
+# init goes through ``object.__setattr__`` once per field, about 4x the cost (measured: 10,000
+# bars 113 ms against 27 ms on the bench machine under load), and a minute's burst builds
+# 10,000. The result is the same object; this holds only while ``Bar`` is a plain slotted
+# dataclass with exactly these fields and no ``__post_init__``, which is checked here.
+_FIELDS = ("symbol", "timeframe", "t", "open", "high", "low", "close", "volume")
+if tuple(f.name for f in fields(Bar)) != _FIELDS or hasattr(Bar, "__post_init__"):
+    raise ImportError("strategies.api.model.Bar changed: update bar_batch's fast build")
+_new_bar = Bar.__new__
+_SET_SYMBOL, _SET_TIMEFRAME, _SET_T, _SET_OPEN, _SET_HIGH, _SET_LOW, _SET_CLOSE, _SET_VOLUME = (
+    getattr(Bar, name).__set__ for name in _FIELDS
+)
 
 
 @dataclass(slots=True, eq=False)
@@ -76,17 +89,17 @@ class BarBatch:
         )
 
     def bar(self, i: int) -> Bar:
-        """Row ``i`` as a ``Bar``."""
-        return Bar(
-            symbol=self.symbol[i],
-            timeframe="1Min",
-            t=self.t[i],
-            open=self.open[i],
-            high=self.high[i],
-            low=self.low[i],
-            close=self.close[i],
-            volume=self.volume[i],
-        )
+        """Row ``i`` as a ``Bar`` (built by its slots: see ``_FIELDS``)."""
+        bar = _new_bar(Bar)
+        _SET_SYMBOL(bar, self.symbol[i])
+        _SET_TIMEFRAME(bar, "1Min")
+        _SET_T(bar, self.t[i])
+        _SET_OPEN(bar, self.open[i])
+        _SET_HIGH(bar, self.high[i])
+        _SET_LOW(bar, self.low[i])
+        _SET_CLOSE(bar, self.close[i])
+        _SET_VOLUME(bar, self.volume[i])
+        return bar
 
     def bars(self) -> list[Bar]:
         """Every row as a ``Bar`` (the rare paths: buffering during a backfill, tests)."""

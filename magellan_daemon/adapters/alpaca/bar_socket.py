@@ -41,6 +41,7 @@ from typing import Any
 
 import msgpack
 from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import WebSocketException
 
 from magellan_daemon.adapters.bar_batch import BarBatch
 from magellan_daemon.adapters.bar_check import row_problem
@@ -177,7 +178,15 @@ class BarSocket:
         self._stopped = False
 
     async def _run_forever(self) -> None:
-        """One connection until it closes (or ``stop_ws``); raises on a failed handshake."""
+        """One connection until it closes (or ``stop_ws``). A connection that cannot be made
+        or is refused is a WARNING without a traceback (the network or the key, not our code),
+        and the supervisor tries again after its backoff."""
+        try:
+            await self._connection()
+        except (OSError, TimeoutError, HandshakeError, WebSocketException) as exc:
+            log.warning("bar socket %s: %s", self._url, str(exc) or type(exc).__name__)
+
+    async def _connection(self) -> None:
         if self._stopped:
             return
         async with connect(

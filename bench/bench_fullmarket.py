@@ -1,28 +1,41 @@
 """The full-market crash watch over the real websocket path, and its memory.
 
-A ``magellan sim --synthetic-symbols 10000`` subprocess publishes every symbol's minute bar
-at each minute; this process runs the daemon (``Daemon``, paper mode, Bear Trap with
-``universe = ["*"]``: bench/configs/fullmarket) on its own event loop against it: alpaca-py's
-StockDataStream, the bar feed, the strategy runner, the router and alpaca-py's REST client.
+A ``magellan sim --synthetic-symbols 10000 --prepack-bars`` subprocess publishes every
+symbol's minute bar at each minute, its frames packed before the minute ends (so the burst
+is the daemon's work, not the simulator packing on the same cores); this process runs the
+daemon (``Daemon``, paper mode, Bear Trap with ``universe = ["*"]``: bench/configs/fullmarket)
+on its own event loop against it: our bar socket, the bar feed, the strategy runner, the
+router and alpaca-py's REST client.
 The clocks of both run at ``SPEED`` through a whole virtual session, then the next session's
 first hour. Measured inside the daemon by wrapping three methods (bench-only):
 
-- burst: from the first bar of a minute leaving the SDK's frame decoder (the stream
-  handler) to the end of the runner's evaluation of the last bar of that minute, for minutes
-  with at least 9,000 bars;
+- burst: from the first frame of a minute decoded by the bar socket's reader (the bar
+  feed's ``on_batch``) to the end of the runner's evaluation of the last bar of that minute,
+  for minutes with at least 9,000 bars;
+- msgpack alone: the frames of every tenth full minute are kept (in a temporary file, not
+  in the daemon's memory) and unpacked again after the run with ``msgpack.unpackb`` alone,
+  with the reader's options (``timestamp=3``) and with msgpack's defaults; the burst over it
+  is the goal's ratio;
 - bar to order: from a bar's arrival at the stream handler to the router's call of the REST
-  ``submit_order`` for the entry it triggered (the entry gate's account and quote reads over
-  HTTP included);
-- RSS of this process (the daemon; the simulator is another process) by virtual hour, and
+  ``submit_order`` for the entry it triggered (the entry gate's reads included);
+- RSS of this process (the daemon; the simulator is another process) by virtual hour and
+  its change from one day's close to the next day's first hour, and
   the strategy's state per symbol (deep size of its per-symbol objects).
 
     .venv/bin/python bench/bench_fullmarket.py [SYMBOLS] [SPEED]
+
+With ``BENCH_PROFILE=FILE`` the daemon's whole run is under cProfile (slower: the figures
+then describe the profiled run), the stats are written to FILE and the top functions by own
+time printed.
 """
 
 from __future__ import annotations
 
 import asyncio
+import cProfile
 import json
+import os
+import pstats
 import signal
 import socket
 import subprocess
@@ -35,14 +48,16 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+import msgpack
 from common import REPO, deep_size, machine, median, percentile, report, rss_bytes
 
 from magellan_core.clock import VirtualClock
-from magellan_daemon.adapters.alpaca import rest, stream
+from magellan_daemon.adapters.alpaca import bar_socket, rest
+from magellan_daemon.adapters.bar_batch import BarBatch
 from magellan_daemon.config.loading import load_config
 from magellan_daemon.node.daemon import Daemon
 from magellan_daemon.node.endpoint import Endpoint
-from magellan_daemon.runtime import strategy_runner
+from magellan_daemon.runtime import bar_feed, strategy_runner
 
 NEW_YORK = ZoneInfo("America/New_York")
 DAY1, DAY2 = datetime(2025, 1, 16), datetime(2025, 1, 17)  # the sim's default start session
@@ -56,36 +71,49 @@ evaluated_until: dict[datetime, float] = defaultdict(float)
 bars_of_minute: dict[datetime, int] = defaultdict(int)
 evaluating: dict[datetime, float] = defaultdict(float)  # seconds inside the runner, per minute
 latencies: list[float] = []  # ms, bar decoded to submit_order called, per entry
+SAMPLE_EVERY = 10  # minutes whose frames are kept for the msgpack-alone figure
+# (minute, frame) records of the sampled minutes; open for the whole run, closed at exit
+frames_file = tempfile.TemporaryFile()  # noqa: SIM115
 
 
 def _instrument() -> None:
-    """Wrap the stream handler, the runner's batch evaluation and the REST submit."""
-    handler = stream.SupervisedStream._handler
+    """Wrap the bar socket's frame reader, the feed's batch arrival, the runner's batch
+    evaluation and the REST submit."""
+    read_frame = bar_socket.read_frame
 
-    async def timed_handler(self: stream.SupervisedStream, frame: object) -> None:
-        if isinstance(frame, dict) and frame.get("T") == "b":
-            now = time.perf_counter()
-            t = frame["t"].to_datetime().astimezone(UTC)
+    def sampling_read_frame(frame: object) -> bar_socket.FrameRead:
+        read = read_frame(frame)
+        times = read.batch.t
+        if times and times[0].minute % SAMPLE_EVERY == 0 and isinstance(frame, bytes):
+            stamp = int(times[0].timestamp())
+            frames_file.write(stamp.to_bytes(8, "big") + len(frame).to_bytes(4, "big") + frame)
+        return read
+
+    on_batch = bar_feed.BarFeed.on_batch
+
+    def timed_on_batch(self: bar_feed.BarFeed, batch: BarBatch) -> None:
+        now = time.perf_counter()
+        for symbol, t in zip(batch.symbol, batch.t, strict=True):
             if t not in first_of_minute:
                 first_of_minute[t] = now
                 # keep the bench's own bookkeeping small: it shares the daemon's RSS
                 for key in [k for k in arrivals if k[1] < t - timedelta(minutes=3)]:
                     del arrivals[key]
-            arrivals[(frame["S"], t)] = now
-        await handler(self, frame)
+            arrivals[(symbol, t)] = now
+        on_batch(self, batch)
 
-    on_bars = strategy_runner.StrategyRunner._on_bars
+    on_batch_eval = strategy_runner.StrategyRunner._on_batch
 
-    def timed_on_bars(self: strategy_runner.StrategyRunner, bars: list) -> int:
+    def timed_on_batch_eval(self: strategy_runner.StrategyRunner, batch: BarBatch) -> int:
         began = time.perf_counter()
-        count = on_bars(self, bars)
+        count = on_batch_eval(self, batch)
         done = time.perf_counter()
-        minutes = {b.t for b in bars}
+        minutes = set(batch.t)
         for t in minutes:
             evaluated_until[t] = max(evaluated_until[t], done)
             evaluating[t] += (done - began) / len(minutes)
-        for b in bars:
-            bars_of_minute[b.t] += 1
+        for t in batch.t:
+            bars_of_minute[t] += 1
         return count
 
     submit = rest.AlpacaBroker.submit_order
@@ -97,9 +125,38 @@ def _instrument() -> None:
             latencies.append((time.perf_counter() - arrivals[key]) * 1000)
         return await submit(self, **kwargs)
 
-    stream.SupervisedStream._handler = timed_handler  # type: ignore[method-assign]
-    strategy_runner.StrategyRunner._on_bars = timed_on_bars  # type: ignore[method-assign]
+    bar_socket.read_frame = sampling_read_frame  # type: ignore[assignment]
+    bar_feed.BarFeed.on_batch = timed_on_batch  # type: ignore[method-assign]
+    strategy_runner.StrategyRunner._on_batch = timed_on_batch_eval  # type: ignore[method-assign]
     rest.AlpacaBroker.submit_order = timed_submit  # type: ignore[method-assign]
+
+
+def _unpack_alone() -> tuple[list[float], list[float]]:
+    """ms to unpack each sampled full minute's frames with msgpack alone (best of 5): with
+    the reader's options, and with msgpack's defaults."""
+    frames_file.seek(0)
+    data = frames_file.read()
+    by_minute: dict[int, list[bytes]] = defaultdict(list)
+    at = 0
+    while at < len(data):
+        stamp = int.from_bytes(data[at : at + 8], "big")
+        size = int.from_bytes(data[at + 8 : at + 12], "big")
+        by_minute[stamp].append(data[at + 12 : at + 12 + size])
+        at += 12 + size
+    ours, defaults = [], []
+    for frames in by_minute.values():
+        rows = sum(len(msgpack.unpackb(f)) for f in frames)
+        if rows < FULL_BURST:
+            continue
+        for options, into in (({"raw": False, "timestamp": 3}, ours), ({}, defaults)):
+            best = float("inf")
+            for _ in range(5):
+                began = time.perf_counter()
+                for f in frames:
+                    msgpack.unpackb(f, **options)
+                best = min(best, time.perf_counter() - began)
+            into.append(best * 1000)
+    return ours, defaults
 
 
 def _post(url: str, body: dict) -> dict:
@@ -192,13 +249,29 @@ def _print(symbols: int, speed: float, rss: list, per_symbol: float, watched: in
         f"median of {len(bursts)} minutes; p99 {percentile(bursts, 99):.1f} ms, max "
         f"{max(bursts, default=float('nan')):.1f} ms; first bar decoded to last bar evaluated",
     )
+    alone, alone_defaults = _unpack_alone()
+    burst, unpack = (median(bursts) if bursts else float("nan")), median(alone or [float("nan")])
+    report(
+        "  msgpack alone unpacking the same frames",
+        unpack,
+        "ms",
+        f"median of {len(alone)} sampled minutes, best of 5 each, the reader's options "
+        f"(timestamp=3); with msgpack's defaults {median(alone_defaults or [float('nan')]):.1f} ms",
+    )
+    report(
+        "burst / msgpack alone",
+        burst / unpack,
+        "x",
+        "goal <= 4x; medians of the same run",
+    )
     inside = [evaluating[t] * 1000 for t in first_of_minute if bars_of_minute[t] >= FULL_BURST]
     report(
         "  of which in the strategy runner",
         median(inside) if inside else float("nan"),
         "ms",
-        "median per minute: new-bar filter, Bear Trap's on_bar, records, saves; the rest is "
-        "the simulator sending, the socket, alpaca-py's decode and dispatch, the bar feed",
+        "median per minute: new-bar filter, a Bar per evaluated row, Bear Trap's on_bar, "
+        "records, saves; the rest is the socket, our reader's unpack and row checks, the "
+        "bar feed, the queue hops",
     )
     report(
         "bar to order p50",
@@ -215,6 +288,16 @@ def _print(symbols: int, speed: float, rss: list, per_symbol: float, watched: in
         f"at {rss[-1][0]}; READY {first / 2**20:.0f} MiB; by hour "
         + ", ".join(f"{label} {value / 2**20:.0f}" for label, value in rss[1:]),
     )
+    by_label = dict(rss)
+    close, next_day = by_label.get("01-16 16:00 ET"), by_label.get("01-17 10:30 ET")
+    if close and next_day:
+        report(
+            "daemon RSS per day",
+            (next_day - close) / 2**20,
+            "MiB",
+            f"change from day 1's close ({close / 2**20:.0f} MiB) to day 2's first hour "
+            f"({next_day / 2**20:.0f} MiB); the synthetic symbols have two sessions",
+        )
     report(
         "strategy state per symbol",
         per_symbol,
@@ -233,7 +316,7 @@ def main() -> int:
     sim = subprocess.Popen(
         [
             *(MAGELLAN, "sim", "--port", str(port), "--speed", "0"),
-            *("--cash", "1000000000", "--synthetic-symbols", str(symbols)),
+            *("--cash", "1000000000", "--synthetic-symbols", str(symbols), "--prepack-bars"),
         ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
@@ -251,12 +334,20 @@ def main() -> int:
                 time.sleep(0.5)
         _instrument()
         with tempfile.TemporaryDirectory() as tmp:
+            profile_to = os.environ.get("BENCH_PROFILE")
+            profiler = cProfile.Profile() if profile_to else None
+            if profiler is not None:
+                profiler.enable()
             try:
                 import uvloop
 
                 uvloop.run(_bench(url, symbols, speed, Path(tmp)))
             except ImportError:
                 asyncio.run(_bench(url, symbols, speed, Path(tmp)))
+            if profiler is not None and profile_to:
+                profiler.disable()
+                profiler.dump_stats(profile_to)
+                pstats.Stats(profile_to).sort_stats("tottime").print_stats(30)
     finally:
         sim.send_signal(signal.SIGTERM)
         sim.wait(30)

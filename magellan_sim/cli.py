@@ -127,6 +127,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "(Alpaca refuses them with 403 'potential wash trade detected')",
     )
     parser.add_argument(
+        "--prepack-bars",
+        action="store_true",
+        help="pack each minute's bar frames before the minute ends, so a benchmark of a "
+        "client measures the client, not the simulator's packing (bench_fullmarket)",
+    )
+    parser.add_argument(
         "--rate-limit",
         type=int,
         default=200,
@@ -192,6 +198,7 @@ async def _serve(options: SimOptions, args: argparse.Namespace) -> None:
         key=args.key,
         secret=args.secret,
         rate_limit=args.rate_limit,
+        prepack_bars=args.prepack_bars,
     )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

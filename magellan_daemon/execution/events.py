@@ -82,6 +82,8 @@ class EventSink:
         self._metrics = metrics
         self.applied = 0
         self.unknown = 0
+        # told of every event the ledger applied, after it (the router's in-memory accounts)
+        self.listeners: list[Callable[[Applied], None]] = []
 
     def _fills_rewritten(self, applied: Applied, event: BrokerEvent, extra: dict[str, Any]) -> None:
         """A bust or correction (WARNING: the broker changed a past execution), or a fill
@@ -137,6 +139,8 @@ class EventSink:
         if applied.status_changed and kind and order.filled_qty < order.qty:
             self._notify(order.strategy, _update(order, kind, event.ts_event, reason=event.reason))
         self._watch.notify(order.client_order_id, event.event)
+        for listener in self.listeners:
+            listener(applied)
         return applied
 
     @staticmethod

@@ -226,6 +226,12 @@ class Daemon:
         """The ledger."""
         return self.kernel.ledger
 
+    def _trade_stream_connected(self, account: str) -> None:
+        """A trade stream (re)connected: news may have been missed, so the account is read
+        again before the next entry, and the reconciliation is scheduled."""
+        self.router.account_unknown(account)
+        self.recovery.schedule(account)
+
     @property
     def router(self) -> OrderRouter:
         """The order router."""
@@ -268,9 +274,10 @@ class Daemon:
         for name, strategy in self._enabled().items():
             self._restore_strategy(name, strategy)
         self._expire_unrouted_intents()
+        self.router.keep_accounts_in_memory()
         self.streams.start(
             on_event=self.kernel.sink.apply,
-            on_connected=self.recovery.schedule,
+            on_connected=self._trade_stream_connected,
             supervisor=self.supervisor,
         )
         await self.streams.wait_connected()

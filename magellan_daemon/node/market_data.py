@@ -147,7 +147,7 @@ class MarketData:
             feed=self._config.feed,
             url=endpoint.data_ws,
             symbols=runner.symbols,
-            on_bar=feed.on_bar,
+            on_bars=feed.on_batch,
             on_connected=feed.on_connected,
         )
         self.bar_streams[account] = stream

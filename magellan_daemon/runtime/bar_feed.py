@@ -12,10 +12,12 @@ signal any more, and the positions held meanwhile were protected by their restin
 the clock's exits. (Measured from the connection, not from when the REST answer arrives, so
 a slow backfill does not turn fresh bars stale.)
 
-Streamed bars are handed over in batches: those that arrive together (a minute's burst of
-the whole market comes as a few frames of many bars) are posted at once when the stream
-consumer yields, in chunks of at most ``BATCH`` so an entry in the first chunk reaches the
-router before the last chunk is evaluated.
+Streamed bars are handed over as columnar batches (``BarBatch``, one per frame from the bar
+socket): the frames that arrive together (a minute's burst of the whole market comes as a
+few frames of many bars) are joined and posted at once when the stream consumer yields, in
+chunks of at most ``BATCH`` rows, each evaluated by the runner in one call, so an entry in
+the first chunk reaches the router before the last chunk is evaluated (one call for the
+whole minute would hold every entry back by the whole minute's evaluation).
 
 ``silent(now)`` says whether the stream has said nothing for ``SILENCE`` of market time and
 ``SILENCE_WALL_SECONDS`` of wall time: both, so a fast virtual clock on a loaded machine is
@@ -31,6 +33,7 @@ from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 
 from magellan_core.clock import Clock
+from magellan_daemon.adapters.bar_batch import BarBatch
 from magellan_daemon.runtime.strategy_runner import StrategyRunner
 from magellan_daemon.tasks import spawn
 from strategies.api.model import Bar
@@ -58,7 +61,7 @@ class BarFeed:
         self.last_streamed: datetime | None = None  # end of the newest bar the stream sent
         self.connected_at: datetime | None = None
         self._heard_wall = time.monotonic()  # the last bar or connection, in wall time
-        self._pending: list[Bar] = []  # streamed bars to post once the consumer yields
+        self._pending: list[BarBatch] = []  # streamed frames to post once the consumer yields
 
     def on_connected(self) -> None:
         """The stream is (re)connected and subscribed: buffer and backfill (never waits)."""
@@ -84,23 +87,32 @@ class BarFeed:
         self._heard_wall = time.monotonic()
         self.connected_at = self._clock.now()
 
-    def on_bar(self, bar: Bar) -> None:
-        """One streamed bar (never waits)."""
-        end = bar.t + BAR
+    def on_batch(self, batch: BarBatch) -> None:
+        """A frame's streamed bars as columns (never waits)."""
+        if not batch.symbol:
+            return
+        end = max(batch.t) + BAR
         self._heard_wall = time.monotonic()
         if self.last_streamed is None or end > self.last_streamed:
             self.last_streamed = end
         if self._buffer is not None:
-            self._buffer.append(bar)
+            self._buffer += batch.bars()  # the rare path: a backfill merges Bars
             return
         if not self._pending:
             asyncio.get_running_loop().call_soon(self._post_pending)
-        self._pending.append(bar)
+        self._pending.append(batch)
+
+    def on_bar(self, bar: Bar) -> None:
+        """One streamed bar (never waits)."""
+        self.on_batch(BarBatch.of([bar]))
 
     def _post_pending(self) -> None:
-        bars, self._pending = self._pending, []
-        for i in range(0, len(bars), BATCH):
-            self._runner.post_bars(bars[i : i + BATCH])
+        batches, self._pending = self._pending, []
+        merged = batches[0]
+        for more in batches[1:]:
+            merged.extend(more)
+        for i in range(0, len(merged), BATCH):
+            self._runner.post_batch(merged.slice(i, i + BATCH) if len(merged) > BATCH else merged)
 
     async def _backfill(self) -> None:
         try:

@@ -35,6 +35,7 @@ from typing import Any
 
 from magellan_core.clock import Clock
 from magellan_core.timeframes import BAR_LENGTH
+from magellan_daemon.adapters.bar_batch import BarBatch
 from magellan_daemon.execution.ports import IntentRouter
 from magellan_daemon.ledger.store import Ledger
 from magellan_daemon.runtime.pending import due_next_open, hold_for_next_open
@@ -153,6 +154,11 @@ class StrategyRunner:
         """Completed bars to evaluate."""
         self._queue.put_nowait(_Post("bars", list(bars)))
 
+    def post_batch(self, batch: BarBatch) -> None:
+        """Completed minute bars as columns (the live bar stream), evaluated in one call
+        (``_on_batch``)."""
+        self._queue.put_nowait(_Post("batch", batch))
+
     def post_update(self, update: OrderUpdate) -> None:
         """News about one of the strategy's own orders."""
         self._queue.put_nowait(_Post("update", update))
@@ -234,6 +240,8 @@ class StrategyRunner:
     def _handle(self, post: _Post) -> int:
         if post.kind == "bars":
             return self._on_bars(post.payload)
+        if post.kind == "batch":
+            return self._on_batch(post.payload)
         if post.kind == "warmup":
             return self._warmup(post.payload)
         if post.kind == "update":
@@ -318,6 +326,57 @@ class StrategyRunner:
             self._dirty.update(b.symbol for b in fresh)
         self._record(steps)
         return len(fresh)
+
+    # -- the live bar stream's batches (kept apart from ``_on_bars``, which the backtest
+    # feeds: the two paths are tuned for different callers) ------------------------------
+
+    def _on_batch(self, batch: BarBatch) -> int:
+        """A batch of streamed minute bars in one call: the rows not seen yet, in (time,
+        symbol) order as ``new_bars`` gives them, each evaluated once (a row repeated in
+        the batch is not evaluated twice). A ``Bar`` is built only for a row that goes to
+        the strategy: every strategy's ``on_bar`` reads the whole bar."""
+        symbols, times = batch.symbol, batch.t
+        seen = self.last_bar.get
+        fresh = [
+            i
+            for i, (s, t) in enumerate(zip(symbols, times, strict=True))
+            if (last := seen(s)) is None or t > last
+        ]
+        if not fresh:
+            return 0
+        if len(set(times)) == 1:  # the usual burst: one minute, sorted by symbol alone
+            fresh.sort(key=symbols.__getitem__)
+        else:
+            fresh.sort(key=lambda i: (times[i], symbols[i]))
+        book = self._sessions()
+        steps: list[Step] = []
+        last_bar, on_bar, make = self.last_bar, self.strategy.on_bar, batch.bar
+        sessions: dict[datetime, Any] = {}  # one lookup per bar time, not per bar
+        evaluated = 0
+        for i in fresh:
+            symbol, t = symbols[i], times[i]
+            last = last_bar.get(symbol)
+            if last is not None and t <= last:
+                continue  # the same bar twice in one batch
+            last_bar[symbol] = t
+            evaluated += 1
+            session = sessions.get(t)
+            if session is None and t not in sessions:
+                session = sessions[t] = book.for_bar_start(t)
+            try:
+                step = on_bar(make(i), session=session)
+            except Exception:
+                self.errors += 1
+                log.exception(
+                    "strategy %s failed on %s: no intent for this symbol", self.name, symbol
+                )
+                continue
+            if step.intents or step.evaluations:
+                steps.append(step)
+        if self._per_symbol:
+            self._dirty.update(symbols[i] for i in fresh)
+        self._record(steps)
+        return evaluated
 
     def _on_clock(self, now: datetime) -> int:
         session = self._sessions().for_bar_start(now)

@@ -46,6 +46,7 @@ class SimServer:
         key: str | None = None,
         secret: str | None = None,
         rate_limit: int = 200,
+        prepack_bars: bool = False,
     ) -> None:
         self.exchange = exchange
         self.host = host
@@ -60,7 +61,7 @@ class SimServer:
         )
         self._injector = FaultInjector(exchange.faults, self._hub)
         self._gate = RequestGate(credentials, RateLimiter(rate_limit), self.hooks, exchange.orders)
-        self._publisher = MinutePublisher(exchange, self._hub)
+        self._publisher = MinutePublisher(exchange, self._hub, prepack=prepack_bars)
         self._tasks: list[asyncio.Task[None]] = []
         self._runner: web.AppRunner | None = None
         self.port: int | None = None

@@ -82,6 +82,7 @@ class _DataConnection(_Connection):
     subscriptions: dict[str, dict[str, None]] = field(
         default_factory=lambda: {channel: {} for channel in DATA_CHANNELS}
     )
+    version: int = 0  # moves with every change of key or subscription (frames packed ahead)
 
     def subscribed(self, channel: str, symbol: str) -> bool:
         """Whether this connection wants ``channel`` data for ``symbol``."""
@@ -96,6 +97,9 @@ class _DataConnection(_Connection):
         message["corrections"] = list(self.subscriptions["trades"])
         message["cancelErrors"] = list(self.subscriptions["trades"])
         return message
+
+
+PackedBars = dict[_DataConnection, tuple[int, list[bytes]]]  # by connection: version, frames
 
 
 def _pack(messages: list[dict[str, Any]]) -> bytes:
@@ -206,9 +210,34 @@ class StreamHub:
         for conn in self._data:
             if conn.key is None:
                 continue
-            wanted = [self._bar_message(bar) for bar in bars if conn.subscribed("bars", bar.symbol)]
-            for i in range(0, len(wanted), BATCH):
-                conn.put(_pack(wanted[i : i + BATCH]))
+            for frame in self._bar_frames(conn, bars):
+                conn.put(frame)
+
+    def pack_bars(self, bars: list[SimBar]) -> PackedBars:
+        """Each connection's frames of ``bars``, packed now to be queued later
+        (``publish_packed``): the publisher's pre-packing for benchmarks."""
+        return {
+            conn: (conn.version, self._bar_frames(conn, bars))
+            for conn in self._data
+            if conn.key is not None
+        }
+
+    def publish_packed(self, bars: list[SimBar], packed: PackedBars) -> None:
+        """What ``publish_bars(bars)`` queues, from frames packed ahead where the connection's
+        subscription is still the one they were packed for (packed afresh otherwise)."""
+        if not bars:
+            return
+        for conn in self._data:
+            if conn.key is None:
+                continue
+            ahead = packed.get(conn)
+            frames = ahead[1] if ahead and ahead[0] == conn.version else None
+            for frame in frames if frames is not None else self._bar_frames(conn, bars):
+                conn.put(frame)
+
+    def _bar_frames(self, conn: _DataConnection, bars: list[SimBar]) -> list[bytes]:
+        wanted = [self._bar_message(bar) for bar in bars if conn.subscribed("bars", bar.symbol)]
+        return [_pack(wanted[i : i + BATCH]) for i in range(0, len(wanted), BATCH)]
 
     def _bar_message(self, bar: SimBar) -> dict[str, Any]:
         message = dict(self._stream_bar(bar))
@@ -349,6 +378,7 @@ class StreamHub:
             conn.close_after_send = True
             return
         conn.key = key
+        conn.version += 1
         self._data_by_key[key] = conn
         conn.put(_pack([{"T": "success", "msg": "authenticated"}]))
 
@@ -362,6 +392,7 @@ class StreamHub:
                 conn.put(_data_error(400, "invalid syntax"))
                 return
             changes[channel] = symbols
+        conn.version += 1
         for channel, symbols in changes.items():
             current = conn.subscriptions[channel]
             for symbol in symbols:

@@ -28,6 +28,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import msgpack
 from aiohttp import web
 from hypothesis import HealthCheck, given, settings
 from hypothesis import seed as hypothesis_seed
@@ -36,6 +37,7 @@ from pydantic import BaseModel
 
 from magellan_daemon.adapters.alpaca.rest import AlpacaBroker
 from magellan_daemon.adapters.alpaca.stream import bar_stream, trade_updates_stream
+from magellan_daemon.adapters.bar_batch import BarBatch
 from magellan_daemon.config.loading import load_config
 from magellan_daemon.domain import ClientOrderId
 from magellan_daemon.errors import BrokerError, ConfigError
@@ -43,7 +45,6 @@ from magellan_daemon.execution.events import EventSink
 from magellan_daemon.execution.order_watch import OrderWatch
 from magellan_daemon.ledger.store import Ledger
 from magellan_daemon.ledger.tradelog import TradeLogWriter
-from strategies.api.model import Bar
 from tests.e2e.harness import REPO
 
 NOW = datetime(2024, 11, 15, 18, 45, tzinfo=UTC)
@@ -275,11 +276,27 @@ def bar_frames(draw: st.DrawFn) -> list[Any]:
     return draw(st.permutations(frames))
 
 
+def _msgpack(value: Any) -> bytes:
+    """``value`` packed as a server would (an int msgpack cannot hold is sent as a float)."""
+
+    def fit(v: Any) -> Any:
+        if isinstance(v, dict):
+            return {k: fit(x) for k, x in v.items()}
+        if isinstance(v, list):
+            return [fit(x) for x in v]
+        if isinstance(v, int) and not isinstance(v, bool) and not -(2**63) <= v < 2**64:
+            return float(v)
+        return v
+
+    return msgpack.packb(fit(value), datetime=False)
+
+
 def check_bar_frames(frames: list[Any]) -> None:
-    """Every frame goes through the real bar-stream handler: nothing escapes it, and each
-    bar it hands on is a real minute bar (finite positive prices, low <= open, close <=
-    high, a finite non-negative volume, an aware timestamp)."""
-    handed: list[Bar] = []
+    """Every message goes through the real bar-stream handler (our bar socket's reader) as
+    msgpack frames: each alone, all in one frame, and the frames' bytes cut short; nothing
+    escapes it, and each bar it hands on is a real minute bar (finite positive prices, low
+    <= open, close <= high, a finite non-negative volume, an aware timestamp)."""
+    batches: list[BarBatch] = []
     stream = bar_stream(
         account="main",
         key="k",
@@ -287,11 +304,14 @@ def check_bar_frames(frames: list[Any]) -> None:
         feed="iex",
         url=None,
         symbols=["MULN"],
-        on_bar=handed.append,
+        on_bars=batches.append,
         on_connected=lambda: None,
     )
-    for frame in frames:
-        stream._on_frame(frame)
+    whole = _msgpack(frames)
+    packed = [_msgpack([frame]) for frame in frames]
+    for data in (*packed, whole, whole[: len(whole) // 2], frames, b"", b"\x91\xc1"):
+        stream._on_frame(data)  # the handler the stream's consumer calls, frame by frame
+    handed = [bar for batch in batches for bar in batch.bars()]
     for bar in handed:
         prices = (bar.open, bar.high, bar.low, bar.close)
         assert all(math.isfinite(p) and p > 0 for p in prices), bar

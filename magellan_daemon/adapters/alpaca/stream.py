@@ -1,5 +1,12 @@
 """The two websockets of one account, run inside our event loop and supervised.
 
+The minute-bar stream is read by our own client (``bar_socket.BarSocket``: Alpaca's data
+protocol on ``websockets``, one unpack per frame, rows in a ``BarBatch``): it is the hot path
+of a full-market minute. The trade-updates stream stays on alpaca-py's ``TradingStream``: a
+few events a minute, where the SDK's per-message dispatch costs nothing that matters. Both
+run under the same ``SupervisedStream`` (reconnect with backoff, connection markers, one
+consumer); what follows about the SDK is the trade stream's.
+
 Decision (style lesson 9): the alpaca-py streams are awaited in OUR loop through their
 private ``_run_forever()`` coroutine. Their public ``run()`` calls ``asyncio.run`` and cannot
 be used inside a running loop, and their sync ``stop()``/``subscribe_*()`` deadlock on the
@@ -28,20 +35,18 @@ import logging
 import random
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
-from alpaca.data.enums import DataFeed
-from alpaca.data.live.stock import StockDataStream
 from alpaca.trading.stream import TradingStream
 
+from magellan_daemon.adapters.alpaca.bar_socket import BarSocket, on_frame_reader
 from magellan_daemon.adapters.alpaca.convert import event_from_trade_update
-from magellan_daemon.adapters.bar_check import bar_problem
+from magellan_daemon.adapters.bar_batch import BarBatch
 from magellan_daemon.domain import BrokerEvent
 from magellan_daemon.tasks import spawn
-from strategies.api.model import Bar
 
 log = logging.getLogger(__name__)
+DATA_WS = "wss://stream.data.alpaca.markets/v2"  # alpaca-py's default, + /iex or /sip
 CONNECTED = object()
 DISCONNECTED = object()
 
@@ -78,7 +83,6 @@ def _signalling(sdk_stream: type[Any]) -> type[Any]:
 
 
 _SignallingTradingStream = _signalling(TradingStream)
-_SignallingDataStream = _signalling(StockDataStream)
 
 
 class SupervisedStream:
@@ -227,41 +231,32 @@ def bar_stream(
     feed: str,
     url: str | None,
     symbols: Iterable[str],
-    on_bar: Callable[[Bar], None],
+    on_bars: Callable[[BarBatch], None],
     on_connected: Callable[[], None],
 ) -> SupervisedStream:
-    """One account's market-data websocket, subscribed to minute bars of ``symbols``."""
+    """One account's market-data websocket, subscribed to minute bars of ``symbols``, read
+    by our own client (``bar_socket``: one unpack per frame, rows in a ``BarBatch``)."""
     symbol_list = sorted(set(symbols))
+    endpoint = url or f"{DATA_WS}/{'sip' if feed == 'sip' else 'iex'}"
 
     def make(queue: asyncio.Queue[Any], handler: Callable[[Any], Awaitable[None]]) -> Any:
-        stream = _SignallingDataStream(
+        return BarSocket(
             queue,
-            key,
-            secret,
-            raw_data=True,
-            feed=DataFeed.SIP if feed == "sip" else DataFeed.IEX,
-            url_override=url,
+            url=endpoint,
+            key=key,
+            secret=secret,
+            symbols=symbol_list,
+            connected=CONNECTED,
+            disconnected=DISCONNECTED,
         )
-        stream.subscribe_bars(handler, *symbol_list)
-        return stream
 
     supervised: SupervisedStream
 
-    def on_frame(frame: Any) -> None:
-        try:
-            bar = bar_from_stream(frame)
-        except Exception as exc:
-            supervised.stats.bad_frames += 1
-            log.warning(
-                "%s: unreadable bar dropped (%s): %.200r",
-                supervised.name,
-                _what_is_wrong(exc),
-                frame,
-            )
-            return
-        on_bar(bar)
+    def dropped() -> None:
+        supervised.stats.bad_frames += 1
 
-    supervised = SupervisedStream(f"bars[{account}]", make, on_frame, on_connected)
+    name = f"bars[{account}]"
+    supervised = SupervisedStream(name, make, on_frame_reader(name, on_bars, dropped), on_connected)
     return supervised
 
 
@@ -272,26 +267,3 @@ def _what_is_wrong(exc: Exception) -> str:
     if isinstance(exc, TypeError | AttributeError):
         return f"a field of the wrong type ({exc})"
     return str(exc) or type(exc).__name__
-
-
-def bar_from_stream(frame: dict[str, Any]) -> Bar:
-    """A raw ``T: "b"`` stream map to a ``Bar`` (``t`` is a msgpack Timestamp); raises
-    ValueError naming what is wrong with a bar that cannot be real."""
-    stamp = frame["t"]
-    t = stamp.to_datetime() if hasattr(stamp, "to_datetime") else stamp
-    if not isinstance(t, datetime):
-        t = datetime.fromisoformat(str(t).replace("Z", "+00:00"))
-    bar = Bar(
-        symbol=str(frame["S"]),
-        timeframe="1Min",
-        t=t.astimezone(UTC),
-        open=float(frame["o"]),
-        high=float(frame["h"]),
-        low=float(frame["l"]),
-        close=float(frame["c"]),
-        volume=float(frame["v"]),
-    )
-    problem = bar_problem(bar)
-    if problem is not None:
-        raise ValueError(problem)
-    return bar

@@ -1,6 +1,15 @@
 """Entries: the entry gate's facts gathered, decided (``entry_gate.decide_entry``, pure) and
 the order row written in the same breath, so concurrent lanes reserve slots and dollars.
 
+The account (equity, buying power) comes from ``GET /v2/account`` for every entry, or, once
+``keep_accounts_in_memory`` was called (the daemon; a backtest reads its in-process exchange
+as before), from one ``AccountBook`` per account, kept from the broker news the ``EventSink``
+applies: an entry then waits on REST only while the book is not known (startup, after the
+trade stream reconnected). An entry's dollars are reserved (``_reserved``) from the decision
+until the broker acknowledges the order, then held in the book until a read that began after
+the acknowledgement. The quote for the spread check has no in-memory source (the bars carry
+no bid and ask): a strategy that sets ``max_spread_pct`` still reads it per entry.
+
 An entry is never tried twice for one signal (the strategy decides again), and none goes
 out once the broker refused us for good (``stopped``).
 """
@@ -9,7 +18,8 @@ from __future__ import annotations
 
 import logging
 
-from magellan_daemon.domain import AccountInfo
+from magellan_daemon.domain import AccountInfo, is_open
+from magellan_daemon.execution.account_book import AccountBook
 from magellan_daemon.execution.entry_gate import (
     EntryFacts,
     QuoteFacts,
@@ -18,6 +28,7 @@ from magellan_daemon.execution.entry_gate import (
 )
 from magellan_daemon.execution.router.context import Job, RouteContext, StrategyRouting
 from magellan_daemon.execution.router.reports import already_out, not_sent, sent
+from magellan_daemon.ledger.rows import Applied
 from magellan_daemon.timefmt import session_date
 from strategies.api.model import PROTECTIVE_STOP_LEG, Intent
 
@@ -31,6 +42,49 @@ class Entries:
         self._ctx = ctx
         self._reserved: dict[str, float] = {}  # entry cid -> dollars, until the broker knows it
         self.stopped: str | None = None  # set when the broker refuses us for good
+        self.books: dict[str, AccountBook] | None = None  # None: REST for every entry
+
+    def keep_accounts_in_memory(self) -> None:
+        """Entries read each account from an ``AccountBook`` kept from the broker news."""
+        if self.books is None:
+            self.books = {}
+            self._ctx.sink.listeners.append(self._on_applied)
+
+    def account_unknown(self, account: str) -> None:
+        """The account's trade stream (re)connected: its book is read again before use (in
+        the background from now, so the first entry seldom has to wait for it)."""
+        if self.books is not None:
+            book = self._book(account)
+            book.forget()
+            book.refresh_soon()
+
+    def _book(self, account: str) -> AccountBook:
+        assert self.books is not None
+        book = self.books.get(account)
+        if book is None:
+            path = self._ctx.path
+
+            async def read() -> AccountInfo:
+                return await path.read(account, lambda b: b.account_info())
+
+            book = self.books[account] = AccountBook(account, read)
+        return book
+
+    def _on_applied(self, applied: Applied) -> None:
+        """Broker news about one order: the book of its account follows it."""
+        order = applied.order
+        routing = None if order is None else self._ctx.routing.get(order.strategy)
+        if order is None or routing is None or self.books is None:
+            return
+        book = self.books.get(routing.account)
+        if book is None:
+            return
+        if applied.fill is not None and order.side == "buy":
+            book.bought(order.client_order_id, float(applied.fill.qty), float(applied.fill.price))
+        if not is_open(order.status):
+            book.ended(order.client_order_id)
+        if applied.fill is not None or applied.status_changed:
+            book.refresh_soon()
 
     async def enter(self, job: Job) -> None:
         """Send the buy of ``job`` if the gates and buying power allow it; report it."""
@@ -48,7 +102,10 @@ class Entries:
         if self.stopped:
             not_sent(ctx, job, f"entries stopped: {self.stopped}")
             return
-        account = await ctx.path.read(routing.account, lambda b: b.account_info())
+        if self.books is None:
+            account = await ctx.path.read(routing.account, lambda b: b.account_info())
+        else:
+            account = await self._book(routing.account).account_now()
         quote = None
         if routing.max_spread_pct is not None:
             found = await ctx.path.broker(routing.account).latest_quote(intent.symbol)
@@ -64,12 +121,22 @@ class Entries:
         if gate.reason:
             log.info("entry %s %s: %s", intent.strategy, intent.symbol, gate.reason)
         row = working or ctx.new_order(intent, intent_id, cid=cid, side="buy", qty=gate.qty)
-        self._reserved[cid] = gate.qty * reference_price(intent.sizing)
+        price = reference_price(intent.sizing)
+        self._reserved[cid] = gate.qty * price
         try:
             row = await ctx.path.send(row)
         finally:
             self._reserved.pop(cid, None)
+            if self.books is not None and self._reserved_until_read(row):
+                # the broker may know it now: held until a read that began after this
+                self._book(routing.account).hold(cid, gate.qty, price)
         sent(ctx, job, row)
+
+    @staticmethod
+    def _reserved_until_read(row: object) -> bool:
+        """Whether a sent entry may hold buying power at the broker (not if it ended)."""
+        status = getattr(row, "status", None)
+        return status is None or is_open(status)
 
     def _facts(
         self,

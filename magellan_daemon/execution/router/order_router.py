@@ -48,6 +48,15 @@ class OrderRouter:
         self.stats = RouterStats()
         self._lanes = Lanes(Dispatch(self._ctx, self._entries, on_fatal), self.stats)
 
+    def keep_accounts_in_memory(self) -> None:
+        """Entries read the account from memory, kept from the broker news (the daemon);
+        without this call every entry reads it by REST (``entries.py``)."""
+        self._entries.keep_accounts_in_memory()
+
+    def account_unknown(self, account: str) -> None:
+        """The account's trade stream (re)connected: read its account again before an entry."""
+        self._entries.account_unknown(account)
+
     @property
     def entries_stopped(self) -> str | None:
         """Why no entry goes out any more (the broker refused us for good), or None."""

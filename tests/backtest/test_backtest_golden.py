@@ -1,0 +1,37 @@
+"""The engine's results do not change: ``magellan backtest`` on the shared bars gives the
+golden ``trades.csv`` fill by fill and every value of ``summary.json`` but wall clock.
+
+The golden files were written by the engine before its speed work
+(``python -m tests.backtest.golden_cases``); a change of behaviour that is meant must
+rewrite them in a commit that says why. The every-bar cases run under ``pytest -m long``."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from tests.backtest.golden_cases import CASES, GOLDEN, Case, run_case
+
+pytestmark = pytest.mark.timeout(900)
+
+
+def _param(case: Case) -> object:
+    marks = [pytest.mark.long] if case.long else []
+    return pytest.param(case, id=case.name, marks=marks)
+
+
+@pytest.mark.parametrize("case", [_param(c) for c in CASES])
+def test_backtest_gives_the_golden_fills_and_summary(case: Case, tmp_path: Path) -> None:
+    golden_trades = GOLDEN / f"{case.name}.trades.csv"
+    if not golden_trades.exists():
+        pytest.skip(f"no golden files for {case.name}")
+    trades, summary = run_case(case, tmp_path)
+    want = golden_trades.read_text().splitlines()
+    got = trades.splitlines()
+    for i, (w, g) in enumerate(zip(want, got, strict=False)):
+        assert g == w, f"fill {i} differs"
+    assert len(got) == len(want)
+    golden = json.loads((GOLDEN / f"{case.name}.summary.json").read_text())
+    assert summary == golden

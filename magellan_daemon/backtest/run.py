@@ -220,7 +220,10 @@ async def _step(stack: Stack, at: datetime, work: list[Work]) -> None:
     the position guard at each minute of the clock."""
     tick_guard = any(line.minute_clock for line, _, _ in work)
     stack.clock.set(at)
-    stack.exchange.advance()  # fills, whose news is posted to the runners
+    if stack.exchange.busy():
+        # Fills, whose news is posted to the runners. With nothing working nor in flight the
+        # exchange has nothing to say at ``at``: the next request catches it up in order.
+        stack.exchange.advance()
     if not _idle(stack):
         await _settle(stack)
     routed = False
@@ -236,7 +239,7 @@ async def _step(stack: Stack, at: datetime, work: list[Work]) -> None:
         routed |= line.runner.evaluate_now(bars, tick)
     if routed or not _idle(stack):
         await _settle(stack)
-    if stack.guard is not None and tick_guard:
+    if stack.guard is not None and tick_guard and (stack.guard.watching or _holding(stack)):
         stack.guard.check()  # after the strategies had their turn, as the daemon's clock
         if not _idle(stack):
             await _settle(stack)
@@ -269,6 +272,12 @@ def _session_minutes(opened: datetime, closed: datetime) -> Iterable[datetime]:
     while at <= closed:
         yield at
         at += MINUTE
+
+
+def _holding(stack: Stack) -> bool:
+    """Any open position in the ledger (with none and no watch left, the guard's check
+    would look at nothing)."""
+    return bool(stack.ledger.positions())
 
 
 def _idle(stack: Stack) -> bool:

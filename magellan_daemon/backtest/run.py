@@ -277,7 +277,7 @@ def _session_minutes(opened: datetime, closed: datetime) -> Iterable[datetime]:
 def _holding(stack: Stack) -> bool:
     """Any open position in the ledger (with none and no watch left, the guard's check
     would look at nothing)."""
-    return bool(stack.ledger.positions())
+    return stack.ledger.holds_any()
 
 
 def _idle(stack: Stack) -> bool:

@@ -6,6 +6,7 @@ current engine; the test (``test_backtest_golden.py``) runs the same cases and c
 
 from __future__ import annotations
 
+import gzip
 import json
 import shutil
 import sys
@@ -125,12 +126,27 @@ def run_case(case: Case, work: Path) -> tuple[str, dict[str, Any]]:
     return (out / "trades.csv").read_text(), comparable(summary)
 
 
+def golden_path(case: Case, kind: str) -> Path:
+    """The golden file of ``case``: ``trades.csv`` or ``summary.json``, gzipped for the
+    every-bar cases (megabytes as text)."""
+    suffix = ".gz" if case.long else ""
+    return GOLDEN / f"{case.name}.{kind}{suffix}"
+
+
+def read_golden(case: Case, kind: str) -> str:
+    path = golden_path(case, kind)
+    data = path.read_bytes()
+    return (gzip.decompress(data) if case.long else data).decode()
+
+
 def write_golden(case: Case) -> None:
     with tempfile.TemporaryDirectory() as work:
         trades, summary = run_case(case, Path(work))
-    (GOLDEN / f"{case.name}.trades.csv").write_text(trades)
     text = json.dumps(summary, indent=2, sort_keys=True) + "\n"
-    (GOLDEN / f"{case.name}.summary.json").write_text(text)
+    for kind, content in (("trades.csv", trades), ("summary.json", text)):
+        data = content.encode()
+        # mtime 0: the same content gives the same bytes
+        golden_path(case, kind).write_bytes(gzip.compress(data, 9, mtime=0) if case.long else data)
 
 
 if __name__ == "__main__":

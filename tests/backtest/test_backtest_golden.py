@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.backtest.golden_cases import CASES, GOLDEN, Case, run_case
+from tests.backtest.golden_cases import CASES, Case, golden_path, read_golden, run_case
 
 pytestmark = pytest.mark.timeout(900)
 
@@ -24,14 +24,13 @@ def _param(case: Case) -> object:
 
 @pytest.mark.parametrize("case", [_param(c) for c in CASES])
 def test_backtest_gives_the_golden_fills_and_summary(case: Case, tmp_path: Path) -> None:
-    golden_trades = GOLDEN / f"{case.name}.trades.csv"
-    if not golden_trades.exists():
+    if not golden_path(case, "trades.csv").exists():
         pytest.skip(f"no golden files for {case.name}")
     trades, summary = run_case(case, tmp_path)
-    want = golden_trades.read_text().splitlines()
+    want = read_golden(case, "trades.csv").splitlines()
     got = trades.splitlines()
     for i, (w, g) in enumerate(zip(want, got, strict=False)):
         assert g == w, f"fill {i} differs"
     assert len(got) == len(want)
-    golden = json.loads((GOLDEN / f"{case.name}.summary.json").read_text())
+    golden = json.loads(read_golden(case, "summary.json"))
     assert summary == golden

@@ -13,9 +13,29 @@ from strategies.api.session import NEW_YORK
 __all__ = ["NEW_YORK", "iso", "new_york_day", "parse_iso", "session_date"]
 
 
+_last_iso: tuple[datetime, str] | None = None
+
+
 def iso(t: datetime) -> str:
-    """UTC ISO-8601 with microseconds and a Z, the ledger's one time format."""
-    return t.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    """UTC ISO-8601 with microseconds and a Z, the ledger's one time format.
+
+    Built from the fields, not with ``strftime`` (a format string parsed on every row of
+    every write), and the last answer is kept: a step writes many rows stamped with the same
+    ``now``. Equal aware instants give equal text, so the memo is exact."""
+    global _last_iso
+    last = _last_iso
+    if last is not None and last[0] == t and t.tzinfo is not None:
+        return last[1]
+    u = t.astimezone(UTC)
+    if u.year < 1000:  # strftime writes such years unpadded: keep its text
+        return u.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    text = (
+        f"{u.year}-{u.month:02d}-{u.day:02d}T{u.hour:02d}:{u.minute:02d}:{u.second:02d}"
+        f".{u.microsecond:06d}Z"
+    )
+    if t.tzinfo is not None:
+        _last_iso = (t, text)
+    return text
 
 
 def parse_iso(text: str) -> datetime:

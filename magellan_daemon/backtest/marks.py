@@ -54,8 +54,16 @@ class CloseMarks:
         self.marks: list[CloseMark] = []
 
     def due(self, before: datetime | None = None) -> list[datetime]:
-        """The closes not yet taken that are before ``before`` (None: all of them)."""
-        return [c for c in self._closes[self._next :] if before is None or c < before]
+        """The closes not yet taken that are before ``before`` (None: all of them). Called
+        before every step: it reads from the next close on and stops at the first one not
+        due, rather than scanning every close left in the window (years of them)."""
+        closes, i = self._closes, self._next
+        if before is None:
+            return closes[i:]
+        j = i
+        while j < len(closes) and closes[j] < before:
+            j += 1
+        return closes[i:j]
 
     def take(self, close: datetime) -> None:
         """Snapshot the positions now, as those at ``close`` (the next close due)."""

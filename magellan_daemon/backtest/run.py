@@ -30,16 +30,21 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from datetime import time as dtime
 from pathlib import Path
+from typing import cast
 
-from magellan_daemon.backtest.bars_csv import iter_bars, symbol_files
+import numpy as np
+
+from magellan_core.timeframes import BAR_LENGTH, INTRADAY
+from magellan_daemon.backtest.bars_csv import symbol_files
 from magellan_daemon.backtest.marks import CloseMarks
 from magellan_daemon.backtest.signals_replay import adjusted_bar
 from magellan_daemon.backtest.stack import Stack
 from magellan_daemon.config.loading import StrategyConfig
-from magellan_daemon.runtime.drives import drive_of
+from magellan_daemon.runtime.drives import StrategyDrive, drive_of
 from magellan_daemon.runtime.strategy_runner import StrategyRunner
-from magellan_daemon.timefmt import NEW_YORK
-from strategies.api.model import Bar
+from magellan_daemon.timefmt import NEW_YORK, new_york_day
+from magellan_sim.market.bar_files import read_columns
+from strategies.api.model import Bar, Timeframe
 
 MINUTE = timedelta(minutes=1)
 SETTLE_SPINS = 200  # loop turns for the lanes to finish a step before time moves on
@@ -47,15 +52,68 @@ SETTLE_SPINS = 200  # loop turns for the lanes to finish a step before time move
 
 @dataclass
 class StrategyTimeline:
-    """One strategy's bars: the warm-up, and the driven bars by the instant they complete."""
+    """One strategy's bars: the warm-up, and the driven bars by the instant they complete.
+
+    The driven bars stay in columns (``_Driven``) until their step: a ``Bar`` is built only
+    when it is handed to the strategy, not hundreds of thousands of them up front."""
 
     name: str
     runner: StrategyRunner
     history: list[Bar] = field(default_factory=list)
-    steps: dict[datetime, list[Bar]] = field(default_factory=lambda: defaultdict(list))
+    steps: dict[datetime, range] = field(default_factory=dict)  # rows of ``driven`` per instant
     bars: int = 0
     minute_clock: bool = False
     opens: list[datetime] = field(default_factory=list)
+    driven: _Driven | None = None
+
+    def bars_at(self, at: datetime) -> list[Bar]:
+        """The bars handed to the strategy at ``at`` (none if it has none then)."""
+        rows = self.steps.get(at)
+        if rows is None or self.driven is None:
+            return []
+        return self.driven.bars(rows)
+
+
+@dataclass
+class _Driven:
+    """The driven bars of one strategy as columns, sorted by the instant each is handed
+    over (within an instant the runner orders them by time and symbol itself)."""
+
+    timeframe: Timeframe
+    symbols: list[str]
+    symbol: np.ndarray  # index into ``symbols``
+    t: np.ndarray  # bar start, epoch seconds
+    open: np.ndarray
+    high: np.ndarray
+    low: np.ndarray
+    close: np.ndarray
+    volume: np.ndarray
+
+    def bars(self, rows: range) -> list[Bar]:
+        a, b = rows.start, rows.stop
+        names, tf = self.symbols, self.timeframe
+        return [
+            Bar(
+                symbol=names[s],
+                timeframe=tf,
+                t=datetime.fromtimestamp(t, UTC),
+                open=o,
+                high=h,
+                low=lo,
+                close=c,
+                volume=v,
+            )
+            for s, t, o, h, lo, c, v in zip(
+                self.symbol[a:b].tolist(),
+                self.t[a:b].tolist(),
+                self.open[a:b].tolist(),
+                self.high[a:b].tolist(),
+                self.low[a:b].tolist(),
+                self.close[a:b].tolist(),
+                self.volume[a:b].tolist(),
+                strict=True,
+            )
+        ]
 
 
 @dataclass
@@ -76,33 +134,113 @@ def load_timelines(
     start: date,
     end: date,
 ) -> dict[str, StrategyTimeline]:
-    """Every strategy's bars from ``bars_dir`` in its configured timeframe and symbols."""
+    """Every strategy's bars from ``bars_dir`` in its configured timeframe and symbols, read
+    as columns (``bar_files``: parsed once, then cached)."""
     out = {}
     window = stack.sessions.between(start, end)
+    first = new_york_day(start)[0].timestamp()  # New York date >= start
+    after = new_york_day(end)[1].timestamp()  # New York date > end
     for name, config in strategies.items():
         runner = stack.runners[name]
         spec = config.spec
+        timeframe = cast(Timeframe, runner.timeframe)
         line = StrategyTimeline(name=name, runner=runner)
         drive = drive_of(spec.drive)
         line.minute_clock = drive.minute_clock
         if drive.executes_at_open:
             line.opens = [s.open + spec.execution_delay for s in window]
-        files = symbol_files(bars_dir, runner.timeframe)
+        files = symbol_files(bars_dir, timeframe)
         wanted = files if spec.whole_market else {s: files[s] for s in spec.symbols if s in files}
-        for symbol, file in wanted.items():
-            for bar in iter_bars(file, symbol, runner.timeframe):
-                day = bar.t.astimezone(NEW_YORK).date()
-                if day < start:
-                    line.history.append(bar)
-                elif day <= end:
-                    at = drive.backtest_instant(bar, stack.sessions)
-                    if at is not None:
-                        line.steps[at].append(bar)
-                        line.bars += 1
+        parts: list[tuple[int, dict[str, np.ndarray], np.ndarray]] = []
+        symbols = list(wanted)
+        for k, (symbol, file) in enumerate(wanted.items()):
+            cols = read_columns(file)
+            t = cols["t"]
+            lo = int(np.searchsorted(t, first, "left"))
+            hi = int(np.searchsorted(t, after, "left"))
+            line.history += _bars(symbol, timeframe, cols, 0, lo)
+            if hi > lo:
+                driven = {c: v[lo:hi] for c, v in cols.items()}
+                instants = _instants(drive, symbol, timeframe, driven, stack)
+                parts.append((k, driven, instants))
         line.history.sort(key=lambda b: (b.t, b.symbol))
         line.history = _adjusted_as_of(stack, line.history, start)
+        _index_steps(line, timeframe, symbols, parts)
         out[name] = line
     return out
+
+
+def _bars(
+    symbol: str, timeframe: Timeframe, cols: dict[str, np.ndarray], lo: int, hi: int
+) -> list[Bar]:
+    """Rows ``lo:hi`` of one file's columns as bars (the warm-up)."""
+    if hi <= lo:
+        return []
+    one = _Driven(
+        timeframe,
+        [symbol],
+        np.zeros(hi - lo, dtype=np.int64),
+        *(cols[c][lo:hi] for c in ("t", "open", "high", "low", "close", "volume")),
+    )
+    return one.bars(range(0, hi - lo))
+
+
+def _instants(
+    drive: StrategyDrive,
+    symbol: str,
+    timeframe: Timeframe,
+    cols: dict[str, np.ndarray],
+    stack: Stack,
+) -> np.ndarray:
+    """When the drive hands each bar over, epoch seconds (-1: never). An intraday bar is
+    handed over as it completes (``t`` + its length) in every drive that streams or fetches
+    it: computed on the columns, and checked against the drive's own rule on the first bar.
+    Other bars (daily: the session's close + 5 minutes) ask the drive bar by bar."""
+    t = cols["t"]
+    length = BAR_LENGTH.get(timeframe)
+    if timeframe in INTRADAY and length is not None:
+        at = t + int(length.total_seconds())
+        first = _bars(symbol, timeframe, cols, 0, 1)[0]
+        if drive.backtest_instant(first, stack.sessions) == datetime.fromtimestamp(at[0], UTC):
+            return at
+    out = np.empty_like(t)
+    for i, bar in enumerate(_bars(symbol, timeframe, cols, 0, len(t))):
+        when = drive.backtest_instant(bar, stack.sessions)
+        out[i] = -1 if when is None else int(when.timestamp())
+    return out
+
+
+def _index_steps(
+    line: StrategyTimeline,
+    timeframe: Timeframe,
+    symbols: list[str],
+    parts: list[tuple[int, dict[str, np.ndarray], np.ndarray]],
+) -> None:
+    """All files' driven rows in one set of columns sorted by instant; ``line.steps``
+    maps each instant to its rows."""
+    if not parts:
+        return
+    instants = np.concatenate([p[2] for p in parts])
+    keep = instants >= 0
+    order = np.argsort(instants[keep], kind="stable")
+    sym = np.concatenate([np.full(len(p[2]), p[0], dtype=np.int64) for p in parts])
+
+    def column(name: str) -> np.ndarray:
+        return np.concatenate([p[1][name] for p in parts])[keep][order]
+
+    line.driven = _Driven(
+        timeframe,
+        symbols,
+        sym[keep][order],
+        *(column(c) for c in ("t", "open", "high", "low", "close", "volume")),
+    )
+    at = instants[keep][order]
+    line.bars = len(at)
+    cuts = np.flatnonzero(np.diff(at)) + 1
+    starts = [0, *cuts.tolist()]
+    stops = [*cuts.tolist(), len(at)]
+    for a, b in zip(starts, stops, strict=True):
+        line.steps[datetime.fromtimestamp(int(at[a]), UTC)] = range(a, b)
 
 
 def _adjusted_as_of(stack: Stack, bars: list[Bar], as_of: date) -> list[Bar]:
@@ -188,7 +326,7 @@ async def drive(
     )
 
 
-Work = tuple[StrategyTimeline, list[Bar], bool]
+Work = tuple[StrategyTimeline, bool]  # the strategy, and whether its next-open intents are due
 
 
 async def _broker_answers_until(stack: Stack, at: datetime) -> None:
@@ -218,13 +356,16 @@ async def _mark_closes(stack: Stack, marks: CloseMarks, before: datetime | None)
 async def _step(stack: Stack, at: datetime, work: list[Work]) -> None:
     """One instant: the exchange, the due next-open intents, the bars and the tick, then
     the position guard at each minute of the clock."""
-    tick_guard = any(line.minute_clock for line, _, _ in work)
+    tick_guard = any(line.minute_clock for line, _ in work)
     stack.clock.set(at)
-    stack.exchange.advance()  # fills, whose news is posted to the runners
+    if stack.exchange.busy():
+        # Fills, whose news is posted to the runners. With nothing working nor in flight the
+        # exchange has nothing to say at ``at``: the next request catches it up in order.
+        stack.exchange.advance()
     if not _idle(stack):
         await _settle(stack)
     routed = False
-    for line, bars, opens in work:
+    for line, opens in work:
         if opens:
             due, ids, _ = line.runner.due_pending()
             if due:
@@ -233,10 +374,10 @@ async def _step(stack: Stack, at: datetime, work: list[Work]) -> None:
         if not line.runner.idle:
             await _settle(stack)
         tick = at if line.minute_clock else None
-        routed |= line.runner.evaluate_now(bars, tick)
+        routed |= line.runner.evaluate_now(line.bars_at(at), tick)
     if routed or not _idle(stack):
         await _settle(stack)
-    if stack.guard is not None and tick_guard:
+    if stack.guard is not None and tick_guard and (stack.guard.watching or _holding(stack)):
         stack.guard.check()  # after the strategies had their turn, as the daemon's clock
         if not _idle(stack):
             await _settle(stack)
@@ -260,7 +401,7 @@ def _schedule(
         opens = set(line.opens)
         mine = set(line.steps) | opens | (minutes if line.minute_clock else set())
         for at in mine:
-            instants[at].append((line, line.steps.get(at, []), at in opens))
+            instants[at].append((line, at in opens))
     return sorted(instants.items(), key=lambda item: item[0])
 
 
@@ -269,6 +410,12 @@ def _session_minutes(opened: datetime, closed: datetime) -> Iterable[datetime]:
     while at <= closed:
         yield at
         at += MINUTE
+
+
+def _holding(stack: Stack) -> bool:
+    """Any open position in the ledger (with none and no watch left, the guard's check
+    would look at nothing)."""
+    return stack.ledger.holds_any()
 
 
 def _idle(stack: Stack) -> bool:

@@ -128,6 +128,12 @@ class PositionGuard:
         self.held_past_close: dict[tuple[str, str], int] = {}
         self.actions = 0  # orders the guard itself asked for
 
+    @property
+    def watching(self) -> bool:
+        """A position was guarded at the last check (its watch is kept until a check sees it
+        flat): a caller that skips checks while nothing is held must not skip this one."""
+        return bool(self._watches)
+
     # -- the check -------------------------------------------------------------------
 
     def check(self) -> None:

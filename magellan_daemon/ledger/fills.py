@@ -331,6 +331,15 @@ class FillTables(OrderTables):
             for r in self._conn.execute(sql + " ORDER BY strategy, symbol", args)
         ]
 
+    def holds_any(self) -> bool:
+        """Any open position at all (one row read, none built: asked every minute)."""
+        return (
+            self._conn.execute(
+                "SELECT 1 FROM positions WHERE CAST(qty AS REAL) != 0 LIMIT 1"
+            ).fetchone()
+            is not None
+        )
+
     def position_qty(self, strategy: str, symbol: str) -> Decimal:
         """The strategy's own shares of ``symbol``."""
         row = self._conn.execute(

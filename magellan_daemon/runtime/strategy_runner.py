@@ -97,6 +97,9 @@ class StrategyRunner:
         self._per_symbol = per_symbol_state  # the descriptor's: saved a symbol at a time
         self._dirty: set[str] = set()  # per-symbol strategies: changed since their last save
         self._quiet_saved_at: datetime | None = None
+        # How often the symbols with quiet bars are saved; None: never by themselves (a
+        # backtest, whose in-memory ledger has no restart to rebuild from, sets it so).
+        self.quiet_save_every: timedelta | None = QUIET_SAVE_EVERY
         self._save_posted = False
         self._submitted = False
         self._working = False
@@ -445,11 +448,12 @@ class StrategyRunner:
         decided.discard("*")
         if decided:
             self.save(decided)
+        every = self.quiet_save_every
+        if every is None:
+            return
         if self._quiet_saved_at is None:
             self._quiet_saved_at = now
-        elif (
-            self._dirty and not self._save_posted and now - self._quiet_saved_at >= QUIET_SAVE_EVERY
-        ):
+        elif self._dirty and not self._save_posted and now - self._quiet_saved_at >= every:
             self._save_posted = True
             self._queue.put_nowait(_Post("save", None))
 

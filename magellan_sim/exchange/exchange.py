@@ -131,6 +131,13 @@ class Exchange:
         instant ``advance()`` must reach even when no request arrives."""
         return self._core.next_due()
 
+    def busy(self) -> bool:
+        """An order is working or a cancel or replace is in flight: only then can moving
+        the clock change anything a listener hears. A driver of time may skip ``advance``
+        at instants where this is False: every desk calls ``advance`` before it answers,
+        and the core catches up on the opens, closes and actions it passed, in order."""
+        return self._core.busy()
+
     def add_listener(self, callback: Listener) -> None:
         """Call ``callback(account_key, message)`` for every trade_updates message."""
         self._lifecycle.updates.add_listener(callback)

@@ -54,6 +54,10 @@ class ExchangeCore:
         instant ``advance()`` must reach even when no request arrives."""
         return self._lifecycle.pending.next_due()
 
+    def busy(self) -> bool:
+        """Orders working or cancels and replaces in flight (see ``Exchange.busy``)."""
+        return bool(self._lifecycle.working) or len(self._lifecycle.pending) > 0
+
     def advance(self) -> None:
         """Process everything due up to ``clock.now()`` in time order (idempotent)."""
         now = self._clock.now()

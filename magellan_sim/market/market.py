@@ -14,9 +14,9 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 
 from magellan_core.timeframes import BAR_LENGTH, INTRADAY, MINUTE, TIMEFRAMES
+from magellan_sim.market.bar_files import read_columns
 from magellan_sim.market.calendar import SessionCalendar, new_york_date
 from magellan_sim.market.synthetic import generate, generate_extra
 
@@ -253,17 +253,6 @@ class MarketData:
 
 
 def _read_csv(file: Path, symbol: str, timeframe: str, calendar: SessionCalendar) -> Series:
-    frame = pd.read_csv(file)
-    stamps = pd.to_datetime(frame["timestamp"], utc=True, format="ISO8601")
-    columns = {
-        "t": stamps.dt.as_unit("s").astype("int64").to_numpy(),
-        "open": frame["open"].to_numpy(),
-        "high": frame["high"].to_numpy(),
-        "low": frame["low"].to_numpy(),
-        "close": frame["close"].to_numpy(),
-        "volume": frame["volume"].to_numpy(),
-        "trade_count": frame["trade_count"].fillna(-1).to_numpy(),
-        "vwap": frame["vwap"].to_numpy(dtype=np.float64, na_value=np.nan),
-    }
-    log.debug("loaded %d %s bars of %s from %s", len(frame), timeframe, symbol, file)
+    columns = read_columns(file)  # parsed once, then from the cache (``bar_files``)
+    log.debug("loaded %d %s bars of %s from %s", len(columns["t"]), timeframe, symbol, file)
     return Series(symbol, timeframe, columns, calendar)

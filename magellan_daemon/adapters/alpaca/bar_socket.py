@@ -115,7 +115,7 @@ def read_frame(frame: Any) -> FrameRead:
                 t = _parse_time(t)
             problem = row_problem(o, h, lo, c, v, t)
         except Exception as exc:
-            read.dropped.append((_what_is_wrong(exc), message))
+            read.dropped.append((what_is_wrong(exc), message))
             continue
         if problem is not None:
             read.dropped.append((problem, message))
@@ -140,8 +140,8 @@ def _parse_time(value: Any) -> datetime:
     return parsed
 
 
-def _what_is_wrong(exc: Exception) -> str:
-    """A message's fault in words: a KeyError alone prints only the key."""
+def what_is_wrong(exc: Exception) -> str:
+    """A message's or frame's fault in words: a KeyError alone prints only the key."""
     if isinstance(exc, KeyError):
         return f"missing field {exc}"
     if isinstance(exc, TypeError | AttributeError):

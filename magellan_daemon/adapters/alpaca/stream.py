@@ -39,7 +39,7 @@ from typing import Any
 
 from alpaca.trading.stream import TradingStream
 
-from magellan_daemon.adapters.alpaca.bar_socket import BarSocket, on_frame_reader
+from magellan_daemon.adapters.alpaca.bar_socket import BarSocket, on_frame_reader, what_is_wrong
 from magellan_daemon.adapters.alpaca.convert import event_from_trade_update
 from magellan_daemon.adapters.bar_batch import BarBatch
 from magellan_daemon.domain import BrokerEvent
@@ -213,7 +213,7 @@ def trade_updates_stream(
             log.warning(
                 "%s: unreadable trade update dropped (%s): %.200r",
                 supervised.name,
-                _what_is_wrong(exc),
+                what_is_wrong(exc),
                 frame,
             )
             return
@@ -258,12 +258,3 @@ def bar_stream(
     name = f"bars[{account}]"
     supervised = SupervisedStream(name, make, on_frame_reader(name, on_bars, dropped), on_connected)
     return supervised
-
-
-def _what_is_wrong(exc: Exception) -> str:
-    """A frame's fault in words: a KeyError alone prints only the key."""
-    if isinstance(exc, KeyError):
-        return f"missing field {exc}"
-    if isinstance(exc, TypeError | AttributeError):
-        return f"a field of the wrong type ({exc})"
-    return str(exc) or type(exc).__name__

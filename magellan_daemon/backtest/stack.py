@@ -85,11 +85,9 @@ def build_stack(
         account=ACCOUNT,
     )
     for name in strategies:
-        runner = kernel.new_runner(name)
         # No restart to rebuild from: the decided symbols are still saved before the router
         # sees their intents (the daemon's order), the quiet ones once at the end of the run.
-        runner.quiet_save_every = None
-        kernel.runners[name] = runner
+        kernel.runners[name] = kernel.new_runner(name, save_quiet_symbols=False)
     return Stack(
         clock=clock,
         exchange=exchange,

@@ -33,7 +33,7 @@ from magellan_daemon.ledger.store import Ledger
 from magellan_daemon.ledger.tradelog import TradeLogWriter
 from magellan_daemon.observability.metrics import Metrics
 from magellan_daemon.reconciliation.corporate_watch import CorporateActionWatch
-from magellan_daemon.runtime.strategy_runner import StrategyRunner
+from magellan_daemon.runtime.strategy_runner import QUIET_SAVE_EVERY, StrategyRunner
 from magellan_daemon.sessions import SessionBook
 from strategies.api.model import OrderUpdate
 from strategies.registry import descriptor
@@ -60,9 +60,10 @@ class Kernel(Generic[BrokerT]):
     accounts: Mapping[str, str]  # strategy -> the account it trades on
     sessions: Callable[[], SessionBook]
 
-    def new_runner(self, name: str) -> StrategyRunner:
+    def new_runner(self, name: str, *, save_quiet_symbols: bool = True) -> StrategyRunner:
         """A runner for strategy ``name`` with a fresh strategy, not yet in ``runners`` (the
-        caller restores it first, if it restores, then adds it)."""
+        caller restores it first, if it restores, then adds it). ``save_quiet_symbols``
+        False: symbols with only quiet bars are saved at the end, not every few minutes."""
         config = self.strategies[name]
         return StrategyRunner(
             name=name,
@@ -74,6 +75,7 @@ class Kernel(Generic[BrokerT]):
             sessions=self.sessions,
             execution_delay=config.spec.execution_delay,
             per_symbol_state=config.spec.per_symbol_state,
+            quiet_save_every=QUIET_SAVE_EVERY if save_quiet_symbols else None,
         )
 
 

@@ -78,6 +78,7 @@ class StrategyRunner:
         sessions: Callable[[], SessionBook],
         execution_delay: timedelta = timedelta(0),
         per_symbol_state: bool = False,
+        quiet_save_every: timedelta | None = QUIET_SAVE_EVERY,
     ) -> None:
         self.name = name
         self.strategy = strategy
@@ -98,8 +99,8 @@ class StrategyRunner:
         self._dirty: set[str] = set()  # per-symbol strategies: changed since their last save
         self._quiet_saved_at: datetime | None = None
         # How often the symbols with quiet bars are saved; None: never by themselves (a
-        # backtest, whose in-memory ledger has no restart to rebuild from, sets it so).
-        self.quiet_save_every: timedelta | None = QUIET_SAVE_EVERY
+        # backtest, whose in-memory ledger has no restart to rebuild from, asks for that).
+        self._quiet_save_every = quiet_save_every
         self._save_posted = False
         self._submitted = False
         self._working = False
@@ -448,7 +449,7 @@ class StrategyRunner:
         decided.discard("*")
         if decided:
             self.save(decided)
-        every = self.quiet_save_every
+        every = self._quiet_save_every
         if every is None:
             return
         if self._quiet_saved_at is None:

@@ -102,3 +102,47 @@ async def test_the_handler_sends_the_chosen_events_from_the_log() -> None:
         ]  # no fill, no summary: not chosen
         assert "3 stream reconnections" in receiver.received[2][1]["message"]
         await notifier.flush(2)
+
+
+async def test_an_emergency_stop_is_sent_once_and_an_unprotected_position_as_refused() -> None:
+    """The lines the daemon writes (node.emergency, node.commands' notice of the halt it
+    wrote, the position guard's UNPROTECTED): one ``halts`` message for the emergency stop,
+    not a second for the halt row it leaves, and the guard's finding as urgent ``refused``."""
+    config = NotifyConfig(urls_env="X", events=["refused", "halts"])
+    async with Receiver() as receiver:
+        notifier = _notifier(receiver.url, max_per_minute=100)
+        handler = NotifyHandler(notifier, config, lambda day: f"summary of {day}")
+        root = logging.getLogger()
+        root.addHandler(handler)
+        try:
+            logging.getLogger("magellan_daemon.node.emergency").error(
+                "EMERGENCY STOP %s: %s; no new entries until `magellan resume %s`",
+                "daily_trend",
+                "5 losing sessions in a row",
+                "daily_trend",
+                extra={"fields": {"STRATEGY": "daily_trend", "EVENT": "emergency_stop"}},
+            )
+            logging.getLogger("magellan_daemon.node.commands").warning(
+                "%s is HALTED: %s (exits keep working)",
+                "daily_trend",
+                "emergency stop: 5 losing sessions in a row",
+                extra={"fields": {"STRATEGY": "daily_trend", "EVENT": "halt"}},
+            )
+            guard = {"STRATEGY": "bear_trap", "SYMBOL": "GME", "EVENT": "unprotected"}
+            logging.getLogger("magellan_daemon.execution.position_guard").error(
+                "UNPROTECTED bear_trap GME: 1241 shares held, 0 under a stop, 0 under exits, "
+                "for 60 s: the position guard acts",
+                extra={"fields": guard},
+            )
+            await wait_for(lambda: len(receiver.received) >= 2, 10, "two notifications")
+            await asyncio.sleep(0.3)  # a third (the halt row again) would have come by now
+        finally:
+            root.removeHandler(handler)
+        bodies = [body for _, body in receiver.received]
+        assert [(b["title"], b["type"]) for b in bodies] == [
+            ("Magellan: emergency stop", "failure"),
+            ("Magellan: position guard", "failure"),
+        ]
+        assert "EMERGENCY STOP daily_trend" in bodies[0]["message"]
+        assert "UNPROTECTED bear_trap GME" in bodies[1]["message"]
+        await notifier.flush(2)

@@ -3,10 +3,14 @@ only, the bearer token when one is set, and answers shaped as the README says.""
 
 from __future__ import annotations
 
+import logging
+import socket
+from dataclasses import replace
+
 import aiohttp
 
 from magellan_daemon.ledger.store import LEDGER_FILE
-from magellan_daemon.web.server import StatusServer
+from magellan_daemon.web.server import StatusServer, start_status_page
 from magellan_daemon.web.settings import WebConfig
 from magellan_daemon.web.view import StatusView
 
@@ -45,3 +49,21 @@ async def test_with_a_token_every_request_carries_it_and_nothing_writes(daemon) 
     assert status["positions"] == [] and status["open_orders"] == []
     assert set(status["pnl_today"]) == set(daemon.runners)
     assert trades == {"date": "2024-11-29", "fills": [], "closed_trades": []}
+
+
+async def test_no_web_table_no_page_and_a_busy_port_is_an_error_not_a_crash(daemon, caplog) -> None:
+    daemon.config = replace(daemon.config, web=None)
+    assert await start_status_page(daemon) is None  # no [web] table: off
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        web = WebConfig(port=port, bind="127.0.0.1")
+        daemon.config = replace(daemon.config, web=web)
+        with caplog.at_level(logging.ERROR):
+            assert await start_status_page(daemon) is None
+    assert any(
+        r.levelno == logging.ERROR
+        and f"web status page NOT served: cannot listen on 127.0.0.1:{port}" in r.getMessage()
+        for r in caplog.records
+    ), caplog.text

@@ -3,16 +3,19 @@ only, the bearer token when one is set, and answers shaped as the README says.""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import socket
 from dataclasses import replace
 
 import aiohttp
+import pytest
 
 from magellan_daemon.ledger.store import LEDGER_FILE
-from magellan_daemon.web.server import StatusServer, start_status_page
+from magellan_daemon.web.server import STATIC, StatusServer, start_status_page
 from magellan_daemon.web.settings import WebConfig
 from magellan_daemon.web.view import StatusView
+from tests.e2e.test_status_page import CHROMIUM, _chromium
 
 TOKEN = "page-token-0123456789abcdef"
 
@@ -67,3 +70,29 @@ async def test_no_web_table_no_page_and_a_busy_port_is_an_error_not_a_crash(daem
         and f"web status page NOT served: cannot listen on 127.0.0.1:{port}" in r.getMessage()
         for r in caplog.records
     ), caplog.text
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed (.ci/run)")
+async def test_emergency_stops_and_unprotected_positions_show_in_red_in_chromium(daemon) -> None:
+    """What the page's red box says of an emergency stop (a halt row the daemon wrote with
+    source ``emergency``) and of a position the guard found unprotected, rendered by the
+    page's own script in headless Chromium."""
+    now = daemon.clock.now()
+    daemon.ledger.halt("daily_trend", "emergency stop: 5 losing sessions", "emergency", now)
+    daemon.guard.unprotected[("bear_trap", "GME")] = 1241
+    server = StatusServer(
+        StatusView(daemon, daemon.state_dir / LEDGER_FILE), WebConfig(port=0), None
+    )
+    url = await server.start()
+    try:
+        dom = await asyncio.to_thread(_chromium, "--dump-dom", url)
+    finally:
+        await server.stop()
+    assert 'data-loaded="1"' in dom, dom[-2000:]
+    box = dom[dom.index('id="alerts"') :]
+    box = box[: box.index("</section>")]
+    assert "hidden" not in box.split(">")[0], box
+    assert "EMERGENCY STOP daily_trend: emergency stop: 5 losing sessions" in box, box
+    assert "UNPROTECTED bear_trap GME qty 1241" in box, box
+    assert "#alerts {" in (STATIC / "style.css").read_text()  # the box is the red one
+    assert "border: 2px solid var(--red)" in (STATIC / "style.css").read_text()

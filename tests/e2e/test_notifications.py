@@ -6,8 +6,8 @@ daemon logging it, as do the entry's fill and the daily summary after the close.
 (it would carry a token) is in no log line.
 
 The delay is measured between the daemon's log line (wall time, ms) and the receiver's
-arrival time, printed, and bounded loosely (a loaded 2-core machine must not fail it); the
-measured figure is what the acceptance reads.
+arrival time, printed, and bounded by the acceptance's second (measured: about 0.02 s on
+the shared 2-core machine, so a loaded machine has fifty times that to spare).
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from tests.e2e.receiver import Receiver
 
 pytestmark = pytest.mark.timeout(240)
 NOTIFY = '[notify]\nurls_env = "MAGELLAN_TEST_NOTIFY_URLS"\n\n[accounts.main]'
-LOOSE_BOUND = 5.0  # wall seconds; the figure measured is printed (about 0.1 s here)
+WITHIN = 1.0  # wall seconds: the issue's "within a second"; the figure is printed
 
 
 def _logged_at(log: str, needle: str) -> float:
@@ -83,7 +83,7 @@ async def test_refusals_fills_and_the_summary_reach_a_webhook(
         assert cid, text
         delay = arrived - _logged_at(log, f"cid={cid.group(1)}")
         print(f"notification delay for {cid.group(1)}: {delay:.3f} s")
-        assert -0.01 <= delay < LOOSE_BOUND
+        assert -0.01 <= delay < WITHIN
     summary = next(m for m in messages if "2024-11-29 closed" in m)
     assert "bear_trap: realised" in summary and "total realised" in summary
 

@@ -125,6 +125,15 @@ async def test_the_page_in_chromium_shows_what_the_broker_holds(
     ours = [p for p in status["positions"] if p["symbol"] == "GME"]
     assert len(ours) == 1 and ours[0]["strategy"] == "bear_trap"
     gme = ours[0]
+    assert set(gme) >= {
+        "strategy",
+        "symbol",
+        "qty",
+        "avg_entry_price",
+        "last_price",
+        "unrealized_pl",
+        "stop_price",
+    }, gme
     assert Decimal(gme["qty"]) == Decimal(str(held["GME"]))
     assert gme["stop_price"] is not None and gme["last_price"] is not None
     expected_pl = Decimal(gme["qty"]) * (

@@ -30,6 +30,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 HISTORY_SESSIONS = 30
+CLOSES_RETRY_SECONDS = 60.0  # wall seconds between two tries of a failed daily-closes read
 SAMPLE_SECONDS = 5.0  # wall seconds between two points of today's curve (at most one a minute)
 TODAY_POINTS = 1000
 
@@ -122,6 +123,7 @@ class StatusView:
         self._path = ledger_path
         self._closes: dict[tuple[str, date], Decimal] = {}
         self._closes_day: date | None = None
+        self._closes_retry_at = 0.0  # loop time before which a failed closes read waits
         self._today: deque[tuple[str, str]] = deque(maxlen=TODAY_POINTS)
         self._today_date: date | None = None
 
@@ -267,12 +269,17 @@ class StatusView:
             with ledger_read.read_only(self._path) as conn:
                 return sorted({f["symbol"] for f in ledger_read.fills_until(conn, now)})
 
+        loop = asyncio.get_running_loop()
+        if loop.time() < self._closes_retry_at:
+            return  # the last read failed: ask again at most once a minute
         wanted = await asyncio.to_thread(symbols)
-        self._closes_day = today
         if not wanted:
+            self._closes_day = today
             return
         broker = next(iter(d.brokers.values()))
+        self._closes_retry_at = loop.time() + CLOSES_RETRY_SECONDS
         found = await broker.bars(wanted, "1Day", start - timedelta(days=1), now)
+        self._closes_day = today  # only once read: a failed read is tried again
         self._closes = {
             (bar.symbol, bar.t.astimezone(NEW_YORK).date()): Decimal(str(bar.close))
             for rows in found.values()

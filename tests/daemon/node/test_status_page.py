@@ -7,14 +7,20 @@ import asyncio
 import logging
 import socket
 from dataclasses import replace
+from datetime import timedelta
 
 import aiohttp
 import pytest
 
+from magellan_daemon.errors import BrokerError
 from magellan_daemon.ledger.store import LEDGER_FILE
 from magellan_daemon.web.server import STATIC, StatusServer, start_status_page
 from magellan_daemon.web.settings import WebConfig
+from magellan_daemon.sessions import SessionBook
 from magellan_daemon.web.view import StatusView
+from magellan_sim.market.calendar import SessionCalendar
+from strategies.api.session import Session
+from tests.daemon.node.test_emergency_stop import _fill
 from tests.e2e.test_status_page import CHROMIUM, _chromium
 
 TOKEN = "page-token-0123456789abcdef"
@@ -96,3 +102,27 @@ async def test_emergency_stops_and_unprotected_positions_show_in_red_in_chromium
     assert "UNPROTECTED bear_trap GME qty 1241" in box, box
     assert "#alerts {" in (STATIC / "style.css").read_text()  # the box is the red one
     assert "border: 2px solid var(--red)" in (STATIC / "style.css").read_text()
+
+
+async def test_a_failed_read_of_the_daily_closes_is_tried_again_a_minute_later(daemon) -> None:
+    """The 30-session curve marks open positions at each session's close; when the broker's
+    daily bars cannot be read, the view asks again later (a minute apart), instead of
+    marking at fill prices until the next day."""
+    now = daemon.clock.now()
+    calendar = SessionCalendar()
+    daemon.market.sessions = SessionBook(
+        [
+            Session(date=s.date, open=s.open, close=s.close)
+            for s in calendar.sessions((now - timedelta(days=20)).date(), now.date())
+        ]
+    )
+    t = now - timedelta(days=2)
+    _fill(daemon, "mg-hs-AMC-buy", "AMC", "buy", 10, "4.5", t)
+    view = StatusView(daemon, daemon.state_dir / LEDGER_FILE)
+    with pytest.raises(BrokerError):  # the fixture's broker listens nowhere
+        await view._refresh_closes()
+    assert view._closes_day is None  # not read: not done
+    await view._refresh_closes()  # within the minute: not asked again (no second error)
+    view._closes_retry_at = 0.0  # a minute later
+    with pytest.raises(BrokerError):
+        await view._refresh_closes()

@@ -19,7 +19,10 @@ working) it checks, at every minute and after every order event, that
   sell), again and again with backoff until the close. Anything still held at the close is an
   ERROR, shows in the health state, ``magellan status`` and the metrics, and the next
   session's opening auction exits it (a market sell with ``time_in_force="opg"``, sent from
-  19:00 ET, when Alpaca accepts auction orders).
+  19:00 ET, when Alpaca accepts auction orders). Before that ERROR the guard asks the broker
+  once (``confirm``: the open-order poll): an exit that filled in the last minute, or whose
+  fill news the stream has not delivered yet, is a fill the ledger has yet to book, not a
+  position held overnight.
 
 The guard never calls the broker: every order goes through the router's lanes, in the
 strategy's name, so the strategy hears every report (a stop the guard placed is the stop the
@@ -32,7 +35,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, time, timedelta
 
@@ -115,6 +118,7 @@ class PositionGuard:
         strategies: Iterable[GuardedStrategy],
         close_margin: timedelta,
         grace: timedelta = GRACE,
+        confirm: Callable[[], Awaitable[object]] | None = None,
     ) -> None:
         self._ledger = ledger
         self._router = router
@@ -124,6 +128,8 @@ class PositionGuard:
         self._margin = close_margin
         self._grace = grace
         self._watches: dict[tuple[str, str], _Watch] = {}
+        self._confirm = confirm  # asks the broker what the ledger may not know yet
+        self._confirmations: dict[str, asyncio.Future[object]] = {}  # by session date
         self.unprotected: dict[tuple[str, str], int] = {}  # shares, past the grace
         self.held_past_close: dict[tuple[str, str], int] = {}
         self.actions = 0  # orders the guard itself asked for
@@ -273,6 +279,8 @@ class PositionGuard:
         last = book.previous(now)
         if last is None:
             return
+        if watch.past_close != str(last.date) and not self._confirmed(str(last.date)):
+            return  # the broker's answer comes first (a fill not booked yet is no position)
         self.held_past_close[key] = coverage.held
         if watch.past_close != str(last.date):
             watch.past_close = str(last.date)
@@ -294,6 +302,29 @@ class PositionGuard:
         watch.in_flight.append(
             self._router.flatten_symbol(key[0], key[1], AUCTION_EXIT_LEG, time_in_force="opg")
         )
+
+    def _confirmed(self, session: str) -> bool:
+        """Whether the broker was asked, after the close of ``session``, what the ledger may
+        not know yet, and answered (once per close, for every position still held)."""
+        if self._confirm is None:
+            return True
+        asked = self._confirmations.get(session)
+        if asked is None:
+            asked = asyncio.ensure_future(self._confirm())
+            asked.add_done_callback(self._answered)
+            self._confirmations = {session: asked}
+            return False
+        return asked.done()
+
+    def _answered(self, asked: asyncio.Future[object]) -> None:
+        if not asked.cancelled() and asked.exception() is not None:
+            log.warning(
+                "guard     the broker could not be asked at the close: %s", asked.exception()
+            )
+        try:
+            self.check()  # what is still held now is held past the close
+        except Exception:  # the minute loop (supervised) runs the same check and dies loudly
+            log.exception("position guard check after the close's look at the broker failed")
 
     def _working_sells(self, key: tuple[str, str]) -> list[OrderRow]:
         working = self._ledger.orders(strategy=key[0], symbol=key[1], open_only=True)

@@ -121,6 +121,7 @@ class Daemon:
             close_margin=timedelta(minutes=config.guard.close_margin_minutes),
             after_update=self._after_update,
             metrics=self.metrics,
+            confirm_positions=self._poll_open_orders_now,
         )
         kernel = self.kernel
         self.notifications = build_notifications(
@@ -323,6 +324,12 @@ class Daemon:
         self.runners[name] = runner
         self.supervisor.spawn(runner.run(), name=f"strategy-{name}")
         log.info("strategy %s: %s", name, "restored from the ledger" if restored else "fresh")
+
+    async def _poll_open_orders_now(self) -> None:
+        """The open-order poll now, on every account (the position guard asks it at the close:
+        a fill the trade stream has not delivered is not a position held overnight)."""
+        for account in self._endpoints:
+            await self.recovery.poll_open_orders(account)
 
     def _expire_unrouted_intents(self) -> None:
         """Intents to be sent at once that a previous process wrote and never routed: their

@@ -14,7 +14,7 @@ is loaded, the backtest starts them fresh.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -92,6 +92,7 @@ def build_kernel(
     account: str | None = None,
     after_update: Callable[[str, OrderUpdate], None] | None = None,
     metrics: Metrics | None = None,
+    confirm_positions: Callable[[], Awaitable[object]] | None = None,
 ) -> Kernel[BrokerT]:
     """The kernel for ``strategies`` (the ones that run).
 
@@ -99,7 +100,9 @@ def build_kernel(
     hands its trade updates straight to it); ``account``, when given, is the one account
     every strategy trades on (a backtest's), else each strategy's own. ``after_update`` hears
     each order update after the strategy's worker has it queued; ``on_fatal`` is told when
-    the broker refuses our credentials.
+    the broker refuses our credentials. ``confirm_positions`` asks the broker for what the
+    ledger may not know yet (the live daemon's open-order poll): the position guard asks it
+    before it calls a position held past the close.
     """
     ledger = Ledger.open(ledger_path)
     runners: dict[str, StrategyRunner] = {}
@@ -144,6 +147,7 @@ def build_kernel(
             for name, config in strategies.items()
         ],
         close_margin=close_margin,
+        confirm=confirm_positions,
     )
     corporate = CorporateActionWatch(
         ledger=ledger,

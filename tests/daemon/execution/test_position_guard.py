@@ -151,3 +151,33 @@ async def test_held_past_the_close_is_an_error_and_exits_at_the_next_opening_auc
     await stack.until(lambda: _held(stack) == 0, "the auction exit to fill")
     await _check(stack, guard)
     assert guard.held_past_close == {}
+
+
+async def test_a_sell_that_filled_unheard_before_the_close_is_asked_for_not_called_held(
+    stack: Stack, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The EOD sell filled at the broker before the close, but its fill news was withheld:
+    the ledger still holds. The guard asks the broker (the open-order poll) before it calls
+    the position held past the close; the answer books the fill, and no ERROR is logged."""
+    await _hold(stack, stop=None)
+    stack.clock.set(CLOSE - timedelta(minutes=3))
+    await stack.advance(1)
+    stack.exchange.faults.update(drop_next_fill_events=1)
+    await _run(stack, [_intent("sell", "eod", _held(stack), signal_time=CLOSE)], 5)
+    await stack.advance(240)  # the next bar fills it; the stream says nothing
+    assert stack.broker_position("AMC") == 0 and _held(stack) > 0
+    guard = PositionGuard(
+        ledger=stack.ledger,
+        router=stack.router,
+        clock=stack.clock,
+        sessions=_guard(stack)._sessions,
+        strategies=[GuardedStrategy(name="bear_trap", protective_stop=True, intraday=True)],
+        close_margin=timedelta(minutes=5),
+        confirm=lambda: stack.recovery.poll_open_orders("main"),
+    )
+    with caplog.at_level(logging.WARNING):
+        await _check(stack, guard)
+        await stack.until(lambda: _held(stack) == 0, "the poll to book the fill")
+        await _check(stack, guard)
+    assert not any("HELD PAST THE CLOSE" in r.message for r in caplog.records)
+    assert guard.held_past_close == {}

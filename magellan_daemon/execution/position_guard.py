@@ -295,8 +295,11 @@ class PositionGuard:
             )
         if coverage.exiting or watch.busy() or not _auction_orders_taken(now):
             return
-        if any(o.time_in_force == "opg" for o in self._working_sells(key)):
+        auction = [o for o in self._working_sells(key) if o.time_in_force == "opg"]
+        if sum(_remaining(o) for o in auction) >= coverage.held:
             return
+        # No auction exit, or one for fewer shares than held now (sent before a split the
+        # ledger has since applied): the flatten cancels it and sells every share.
         log.warning("guard     %s %s: sell %d at the opening auction", *key, coverage.held)
         self.actions += 1
         watch.in_flight.append(

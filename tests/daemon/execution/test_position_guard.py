@@ -8,13 +8,15 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
 import pytest
 
+from magellan_core.corporate_actions import CorporateAction
 from magellan_daemon.execution.position_guard import GuardedStrategy, PositionGuard
+from magellan_daemon.reconciliation.corporate_watch import CorporateActionWatch
 from magellan_daemon.sessions import SessionBook
 from magellan_sim.market.calendar import SessionCalendar
 from strategies.api.session import Session
@@ -181,3 +183,49 @@ async def test_a_sell_that_filled_unheard_before_the_close_is_asked_for_not_call
         await _check(stack, guard)
     assert not any("HELD PAST THE CLOSE" in r.message for r in caplog.records)
     assert guard.held_past_close == {}
+
+
+async def test_the_auction_exit_sells_the_post_split_shares(bars_dir: Path, tmp_path: Path) -> None:
+    """Held past the close across a 3-for-1 split of AMC (ex 2024-12-11) with the daemon
+    running: the simulator cancels the auction exit at 00:00 and the guard, told at once,
+    sends it again for the ledger's pre-split shares; once the corporate-actions check has
+    split the ledger, the auction exit is sent again for every post-split share."""
+    split = CorporateAction(
+        "AMC", "forward_split", date(2024, 12, 11), Decimal(3), Decimal(1), Decimal(0)
+    )
+    async with order_stack(bars_dir, tmp_path, NOW, corporate_actions=[split]) as stack:
+        await _hold(stack, stop=None)
+        held = _held(stack)
+        guard = _guard(stack)
+        stack.clock.set(datetime(2024, 12, 11, 0, 0, 30, tzinfo=UTC))  # 19:00:30 ET
+        await stack.advance(1)
+        await _check(stack, guard)
+        [opg] = [o for o in stack.broker_orders() if o["time_in_force"] == "opg"]
+        assert Decimal(opg["qty"]) == held
+        stack.clock.set(datetime(2024, 12, 11, 5, 0, 30, tzinfo=UTC))  # 00:00:30 ET
+        await stack.advance(1)  # the split: the exit canceled, AMC three times the shares
+        await stack.until(lambda: not stack.ledger.orders(open_only=True), "the cancel")
+        assert stack.broker_position("AMC") == 3 * held
+        await _check(stack, guard)  # the cancel's news: sent again, for the old count
+        watch = CorporateActionWatch(
+            ledger=stack.ledger,
+            path=stack.path,
+            clock=stack.clock,
+            runners={},
+            watched=lambda: {"main": {"AMC"}},
+        )
+        assert await watch.check(split.ex_date, split.ex_date)
+        assert _held(stack) == 3 * held
+        await stack.advance(60)
+        await _check(stack, guard)
+        await stack.until(lambda: not stack.router.busy(), "the guard's orders")
+        working = [
+            o
+            for o in stack.broker_orders()
+            if o["time_in_force"] == "opg" and o["status"] in ("new", "accepted")
+        ]
+        assert sum(Decimal(o["qty"]) for o in working) == 3 * held
+        stack.clock.set(datetime(2024, 12, 11, 14, 29, tzinfo=UTC))
+        await stack.advance(120)  # the open: the auction sells every share
+        await stack.until(lambda: _held(stack) == 0, "the auction exit to fill")
+        assert stack.broker_position("AMC") == 0

@@ -14,9 +14,9 @@ import pytest
 
 from magellan_daemon.errors import BrokerError
 from magellan_daemon.ledger.store import LEDGER_FILE
+from magellan_daemon.sessions import SessionBook
 from magellan_daemon.web.server import STATIC, StatusServer, start_status_page
 from magellan_daemon.web.settings import WebConfig
-from magellan_daemon.sessions import SessionBook
 from magellan_daemon.web.view import StatusView
 from magellan_sim.market.calendar import SessionCalendar
 from strategies.api.session import Session

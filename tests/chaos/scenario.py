@@ -25,6 +25,7 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
+from magellan_daemon.timefmt import NEW_YORK
 from magellan_sim.exchange.hooks import Hook
 from tests.chaos import invariants
 from tests.chaos.invariants import BrokerView
@@ -65,6 +66,11 @@ HALT_SLACK = timedelta(seconds=5)  # an entry past its gates just before the hal
 STOP_ALLOWANCE = timedelta(minutes=4)  # see Scenario._stop_allowance
 POLL = 0.01  # wall seconds between the watcher's looks at the ledger's fills
 FAST_SPEED = 4000.0  # virtual seconds per wall second through a plan's quiet stretch
+# Into each close, time runs at CLOSE_SPEED: there the daemon's answer to a refusal must come
+# within minutes, and at SPEED one loaded HTTP round trip (tens of wall milliseconds) is most
+# of a virtual minute, a thousand times Alpaca's; at CLOSE_SPEED it is still a hundred times.
+CLOSE_SPEED = 100.0
+CLOSE_SLOW_FROM, CLOSE_SLOW_UNTIL = "15:50", "16:01"  # New York times
 KILL_HOLD = 20.0  # wall seconds a hooked request may be held (the kill comes at its hit)
 # The hook each aimed kill point arms (its "when" comes from the plan for requests).
 KILL_HOOKS: dict[str, dict[str, object]] = {
@@ -158,18 +164,26 @@ class Scenario:
             await self._advance(session.finish)
 
     async def _advance(self, t: datetime) -> None:
-        """Run virtual time to ``t`` (through the plan's quiet stretch at ``FAST_SPEED``)."""
-        fast = self.plan.fast
-        if fast is not None:
-            for edge in fast:
-                if self.sim.clock.now() < edge < t:
-                    await self._advance_at(edge)
+        """Run virtual time to ``t`` (through the plan's quiet stretch at ``FAST_SPEED``, into
+        each close at ``CLOSE_SPEED``)."""
+        for edge in sorted(self._speed_edges()):
+            if self.sim.clock.now() < edge < t:
+                await self._advance_at(edge)
         await self._advance_at(t)
 
+    def _speed_edges(self) -> list[datetime]:
+        edges = list(self.plan.fast or ())
+        for day in {s.day for s in self.plan.window.sessions}:
+            edges += [ny(day, CLOSE_SLOW_FROM), ny(day, CLOSE_SLOW_UNTIL)]
+        return edges
+
     def _speed_now(self) -> float:
+        now = self.sim.clock.now()
         fast = self.plan.fast
-        if fast is not None and fast[0] <= self.sim.clock.now() < fast[1]:
+        if fast is not None and fast[0] <= now < fast[1]:
             return FAST_SPEED
+        if CLOSE_SLOW_FROM <= now.astimezone(NEW_YORK).strftime("%H:%M") < CLOSE_SLOW_UNTIL:
+            return CLOSE_SPEED
         return self.speed
 
     async def _advance_at(self, t: datetime) -> None:

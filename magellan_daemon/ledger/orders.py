@@ -5,9 +5,10 @@ from __future__ import annotations
 from datetime import date, datetime, time, timedelta
 from decimal import Decimal
 
-from magellan_daemon.domain import OPEN, ClientOrderId
+from magellan_daemon.domain import ClientOrderId
 from magellan_daemon.ledger.connection import LedgerConnection
 from magellan_daemon.ledger.rows import IntentRow, OrderRow, intent_row, order_row, sizing_json
+from magellan_daemon.ledger.schema import OPEN_STATUS_SQL
 from magellan_daemon.timefmt import NEW_YORK, iso
 from strategies.api.model import Intent
 
@@ -167,8 +168,7 @@ class OrderTables(LedgerConnection):
                 clauses.append(f"{column} = ?")
                 args.append(value)
         if open_only:
-            clauses.append(f"status IN ({','.join('?' * len(OPEN))})")
-            args.extend(sorted(OPEN))
+            clauses.append(OPEN_STATUS_SQL)  # literally: the partial index's own list
         where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
         rows = self._conn.execute(f"SELECT * FROM orders {where} ORDER BY rowid", args)
         return [order_row(r) for r in rows]

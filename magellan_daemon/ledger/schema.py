@@ -2,6 +2,9 @@
 migration an older ledger file needs."""
 
 import sqlite3
+import zlib
+
+from magellan_daemon.domain import OPEN
 
 _SCHEMA = """
 -- Magellan ledger. Money and quantities are decimal strings. Times are ISO-8601 UTC.
@@ -213,9 +216,22 @@ _FILLS_COLUMNS = (
 )
 # One strategy's fills of a time range (a New York day for the CSV trade log, status).
 FILLS_INDEX = "CREATE INDEX IF NOT EXISTS fills_by_strategy_ts ON fills (strategy, ts)"
+# The orders still working, a handful, found without reading every order the strategy ever
+# wrote (the plan for "strategy = ? AND status IN (?...)" was orders_by_signal, a scan of the
+# strategy's whole history on every entry, stop and guard check). SQLite uses a partial
+# index only for a query whose WHERE names the same status list literally (bound parameters
+# cannot prove it), so the open-order queries use OPEN_STATUS_SQL itself; the index's name
+# carries a digest of the list, so a changed list makes a new index, never a stale one.
+OPEN_STATUS_SQL = "status IN (" + ",".join(f"'{s.value}'" for s in sorted(OPEN)) + ")"
+OPEN_ORDERS_INDEX = (
+    f"CREATE INDEX IF NOT EXISTS orders_open_{zlib.crc32(OPEN_STATUS_SQL.encode()):08x} "
+    f"ON orders (strategy, symbol) WHERE {OPEN_STATUS_SQL}"
+)
 SCHEMA = (
     _SCHEMA.replace("{fills}", _FILLS.replace("{name}", "IF NOT EXISTS fills"))
     + FILLS_INDEX
+    + ";\n"
+    + OPEN_ORDERS_INDEX
     + ";\n"
 )
 # Ledgers written before fills kept their realised P&L and restatements: same rows, three

@@ -10,14 +10,19 @@ symbol (an exit decided at yesterday's 16:05 for today's open) are re-based with
 sell's quantity multiplied, an entry's reference price divided.
 
 A cash dividend is booked as realised P&L, on its ex-date, to each strategy holding the
-symbol when it is applied (the pre-open of the ex-date: the holders of the record date), so
-the daily P&L and the daily loss limit see it.
+symbol at the start of the ex-date (00:00 New York, when the broker pays it), so the daily
+P&L and the daily loss limit see it. It is usually booked at the ex-date's pre-open, when
+the positions are those holders; when it is booked later (the daemon was down over the
+ex-date) the holders are taken back from the positions now through the fills since and the
+splits booked since (``holders_at``), and when the ledger cannot tell them
+(``HoldersUnknown``) nothing is booked rather than a guess.
 """
 
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
 
@@ -29,7 +34,7 @@ from magellan_daemon.ledger.accounting import PositionState
 from magellan_daemon.ledger.connection import LedgerConnection
 from magellan_daemon.ledger.rows import Booking, booking_row
 from magellan_daemon.ledger.split_accounting import split_positions, whole_shares
-from magellan_daemon.timefmt import iso
+from magellan_daemon.timefmt import iso, new_york_day, parse_iso, session_date
 
 ZERO = Decimal(0)
 
@@ -37,6 +42,35 @@ ZERO = Decimal(0)
 def action_kind(action: CorporateAction) -> str:
     """The ledger's key for the action's kind: one split and one dividend per ex-date."""
     return "split" if action.is_split else "cash_dividend"
+
+
+class HoldersUnknown(Exception):
+    """The ledger cannot tell how many shares a strategy held at an instant (says why)."""
+
+
+@dataclass(frozen=True)
+class Holding:
+    """One strategy's shares of a symbol at an instant, and its position now."""
+
+    strategy: str
+    account: str
+    qty: Decimal  # held at the instant
+    now: PositionState
+
+
+@dataclass(frozen=True)
+class _FillSince:
+    side: str
+    qty: Decimal
+    ts: datetime
+
+
+@dataclass(frozen=True)
+class _SplitSince:
+    ex_date: date
+    start: datetime  # 00:00 New York of the ex-date: fills from then on are on its scale
+    qty_before: Decimal  # what the strategy's booking says (0 without one: it was flat)
+    qty_after: Decimal
 
 
 class CorporateTables(LedgerConnection):
@@ -95,31 +129,30 @@ class CorporateTables(LedgerConnection):
     def apply_dividend(
         self, action: CorporateAction, at: datetime, detail: str = ""
     ) -> list[Booking] | None:
-        """Book a cash dividend to each strategy holding the symbol now (its ex-date's
-        pre-open). None when it was applied before."""
+        """Book a cash dividend to each strategy holding the symbol at the start of its
+        ex-date (counted from the fills when booked later). None when it was applied
+        before; ``HoldersUnknown`` (nothing recorded) when the ledger cannot tell."""
         assert not action.is_split
+        ex_start, _ = new_york_day(action.ex_date)
         with self._tx() as conn:
             if not self._record_action(conn, action, at, detail):
                 return None
             bookings = []
-            for row in conn.execute(
-                "SELECT strategy, account FROM positions WHERE symbol = ? ORDER BY strategy",
-                (action.symbol,),
-            ).fetchall():
-                state = position_book.load_state(conn, row["strategy"], action.symbol)
-                if state.qty <= 0:
+            for holding in holders_at(conn, action.symbol, ex_start):
+                if holding.qty <= 0:
                     continue
-                cash = state.qty * action.rate
+                cash = holding.qty * action.rate
                 booking = Booking(
                     symbol=action.symbol,
                     ex_date=action.ex_date,
                     kind="cash_dividend",
-                    strategy=row["strategy"],
-                    account=row["account"],
-                    qty_before=state.qty,
-                    qty_after=state.qty,
-                    avg_before=state.avg_price,
-                    avg_after=state.avg_price,
+                    strategy=holding.strategy,
+                    account=holding.account,
+                    qty_before=holding.qty,
+                    qty_after=holding.qty,
+                    # a dividend leaves the average alone: the position's now, for the record
+                    avg_before=holding.now.avg_price,
+                    avg_after=holding.now.avg_price,
                     cash=cash,
                     realized=cash,
                 )
@@ -180,6 +213,76 @@ class CorporateTables(LedgerConnection):
             position_book.add_daily(
                 conn, booking.strategy, booking.ex_date.isoformat(), booking.realized
             )
+
+
+def holders_at(conn: sqlite3.Connection, symbol: str, at: datetime) -> list[Holding]:
+    """Each strategy's shares of ``symbol`` at the instant ``at``, by strategy: its position
+    now, less what it bought and plus what it sold since (fills at or after ``at`` not
+    voided), taken back through each split booked since (its ex-date after ``at``'s New York
+    date). Raises ``HoldersUnknown`` when the ledger does not add up (see ``_held_at``)."""
+    since = iso(at)
+    out = []
+    for row in conn.execute(
+        "SELECT strategy, account FROM positions WHERE symbol = ? ORDER BY strategy", (symbol,)
+    ).fetchall():
+        strategy = row["strategy"]
+        fills = [
+            _FillSince(f["side"], Decimal(f["qty"]), parse_iso(f["ts"]))
+            for f in conn.execute(
+                "SELECT side, qty, ts FROM fills WHERE strategy = ? AND symbol = ? "
+                "AND voided = 0 AND ts >= ? ORDER BY ts DESC, id DESC",
+                (strategy, symbol, since),
+            )
+        ]
+        splits = [
+            _SplitSince(
+                ex_date=date.fromisoformat(s["ex_date"]),
+                start=new_york_day(date.fromisoformat(s["ex_date"]))[0],
+                qty_before=Decimal(s["qty_before"] or 0),
+                qty_after=Decimal(s["qty_after"] or 0),
+            )
+            for s in conn.execute(
+                "SELECT a.ex_date, b.qty_before, b.qty_after FROM corporate_actions a "
+                "LEFT JOIN corporate_action_bookings b ON b.symbol = a.symbol "
+                "AND b.ex_date = a.ex_date AND b.kind = a.kind AND b.strategy = ? "
+                "WHERE a.symbol = ? AND a.kind = 'split' AND a.ex_date > ? "
+                "ORDER BY a.ex_date DESC",
+                (strategy, symbol, session_date(at).isoformat()),
+            )
+        ]
+        now = position_book.load_state(conn, strategy, symbol)
+        try:
+            qty = _held_at(now.qty, fills, splits)
+        except HoldersUnknown as exc:
+            raise HoldersUnknown(f"{strategy} in {symbol} at {iso(at)}: {exc}") from None
+        out.append(Holding(strategy=strategy, account=row["account"], qty=qty, now=now))
+    return out
+
+
+def _held_at(qty: Decimal, fills: Sequence[_FillSince], splits: Sequence[_SplitSince]) -> Decimal:
+    """The shares held before ``fills`` (newest first) given ``qty`` held after them,
+    through ``splits`` (newest first). A split is taken back through its booking, exact
+    where a ratio would round: refused when the position just after it is no longer the
+    one it booked (a fill before it restated since), as a count below zero is."""
+    pending = list(fills)
+    for split in splits:
+        while pending and pending[0].ts >= split.start:
+            qty = _undo(qty, pending.pop(0))
+        if qty != split.qty_after:
+            raise HoldersUnknown(
+                f"{qty} shares just after the split of {split.ex_date}, which booked "
+                f"{split.qty_after}: a fill before it was restated since"
+            )
+        qty = split.qty_before
+    for fill in pending:
+        qty = _undo(qty, fill)
+    if qty < 0:
+        raise HoldersUnknown(f"{qty} shares before the fills since: a fill is missing")
+    return qty
+
+
+def _undo(qty: Decimal, fill: _FillSince) -> Decimal:
+    return qty - fill.qty if fill.side == "buy" else qty + fill.qty
 
 
 def _rebase_pending_intents(

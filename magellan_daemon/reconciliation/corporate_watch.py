@@ -23,7 +23,9 @@ What happens on a split's ex-date, in this order:
    of the symbol before the open; a stop still resting is replaced with the new numbers).
 
 A cash dividend is booked once, on its ex-date, as P&L of the strategies holding the symbol
-(``Ledger.apply_dividend``); the broker's ``DIV`` cash is never a position discrepancy.
+at the start of the ex-date (``Ledger.apply_dividend``), at startup too for an ex-date the
+daemon was down for (the holders then are counted back from the fills); the broker's
+``DIV`` cash is never a position discrepancy.
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ from magellan_core.corporate_actions import CorporateAction
 from magellan_daemon.errors import BrokerError
 from magellan_daemon.execution.order_path import OrderPath
 from magellan_daemon.execution.ports import Broker
+from magellan_daemon.ledger.corporate import HoldersUnknown
 from magellan_daemon.ledger.split_accounting import whole_shares
 from magellan_daemon.ledger.store import Ledger
 from magellan_daemon.reconciliation.holdings import holding_views
@@ -258,18 +261,34 @@ class CorporateActionWatch:
     # -- dividends ---------------------------------------------------------------------
 
     def _dividend(self, action: CorporateAction) -> None:
-        if action.ex_date != self._today():
-            return  # the holders of a past ex-date are not known any more
-        bookings = self._ledger.apply_dividend(action, self._clock.now(), "from the broker")
+        """Booked once, to the holders at the start of the ex-date: the broker paid them
+        then, whether or not the daemon ran (a past ex-date is caught up from the fills)."""
+        late = action.ex_date < self._today()
+        detail = "from the broker, caught up after the ex-date" if late else "from the broker"
+        try:
+            bookings = self._ledger.apply_dividend(action, self._clock.now(), detail)
+        except HoldersUnknown as exc:
+            log.warning(
+                "dividend %s %s/share (ex %s) not booked: the shares held at the ex-date "
+                "are not known (%s); the broker credited it, the ledger's P&L misses it",
+                action.symbol,
+                _number(action.rate),
+                action.ex_date,
+                exc,
+                extra={"fields": {"SYMBOL": action.symbol, "EVENT": "dividend"}},
+            )
+            return
         for b in bookings or ():
             log.info(
-                "dividend %s %s/share (ex %s): %s holds %s shares: %s booked",
+                "dividend %s %s/share (ex %s): %s %s %s shares: %s booked%s",
                 action.symbol,
                 _number(action.rate),
                 action.ex_date,
                 b.strategy,
+                "held" if late else "holds",
                 b.qty_before,
                 round(b.cash, 2),
+                " (caught up)" if late else "",
                 extra={"fields": {"SYMBOL": action.symbol, "EVENT": "dividend"}},
             )
 

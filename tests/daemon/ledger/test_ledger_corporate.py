@@ -11,6 +11,7 @@ import pytest
 
 from magellan_core.corporate_actions import CorporateAction
 from magellan_daemon.domain import BrokerEvent, BrokerOrderId, ClientOrderId
+from magellan_daemon.ledger import corporate
 from magellan_daemon.ledger.store import Ledger
 from strategies.api.model import FixedDollars, Intent
 
@@ -187,3 +188,68 @@ def test_a_dividend_is_booked_to_the_strategies_holding_on_the_ex_date(ledger: L
     assert ledger.realized_on("hourly_swing", EX) == 0
     assert ledger.apply_dividend(dividend, PRE_OPEN) is None
     assert ledger.position_qty("daily_trend", "AAPL") == 100
+
+
+AAPL_DIVIDEND = CorporateAction(
+    "AAPL", "cash_dividend", EX, Decimal(1), Decimal(1), Decimal("0.25")
+)
+EX_OPEN = datetime(2024, 6, 10, 13, 30, tzinfo=UTC)  # 09:30 ET on the ex-date
+LATER = datetime(2024, 6, 14, 13, 0, tzinfo=UTC)  # a startup days after the ex-date
+
+
+def test_a_dividend_booked_after_its_ex_date_goes_to_the_holders_at_its_start(
+    ledger: Ledger,
+) -> None:
+    """The daemon was down over the ex-date: the shares held at its 00:00 (New York) are
+    the ones the broker paid, whatever was bought or sold since."""
+    _fill(ledger, "dt", "daily_trend", "buy", 100, "180", symbol="AAPL")
+    _fill(ledger, "dt-x", "daily_trend", "sell", 40, "185", now=EX_OPEN, symbol="AAPL")
+    _fill(ledger, "hs", "hourly_swing", "buy", 10, "184", now=EX_OPEN, symbol="AAPL")
+    _fill(ledger, "dt-y", "daily_trend", "sell", 60, "186", LATER - timedelta(days=1), "AAPL")
+    (booking,) = ledger.apply_dividend(AAPL_DIVIDEND, LATER)
+    assert (booking.strategy, booking.qty_before, booking.cash) == ("daily_trend", 100, 25)
+    sold = Decimal(40 * 5)
+    assert ledger.realized_on("daily_trend", EX) == sold + 25
+    assert ledger.realized_on("hourly_swing", EX) == 0
+    assert ledger.apply_dividend(AAPL_DIVIDEND, LATER) is None
+
+
+def test_a_split_after_the_dividend_is_taken_back_through_its_booking(ledger: Ledger) -> None:
+    """4-for-1 on the 12th, after the dividend's ex-date (the 10th): the shares held at the
+    ex-date are counted on the old scale, as the broker paid them."""
+    _fill(ledger, "dt", "daily_trend", "buy", 100, "180", symbol="AAPL")
+    _fill(ledger, "x", "daily_trend", "sell", 20, "181", EX_OPEN + timedelta(days=1), "AAPL")
+    split = CorporateAction(
+        "AAPL", "forward_split", date(2024, 6, 12), Decimal(4), Decimal(1), Decimal(0)
+    )
+    ledger.apply_split(split, datetime(2024, 6, 12, 13, 0, tzinfo=UTC))
+    assert ledger.position_qty("daily_trend", "AAPL") == 320
+    _fill(ledger, "y", "daily_trend", "buy", 40, "46", EX_OPEN + timedelta(days=3), "AAPL")
+    (booking,) = ledger.apply_dividend(AAPL_DIVIDEND, LATER)
+    assert (booking.qty_before, booking.cash) == (100, 25)
+
+
+def test_a_dividend_whose_holders_the_ledger_cannot_tell_is_refused(ledger: Ledger) -> None:
+    """A fill before a later split was busted after the split was booked: the position
+    no longer matches the split's booking, and the count at the ex-date would be a guess."""
+    _fill(ledger, "dt", "daily_trend", "buy", 100, "180", symbol="AAPL")
+    _fill(ledger, "b", "daily_trend", "buy", 20, "181", EX_OPEN + timedelta(days=1), "AAPL")
+    split = CorporateAction(
+        "AAPL", "forward_split", date(2024, 6, 12), Decimal(4), Decimal(1), Decimal(0)
+    )
+    ledger.apply_split(split, datetime(2024, 6, 12, 13, 0, tzinfo=UTC))
+    ledger.apply_event(
+        BrokerEvent(
+            event="trade_bust",
+            client_order_id=ClientOrderId("b"),
+            broker_order_id=BrokerOrderId("b-b"),
+            ts_event=datetime(2024, 6, 12, 15, 0, tzinfo=UTC),
+            source="stream",
+            cum_filled_qty=Decimal(0),
+            order_status="new",
+        )
+    )
+    assert ledger.position_qty("daily_trend", "AAPL") == 400
+    with pytest.raises(corporate.HoldersUnknown, match="split of 2024-06-12"):
+        ledger.apply_dividend(AAPL_DIVIDEND, LATER)
+    assert not ledger.corporate_action_applied("AAPL", EX, "cash_dividend")

@@ -70,6 +70,8 @@ CREATE TABLE IF NOT EXISTS orders (
 );
 CREATE INDEX IF NOT EXISTS orders_by_status ON orders (status);
 CREATE INDEX IF NOT EXISTS orders_by_signal ON orders (strategy, symbol, signal_time);
+-- A strategy's entries of one day (the router's daily entry limit), without its whole history.
+CREATE INDEX IF NOT EXISTS orders_by_leg_created ON orders (strategy, leg, created_at);
 
 CREATE TABLE IF NOT EXISTS order_events (
     id INTEGER PRIMARY KEY,

@@ -87,7 +87,7 @@ def build_stack(
     for name in strategies:
         # No restart to rebuild from: the decided symbols are still saved before the router
         # sees their intents (the daemon's order), the quiet ones once at the end of the run.
-        kernel.runners[name] = kernel.new_runner(name, save_quiet_symbols=False)
+        kernel.runners[name] = kernel.new_runner(name, backtest=True)
     return Stack(
         clock=clock,
         exchange=exchange,

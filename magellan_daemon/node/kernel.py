@@ -60,10 +60,11 @@ class Kernel(Generic[BrokerT]):
     accounts: Mapping[str, str]  # strategy -> the account it trades on
     sessions: Callable[[], SessionBook]
 
-    def new_runner(self, name: str, *, save_quiet_symbols: bool = True) -> StrategyRunner:
+    def new_runner(self, name: str, *, backtest: bool = False) -> StrategyRunner:
         """A runner for strategy ``name`` with a fresh strategy, not yet in ``runners`` (the
-        caller restores it first, if it restores, then adds it). ``save_quiet_symbols``
-        False: symbols with only quiet bars are saved at the end, not every few minutes."""
+        caller restores it first, if it restores, then adds it). A ``backtest`` runner saves
+        symbols with only quiet bars at the end, not every few minutes, and stores only the
+        evaluations that decided something (nobody reads a backtest's "why not" of a bar)."""
         config = self.strategies[name]
         return StrategyRunner(
             name=name,
@@ -75,7 +76,8 @@ class Kernel(Generic[BrokerT]):
             sessions=self.sessions,
             execution_delay=config.spec.execution_delay,
             per_symbol_state=config.spec.per_symbol_state,
-            quiet_save_every=QUIET_SAVE_EVERY if save_quiet_symbols else None,
+            quiet_save_every=None if backtest else QUIET_SAVE_EVERY,
+            record_skips=not backtest,
         )
 
 

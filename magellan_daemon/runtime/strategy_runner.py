@@ -46,6 +46,7 @@ from strategies.api.model import Bar, HoldingView, Intent, OrderUpdate, Step, St
 
 log = logging.getLogger(__name__)
 QUIET_SAVE_EVERY = timedelta(minutes=5)
+DECISIONS = frozenset({"enter", "exit"})  # evaluations that decided something
 _BAR_ORDER = attrgetter("t", "symbol")
 TIMEFRAME_LENGTH = BAR_LENGTH  # how long a bar of each timeframe lasts (the one table)
 
@@ -79,6 +80,7 @@ class StrategyRunner:
         execution_delay: timedelta = timedelta(0),
         per_symbol_state: bool = False,
         quiet_save_every: timedelta | None = QUIET_SAVE_EVERY,
+        record_skips: bool = True,
     ) -> None:
         self.name = name
         self.strategy = strategy
@@ -101,6 +103,9 @@ class StrategyRunner:
         # How often the symbols with quiet bars are saved; None: never by themselves (a
         # backtest, whose in-memory ledger has no restart to rebuild from, asks for that).
         self._quiet_save_every = quiet_save_every
+        # False (a backtest): only the evaluations that decided something are stored; the
+        # "why not" of every other bar is read by nobody there and cost a row per bar.
+        self._record_skips = record_skips
         self._save_posted = False
         self._submitted = False
         self._working = False
@@ -403,11 +408,13 @@ class StrategyRunner:
             self._save_decided(now, set())  # a quiet call: only the interval save is due
             return 0
         evaluations = [e for s in steps for e in s.evaluations]
+        if not self._record_skips:
+            evaluations = [e for e in evaluations if e.decision in DECISIONS]
         intents = [i for s in steps for i in s.intents]
         if evaluations:
             self._ledger.record_evaluations(evaluations, now)
         for evaluation in evaluations:
-            if evaluation.decision in ("enter", "exit"):
+            if evaluation.decision in DECISIONS:
                 log.info(
                     "signal    %-12s %-6s %s: %s",
                     self.name,

@@ -33,7 +33,7 @@ from magellan_daemon.ledger.store import Ledger
 from magellan_daemon.ledger.tradelog import TradeLogWriter
 from magellan_daemon.observability.metrics import Metrics
 from magellan_daemon.reconciliation.corporate_watch import CorporateActionWatch
-from magellan_daemon.runtime.strategy_runner import QUIET_SAVE_EVERY, StrategyRunner
+from magellan_daemon.runtime.strategy_runner import StrategyRunner
 from magellan_daemon.sessions import SessionBook
 from strategies.api.model import OrderUpdate
 from strategies.registry import descriptor
@@ -76,8 +76,7 @@ class Kernel(Generic[BrokerT]):
             sessions=self.sessions,
             execution_delay=config.spec.execution_delay,
             per_symbol_state=config.spec.per_symbol_state,
-            quiet_save_every=None if backtest else QUIET_SAVE_EVERY,
-            record_skips=not backtest,
+            backtest=backtest,
         )
 
 

@@ -79,8 +79,7 @@ class StrategyRunner:
         sessions: Callable[[], SessionBook],
         execution_delay: timedelta = timedelta(0),
         per_symbol_state: bool = False,
-        quiet_save_every: timedelta | None = QUIET_SAVE_EVERY,
-        record_skips: bool = True,
+        backtest: bool = False,
     ) -> None:
         self.name = name
         self.strategy = strategy
@@ -102,10 +101,11 @@ class StrategyRunner:
         self._quiet_saved_at: datetime | None = None
         # How often the symbols with quiet bars are saved; None: never by themselves (a
         # backtest, whose in-memory ledger has no restart to rebuild from, asks for that).
-        self._quiet_save_every = quiet_save_every
-        # False (a backtest): only the evaluations that decided something are stored; the
-        # "why not" of every other bar is read by nobody there and cost a row per bar.
-        self._record_skips = record_skips
+        # A backtest's runner never restarts and nobody reads its "why not" of a bar: it
+        # stores only the evaluations that decided something, and its state is saved once,
+        # at the end (the backtest's own call), not after each call or every few minutes.
+        self._backtest = backtest
+        self._quiet_save_every = None if backtest else QUIET_SAVE_EVERY
         self._save_posted = False
         self._submitted = False
         self._working = False
@@ -408,7 +408,7 @@ class StrategyRunner:
             self._save_decided(now, set())  # a quiet call: only the interval save is due
             return 0
         evaluations = [e for s in steps for e in s.evaluations]
-        if not self._record_skips:
+        if self._backtest:
             evaluations = [e for e in evaluations if e.decision in DECISIONS]
         intents = [i for s in steps for i in s.intents]
         if evaluations:
@@ -450,6 +450,8 @@ class StrategyRunner:
     def _save_decided(self, now: datetime, decided: set[str]) -> None:
         """Before the router: the symbols that decided (a per-symbol strategy) or the whole
         snapshot; the quiet symbols later, in a save of their own (see the module doc)."""
+        if self._backtest:
+            return
         if not self._per_symbol:
             self.save()
             return

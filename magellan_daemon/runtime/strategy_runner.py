@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
@@ -47,6 +48,10 @@ from strategies.api.model import Bar, HoldingView, Intent, OrderUpdate, Step, St
 log = logging.getLogger(__name__)
 QUIET_SAVE_EVERY = timedelta(minutes=5)
 DECISIONS = frozenset({"enter", "exit"})  # evaluations that decided something
+# A streamed bar older than this in market time, that also waited BEHIND_WALL_SECONDS in the
+# queue, finds the runner behind the market: it goes in as warm-up (see _behind).
+BEHIND_AFTER = timedelta(minutes=2)
+BEHIND_WALL_SECONDS = 10.0
 _BAR_ORDER = attrgetter("t", "symbol")
 TIMEFRAME_LENGTH = BAR_LENGTH  # how long a bar of each timeframe lasts (the one table)
 
@@ -55,9 +60,10 @@ TIMEFRAME_LENGTH = BAR_LENGTH  # how long a bar of each timeframe lasts (the one
 class _Post:
     """One item of a runner's queue; ``done`` completes when it was handled."""
 
-    kind: str  # bars, warmup, clock, update, sync, save
+    kind: str  # bars, batch, warmup, clock, update, sync, save
     payload: Any
     done: asyncio.Future[int] | None = field(default=None)
+    posted: float = 0.0  # time.monotonic() when a streamed batch was posted
 
 
 class StrategyRunner:
@@ -80,6 +86,7 @@ class StrategyRunner:
         execution_delay: timedelta = timedelta(0),
         per_symbol_state: bool = False,
         backtest: bool = False,
+        behind_wall_seconds: float = BEHIND_WALL_SECONDS,
     ) -> None:
         self.name = name
         self.strategy = strategy
@@ -105,6 +112,9 @@ class StrategyRunner:
         # stores only the evaluations that decided something, and its state is saved once,
         # at the end (the backtest's own call), not after each call or every few minutes.
         self._backtest = backtest
+        self._behind_wall_seconds = behind_wall_seconds
+        self._behind_since_bars = 0  # bars taken as warm-up in the current spell behind
+        self.bars_behind = 0  # bars taken as warm-up because the runner was behind, in all
         self._quiet_save_every = None if backtest else QUIET_SAVE_EVERY
         self._save_posted = False
         self._submitted = False
@@ -166,7 +176,7 @@ class StrategyRunner:
     def post_batch(self, batch: BarBatch) -> None:
         """Completed minute bars as columns (the live bar stream), evaluated in one call
         (``_on_batch``)."""
-        self._queue.put_nowait(_Post("batch", batch))
+        self._queue.put_nowait(_Post("batch", batch, posted=time.monotonic()))
 
     def post_update(self, update: OrderUpdate) -> None:
         """News about one of the strategy's own orders."""
@@ -250,6 +260,8 @@ class StrategyRunner:
         if post.kind == "bars":
             return self._on_bars(post.payload)
         if post.kind == "batch":
+            if self._behind(post):
+                return self._catch_up(post.payload)
             return self._on_batch(post.payload)
         if post.kind == "warmup":
             return self._warmup(post.payload)
@@ -386,6 +398,54 @@ class StrategyRunner:
             self._dirty.update(symbols[i] for i in fresh)
         self._record(steps)
         return evaluated
+
+    def _behind(self, post: _Post) -> bool:
+        """Whether a streamed batch is too old to decide on: its bars ended over
+        ``BEHIND_AFTER`` of market time ago and it waited over ``behind_wall_seconds`` of
+        wall time in this queue (both: at test speed a moment's wait is minutes of market
+        time). A runner that falls behind (a CPU spike, a burst bigger than it can evaluate
+        in a minute) then takes the backlog in as warm-up, which is cheaper, until it is
+        current again: no entry on a crash minutes old, and the clock's exits and the
+        order news queued behind the backlog come sooner."""
+        batch: BarBatch = post.payload
+        if not len(batch):
+            return False
+        lag = self._clock.now() - (max(batch.t) + TIMEFRAME_LENGTH["1Min"])
+        waited = time.monotonic() - post.posted
+        behind = lag > BEHIND_AFTER and waited > self._behind_wall_seconds
+        if behind and not self._behind_since_bars:
+            log.warning(
+                "strategy %s is behind the market: bars %d s old waited %.1f s in its "
+                "queue; streamed bars go in as warm-up (no decisions) until it catches up",
+                self.name,
+                lag.total_seconds(),
+                waited,
+                extra={"fields": {"STRATEGY": self.name, "EVENT": "runner_behind"}},
+            )
+        elif not behind and self._behind_since_bars:
+            log.info(
+                "strategy %s caught up: %d bars went in as warm-up while it was behind",
+                self.name,
+                self._behind_since_bars,
+            )
+            self._behind_since_bars = 0
+        return behind
+
+    def _catch_up(self, batch: BarBatch) -> int:
+        """A batch of a runner behind the market: indicators and session state only (the
+        bars are saved with the quiet symbols, not now: a save is what a backlog cannot
+        afford)."""
+        bars = self.new_bars(batch.bar(i) for i in range(len(batch)))
+        if not bars:
+            return 0
+        self.strategy.warmup(bars, self._sessions().on)
+        for bar in bars:
+            self.last_bar[bar.symbol] = bar.t
+        if self._per_symbol:
+            self._dirty.update(b.symbol for b in bars)
+        self.bars_behind += len(bars)
+        self._behind_since_bars += len(bars)
+        return 0
 
     def _on_clock(self, now: datetime) -> int:
         session = self._sessions().for_bar_start(now)

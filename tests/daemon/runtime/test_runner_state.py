@@ -6,11 +6,15 @@ exactly the state of a runner that never stopped. No record of a skipped bar is 
 from __future__ import annotations
 
 import asyncio
+import logging
 import random
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
+import pytest
+
 from magellan_core.clock import VirtualClock
+from magellan_daemon.adapters.bar_batch import BarBatch
 from magellan_daemon.ledger.store import Ledger
 from magellan_daemon.runtime.strategy_runner import QUIET_SAVE_EVERY, StrategyRunner
 from magellan_daemon.sessions import SessionBook
@@ -113,3 +117,51 @@ async def test_a_clean_stop_saves_every_symbol(tmp_path: Path) -> None:
     assert again.last_bar == steady.last_bar
     assert again.strategy.snapshot() == steady.strategy.snapshot()
     ledger.close()
+
+
+async def test_a_runner_behind_the_market_takes_the_backlog_as_warm_up(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A streamed batch whose bars are minutes old and that waited in the runner's queue
+    (the runner fell behind) updates the strategy's state but decides nothing; the first
+    current batch after it is evaluated as usual."""
+    minutes = _minutes(6)
+    clock = VirtualClock(SESSION.open, speed=0)
+    ledger = Ledger.open(tmp_path / "ledger.sqlite")
+    runner = StrategyRunner(
+        name="bear_trap",
+        strategy=BearTrap(PARAMS, explain_skips=True),  # a record for every bar it decides on
+        symbols=SYMBOLS,
+        ledger=ledger,
+        router=None,  # type: ignore[arg-type]  # quiet bars: nothing is ever routed
+        clock=clock,
+        sessions=lambda: SessionBook([SESSION]),
+        per_symbol_state=True,
+        behind_wall_seconds=0.0,  # any wait counts: the market lag decides here
+    )
+    worker = asyncio.create_task(runner.run())
+    try:
+        with caplog.at_level(logging.INFO):
+            clock.set(minutes[0][0].t + timedelta(minutes=5))  # five minutes behind
+            runner.post_batch(_batch(minutes[0]))
+            await runner.feed([])  # the queue is in order: the batch was handled
+            assert ledger.evaluations("bear_trap") == []
+            assert runner.last_bar == {s: minutes[0][0].t for s in SYMBOLS}
+            assert runner.bars_behind == len(SYMBOLS)
+            clock.set(minutes[5][0].t + timedelta(minutes=1, seconds=2))  # current again
+            runner.post_batch(_batch(minutes[5]))
+            await runner.feed([])
+        assert {e["symbol"] for e in ledger.evaluations("bear_trap")} == set(SYMBOLS)
+        messages = [(r.levelno, r.getMessage()) for r in caplog.records]
+        assert any(lvl == logging.WARNING and "behind the market" in m for lvl, m in messages)
+        assert any(lvl == logging.INFO and "caught up: 3 bars" in m for lvl, m in messages)
+    finally:
+        worker.cancel()
+        ledger.close()
+
+
+def _batch(bars: list[Bar]) -> BarBatch:
+    batch = BarBatch()
+    for b in bars:
+        batch.append(b.symbol, b.t, b.open, b.high, b.low, b.close, b.volume)
+    return batch

@@ -31,6 +31,30 @@ _SET_SYMBOL, _SET_TIMEFRAME, _SET_T, _SET_OPEN, _SET_HIGH, _SET_LOW, _SET_CLOSE,
 )
 
 
+def slotted_bar(
+    symbol: str,
+    timeframe: str,
+    t: datetime,
+    open_: float,
+    high: float,
+    low: float,
+    close: float,
+    volume: float,
+) -> Bar:
+    """A ``Bar`` built by setting its slots (see ``_FIELDS``): for the paths that build one
+    per row of columns (a minute's burst, a backtest's driven bars)."""
+    bar = _new_bar(Bar)
+    _SET_SYMBOL(bar, symbol)
+    _SET_TIMEFRAME(bar, timeframe)
+    _SET_T(bar, t)
+    _SET_OPEN(bar, open_)
+    _SET_HIGH(bar, high)
+    _SET_LOW(bar, low)
+    _SET_CLOSE(bar, close)
+    _SET_VOLUME(bar, volume)
+    return bar
+
+
 @dataclass(slots=True, eq=False)
 class BarBatch:
     """Minute bars (timeframe ``1Min``), row ``i`` across the columns; rows already checked
@@ -90,16 +114,16 @@ class BarBatch:
 
     def bar(self, i: int) -> Bar:
         """Row ``i`` as a ``Bar`` (built by its slots: see ``_FIELDS``)."""
-        bar = _new_bar(Bar)
-        _SET_SYMBOL(bar, self.symbol[i])
-        _SET_TIMEFRAME(bar, "1Min")
-        _SET_T(bar, self.t[i])
-        _SET_OPEN(bar, self.open[i])
-        _SET_HIGH(bar, self.high[i])
-        _SET_LOW(bar, self.low[i])
-        _SET_CLOSE(bar, self.close[i])
-        _SET_VOLUME(bar, self.volume[i])
-        return bar
+        return slotted_bar(
+            self.symbol[i],
+            "1Min",
+            self.t[i],
+            self.open[i],
+            self.high[i],
+            self.low[i],
+            self.close[i],
+            self.volume[i],
+        )
 
     def bars(self) -> list[Bar]:
         """Every row as a ``Bar`` (the rare paths: buffering during a backfill, tests)."""

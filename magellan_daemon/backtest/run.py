@@ -35,6 +35,7 @@ from typing import cast
 import numpy as np
 
 from magellan_core.timeframes import BAR_LENGTH, INTRADAY
+from magellan_daemon.adapters.bar_batch import slotted_bar
 from magellan_daemon.backtest.bars_csv import symbol_files
 from magellan_daemon.backtest.marks import CloseMarks
 from magellan_daemon.backtest.signals_replay import adjusted_bar
@@ -92,16 +93,17 @@ class _Driven:
     def bars(self, rows: range) -> list[Bar]:
         a, b = rows.start, rows.stop
         names, tf = self.symbols, self.timeframe
+        times: dict[float, datetime] = {}  # the rows of one instant share a few bar times
         return [
-            Bar(
-                symbol=names[s],
-                timeframe=tf,
-                t=datetime.fromtimestamp(t, UTC),
-                open=o,
-                high=h,
-                low=lo,
-                close=c,
-                volume=v,
+            slotted_bar(
+                names[s],
+                tf,
+                times.get(t) or times.setdefault(t, datetime.fromtimestamp(t, UTC)),
+                o,
+                h,
+                lo,
+                c,
+                v,
             )
             for s, t, o, h, lo, c, v in zip(
                 self.symbol[a:b].tolist(),

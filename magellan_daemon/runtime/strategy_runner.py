@@ -450,7 +450,9 @@ class StrategyRunner:
     def _on_clock(self, now: datetime) -> int:
         session = self._sessions().for_bar_start(now)
         step = self._call("*", lambda: self.strategy.on_clock(now, session))
-        return self._record([step] if step is not None else [])
+        if step is None or not (step.intents or step.evaluations):
+            return 0  # the usual tick: nothing held is due (nothing to record or save)
+        return self._record([step])
 
     def _call(self, symbol: str, fn: Callable[[], Step]) -> Step | None:
         try:

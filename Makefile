@@ -51,8 +51,15 @@ run-paper: $(STAMP)
 sim: $(STAMP)
 	$(BIN)/magellan sim --port 8700
 
+# Every bench/bench_*.py in turn; each appends its figures to bench/out/figures.jsonl (bench/
+# common.py's report()), emptied first, and bench/goals.py prints them last as one table
+# against issue 19's goals. A benchmark that fails is named after the table (its figures read
+# "not measured") and fails the target; the others still run.
 bench: $(STAMP) $(BACKTRADER_VENV)/.installed $(NAUTILUS_VENV)/.installed
-	@if ls bench/bench_*.py >/dev/null 2>&1; then for b in bench/bench_*.py; do $(BIN)/python $$b; done; else echo "no benchmarks yet"; fi
+	@mkdir -p bench/out && : > bench/out/figures.jsonl
+	@failed=""; for b in bench/bench_*.py; do $(BIN)/python $$b || failed="$$failed $$b"; done; \
+	$(BIN)/python bench/goals.py; \
+	if [ -n "$$failed" ]; then echo "# failed:$$failed"; exit 1; fi
 
 # The peer engines (variables at the top), installed by bench-peers and bench.
 

@@ -24,7 +24,9 @@ With a --start after the data's first day, every engine warms its RSI up on the 
 it and trades from it; the peers run those warm-up bars inside their timed run (and count
 them), ours before its driven part: the figures to quote are the whole data's (no options).
 
-Prints the table and writes it, with the comparison, to bench/out/bench_peers.json.
+Prints the table and writes it, with the comparison, to bench/out/bench_peers.json; the
+ratios of ours to each peer are reported (bench/common.py's report()) as figures too, for
+bench/goals.py's table (with a --start or --end, under names that carry the window).
 """
 
 from __future__ import annotations
@@ -44,7 +46,7 @@ from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
-from common import REPO, SHARED_BARS, machine
+from common import REPO, SHARED_BARS, machine, report
 
 from magellan_daemon.cli import backtest as cli
 from magellan_sim.market.calendar import SessionCalendar
@@ -274,6 +276,17 @@ def main() -> int:
         if c["only_ours"] or c["only_peer"]:
             print(f"  first only in ours: {c['only_ours']}")
             print(f"  first only in {name}: {c['only_peer']}")
+    whole = not (args.start or args.end)  # the goals are stated on the whole data
+    for peer, row in zip(PEERS, rows[1:], strict=True):
+        c = comparisons[peer.name]
+        report(
+            f"RSI rule, ours / {peer.name}" + ("" if whole else f" ({window})"),
+            row.ours_ratio,
+            "x",
+            f"{ours.bars_per_second:,.0f} against {row.bars_per_second:,.0f} bars/s on the same "
+            f"{row.bars:,} regular-session 1Min bars; {c['matching']:,} of ours' "
+            f"{c['ours']:,} trades match",
+        )
     (OUT / "bench_peers.json").write_text(
         json.dumps(
             {

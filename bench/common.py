@@ -1,11 +1,15 @@
 """Shared by the benchmarks: the machine line, medians, RSS, deep object sizes.
 
-Every benchmark prints one line per figure: ``name: value unit (median of N; details)``.
-Speed and memory are measured here, never asserted in tests.
+Every benchmark prints one line per figure: ``name: value unit (median of N; details)``,
+and appends it as one JSON line to ``FIGURES`` (bench/out/figures.jsonl, emptied by ``make
+bench`` first), where bench/goals.py reads the run's figures to print them against their
+goals. Speed and memory are measured here, never asserted in tests.
 """
 
 from __future__ import annotations
 
+import json
+import math
 import os
 import platform
 import statistics
@@ -16,6 +20,8 @@ from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_BARS = Path(os.environ.get("SHARED_BARS", REPO.parent / "shared" / "data" / "bars"))
+# Each report() appends here; `make bench` empties it first, bench/goals.py reads it.
+FIGURES = REPO / "bench" / "out" / "figures.jsonl"
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
@@ -87,5 +93,17 @@ def deep_size(obj: Any, seen: set[int] | None = None) -> int:
 
 
 def report(name: str, value: float, unit: str, detail: str) -> None:
-    """Print one figure line."""
+    """Print one figure line and append it to ``FIGURES`` as one JSON line: the name
+    (without the indent that marks a breakdown line), the value (null when not a finite
+    number), the unit, the details and the benchmark (the running script's name)."""
     print(f"{name}: {value:,.3f} {unit} ({detail})", flush=True)
+    record = {
+        "name": name.strip(),
+        "value": value if math.isfinite(value) else None,
+        "unit": unit,
+        "details": detail,
+        "bench": Path(sys.argv[0]).stem,
+    }
+    FIGURES.parent.mkdir(parents=True, exist_ok=True)
+    with FIGURES.open("a") as f:
+        f.write(json.dumps(record) + "\n")

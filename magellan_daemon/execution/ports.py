@@ -1,4 +1,4 @@
-"""The execution layer's two ports, as protocols.
+"""The execution layer's ports, as protocols.
 
 ``Broker`` (and ``ReconcilingBroker``) is what the execution and reconciliation layers ask of
 one broker account. The order path, the router (through the order path), the corporate-action
@@ -9,7 +9,8 @@ Every call answers in domain values and fails with the broker error taxonomy
 (``magellan_daemon.errors``): an adapter's own exceptions never cross the port.
 
 ``IntentRouter`` is what the runtime calls on the order path: a strategy runner depends on it,
-not on the concrete router, so either side can change behind it.
+not on the concrete router, so either side can change behind it. ``GuardRouter`` adds what
+the position guard asks of the router (a flatten of one symbol, the sells still in a lane).
 """
 
 from __future__ import annotations
@@ -111,4 +112,18 @@ class IntentRouter(Protocol):
         self, intents: Sequence[Intent], intent_ids: Sequence[int | None] = ()
     ) -> None:
         """``submit`` and wait until every intent was executed."""
+        ...
+
+
+class GuardRouter(IntentRouter, Protocol):
+    """What the position guard asks of the router (``router.OrderRouter`` in the daemon)."""
+
+    def selling(self, strategy: str, symbol: str) -> int:
+        """Shares the strategy's sells queued or running on the symbol's lane will sell."""
+        ...
+
+    def flatten_symbol(
+        self, strategy: str, symbol: str, leg: str, *, time_in_force: str = "day"
+    ) -> asyncio.Future[object]:
+        """Queue a flatten of one symbol: its open orders cancelled, then a market sell."""
         ...

@@ -40,7 +40,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, time, timedelta
 
 from magellan_core.clock import Clock
-from magellan_daemon.execution.router import OrderRouter
+from magellan_daemon.execution.ports import GuardRouter
 from magellan_daemon.ledger.store import Ledger, OrderRow
 from magellan_daemon.sessions import SessionBook
 from magellan_daemon.timefmt import NEW_YORK
@@ -112,7 +112,7 @@ class PositionGuard:
         self,
         *,
         ledger: Ledger,
-        router: OrderRouter,
+        router: GuardRouter,
         clock: Clock,
         sessions: Callable[[], SessionBook],
         strategies: Iterable[GuardedStrategy],

@@ -39,13 +39,20 @@ from typing import Any, TextIO
 from magellan_core.corporate_actions import SplitTable
 from magellan_core.matching import stop_start
 from magellan_daemon.timefmt import NEW_YORK
-from strategies.api.model import PROTECTIVE_STOP_LEG, Bar, Intent, OrderUpdate, Step, Strategy
+from strategies.api.model import (
+    PROTECTIVE_STOP_LEG,
+    STOP_ACTIONS,
+    Bar,
+    Intent,
+    OrderUpdate,
+    Step,
+    Strategy,
+)
 from strategies.api.session import Session
 from strategies.lib.rebase import shares_after
 from strategies.lib.sizing import shares_for
 
 CSV_COLUMNS = ("strategy", "symbol", "signal_time", "action", "price", "reason")
-STOP_ACTIONS = frozenset({"place_stop", "replace_stop", "cancel_stop"})
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

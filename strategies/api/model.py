@@ -51,6 +51,8 @@ from strategies.api.session import Session
 
 Side = Literal["buy", "sell"]
 Action = Literal["buy", "sell", "place_stop", "replace_stop", "cancel_stop"]
+# The actions on a protective stop: each ends in a stop report (what rests now), not a fill.
+STOP_ACTIONS: frozenset[str] = frozenset({"place_stop", "replace_stop", "cancel_stop"})
 Execute = Literal["now", "next_open"]
 Decision = Literal["enter", "exit", "hold", "skip"]
 UpdateKind = Literal["fill", "canceled", "expired", "rejected", "stop"]

@@ -11,6 +11,7 @@ from magellan_daemon.execution.router import exits, flatten, stops
 from magellan_daemon.execution.router.context import Job, RouteContext, Work
 from magellan_daemon.execution.router.entries import Entries
 from magellan_daemon.execution.router.reports import not_sent, report_stop
+from strategies.api.model import STOP_ACTIONS
 
 log = logging.getLogger(__package__)  # the router's logger: operators and notify match it
 
@@ -72,5 +73,5 @@ class Dispatch:
     def finished(self, ticket: Job) -> None:
         """A stop intent's one report, done or failed: what rests now."""
         intent = ticket.item.intent
-        if intent is not None and intent.action in stops.STOP_ACTIONS:
+        if intent is not None and intent.action in STOP_ACTIONS:
             report_stop(self._ctx, ticket)

@@ -16,7 +16,6 @@ from magellan_daemon.ledger.store import OrderRow
 from strategies.api.model import Intent
 
 log = logging.getLogger(__package__)  # the router's logger: operators and notify match it
-STOP_ACTIONS = frozenset({"place_stop", "replace_stop", "cancel_stop"})
 _STOP_SIZING = frozenset({"place_stop", "replace_stop"})
 # A protective stop cannot rest while the position's own entry buy still works (Alpaca's
 # wash-trade protection refuses it): wait this long for the entry to finish, then cancel its

@@ -33,6 +33,14 @@ class AccountConfig(FrozenModel):
 
     key_env: str = Field(pattern=ENV_NAME_PATTERN, description="Env var with the API key id.")
     secret_env: str = Field(pattern=ENV_NAME_PATTERN, description="Env var with the secret.")
+    requests_per_minute: int = Field(
+        default=200,
+        ge=1,
+        le=10_000,
+        description="REST requests a minute the daemon allows itself on this account "
+        "(Alpaca's trading API allows 200; raise it only with the broker's own limit, e.g. "
+        "a simulator run at high virtual speed with a raised --rate-limit).",
+    )
 
 
 class StrategyEntry(FrozenModel):

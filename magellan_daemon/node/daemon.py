@@ -193,6 +193,7 @@ class Daemon:
                 data_url=endpoint.data_url,
                 feed=self.config.feed,
                 adjustment=self.config.adjustment,
+                requests_per_minute=self.config.accounts[name].requests_per_minute,
             )
             for name, endpoint in self._endpoints.items()
         }

@@ -112,10 +112,15 @@ class WarningRateLimiter(logging.Filter):
             self._emit_summary(key, window)
         if record.levelno < logging.WARNING:
             return True
-        # Messages about different orders are not "similar": each refusal of an exit or a
-        # protective stop must be seen, however many a burst of them brings.
+        # Messages about different orders (or intents not yet orders) are not "similar":
+        # each refusal of an exit or a protective stop, each intent's expiry, is that
+        # request's one answer and must be seen, however many a burst of them brings.
         fields = getattr(record, "fields", None)
-        order = fields.get("CLIENT_ORDER_ID", "") if isinstance(fields, dict) else ""
+        order = (
+            str(fields.get("CLIENT_ORDER_ID") or fields.get("INTENT_ID") or "")
+            if isinstance(fields, dict)
+            else ""
+        )
         key = (record.name, f"{record.msg}{order and ' ' + order}")
         with self._lock:
             window = self._windows.setdefault(key, _Window(start=now, level=record.levelno))

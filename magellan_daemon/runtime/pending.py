@@ -80,6 +80,7 @@ def due_next_open(
                 row.intent.symbol,
                 row.intent.action,
                 row.intent.leg,
+                extra=_expired_fields(row.id, row.intent),
             )
             expired += 1
         elif row.not_before is None or row.not_before <= now:
@@ -104,4 +105,17 @@ def expire_unrouted(ledger: Ledger, now: datetime) -> None:
             row.intent.symbol,
             row.intent.action,
             row.intent.leg,
+            extra=_expired_fields(row.id, row.intent),
         )
+
+
+def _expired_fields(intent_id: int, intent: Intent) -> dict[str, object]:
+    """The journal fields of an intent's expiry (its one answer: never rate-limited away)."""
+    return {
+        "fields": {
+            "STRATEGY": intent.strategy,
+            "SYMBOL": intent.symbol,
+            "INTENT_ID": intent_id,
+            "EVENT": "expired",
+        }
+    }

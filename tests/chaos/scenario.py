@@ -29,7 +29,7 @@ from magellan_daemon.timefmt import NEW_YORK
 from magellan_sim.exchange.hooks import Hook
 from tests.chaos import invariants
 from tests.chaos.invariants import BrokerView
-from tests.chaos.plan import Plan, Step
+from tests.chaos.plan import BUSY_RATE_LIMIT, Plan, Step
 from tests.chaos.tradebars import busy_bars, shaped_trade_bars
 from tests.e2e.harness import (
     REPO,
@@ -528,6 +528,15 @@ def _busy_config() -> dict[str, Edit | list[Edit]]:
     """The chaos configs with room for a busy day's Bear Trap trades: smaller positions
     (a cash account of $100,000 holds several at once), more of them a day."""
     edits = _chaos_config()
+    # The daemon's own REST budget is the simulator's raised one (see BUSY_RATE_LIMIT): at
+    # 1000x, Alpaca's 200 a wall minute throttled a stop's placement for hours of market time.
+    edits["magellan.toml"] = [
+        edits["magellan.toml"],  # type: ignore[list-item]
+        (
+            'secret_env = "APCA_API_SECRET_KEY"\n',
+            f'secret_env = "APCA_API_SECRET_KEY"\nrequests_per_minute = {BUSY_RATE_LIMIT}\n',
+        ),
+    ]
     edits["bear_trap.toml"] = [
         *edits["bear_trap.toml"],  # type: ignore[misc]
         ("max_position_dollars = 50_000\n", "max_position_dollars = 12_000\n"),  # sizing

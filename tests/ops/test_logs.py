@@ -13,11 +13,13 @@ import struct
 import subprocess
 import sys
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import orjson
 import pytest
 
+from magellan_daemon.ledger.store import Ledger
 from magellan_daemon.observability.journal import (
     encode_journal_entry,
     journal_field_name,
@@ -29,6 +31,8 @@ from magellan_daemon.observability.logs import (
     register_secret,
     resolve_format,
 )
+from magellan_daemon.runtime.pending import expire_unrouted
+from strategies.api.model import FixedDollars, Intent
 
 ORDER_FIELDS = {
     "STRATEGY": "bear_trap",
@@ -315,6 +319,38 @@ def test_warnings_about_different_orders_are_never_grouped_as_similar() -> None:
     text = out.getvalue()
     assert all(f"cid=mg-{n}:" in text for n in range(12))
     assert text.count("cid=mg-same:") == 5
+
+
+def test_every_intent_expired_at_a_restart_is_logged_however_many(tmp_path: Path) -> None:
+    """Each intent's one answer (here: expired, never routed) is seen: a restart after a
+    busy minute expires more intents than a warning's burst, and none is cut."""
+    out = io.StringIO()
+    configure_logging(
+        "text",
+        stream=out,
+        environ={},
+        rate_limit=RateLimit(window_s=60, burst=5),
+        clock=FakeClock(),
+    )
+    ledger = Ledger.open(tmp_path / "ledger.sqlite")
+    now = datetime(2024, 12, 11, 19, 27, tzinfo=UTC)
+    symbols = ["AMC", "GME", "MARA", "MULN", "PLUG", "RIOT", "TLRY", "WKHS"]
+    for symbol in symbols:
+        intent = Intent(
+            strategy="bear_trap",
+            symbol=symbol,
+            action="buy",
+            leg="entry",
+            signal_time=now,
+            reason="test",
+            sizing=FixedDollars(dollars=1000.0, price=10.0),
+        )
+        ledger.add_intent(intent, now=now)
+    expire_unrouted(ledger, now)
+    text = out.getvalue()
+    assert all(f"bear_trap    {s} " in text for s in symbols), text
+    assert "suppressed" not in text
+    ledger.close()
 
 
 def _order_fields(cid: str) -> dict[str, object]:

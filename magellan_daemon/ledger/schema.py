@@ -229,12 +229,30 @@ OPEN_ORDERS_INDEX = (
     f"CREATE INDEX IF NOT EXISTS orders_open_{zlib.crc32(OPEN_STATUS_SQL.encode()):08x} "
     f"ON orders (strategy, symbol) WHERE {OPEN_STATUS_SQL}"
 )
+# Every change to a stored fill row (a bust or correction voids rows, an execution's own
+# price reprices one, a rebuild rewrites their realised P&L) is counted, in the writer's own
+# transaction: a reader that keeps a running replay of the fills (the status page reads only
+# those after the last id it read) learns from one row, in the same snapshot as the new
+# fills, that rows it already applied have changed. A new fill is not counted: it has a new
+# id. Only rare paths update fills, so a trigger per row costs trading nothing.
+FILLS_REWRITES = """
+CREATE TABLE IF NOT EXISTS fills_rewrites (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    count INTEGER NOT NULL
+);
+INSERT OR IGNORE INTO fills_rewrites (id, count) VALUES (1, 0);
+CREATE TRIGGER IF NOT EXISTS fills_updated AFTER UPDATE ON fills
+BEGIN UPDATE fills_rewrites SET count = count + 1 WHERE id = 1; END;
+CREATE TRIGGER IF NOT EXISTS fills_deleted AFTER DELETE ON fills
+BEGIN UPDATE fills_rewrites SET count = count + 1 WHERE id = 1; END;
+"""
 SCHEMA = (
     _SCHEMA.replace("{fills}", _FILLS.replace("{name}", "IF NOT EXISTS fills"))
     + FILLS_INDEX
     + ";\n"
     + OPEN_ORDERS_INDEX
     + ";\n"
+    + FILLS_REWRITES
 )
 # Ledgers written before fills kept their realised P&L and restatements: same rows, three
 # more columns and a unique key that includes the revision.
@@ -252,6 +270,16 @@ def migrate(conn: sqlite3.Connection) -> bool:
     indexes = {row[1] for row in conn.execute("PRAGMA index_list(fills)")}
     if "fills_by_strategy_ts" not in indexes:
         conn.execute(FILLS_INDEX)
+        changed = True
+    # ... and its triggers.
+    triggers = {
+        row[0]
+        for row in conn.execute(
+            "SELECT name FROM sqlite_master WHERE type = 'trigger' AND tbl_name = 'fills'"
+        )
+    }
+    if not {"fills_updated", "fills_deleted"} <= triggers:
+        conn.executescript(FILLS_REWRITES)
         changed = True
     return changed
 

@@ -116,6 +116,31 @@ def fills_until(conn: sqlite3.Connection, until: datetime) -> list[dict[str, Any
     ]
 
 
+def fills_after(conn: sqlite3.Connection, after_id: int) -> list[dict[str, Any]]:
+    """The fills (not voided) stored after the one with id ``after_id``, in id order (read
+    through the primary key: the new ones only, however old the ledger)."""
+    return [
+        dict(r)
+        for r in conn.execute(
+            "SELECT id, strategy, symbol, side, qty, price, ts, realized FROM fills "
+            "WHERE id > ? AND voided = 0 ORDER BY id",
+            (after_id,),
+        )
+    ]
+
+
+def fills_mark(conn: sqlite3.Connection) -> tuple[int | None, int]:
+    """(how many times stored fill rows were changed, the highest fill id): what tells a
+    reader that kept a replay of the fills up to an id whether it can go on from there. The
+    count is None in a ledger without it (not yet opened by this version)."""
+    top = conn.execute("SELECT MAX(id) FROM fills").fetchone()[0] or 0
+    try:
+        row = conn.execute("SELECT count FROM fills_rewrites WHERE id = 1").fetchone()
+    except sqlite3.OperationalError:
+        return None, top
+    return (None if row is None else int(row[0])), top
+
+
 def trades_on(conn: sqlite3.Connection, day: date) -> dict[str, Any]:
     """The fills and round trips of New York date ``day``."""
     start = datetime.combine(day, time(0), NEW_YORK)

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sqlite3
+import threading
 from collections import deque
 from collections.abc import Mapping
 from datetime import date, datetime, timedelta
@@ -126,6 +128,13 @@ class StatusView:
         self._closes_retry_at = 0.0  # loop time before which a failed closes read waits
         self._today: deque[tuple[str, str]] = deque(maxlen=TODAY_POINTS)
         self._today_date: date | None = None
+        # The fills replayed so far (the curves' book), read on from its cursor. status()
+        # runs from the sampler and from requests, each in a worker thread: one at a time.
+        self._running: history.RunningBook | None = None
+        self._running_rewrites: int | None = None  # the ledger's count of changed fill rows then
+        self._running_lock = threading.Lock()
+        self.fill_rows_read = 0  # fill rows read for the curves, ever
+        self.rebuilds = 0  # replays of every fill: the first, then each time the cursor broke
 
     # -- the in-memory part (on the loop) -------------------------------------------------
 
@@ -187,12 +196,17 @@ class StatusView:
         """The ledger part (in a worker thread: touches nothing of the daemon's)."""
         today = session_date(now)
         with ledger_read.read_only(self._path) as conn:
+            # One snapshot for every read: the new fills and the count of changed ones agree.
+            conn.execute("BEGIN")
             held = ledger_read.positions(conn)
             orders = ledger_read.open_orders(conn)
             pnl = ledger_read.pnl_on(conn, today)
             halts = ledger_read.halts(conn)
             signals = ledger_read.signals(conn)
-            fills = ledger_read.fills_until(conn, now)
+            with self._running_lock:
+                running = self._advanced(conn, now, sessions)
+                curve = running.curve(closes, prices)
+                equity = running.equity_now(prices)
         for row in held:
             price = prices.get(row["symbol"])
             row["last_price"] = None if price is None else str(price)
@@ -206,7 +220,6 @@ class StatusView:
                 )
             )
         pnl_today = {name: pnl.get(name, "0") for name in sorted({*names, *pnl})}
-        curve = history.session_equity(fills, sessions, closes, now, prices)
         return {
             "positions": held,
             "open_orders": orders,
@@ -216,8 +229,37 @@ class StatusView:
             "equity_sessions": [
                 {"date": session_date(p.t).isoformat(), "equity": _money(p.equity)} for p in curve
             ],
-            "equity_now": _money(history.equity_now(fills, prices)),
+            "equity_now": _money(equity),
         }
+
+    def _advanced(
+        self, conn: sqlite3.Connection, now: datetime, sessions: list[Session]
+    ) -> history.RunningBook:
+        """The running book brought to ``now`` with the fills stored after its cursor; every
+        fill replayed into a new one when those cannot go on top: a stored fill changed (a
+        bust, a correction, a repricing), a fill timed before a kept session close (booked
+        late) or before its symbol's last one, the clock or the calendar went back, or the
+        ledger holds fewer fills than were read (another file)."""
+        rewrites, top = ledger_read.fills_mark(conn)
+        book = self._running
+        if (
+            book is not None
+            and rewrites is not None
+            and rewrites == self._running_rewrites
+            and top >= book.cursor
+        ):
+            new = ledger_read.fills_after(conn, book.cursor) if top > book.cursor else []
+            self.fill_rows_read += len(new)
+            if book.advance(new, sessions, now):
+                return book
+        book = history.RunningBook()
+        every = ledger_read.fills_after(conn, 0)
+        self.fill_rows_read += len(every)
+        self.rebuilds += 1
+        if not book.advance(every, sessions, now):
+            raise AssertionError("a new book takes its fills in any order")
+        self._running, self._running_rewrites = book, rewrites
+        return book
 
     def _add_today_point(self, now: datetime, equity: str) -> None:
         """One point a minute (virtual) for today's curve; a new day starts a new curve."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, date, datetime
 from decimal import Decimal
 
-from magellan_daemon.web.history import equity_now, session_equity
+from magellan_daemon.web.history import RunningBook, equity_now, session_equity
 from strategies.api.session import Session
 
 
@@ -64,3 +64,37 @@ def test_a_position_without_a_mark_is_valued_at_its_last_fill() -> None:
     assert equity_now(FILLS[:2], {}) == Decimal("100")
     points = session_equity(FILLS[:2], [_session(18)], {}, now, {})
     assert [p.equity for p in points] == [Decimal("100")]
+
+
+def _numbered(fills: list[dict]) -> list[dict]:
+    return [{**f, "id": i} for i, f in enumerate(fills, 1)]
+
+
+def test_the_running_book_fed_one_fill_at_a_time_gives_the_replay() -> None:
+    sessions = [_session(18), _session(19), _session(20), _session(21)]
+    live = {"AAPL": Decimal("99")}
+    book = RunningBook()
+    fills = _numbered(FILLS)
+    for day, hour, taken in ((18, 17, 1), (18, 17, 2), (18, 22, 2), (19, 17, 3), (20, 17, 4)):
+        now = datetime(2024, 11, day, hour, 0, tzinfo=UTC)
+        assert book.advance(fills[book.cursor : taken], sessions, now)
+        seen = FILLS[:taken]
+        assert book.curve(CLOSES, live) == session_equity(seen, sessions, CLOSES, now, live)
+        assert book.equity_now(live) == equity_now(seen, live)
+
+
+def test_the_running_book_refuses_a_fill_timed_before_what_it_kept() -> None:
+    sessions = [_session(18), _session(19), _session(20)]
+    now = datetime(2024, 11, 20, 17, 0, tzinfo=UTC)
+    book = RunningBook()
+    assert book.advance(_numbered(FILLS), sessions, now)
+    # Booked late, timed on the 19th: the kept state at the 19th's close misses it.
+    late = {**FILLS[0], "id": 5, "ts": "2024-11-19T20:00:00.000000Z"}
+    assert not book.advance([late], sessions, now)
+    # Timed today, before the last AAPL fill applied (16:00): AAPL's order would change.
+    early = {**FILLS[0], "id": 5, "ts": "2024-11-20T15:00:00.000000Z"}
+    assert not book.advance([early], sessions, now)
+    # The clock gone back.
+    assert not book.advance([], sessions, now.replace(hour=16))
+    assert book.cursor == 4  # nothing taken from the refused calls
+    assert book.advance([], sessions, now)

@@ -225,7 +225,41 @@ def test_an_older_ledger_file_is_migrated(tmp_path: Path) -> None:
     led = Ledger.open(path)
     rows = query(led.path, "SELECT qty, realized, voided, revision FROM fills")
     assert rows == [{"qty": "1", "realized": "0", "voided": 0, "revision": 0}]
+    # Rebuilding the table dropped its triggers: the migration made them again.
+    led._conn.execute("UPDATE fills SET realized = '0'")
+    assert _rewrites(led) == 1
     led.close()
+
+
+def _rewrites(ledger: Ledger) -> int:
+    (row,) = query(ledger.path, "SELECT count FROM fills_rewrites")
+    return row["count"]
+
+
+def test_every_change_to_a_stored_fill_is_counted(ledger: Ledger) -> None:
+    """A reader that keeps a running replay of the fills (the status page reads only those
+    after the last id it read) learns from one row that rows it already read have changed:
+    a new fill is not a change, a correction, a bust and a repricing are."""
+    _order(ledger, "b", "hourly_swing", "buy", 10)
+    ledger.apply_event(_event("b", "fill", 10, "100"))
+    _order(ledger, "s", "hourly_swing", "sell", 10)
+    ledger.apply_event(_event("s", "fill", 10, "110"))
+    assert _rewrites(ledger) == 0
+    ledger.apply_event(
+        _event("s", "trade_correct", 10, order_status="filled", filled_avg_price=Decimal("108"))
+    )
+    corrected = _rewrites(ledger)
+    assert corrected > 0
+    ledger.apply_event(_event("s", "trade_bust", 0, order_status="new"))
+    busted = _rewrites(ledger)
+    assert busted > corrected
+    _order(ledger, "o1", "daily_trend", "buy", 30)
+    ledger.apply_event(
+        _event("o1", "fill", 30, source="poll", filled_avg_price=Decimal("100.0067"))
+    )
+    assert _rewrites(ledger) == busted  # a new fill, priced from the average
+    ledger.apply_event(_event("o1", "fill", 30, "100.01", qty=Decimal(30)))
+    assert _rewrites(ledger) > busted  # repriced in place by its execution
 
 
 def test_a_fill_priced_from_rounded_averages_is_corrected_by_its_execution(

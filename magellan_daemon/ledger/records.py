@@ -99,7 +99,7 @@ class RecordTables(LedgerConnection):
     @property
     def strategy_states(self) -> StrategyStates:
         """Snapshots saved per symbol (``strategy_states.py``)."""
-        return StrategyStates(self._conn)
+        return StrategyStates(self._conn, self._tx)
 
     def record_discrepancy(self, discrepancy: Discrepancy, now: datetime) -> None:
         """Keep a discrepancy for the operator (it is also logged at WARNING)."""

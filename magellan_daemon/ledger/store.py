@@ -1,6 +1,10 @@
 """The ledger: every signal, intent, order, state change, fill, position and halt.
 
-SQLite in WAL mode, one connection (``connection.py``). The tables are grouped by concept:
+SQLite in WAL mode, one connection (``connection.py``) in autocommit: each write is
+committed as it is made (a ``kill -9`` loses nothing), except inside
+``Ledger.one_transaction()``, which groups every write until it ends in one transaction
+(``_tx()`` blocks become savepoints in it): the backtest writes each step in one; the live
+daemon never uses it. The tables are grouped by concept:
 intents and orders (``orders.py``), broker news, fills, positions and P&L (``fills.py``, whose
 ``apply_event`` is the one door that changes an order, its fills and the strategy's
 position), and evaluations, halts, strategy snapshots and discrepancies (``records.py``). The

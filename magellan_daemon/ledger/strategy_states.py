@@ -12,7 +12,8 @@ the one-row format, so restoring a strategy does not depend on how it was saved.
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from contextlib import AbstractContextManager
 from datetime import datetime
 from typing import Any
 
@@ -24,8 +25,13 @@ from magellan_daemon.timefmt import iso
 class StrategyStates:
     """Per-symbol strategy snapshots on the ledger's connection (event-loop thread only)."""
 
-    def __init__(self, conn: sqlite3.Connection) -> None:
+    def __init__(
+        self,
+        conn: sqlite3.Connection,
+        tx: Callable[[], AbstractContextManager[sqlite3.Connection]],
+    ) -> None:
         self._conn = conn
+        self._tx = tx  # the ledger's write transaction (``LedgerConnection._tx``)
 
     def save(
         self,
@@ -42,25 +48,20 @@ class StrategyStates:
             for s, state in symbols.items()
         ]
         head = orjson.dumps({**header, "per_symbol": True}).decode()
-        self._conn.execute("BEGIN IMMEDIATE")
-        try:
-            self._conn.execute(
+        with self._tx() as conn:
+            conn.execute(
                 "INSERT INTO strategy_state (strategy, state, updated_at) VALUES (?,?,?) "
                 "ON CONFLICT(strategy) DO UPDATE SET state = excluded.state, "
                 "updated_at = excluded.updated_at",
                 (strategy, head, stamp),
             )
-            self._conn.executemany(
+            conn.executemany(
                 "INSERT INTO strategy_symbol_state (strategy, symbol, state, last_bar, "
                 "updated_at) VALUES (?,?,?,?,?) ON CONFLICT(strategy, symbol) DO UPDATE SET "
                 "state = excluded.state, last_bar = excluded.last_bar, "
                 "updated_at = excluded.updated_at",
                 rows,
             )
-        except BaseException:
-            self._conn.execute("ROLLBACK")
-            raise
-        self._conn.execute("COMMIT")
 
     def load(self, strategy: str) -> dict[str, Any] | None:
         """The runner's snapshot ``{"strategy": ..., "last_bar": ...}``, per-symbol rows

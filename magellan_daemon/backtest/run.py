@@ -10,6 +10,8 @@ step the clock is set, the exchange processes what became due (fills against the
 completed), the due next-open intents go to the router, the bars and the clock tick are
 posted, and the step ends when every runner and lane is idle: the router, the order path,
 the ledger and the strategies did exactly what the daemon would have done at that instant.
+The ledger writes each step, and the instants before it, in one transaction
+(``Ledger.one_transaction()``).
 The bars and the tick are handed to an idle runner directly (``evaluate_now``: the same code
 its worker runs, without a trip through its queue).
 
@@ -300,11 +302,15 @@ async def drive(
         checks = _corporate_checks(stack, start, end)
         began = time.perf_counter()
         for done, (at, work) in enumerate(schedule):
-            if marks is not None:
-                await _mark_closes(stack, marks, at)
-            await _corporate_until(stack, checks, at)
-            await _broker_answers_until(stack, at)
-            await _step(stack, at, work)
+            # The ledger's writes up to ``at``, the lanes' and runners' included, are one
+            # transaction (there is no restart to survive); an exception commits what was
+            # written, as the daemon's autocommit would have left it (``ledger.connection``).
+            with stack.ledger.one_transaction():
+                if marks is not None:
+                    await _mark_closes(stack, marks, at)
+                await _corporate_until(stack, checks, at)
+                await _broker_answers_until(stack, at)
+                await _step(stack, at, work)
             if stack.fatal:
                 raise stack.fatal[0]
             if done % 2000 == 0:

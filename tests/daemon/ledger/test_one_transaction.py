@@ -6,6 +6,7 @@ commits what was written. Outside a group every write is committed as it is made
 from __future__ import annotations
 
 import asyncio
+import re
 import sqlite3
 from datetime import UTC, datetime
 from pathlib import Path
@@ -129,3 +130,14 @@ def test_groups_do_not_nest(ledger: Ledger, path: Path):
             pass
         assert _halted(path) == set()
     assert _halted(path) == {"a"}
+
+
+def test_only_the_backtest_groups_writes():
+    """The live daemon's writes are durable as they are made: it never opens a group."""
+    package = Path(__file__).parents[3] / "magellan_daemon"
+    users = {
+        p.relative_to(package).parts[0]
+        for p in package.rglob("*.py")
+        if re.search(r"with [\w.]+\.one_transaction\(\)", p.read_text())
+    }
+    assert users == {"backtest"}

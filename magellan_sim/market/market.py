@@ -18,6 +18,7 @@ import numpy as np
 from magellan_core.timeframes import BAR_LENGTH, INTRADAY, MINUTE, TIMEFRAMES
 from magellan_sim.market.bar_files import read_columns
 from magellan_sim.market.calendar import SessionCalendar, new_york_date
+from magellan_sim.market.seek import first_after, first_at_or_after
 from magellan_sim.market.synthetic import generate, generate_extra
 
 log = logging.getLogger(__name__)
@@ -66,29 +67,29 @@ class Series:
 
     def completed_count(self, now: datetime) -> int:
         """Number of bars completed at ``now`` (they are a prefix: completion is monotonic)."""
-        return int(np.searchsorted(self.done, now.timestamp(), side="right"))
+        return first_after(self.done, now.timestamp())
 
     def index_range(self, start: datetime | None, end: datetime | None, now: datetime) -> range:
         """Indices of completed bars with ``start <= t <= end``."""
-        lo = 0 if start is None else int(np.searchsorted(self.t, start.timestamp(), "left"))
-        hi = len(self.t) if end is None else int(np.searchsorted(self.t, end.timestamp(), "right"))
+        lo = 0 if start is None else first_at_or_after(self.t, start.timestamp())
+        hi = len(self.t) if end is None else first_after(self.t, end.timestamp())
         return range(lo, min(hi, self.completed_count(now)))
 
     def index_of_start(self, t: datetime) -> int | None:
         """Index of the bar that starts exactly at ``t``."""
         ts = t.timestamp()
-        i = int(np.searchsorted(self.t, ts, "left"))
+        i = first_at_or_after(self.t, ts)
         return i if i < len(self.t) and self.t[i] == ts else None
 
     def first_completed_after(self, after: datetime) -> int | None:
         """Index of the first bar whose completion is strictly after ``after``."""
-        i = int(np.searchsorted(self.done, after.timestamp(), side="right"))
+        i = first_after(self.done, after.timestamp())
         return i if i < len(self.t) else None
 
     def index_completing_at(self, t: datetime) -> int | None:
         """Index of the bar that completes exactly at ``t``."""
         ts = t.timestamp()
-        i = int(np.searchsorted(self.done, ts, "left"))
+        i = first_at_or_after(self.done, ts)
         return i if i < len(self.t) and self.done[i] == ts else None
 
     def done_at(self, i: int) -> datetime:

@@ -23,6 +23,7 @@ from magellan_core.timeframes import BAR_LENGTH, DAY, HOUR, MINUTE, TIMEFRAMES
 from magellan_sim.market.calendar import SessionCalendar, new_york_date, new_york_midnight
 from magellan_sim.market.intraday import minute_path
 from magellan_sim.market.market import MarketData, Series, SimBar
+from magellan_sim.market.seek import first_after, first_at_or_after
 
 CACHED_DAYS = 64
 ONE_MINUTE = BAR_LENGTH[MINUTE]
@@ -46,18 +47,18 @@ class DayTape:
 
     def first_done_after(self, after: datetime) -> int | None:
         """Index of the first minute completing strictly after ``after``."""
-        i = int(np.searchsorted(self.done, after.timestamp(), side="right"))
+        i = first_after(self.done, after.timestamp())
         return i if i < len(self.done) else None
 
     def last_done_by(self, now: datetime) -> int | None:
         """Index of the last minute completed at or before ``now``."""
-        i = int(np.searchsorted(self.done, now.timestamp(), side="right")) - 1
+        i = first_after(self.done, now.timestamp()) - 1
         return i if i >= 0 else None
 
     def done_exactly_at(self, t: datetime) -> int | None:
         """Index of the minute completing exactly at ``t``."""
         stamp = t.timestamp()
-        i = int(np.searchsorted(self.done, stamp, side="left"))
+        i = first_at_or_after(self.done, stamp)
         return i if i < len(self.done) and self.done[i] == stamp else None
 
 
@@ -124,7 +125,7 @@ class Tape:
             i = series.first_completed_after(after)
             if i is not None and first_day is not None:
                 start = new_york_midnight(first_day).timestamp()
-                i = max(i, int(np.searchsorted(series.t, start, "left")))
+                i = max(i, first_at_or_after(series.t, start))
             if i is not None and i < len(series):
                 found.append(new_york_date(datetime.fromtimestamp(int(series.t[i]), UTC)))
         return min(found, default=None)
@@ -135,7 +136,7 @@ class Tape:
         found: list[date] = []
         for timeframe in TIMEFRAMES:
             series = self._market.series(symbol, timeframe)
-            began = int(np.searchsorted(series.t, bound.timestamp(), "left")) if series else 0
+            began = first_at_or_after(series.t, bound.timestamp()) if series else 0
             if series is not None and began:
                 stamp = datetime.fromtimestamp(int(series.t[began - 1]), UTC)
                 found.append(new_york_date(stamp))
@@ -161,8 +162,8 @@ class Tape:
             series = self._market.series(symbol, timeframe)
             if series is None:
                 continue
-            lo = int(np.searchsorted(series.t, start, "left"))
-            hi = int(np.searchsorted(series.t, end, "left"))
+            lo = first_at_or_after(series.t, start)
+            hi = first_at_or_after(series.t, end)
             if lo == hi:
                 continue
             if timeframe == MINUTE:

@@ -11,7 +11,7 @@ but a missed event would otherwise lose shares).
 from __future__ import annotations
 
 import sqlite3
-from datetime import date
+from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -399,6 +399,20 @@ class FillTables(OrderTables):
             sql += " AND ts >= ? AND ts < ?"
             args += [iso(start), iso(end)]
         return [dict(r) for r in self._conn.execute(sql + " ORDER BY ts, id", args)]
+
+    def symbols_filled_since(self, account: str, since: datetime) -> set[str]:
+        """The symbols the account's strategies had a fill in (not voided) at or after
+        ``since``: the corporate watch asks about them too, since a position sold entirely
+        since an ex-date was still paid its dividend. Read per strategy through
+        fills_by_strategy_ts (the strategies from the positions table, which keeps a row
+        for each symbol a strategy ever traded), so only the window's fills are read."""
+        rows = self._conn.execute(
+            "SELECT DISTINCT symbol FROM fills WHERE strategy IN "
+            "(SELECT DISTINCT strategy FROM positions WHERE account = ?) "
+            "AND ts >= ? AND account = ? AND voided = 0",
+            (account, iso(since), account),
+        )
+        return {r["symbol"] for r in rows}
 
     def last_fill_time(self) -> str | None:
         """When the latest fill happened (ISO text), None before the first."""

@@ -3,8 +3,9 @@
 Where they come from: at each session's pre-open (and at startup, for ex-dates that passed
 while the daemon was down) the broker's corporate-actions API (alpaca-py's
 ``CorporateActionsClient``, ``GET /v1/corporate-actions``) is read for every symbol a
-strategy watches or the ledger holds (a strategy watching the whole market: the symbols it
-holds), each read retried like every read.
+strategy watches, the ledger holds or a strategy filled in since the window's start (a
+strategy watching the whole market: the symbols it holds or traded; a position sold flat
+after an ex-date was still paid), each read retried like every read.
 
 What happens on a split's ex-date, in this order:
 
@@ -137,7 +138,10 @@ class CorporateActionWatch:
         while a split waits for the broker. ``sync``: each strategy holding a split symbol
         is synced with the ledger afterwards (its stop placed again)."""
         found: dict[tuple[str, date, str], CorporateAction] = {}
-        for account, symbols in sorted(self._symbols().items()):
+        # The window's start at 00:00 New York: a position sold flat since then (by a
+        # whole-market strategy, or out of a changed universe) was still paid its dividend.
+        since = datetime.combine(start, time(0), NEW_YORK)
+        for account, symbols in sorted(self._symbols(since).items()):
             if not symbols:
                 continue
             wanted = sorted(symbols)
@@ -300,9 +304,12 @@ class CorporateActionWatch:
     def _accounts(self) -> set[str]:
         return set(self._watched()) | {p.account for p in self._ledger.positions()}
 
-    def _symbols(self) -> dict[str, set[str]]:
-        """Per account: the symbols watched, held or with open orders."""
+    def _symbols(self, since: datetime) -> dict[str, set[str]]:
+        """Per account: the symbols watched, held, with open orders or filled since
+        ``since``."""
         out = {account: set(symbols) for account, symbols in self._watched().items()}
+        for account in {p.account for p in self._ledger.positions()} | set(out):
+            out.setdefault(account, set()).update(self._ledger.symbols_filled_since(account, since))
         for p in self._ledger.positions():
             out.setdefault(p.account, set()).add(p.symbol)
         for o in self._ledger.orders(open_only=True):

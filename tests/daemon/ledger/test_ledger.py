@@ -456,3 +456,50 @@ def test_a_refused_cancel_or_replace_from_the_stream_puts_the_order_back_to_work
     frame = {"event": refused, "timestamp": "2024-11-29T15:02:00Z", "order": order}
     ledger.apply_event(event_from_trade_update(frame))
     assert ledger.order("mg-stop").status == "new"
+
+
+def test_symbols_filled_since_reads_the_accounts_fills_of_the_window_by_index(
+    ledger: Ledger,
+) -> None:
+    """The corporate watch's extra symbols: those an account's strategies filled in since an
+    instant, a position sold flat included; not before it, not another account's, not a
+    busted fill's; read through fills_by_strategy_ts."""
+    since = T0 + timedelta(days=1)
+    fills = [  # (id, account, symbol, side, when)
+        ("old", "main", "TSLA", "buy", T0),
+        ("buy", "main", "AMC", "buy", since),
+        ("sell", "main", "AMC", "sell", since + timedelta(hours=1)),
+        ("other", "second", "GME", "buy", since),
+        ("bust", "main", "NVDA", "buy", since),
+    ]
+    for cid, account, symbol, side, when in fills:
+        ledger.create_order(
+            client_order_id=ClientOrderId(cid),
+            account=account,
+            strategy="bear_trap" if account == "main" else "daily_trend",
+            symbol=symbol,
+            side=side,
+            order_type="market",
+            qty=Decimal(10),
+            stop_price=None,
+            time_in_force="day",
+            leg="entry" if side == "buy" else "exit",
+            signal_time=when,
+            intent_id=None,
+            replaces=None,
+            now=when,
+        )
+        ledger.apply_event(_event(cid, "fill", 10, "100", ts=when))
+    ledger.apply_event(_event("bust", "trade_bust", 0, order_status="new", filled_avg_price=None))
+    assert ledger.symbols_filled_since("main", since) == {"AMC"}
+    assert ledger.symbols_filled_since("main", T0) == {"TSLA", "AMC"}
+    assert ledger.symbols_filled_since("second", since) == {"GME"}
+    statements: list[str] = []
+    ledger._conn.set_trace_callback(statements.append)
+    try:
+        ledger.symbols_filled_since("main", since)
+    finally:
+        ledger._conn.set_trace_callback(None)
+    [select] = [s for s in statements if s.lstrip().upper().startswith("SELECT")]
+    plan = " ".join(r["detail"] for r in query(ledger.path, "EXPLAIN QUERY PLAN " + select))
+    assert "USING INDEX fills_by_strategy_ts (strategy=? AND ts>?)" in plan, plan

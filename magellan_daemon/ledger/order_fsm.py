@@ -287,6 +287,8 @@ TABLE: Final[dict[tuple[OrderStatus, OrderEvent], OrderStatus | str]] = {
     (S.PENDING_CANCEL, E.EXPIRED): S.EXPIRED,
     (S.PENDING_CANCEL, E.REJECTED): S.REJECTED,
     (S.PENDING_CANCEL, E.ORDER_CANCEL_REJECTED): REPORTED,  # back to what it was
+    # The refused replace's news, late, after the cancel that followed it: no change.
+    (S.PENDING_CANCEL, E.ORDER_REPLACE_REJECTED): S.PENDING_CANCEL,
     (S.PENDING_CANCEL, E.TRADE_BUST): S.PENDING_CANCEL,
     (S.PENDING_CANCEL, E.TRADE_CORRECT): S.PENDING_CANCEL,
     (S.PENDING_REPLACE, E.PENDING_REPLACE): S.PENDING_REPLACE,
@@ -297,6 +299,9 @@ TABLE: Final[dict[tuple[OrderStatus, OrderEvent], OrderStatus | str]] = {
     (S.PENDING_REPLACE, E.EXPIRED): S.EXPIRED,
     (S.PENDING_REPLACE, E.REJECTED): S.REJECTED,
     (S.PENDING_REPLACE, E.ORDER_REPLACE_REJECTED): REPORTED,  # back to what it was
+    # Alpaca takes no cancel while a replace is pending: news of a cancel means the replace
+    # was refused first and that frame was lost (or is late): the cancel's status stands.
+    (S.PENDING_REPLACE, E.PENDING_CANCEL): S.PENDING_CANCEL,
     (S.PENDING_REPLACE, E.TRADE_BUST): S.PENDING_REPLACE,
     (S.PENDING_REPLACE, E.TRADE_CORRECT): S.PENDING_REPLACE,
     # -- no longer working ----------------------------------------------------------------

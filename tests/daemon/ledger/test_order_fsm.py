@@ -34,6 +34,10 @@ from magellan_daemon.ledger.order_fsm import PHASE, TABLE, transition
             "applied",
         ),
         ("pending_replace", "replaced", None, "replaced", "applied"),
+        # Alpaca takes no cancel while a replace is pending: a cancel's news means the
+        # replace ended first (refused) and its frame was missed (make chaos, busy seed 1).
+        ("pending_replace", "pending_cancel", None, "pending_cancel", "applied"),
+        ("pending_cancel", "order_replace_rejected", "new", "pending_cancel", "repeat"),
         ("new", "order_cancel_rejected", "new", "new", "repeat"),  # its pending_cancel missed
         ("pending_new", "held", None, "held", "applied"),
         ("held", "new", None, "new", "applied"),

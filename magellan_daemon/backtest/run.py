@@ -10,8 +10,9 @@ step the clock is set, the exchange processes what became due (fills against the
 completed), the due next-open intents go to the router, the bars and the clock tick are
 posted, and the step ends when every runner and lane is idle: the router, the order path,
 the ledger and the strategies did exactly what the daemon would have done at that instant.
-The ledger writes each step, and the instants before it, in one transaction
-(``Ledger.one_transaction()``).
+The ledger writes a run of ``STEPS_PER_TRANSACTION`` steps, and the instants before
+them, in one transaction (``Ledger.one_transaction()``; the backtest's ledger is in memory
+and has no restart to survive, so a commit per step would only cost).
 The bars and the tick are handed to an idle runner directly (``evaluate_now``: the same code
 its worker runs, without a trip through its queue).
 
@@ -51,6 +52,7 @@ from strategies.api.model import Bar, Timeframe
 
 MINUTE = timedelta(minutes=1)
 SETTLE_SPINS = 200  # loop turns for the lanes to finish a step before time moves on
+STEPS_PER_TRANSACTION = 2000  # also how often progress is told
 
 
 @dataclass
@@ -301,20 +303,20 @@ async def drive(
         schedule = _schedule(stack, timelines, start, end)
         checks = _corporate_checks(stack, start, end)
         began = time.perf_counter()
-        for done, (at, work) in enumerate(schedule):
-            # The ledger's writes up to ``at``, the lanes' and runners' included, are one
+        for first in range(0, len(schedule), STEPS_PER_TRANSACTION):
+            progress(first, len(schedule))
+            # The ledger's writes of these steps, the lanes' and runners' included, are one
             # transaction (there is no restart to survive); an exception commits what was
             # written, as the daemon's autocommit would have left it (``ledger.connection``).
             with stack.ledger.one_transaction():
-                if marks is not None:
-                    await _mark_closes(stack, marks, at)
-                await _corporate_until(stack, checks, at)
-                await _broker_answers_until(stack, at)
-                await _step(stack, at, work)
-            if stack.fatal:
-                raise stack.fatal[0]
-            if done % 2000 == 0:
-                progress(done, len(schedule))
+                for at, work in schedule[first : first + STEPS_PER_TRANSACTION]:
+                    if marks is not None:
+                        await _mark_closes(stack, marks, at)
+                    await _corporate_until(stack, checks, at)
+                    await _broker_answers_until(stack, at)
+                    await _step(stack, at, work)
+                    if stack.fatal:
+                        raise stack.fatal[0]
         seconds = time.perf_counter() - began
         if marks is not None:
             await _mark_closes(stack, marks, None)

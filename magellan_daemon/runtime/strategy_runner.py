@@ -448,6 +448,8 @@ class StrategyRunner:
         return 0
 
     def _on_clock(self, now: datetime) -> int:
+        if not self.strategy.clock_due():
+            return 0  # nothing the time alone could exit (the usual tick of a backtest)
         session = self._sessions().for_bar_start(now)
         step = self._call("*", lambda: self.strategy.on_clock(now, session))
         if step is None or not (step.intents or step.evaluations):

@@ -204,6 +204,13 @@ class Strategy(Protocol):
         rules run on bars alone returns ``Step()``."""
         ...
 
+    def clock_due(self) -> bool:
+        """Whether ``on_clock`` could decide anything now (e.g. a position whose time stop
+        or end-of-day exit the time alone can trigger). The daemon skips the tick when not:
+        the minute clock is most of a backtest's steps, and nothing is held at most of
+        them. A strategy whose ``on_clock`` returns ``Step()`` returns False."""
+        ...
+
     def on_order_update(self, update: OrderUpdate) -> Step:
         """Book news about one of the strategy's own orders."""
         ...

@@ -144,6 +144,10 @@ class BearTrap:
             or not (bar.close - session_open) / session_open <= self._max_drawdown
         )
 
+    def clock_due(self) -> bool:
+        """Whether a position is held (the time alone can only exit one: ``on_clock``)."""
+        return any(st.plan is not None and st.plan.position > 0 for st in self._symbols.values())
+
     def on_clock(self, now: datetime, session: Session | None) -> Step:
         """The time alone: sell what the time stop or the end of day says must go, for
         symbols whose bars stopped coming (a thin stock may print no bar at 15:54). Bars do

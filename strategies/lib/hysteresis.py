@@ -201,6 +201,10 @@ class HysteresisStrategy:
         """Nothing: the hysteresis rule runs on completed bars alone."""
         return Step()
 
+    def clock_due(self) -> bool:
+        """Never: the hysteresis rule runs on completed bars alone."""
+        return False
+
     def snapshot(self, symbols: Iterable[str] | None = None) -> dict[str, Any]:
         """JSON-serialisable state; ``cls(params, state=snapshot)`` continues identically.
         Always the whole state (``symbols`` is not used: no per-symbol saves declared)."""

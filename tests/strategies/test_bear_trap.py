@@ -693,6 +693,19 @@ def test_sync_a_stop_that_fired_while_down_leaves_the_strategy_flat() -> None:
     assert bt.plan("AMC") is None and bt.position("AMC") == 0
 
 
+def test_the_clock_is_due_only_while_a_position_is_held() -> None:
+    # The daemon skips on_clock when clock_due() says so: it must be True whenever on_clock
+    # could sell, i.e. from the entry's first fill until the position is gone.
+    fresh = BearTrap(BearTrapParams())
+    feed(fresh, setup())
+    assert not fresh.clock_due()
+    bt, _, filled_at = entered(SESSION, start=0)
+    assert bt.clock_due()
+    due = filled_at + timedelta(minutes=30)
+    assert [i.leg for i in bt.on_clock(due, SESSION).intents] == ["protective_stop", "time_stop"]
+    assert bt.clock_due()  # the time stop's sell is pending, the shares still held
+
+
 def test_sync_keeps_the_resting_stop_it_finds() -> None:
     bt, signal, filled_at = entered()
     stop = OpenOrderView(

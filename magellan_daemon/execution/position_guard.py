@@ -312,7 +312,7 @@ class PositionGuard:
         if self._confirm is None:
             return True
         asked = self._confirmations.get(session)
-        if asked is None:
+        if asked is None or asked.cancelled():  # a look cut short answered nothing: ask again
             asked = asyncio.ensure_future(self._confirm())
             asked.add_done_callback(self._answered)
             self._confirmations = {session: asked}
@@ -320,7 +320,11 @@ class PositionGuard:
         return asked.done()
 
     def _answered(self, asked: asyncio.Future[object]) -> None:
-        if not asked.cancelled() and asked.exception() is not None:
+        if asked.cancelled():
+            # The daemon is stopping (its ledger closes next): no answer, nothing to check.
+            # Were it anything else, the minute loop's next check asks again.
+            return
+        if asked.exception() is not None:
             log.warning(
                 "guard     the broker could not be asked at the close: %s", asked.exception()
             )

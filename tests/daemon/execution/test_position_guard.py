@@ -6,6 +6,7 @@ overnight (issue 17): a refused stop, a refused exit after it, refusals until th
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 from datetime import UTC, date, datetime, timedelta
@@ -183,6 +184,49 @@ async def test_a_sell_that_filled_unheard_before_the_close_is_asked_for_not_call
         await _check(stack, guard)
     assert not any("HELD PAST THE CLOSE" in r.message for r in caplog.records)
     assert guard.held_past_close == {}
+
+
+async def test_a_look_at_the_broker_cut_short_is_no_answer(
+    stack: Stack, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The look at the broker after the close is cancelled before it answers (the daemon
+    stopping: asyncio cancels what is pending, and the ledger closes next). A cancelled look
+    is no answer: the guard calls nothing held past the close on it, runs no check from it,
+    and asks again at its next check."""
+    await _hold(stack, stop=None)
+    stack.clock.set(CLOSE + timedelta(minutes=1))
+    await stack.advance(1)
+    never = asyncio.Event()
+    asked: list[int] = []
+
+    async def look() -> None:
+        asked.append(1)
+        await never.wait()
+
+    guard = PositionGuard(
+        ledger=stack.ledger,
+        router=stack.router,
+        clock=stack.clock,
+        sessions=_guard(stack)._sessions,
+        strategies=[GuardedStrategy(name="bear_trap", protective_stop=True, intraday=True)],
+        close_margin=timedelta(minutes=5),
+        confirm=look,
+    )
+    with caplog.at_level(logging.WARNING):
+        guard.check()
+        await asyncio.sleep(0)
+        assert asked == [1]
+        for pending in guard._confirmations.values():
+            pending.cancel()
+        await asyncio.sleep(0)
+        await asyncio.sleep(0)
+        assert not any("HELD PAST THE CLOSE" in r.message for r in caplog.records)
+        assert not any(r.levelno >= logging.ERROR for r in caplog.records)
+        guard.check()  # the next check asks again rather than take the cancel as an answer
+        await asyncio.sleep(0)
+    assert asked == [1, 1]
+    assert guard.held_past_close == {}
+    never.set()
 
 
 async def test_the_auction_exit_sells_the_post_split_shares(bars_dir: Path, tmp_path: Path) -> None:

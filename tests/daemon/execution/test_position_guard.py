@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -33,7 +33,9 @@ async def stack(bars_dir: Path, tmp_path: Path) -> AsyncIterator[Stack]:
         yield s
 
 
-def _guard(stack: Stack) -> PositionGuard:
+def _guard(stack: Stack, confirm: Callable[[], Awaitable[object]] | None = None) -> PositionGuard:
+    """The guard of a Bear Trap position; with ``confirm``, its look at the broker after
+    the close."""
     calendar = SessionCalendar()
     sessions = SessionBook(
         [
@@ -48,6 +50,7 @@ def _guard(stack: Stack) -> PositionGuard:
         sessions=lambda: sessions,
         strategies=[GuardedStrategy(name="bear_trap", protective_stop=True, intraday=True)],
         close_margin=timedelta(minutes=5),
+        confirm=confirm,
     )
 
 
@@ -169,15 +172,7 @@ async def test_a_sell_that_filled_unheard_before_the_close_is_asked_for_not_call
     await _run(stack, [_intent("sell", "eod", _held(stack), signal_time=CLOSE)], 5)
     await stack.advance(240)  # the next bar fills it; the stream says nothing
     assert stack.broker_position("AMC") == 0 and _held(stack) > 0
-    guard = PositionGuard(
-        ledger=stack.ledger,
-        router=stack.router,
-        clock=stack.clock,
-        sessions=_guard(stack)._sessions,
-        strategies=[GuardedStrategy(name="bear_trap", protective_stop=True, intraday=True)],
-        close_margin=timedelta(minutes=5),
-        confirm=lambda: stack.recovery.poll_open_orders("main"),
-    )
+    guard = _guard(stack, confirm=lambda: stack.recovery.poll_open_orders("main"))
     with caplog.at_level(logging.WARNING):
         await _check(stack, guard)
         await stack.until(lambda: _held(stack) == 0, "the poll to book the fill")
@@ -203,15 +198,7 @@ async def test_a_look_at_the_broker_cut_short_is_no_answer(
         asked.append(1)
         await never.wait()
 
-    guard = PositionGuard(
-        ledger=stack.ledger,
-        router=stack.router,
-        clock=stack.clock,
-        sessions=_guard(stack)._sessions,
-        strategies=[GuardedStrategy(name="bear_trap", protective_stop=True, intraday=True)],
-        close_margin=timedelta(minutes=5),
-        confirm=look,
-    )
+    guard = _guard(stack, confirm=look)
     with caplog.at_level(logging.WARNING):
         guard.check()
         await asyncio.sleep(0)

@@ -35,6 +35,10 @@ STARTUP_ATTEMPTS = 6  # per broker call: about 15 s of backoff at most
 # The minute clock runs after the minute's bars had their chance to arrive.
 MINUTE_CLOCK_OFFSET = timedelta(minutes=1, seconds=5)
 WARMUP_LOOKBACK = {"1Day": timedelta(days=420), "1Hour": timedelta(days=60)}
+# Minute bars are warmed up from the open of the last session that closed (before today's,
+# when today's is open): a minute strategy's windows fit in one session (Bear Trap's longest
+# is 20 bars), and each older session would be 390 more bars per symbol read at startup.
+MINUTE_WARMUP_FALLBACK = timedelta(days=4)  # when the calendar does not know that session
 
 
 class MarketData:
@@ -93,10 +97,17 @@ class MarketData:
         """History the strategy has not seen, up to the last completed bar, as warm-up. The
         daily bar the next signal owns (and any of a session still open) stays out."""
         now = self._clock.now()
-        lookback = WARMUP_LOOKBACK.get(runner.timeframe, timedelta(days=4))
-        bars = await self.fetch(runner, now - lookback, now, startup=True)
+        bars = await self.fetch(runner, self.warmup_start(runner.timeframe, now), now, startup=True)
         length = TIMEFRAME_LENGTH[runner.timeframe]
         return await runner.warmup(warmup_bars(bars, runner.timeframe, self.sessions, now, length))
+
+    def warmup_start(self, timeframe: str, now: datetime) -> datetime:
+        """Where the warm-up history of ``timeframe`` bars starts at ``now``."""
+        lookback = WARMUP_LOOKBACK.get(timeframe)
+        if lookback is not None:
+            return now - lookback
+        last = self.sessions.previous(now)
+        return now - MINUTE_WARMUP_FALLBACK if last is None else last.open
 
     async def fetch(
         self, runner: StrategyRunner, start: datetime, end: datetime, *, startup: bool = False

@@ -1,8 +1,8 @@
 """Corporate actions in the running daemon: splits and cash dividends, from the broker.
 
 Where they come from: at each session's pre-open (and at startup, for ex-dates that passed
-while the daemon was down) the broker's corporate-actions API (alpaca-py's
-``CorporateActionsClient``, ``GET /v1/corporate-actions``) is read for every symbol a
+while the daemon was down) the broker's corporate-actions API (``GET
+/v1/corporate-actions``, read by ``adapters.alpaca.market_data_reads``) is read for every symbol a
 strategy watches, the ledger holds or a strategy filled in since the window's start (a
 strategy watching the whole market: the symbols it holds or traded; a position sold flat
 after an ex-date was still paid), each read retried like every read.

@@ -4,18 +4,19 @@ alpaca-py's clients are blocking (``requests``), set no HTTP timeout, and re-POS
 themselves on 429/504 with a blocking ``time.sleep(3)``. So, per account:
 
 - calls run in a small dedicated thread pool (never the loop's default executor), each
-  thread with its own ``TradingClient``/``StockHistoricalDataClient`` (requests sessions are
-  not shared across threads);
+  thread with its own ``TradingClient`` and ``MarketDataReads`` (requests sessions are not
+  shared across threads);
 - every request gets a timeout by wrapping the client's session (alpaca-py has no option);
 - the SDK's own retries are turned off (``_retry = 0``): a retry of a submit must first look
   the order up by ``client_order_id``, which only the router can decide;
 - one ``asyncio-throttle`` budget (200 requests/minute by default) is acquired before each
   call, shared by everything that talks to this key.
 
-Historical bars are read with a raw-data client (``raw_data=True``: the same request, the
-reply's dicts as JSON gave them): alpaca-py's ``BarSet`` builds and validates a pydantic
-model per bar, which at startup (tens of thousands of warm-up bars) cost about as much as the
-request itself; we build our own ``Bar`` from each dict anyway.
+Market data (historical bars, the latest quote, corporate actions) is read by our own
+``MarketDataReads``, not alpaca-py's data clients: importing ``alpaca.data`` costs 0.4 s and
+50 MiB of the start (pandas, a hundred pydantic models), and its ``BarSet`` built and validated
+a pydantic model per bar, which at startup (tens of thousands of warm-up bars) cost about as
+much as the request itself; we build our own ``Bar`` from each dict anyway.
 
 Failures come out as the ``broker.errors`` taxonomy. Keys live only inside the clients; this
 object's ``repr`` shows the account name and URL, never a key.
@@ -36,15 +37,6 @@ from datetime import time as dtime
 from decimal import Decimal
 from typing import Any, TypeVar
 
-from alpaca.data.enums import Adjustment, CorporateActionsType, DataFeed
-from alpaca.data.historical.corporate_actions import CorporateActionsClient
-from alpaca.data.historical.stock import StockHistoricalDataClient
-from alpaca.data.requests import (
-    CorporateActionsRequest,
-    StockBarsRequest,
-    StockLatestQuoteRequest,
-)
-from alpaca.data.timeframe import TimeFrame
 from alpaca.trading.client import TradingClient
 from alpaca.trading.enums import OrderSide, QueryOrderStatus, TimeInForce
 from alpaca.trading.requests import (
@@ -66,6 +58,7 @@ from magellan_daemon.adapters.alpaca.convert import (
 )
 from magellan_daemon.adapters.alpaca.corporate import actions_from_set, activity_from_json
 from magellan_daemon.adapters.alpaca.errors import classify
+from magellan_daemon.adapters.alpaca.market_data_reads import MarketDataReads
 from magellan_daemon.adapters.bar_check import bar_problem
 from magellan_daemon.domain import (
     AccountActivity,
@@ -83,8 +76,7 @@ from strategies.api.session import Session
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
-_TIMEFRAMES = {"1Min": TimeFrame.Minute, "1Hour": TimeFrame.Hour, "1Day": TimeFrame.Day}
-_ADJUSTMENTS = {"split": Adjustment.SPLIT, "all": Adjustment.ALL, "raw": Adjustment.RAW}
+ADJUSTMENTS = ("split", "all", "raw")  # the ``adjustment`` values Alpaca's bars accept here
 
 
 @dataclass
@@ -119,10 +111,12 @@ class AlpacaBroker:
     ) -> None:
         self.account = account
         self.url = trading_url or ("paper" if paper else "live")
-        self.feed = DataFeed.SIP if feed == "sip" else DataFeed.IEX
+        self.feed = "sip" if feed == "sip" else "iex"
         # Every historical bar is asked for adjusted (``[data] adjustment``): Alpaca's
         # default is raw, on which a split looks like a crash to the indicators.
-        self.adjustment = _ADJUSTMENTS[adjustment]
+        if adjustment not in ADJUSTMENTS:
+            raise ValueError(f"adjustment must be one of {ADJUSTMENTS}, not {adjustment!r}")
+        self.adjustment = adjustment
         self.stats = RestStats()
         self._timeout = timeout_seconds
         self._local = threading.local()
@@ -130,23 +124,16 @@ class AlpacaBroker:
         self._throttle = Throttler(rate_limit=requests_per_minute, period=60.0)
 
         def trading() -> TradingClient:
-            return TradingClient(key, secret, paper=paper, url_override=trading_url)
+            client = TradingClient(key, secret, paper=paper, url_override=trading_url)
+            client._retry = 0  # the router decides about retries (see module docstring)
+            session = client._session
+            session.request = functools.partial(session.request, timeout=self._timeout)
+            return client
 
-        def data() -> StockHistoricalDataClient:
-            return StockHistoricalDataClient(key, secret, url_override=data_url)
+        def data() -> MarketDataReads:
+            return MarketDataReads(key, secret, data_url, self._timeout)
 
-        def raw_data() -> StockHistoricalDataClient:
-            return StockHistoricalDataClient(key, secret, url_override=data_url, raw_data=True)
-
-        def actions() -> CorporateActionsClient:
-            return CorporateActionsClient(key, secret, url_override=data_url)
-
-        self._makers: dict[str, Callable[[], Any]] = {
-            "trading": trading,
-            "data": data,
-            "raw_data": raw_data,
-            "actions": actions,
-        }
+        self._makers: dict[str, Callable[[], Any]] = {"trading": trading, "data": data}
 
     def __repr__(self) -> str:
         return f"AlpacaBroker(account={self.account!r}, url={self.url!r})"
@@ -162,9 +149,6 @@ class AlpacaBroker:
         client = getattr(self._local, kind, None)
         if client is None:
             client = self._makers[kind]()
-            client._retry = 0  # the router decides about retries (see module docstring)
-            session = client._session
-            session.request = functools.partial(session.request, timeout=self._timeout)
             setattr(self._local, kind, client)
         return client
 
@@ -335,42 +319,30 @@ class AlpacaBroker:
         self, symbols: Sequence[str], timeframe: Timeframe, start: datetime, end: datetime
     ) -> dict[str, list[Bar]]:
         """Historical bars per symbol (all pages), oldest first."""
-        request = StockBarsRequest(
-            symbol_or_symbols=list(symbols),
-            timeframe=_TIMEFRAMES[timeframe],
-            start=start,
-            end=end,
-            feed=self.feed,
-            adjustment=self.adjustment,
-        )
 
-        def read(c: StockHistoricalDataClient) -> dict[str, list[Bar]]:
+        def read(c: MarketDataReads) -> dict[str, list[Bar]]:
             # Raw: {symbol: [{"t", "o", "h", "l", "c", "v", ...}]}; a malformed entry raises
             # here, inside the call, so it fails as a classified broker error.
-            result = c.get_stock_bars(request) or {}
+            rows = c.bars(
+                symbols, timeframe, start, end, feed=self.feed, adjustment=self.adjustment
+            )
             return {
-                symbol: _real_bars([_bar(symbol, timeframe, r) for r in rows if r is not None])
-                for symbol, rows in result.items()
+                symbol: _real_bars([_bar(symbol, timeframe, r) for r in raw if r is not None])
+                for symbol, raw in rows.items()
             }
 
-        return await self._call("raw_data", read)
+        return await self._call("data", read)
 
     async def corporate_actions(
         self, symbols: Sequence[str], start: date, end: date
     ) -> list[CorporateAction]:
         """GET /v1/corporate-actions: the splits and cash dividends of ``symbols`` with an
         ex-date from ``start`` to ``end`` (inclusive), oldest first."""
-        request = CorporateActionsRequest(
-            symbols=list(symbols),
-            types=[CorporateActionsType(t) for t in ACTION_TYPES],
-            start=start,
-            end=end,
-        )
 
-        def read(c: CorporateActionsClient) -> list[CorporateAction]:
-            return actions_from_set(c.get_corporate_actions(request))
+        def read(c: MarketDataReads) -> list[CorporateAction]:
+            return actions_from_set(c.corporate_actions(symbols, ACTION_TYPES, start, end))
 
-        return await self._call("actions", read)
+        return await self._call("data", read)
 
     async def activities(self, activity_type: str, after: datetime) -> list[AccountActivity]:
         """GET /v2/account/activities/{type} (SPLIT, CIL, DIV) after ``after``, oldest first
@@ -388,18 +360,15 @@ class AlpacaBroker:
     async def latest_quote(self, symbol: str) -> Quote | None:
         """The latest quote, or None when the feed has none."""
 
-        def read(c: StockHistoricalDataClient) -> Quote | None:
-            quotes = c.get_stock_latest_quote(
-                StockLatestQuoteRequest(symbol_or_symbols=[symbol], feed=self.feed)
-            )
-            q = quotes.get(symbol)
+        def read(c: MarketDataReads) -> Quote | None:
+            q = c.latest_quotes([symbol], feed=self.feed).get(symbol)
             if q is None:
                 return None
             return Quote(
-                bid=float(q.bid_price),
-                ask=float(q.ask_price),
-                bid_size=float(q.bid_size),
-                ask_size=float(q.ask_size),
+                bid=float(q["bp"]),
+                ask=float(q["ap"]),
+                bid_size=float(q["bs"]),
+                ask_size=float(q["as"]),
             )
 
         try:

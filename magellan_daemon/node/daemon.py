@@ -301,16 +301,10 @@ class Daemon:
                 log.warning("strategy %s: %d intents after the restart sync", runner.name, intents)
         # The strategies' histories are read side by side (each warm-up feeds only its own
         # strategy), then logged in the config's order; one failing stops the others.
-        runners = list(self.runners.values())
-        warm_ups = [asyncio.ensure_future(self.market.warm(runner)) for runner in runners]
-        try:
-            fed = await asyncio.gather(*warm_ups)
-        finally:
-            for warm_up in warm_ups:
-                warm_up.cancel()  # the others, when one failed (a no-op on those done)
-        for runner, count in zip(runners, fed, strict=True):
+        for runner in self.runners.values():
+            fed = await self.market.warm(runner)
             log.info(
-                "strategy %s: %d symbols, %d warm-up bars", runner.name, len(runner.symbols), count
+                "strategy %s: %d symbols, %d warm-up bars", runner.name, len(runner.symbols), fed
             )
         self.market.start_bar_streams(self.runners)
         self._start_loops()

@@ -3,7 +3,6 @@ drawdown panel, and each strategy's cumulative realised P&L."""
 
 from __future__ import annotations
 
-import base64
 import io
 from datetime import date, datetime
 from pathlib import Path
@@ -40,19 +39,16 @@ def equity_figure(cash: float, days: list[date], equity: list[float]) -> Figure:
     return fig
 
 
-def equity_chart(path: Path, cash: float, equity_per_day: list[tuple[date, float]]) -> None:
-    """``equity.png``: ``equity_figure`` of the whole run."""
+def equity_chart(path: Path, cash: float, equity_per_day: list[tuple[date, float]]) -> bytes:
+    """``equity.png``: ``equity_figure`` of the whole run; returns the PNG, which
+    ``report.html`` embeds too (one figure drawn once: it is most of the reports' time)."""
     fig = equity_figure(cash, [d for d, _ in equity_per_day], [v for _, v in equity_per_day])
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-
-
-def png_base64(fig: Figure) -> str:
-    """The figure as a base64 PNG (for a ``data:`` URI), closed afterwards."""
     buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=90)
+    fig.savefig(buffer, format="png", dpi=100)
     plt.close(fig)
-    return base64.b64encode(buffer.getvalue()).decode("ascii")
+    png = buffer.getvalue()
+    path.write_bytes(png)
+    return png
 
 
 def pnl_chart(path: Path, curves: dict[str, list[tuple[datetime, float]]]) -> None:

@@ -5,6 +5,7 @@ per-exit-reason tables, and the trades."""
 
 from __future__ import annotations
 
+import base64
 import html
 import math
 from collections.abc import Iterable, Sequence
@@ -12,7 +13,7 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
-from magellan_daemon.backtest import charts, metrics
+from magellan_daemon.backtest import metrics
 
 STYLE = """
 body { font-family: system-ui, sans-serif; margin: 2em; color: #222; }
@@ -118,14 +119,14 @@ def trades_table(trades: Sequence[metrics.Trade]) -> str:
     return _table(head, rows)
 
 
-def render(summary: dict[str, Any], trades: Sequence[metrics.Trade], title: str) -> str:
-    """The whole page."""
+def render(
+    summary: dict[str, Any], trades: Sequence[metrics.Trade], title: str, equity_png: bytes
+) -> str:
+    """The whole page; ``equity_png`` is the equity chart (``charts.equity_chart``)."""
     run = summary["run"]
     cash = run["metrics"]["start_cash"]
     days = [(date.fromisoformat(d), v) for d, v in run["equity_per_day"].items()]
-    chart = charts.png_base64(
-        charts.equity_figure(cash, [d for d, _ in days], [v for _, v in days])
-    )
+    chart = base64.b64encode(equity_png).decode("ascii")
     parts = [
         "<!DOCTYPE html>",
         '<html lang="en"><head><meta charset="utf-8">',
@@ -153,6 +154,12 @@ def render(summary: dict[str, Any], trades: Sequence[metrics.Trade], title: str)
     return "\n".join(parts) + "\n"
 
 
-def write(path: Path, summary: dict[str, Any], trades: Sequence[metrics.Trade], title: str) -> None:
+def write(
+    path: Path,
+    summary: dict[str, Any],
+    trades: Sequence[metrics.Trade],
+    title: str,
+    equity_png: bytes,
+) -> None:
     """``report.html``."""
-    path.write_text(render(summary, trades, title), encoding="utf-8")
+    path.write_text(render(summary, trades, title, equity_png), encoding="utf-8")

@@ -141,10 +141,11 @@ async def backtest(
         first_open=window[0].open if window else None,
     )
     report.write_summary(args.out / "summary.json", summary)
-    title = f"magellan backtest {args.start} to {args.end}: {', '.join(strategies)}"
-    html_report.write(args.out / "report.html", summary, report.round_trips(stack.ledger), title)
     equity = [(date.fromisoformat(d), v) for d, v in summary["run"]["equity_per_day"].items()]
-    charts.equity_chart(args.out / "equity.png", float(args.cash), equity)
+    equity_png = charts.equity_chart(args.out / "equity.png", float(args.cash), equity)
+    title = f"magellan backtest {args.start} to {args.end}: {', '.join(strategies)}"
+    trades = report.round_trips(stack.ledger)
+    html_report.write(args.out / "report.html", summary, trades, title, equity_png)
     curves = {name: report.realised_curve(stack.ledger, name) for name in strategies}
     charts.pnl_chart(args.out / "pnl_by_strategy.png", curves)
     return summary

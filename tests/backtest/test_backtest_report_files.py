@@ -4,8 +4,10 @@ metrics, monthly returns, the per-symbol and per-exit-reason tables, every trade
 
 from __future__ import annotations
 
+import base64
 import re
 from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 
 from magellan_daemon.backtest import charts, html_report, report
 from magellan_daemon.backtest.metrics import Trade
@@ -46,12 +48,14 @@ def test_the_equity_figure_has_plain_dollars_and_a_drawdown_panel() -> None:
     assert min(under) < 0  # the fall from 100,001,000 to 99,999,500 shows
 
 
-def test_report_html_has_every_section_and_every_trade() -> None:
+def test_report_html_has_every_section_and_every_trade(tmp_path: Path) -> None:
+    png = charts.equity_chart(tmp_path / "equity.png", 100_000.0, SMALL)
+    assert png.startswith(b"\x89PNG") and (tmp_path / "equity.png").read_bytes() == png
     part = report.performance(
         start_cash=100_000.0, equity_per_day=SMALL, trades=TRADES, exposure=0.5, market_change=1.0
     )
     summary = {"run": part, "strategies": {"daily_trend": part}}
-    page = html_report.render(summary, TRADES, "a test run")
+    page = html_report.render(summary, TRADES, "a test run", png)
     sections = re.findall(r"<h[23]>([^<]*)</h[23]>", page)
     assert sections[:5] == [
         "Metrics",
@@ -70,5 +74,6 @@ def test_report_html_has_every_section_and_every_trade() -> None:
     assert re.search(r"<tr><td>AAA</td><td>2</td>", page)  # by symbol: AAA's two trades
     assert re.search(r"<tr><td>eod</td><td>1</td>", page)  # by exit reason
     assert page.count("<td>daily_trend</td><td>AAA</td>") == 2  # the trades table
+    assert f"data:image/png;base64,{base64.b64encode(png).decode()}" in page  # the same chart
     text = re.sub(r"data:image/png;base64,[A-Za-z0-9+/=]+", "", page)
     assert "<script" not in text and "http" not in text  # nothing fetched

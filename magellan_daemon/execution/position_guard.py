@@ -130,6 +130,7 @@ class PositionGuard:
         self._watches: dict[tuple[str, str], _Watch] = {}
         self._confirm = confirm  # asks the broker what the ledger may not know yet
         self._confirmations: dict[str, asyncio.Future[object]] = {}  # by session date
+        self._stopped = False
         self.unprotected: dict[tuple[str, str], int] = {}  # shares, past the grace
         self.held_past_close: dict[tuple[str, str], int] = {}
         self.actions = 0  # orders the guard itself asked for
@@ -311,6 +312,8 @@ class PositionGuard:
         not know yet, and answered (once per close, for every position still held)."""
         if self._confirm is None:
             return True
+        if self._stopped:
+            return False  # the daemon is stopping: no new look, nothing called held
         asked = self._confirmations.get(session)
         if asked is None or asked.cancelled():  # a look cut short answered nothing: ask again
             asked = asyncio.ensure_future(self._confirm())
@@ -319,10 +322,18 @@ class PositionGuard:
             return False
         return asked.done()
 
+    def stop(self) -> None:
+        """The daemon is stopping (its brokers, then its ledger, close next): the look at the
+        broker still out is cancelled, and nothing it may still answer is checked."""
+        self._stopped = True
+        for asked in self._confirmations.values():
+            asked.cancel()
+
     def _answered(self, asked: asyncio.Future[object]) -> None:
-        if asked.cancelled():
-            # The daemon is stopping (its ledger closes next): no answer, nothing to check.
-            # Were it anything else, the minute loop's next check asks again.
+        if self._stopped or asked.cancelled():
+            # The daemon is stopping: no answer (a look at a closing broker fails), nothing
+            # to check on a closing ledger. A look cancelled otherwise: the minute loop's next
+            # check asks again.
             return
         if asked.exception() is not None:
             log.warning(

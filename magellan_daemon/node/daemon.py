@@ -448,6 +448,7 @@ class Daemon:
             Step("bar streams", self.market.stop_bar_streams, 10),
             Step("orders", self.router.drain, drain_seconds + 1, (drain_seconds,)),
             Step("lanes", self.router.cancel_lanes, 5),
+            Step("position guard", self._stop_guard, 1),
             Step("tasks", self.supervisor.cancel_all, 10),
             Step("trade streams", self.streams.stop, 10),
         ]
@@ -462,6 +463,9 @@ class Daemon:
             steps.append(Step("notify", self.notifications.stop, 12))
         steps.append(Step("ledger", self._close_ledger, 10))
         await tear_down(steps)
+
+    async def _stop_guard(self) -> None:
+        self.kernel.guard.stop()  # its look at the broker is no task of the supervisor's
 
     async def _stop_metrics(self) -> None:
         if self.metrics_server is not None:

@@ -12,51 +12,25 @@ from pathlib import Path
 import pytest
 import pytest_asyncio
 
-from magellan_core.clock import VirtualClock
 from magellan_core.corporate_actions import CorporateAction, load_corporate_actions
 from magellan_daemon.adapters.alpaca.corporate import actions_from_set, activity_from_json
-from magellan_daemon.adapters.alpaca.rest import AlpacaBroker
-from magellan_sim.exchange.exchange import Exchange
-from magellan_sim.market.calendar import SessionCalendar
-from magellan_sim.market.market import MarketData
 from magellan_sim.server.server import SimServer
+from tests.daemon.adapters.sim_at import broker_at, sim_at
 
-KEY, SECRET = "ca-key", "ca-secret"
 AFTER_SPLIT = datetime(2024, 6, 10, 15, 0, tzinfo=UTC)  # 11:00 ET on NVDA's ex-date
 
 
 @pytest_asyncio.fixture
 async def server(bars_dir: Path) -> AsyncIterator[SimServer]:
-    calendar = SessionCalendar()
-    market = MarketData.from_dir(bars_dir, calendar)
     actions = load_corporate_actions(bars_dir.parent / "corporate_actions.csv")
-    exchange = Exchange(
-        VirtualClock(AFTER_SPLIT, speed=0), market, calendar, corporate_actions=actions
-    )
-    sim = SimServer(exchange, port=0, key=KEY, secret=SECRET)
-    await sim.start()
-    try:
+    async with sim_at(bars_dir, AFTER_SPLIT, actions) as sim:
         yield sim
-    finally:
-        await sim.stop()
-
-
-def _broker(server: SimServer, adjustment: str = "split") -> AlpacaBroker:
-    return AlpacaBroker(
-        account="main",
-        key=KEY,
-        secret=SECRET,
-        paper=True,
-        trading_url=server.url,
-        data_url=server.url,
-        adjustment=adjustment,
-    )
 
 
 async def test_bars_are_asked_for_split_adjusted(server: SimServer) -> None:
     start, end = datetime(2024, 6, 6, tzinfo=UTC), AFTER_SPLIT
-    adjusted = (await _broker(server).bars(["NVDA"], "1Day", start, end))["NVDA"]
-    raw = (await _broker(server, "raw").bars(["NVDA"], "1Day", start, end))["NVDA"]
+    adjusted = (await broker_at(server).bars(["NVDA"], "1Day", start, end))["NVDA"]
+    raw = (await broker_at(server, adjustment="raw").bars(["NVDA"], "1Day", start, end))["NVDA"]
     friday = datetime(2024, 6, 7, tzinfo=UTC).date()
     (adj,) = [b for b in adjusted if b.t.date() == friday]
     (unadjusted,) = [b for b in raw if b.t.date() == friday]
@@ -66,7 +40,7 @@ async def test_bars_are_asked_for_split_adjusted(server: SimServer) -> None:
 
 
 async def test_corporate_actions_are_read_as_the_file_says(server: SimServer) -> None:
-    got = await _broker(server).corporate_actions(
+    got = await broker_at(server).corporate_actions(
         ["NVDA", "WKHS", "AAPL"], date(2024, 6, 1), date(2024, 6, 30)
     )
     assert got == [

@@ -18,16 +18,11 @@ from alpaca.data.historical.stock import StockHistoricalDataClient
 from alpaca.data.requests import StockBarsRequest, StockLatestQuoteRequest
 from alpaca.data.timeframe import TimeFrame
 
-from magellan_core.clock import VirtualClock
 from magellan_daemon.adapters.alpaca import market_data_reads
-from magellan_daemon.adapters.alpaca.rest import AlpacaBroker
 from magellan_daemon.errors import BrokerFatal
-from magellan_sim.exchange.exchange import Exchange
-from magellan_sim.market.calendar import SessionCalendar
-from magellan_sim.market.market import MarketData
 from magellan_sim.server.server import SimServer
+from tests.daemon.adapters.sim_at import KEY, SECRET, broker_at, sim_at
 
-KEY, SECRET = "md-key", "md-secret"
 NOW = datetime(2024, 6, 10, 15, 0, tzinfo=UTC)  # 11:00 ET, a Monday
 WEEK = (datetime(2024, 6, 3, tzinfo=UTC), datetime(2024, 6, 8, tzinfo=UTC))
 SYMBOLS = ["AMC", "CGC", "GME", "MARA", "MULN", "PLUG", "RIOT", "SNDL", "TLRY", "WKHS"]
@@ -35,32 +30,13 @@ SYMBOLS = ["AMC", "CGC", "GME", "MARA", "MULN", "PLUG", "RIOT", "SNDL", "TLRY", 
 
 @pytest_asyncio.fixture
 async def server(bars_dir: Path) -> AsyncIterator[SimServer]:
-    calendar = SessionCalendar()
-    exchange = Exchange(
-        VirtualClock(NOW, speed=0), MarketData.from_dir(bars_dir, calendar), calendar
-    )
-    sim = SimServer(exchange, port=0, key=KEY, secret=SECRET)
-    await sim.start()
-    try:
+    async with sim_at(bars_dir, NOW) as sim:
         yield sim
-    finally:
-        await sim.stop()
-
-
-def _broker(server: SimServer, secret: str = SECRET) -> AlpacaBroker:
-    return AlpacaBroker(
-        account="main",
-        key=KEY,
-        secret=secret,
-        paper=True,
-        trading_url=server.url,
-        data_url=server.url,
-    )
 
 
 async def test_bars_over_several_pages_are_the_ones_alpaca_py_reads(server: SimServer) -> None:
     start, end = WEEK
-    ours = await _broker(server).bars(SYMBOLS, "1Min", start, end)
+    ours = await broker_at(server).bars(SYMBOLS, "1Min", start, end)
     # alpaca-py's client blocks: it runs in a thread while the loop serves the simulator
     client = StockHistoricalDataClient(KEY, SECRET, url_override=server.url)
     theirs = await asyncio.to_thread(
@@ -84,7 +60,7 @@ async def test_bars_over_several_pages_are_the_ones_alpaca_py_reads(server: SimS
 
 
 async def test_the_latest_quote_is_the_one_alpaca_py_reads(server: SimServer) -> None:
-    quote = await _broker(server).latest_quote("GME")
+    quote = await broker_at(server).latest_quote("GME")
     client = StockHistoricalDataClient(KEY, SECRET, url_override=server.url)
     theirs = await asyncio.to_thread(
         client.get_stock_latest_quote,
@@ -98,14 +74,14 @@ async def test_the_latest_quote_is_the_one_alpaca_py_reads(server: SimServer) ->
         q.bid_size,
         q.ask_size,
     )
-    assert await _broker(server).latest_quote("NOSUCH") is None
+    assert await broker_at(server).latest_quote("NOSUCH") is None
 
 
 async def test_a_refused_read_is_a_classified_broker_error(server: SimServer) -> None:
     with pytest.raises(BrokerFatal):  # 401/403 on the key: the account's, not one read's
-        await _broker(server, secret="wrong").bars(["GME"], "1Day", *WEEK)
+        await broker_at(server, secret="wrong").bars(["GME"], "1Day", *WEEK)
     # the quote is a gate's input: unavailable means None (and a warning), never a raise
-    assert await _broker(server, secret="wrong").latest_quote("GME") is None
+    assert await broker_at(server, secret="wrong").latest_quote("GME") is None
 
 
 def test_the_daemon_starts_without_alpaca_py_data_or_pandas() -> None:

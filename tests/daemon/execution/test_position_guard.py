@@ -216,6 +216,42 @@ async def test_a_look_at_the_broker_cut_short_is_no_answer(
     never.set()
 
 
+async def test_a_look_at_the_broker_that_fails_as_the_daemon_stops_checks_nothing(
+    stack: Stack, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The daemon stops while the guard's look at the broker after the close is out. Its
+    teardown stops the guard, then closes the brokers (the look then fails: "cannot schedule
+    new futures after shutdown") and the ledger. The guard, stopped, runs no check from that
+    answer: one on the closed ledger was an ERROR at every such shutdown (bench_fullmarket)."""
+    await _hold(stack, stop=None)
+    stack.clock.set(CLOSE + timedelta(minutes=1))
+    await stack.advance(1)
+    broker_closed = asyncio.Event()
+
+    async def look() -> None:
+        await broker_closed.wait()
+        raise RuntimeError("cannot schedule new futures after shutdown")
+
+    guard = _guard(stack, confirm=look)
+    guard.check()  # asks the broker
+    await asyncio.sleep(0)
+    checks: list[int] = []
+    check = guard.check
+
+    def counted() -> None:
+        checks.append(1)
+        check()
+
+    guard.check = counted  # type: ignore[method-assign]
+    with caplog.at_level(logging.WARNING):
+        guard.stop()  # the daemon's teardown, before its brokers and its ledger close
+        broker_closed.set()
+        for _ in range(3):
+            await asyncio.sleep(0)
+    assert checks == []
+    assert not any(r.levelno >= logging.ERROR for r in caplog.records)
+
+
 async def test_the_auction_exit_sells_the_post_split_shares(bars_dir: Path, tmp_path: Path) -> None:
     """Held past the close across a 3-for-1 split of AMC (ex 2024-12-11) with the daemon
     running: the simulator cancels the auction exit at 00:00 and the guard, told at once,

@@ -299,8 +299,6 @@ class Daemon:
             intents = await runner.sync(holding_views(self.ledger, runner.name))
             if intents:
                 log.warning("strategy %s: %d intents after the restart sync", runner.name, intents)
-        # The strategies' histories are read side by side (each warm-up feeds only its own
-        # strategy), then logged in the config's order; one failing stops the others.
         for runner in self.runners.values():
             fed = await self.market.warm(runner)
             log.info(

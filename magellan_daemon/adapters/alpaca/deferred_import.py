@@ -1,14 +1,15 @@
 """A third-party module's ``import`` of a heavy dependency, deferred to its first use.
 
 alpaca-py's ``alpaca.trading.requests`` imports pandas at its top for one validator (the
-dates of ``GetCorporateAnnouncementsRequest``, a request the daemon never builds). pandas and
-numpy under it are 0.3 s of the daemon's start to READY and about 58 MiB of its memory, for
-nothing. ``deferred("pandas")`` is a ``with`` block inside which ``import pandas`` binds a
-stand-in instead: the first attribute read on it imports the real pandas (the normal way) and
-forwards every read to it from then on, so nothing changes for alpaca-py but when pandas is
-imported. The stand-in lives only in the namespaces of the modules imported inside the
-block; once it ends, ``sys.modules`` holds no trace of it and any later ``import pandas``
-(the embedded simulator's, say) is the ordinary one.
+dates of ``GetCorporateAnnouncementsRequest``, a request the daemon never builds). pandas
+(numpy under it) is 0.18-0.21 s of imports (``python -X importtime``) and 58 MiB of RSS (a
+bare interpreter with and without it), for nothing. ``deferred("pandas")`` is a ``with``
+block inside which ``import pandas`` binds a stand-in instead: the first attribute read on
+it imports the real pandas (the normal way) and forwards every read to it from then on, so
+nothing changes for alpaca-py but when pandas is imported. The stand-in lives only in the
+namespaces of the modules imported inside the block; once it ends, ``sys.modules`` holds no
+trace of it and any later ``import pandas`` (the embedded simulator's, say) is the ordinary
+one.
 """
 
 from __future__ import annotations

@@ -2,8 +2,9 @@
 spoken by us over one ``requests`` session.
 
 Why not alpaca-py's ``StockHistoricalDataClient`` and ``CorporateActionsClient``: importing
-``alpaca.data`` builds about a hundred pydantic models and imports pandas for their ``.df``,
-0.4 s and 50 MiB of the daemon's start to READY, for three GET endpoints whose JSON we turn
+``alpaca.data`` builds about a hundred pydantic models and imports pandas for their ``.df``
+(0.48-0.55 s of imports by ``python -X importtime``, pandas 0.18-0.21 s of it, and pandas'
+58 MiB of RSS), for three GET endpoints whose JSON we turn
 into our own values anyway. The requests are the ones alpaca-py sends (alpaca-wire §5.1-5.2:
 the multi-symbol paths, ``limit`` 10,000 for bars and 1,000 for corporate actions, the pages
 followed by ``page_token``); the simulator's tests check those endpoints against alpaca-py's
@@ -84,10 +85,6 @@ class MarketDataReads:
             "limit": ACTIONS_PAGE,
         }
         return self._pages("/v1/corporate-actions", params, "corporate_actions")
-
-    def close(self) -> None:
-        """Close the session's connections."""
-        self._session.close()
 
     def _pages(self, path: str, params: dict[str, Any], key: str) -> dict[str, list[Any]]:
         """Every page of a paged reply, its lists merged by name (as alpaca-py does)."""

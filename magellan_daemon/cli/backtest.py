@@ -9,7 +9,7 @@ import argparse
 import asyncio
 import logging
 import sys
-from datetime import date, datetime, time
+from datetime import date
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -18,7 +18,6 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
-from magellan_core.clock import VirtualClock
 from magellan_core.corporate_actions import (
     CorporateAction,
     CorporateActionsFileError,
@@ -26,13 +25,9 @@ from magellan_core.corporate_actions import (
     load_corporate_actions,
 )
 from magellan_daemon.backtest import charts, html_report, report
-from magellan_daemon.backtest.marks import CloseMarks
-from magellan_daemon.backtest.run import drive, load_timelines
-from magellan_daemon.backtest.stack import build_stack
+from magellan_daemon.backtest.outcome import run_backtest
 from magellan_daemon.config.loading import StrategyConfig, load_config
 from magellan_daemon.errors import ConfigError
-from magellan_daemon.timefmt import NEW_YORK
-from magellan_sim.market.calendar import SessionCalendar
 from strategies.registry import REGISTRY
 
 DEFAULT_CONFIG = Path(__file__).resolve().parents[2] / "configs" / "magellan.toml"
@@ -110,11 +105,6 @@ async def backtest(
     actions: tuple[CorporateAction, ...] = (),
 ) -> dict:
     """The whole run: build, drive, report; returns the summary."""
-    calendar = SessionCalendar()
-    midnight = datetime.combine(args.start, time(0, 0), tzinfo=NEW_YORK)
-    clock = VirtualClock(midnight, speed=0)
-    stack = build_stack(args.bars, strategies, clock, calendar, args.cash, actions)
-    timelines = load_timelines(stack, strategies, args.bars, args.start, args.end)
     with Progress(
         TextColumn("backtest"),
         BarColumn(),
@@ -128,25 +118,18 @@ async def backtest(
         def progress(done: int, total: int) -> None:
             bar.update(task, completed=done, total=total)
 
-        window = stack.sessions.between(args.start, args.end)
-        marks = CloseMarks(stack.ledger, stack.exchange.market, [s.close for s in window])
-        stats = await drive(stack, timelines, args.start, args.end, progress, marks)
-    report.write_trades(args.out / "trades.csv", report.trade_rows(stack.ledger))
-    summary = report.summarise(
-        stack.ledger,
-        stats,
-        start_cash=float(args.cash),
-        marks=marks.marks,
-        market=stack.exchange.market,
-        first_open=window[0].open if window else None,
-    )
+        outcome = await run_backtest(
+            args.bars, args.start, args.end, strategies, args.cash, actions, progress
+        )
+    summary, ledger = outcome.summary, outcome.stack.ledger
+    report.write_trades(args.out / "trades.csv", report.trade_rows(ledger))
     report.write_summary(args.out / "summary.json", summary)
     equity = [(date.fromisoformat(d), v) for d, v in summary["run"]["equity_per_day"].items()]
     equity_png = charts.equity_chart(args.out / "equity.png", float(args.cash), equity)
     title = f"magellan backtest {args.start} to {args.end}: {', '.join(strategies)}"
-    trades = report.round_trips(stack.ledger)
+    trades = report.round_trips(ledger)
     html_report.write(args.out / "report.html", summary, trades, title, equity_png)
-    curves = {name: report.realised_curve(stack.ledger, name) for name in strategies}
+    curves = {name: report.realised_curve(ledger, name) for name in strategies}
     charts.pnl_chart(args.out / "pnl_by_strategy.png", curves)
     return summary
 

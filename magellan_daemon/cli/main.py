@@ -24,6 +24,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "magellan_daemon.cli.backtest",
         "run strategies over recorded bars on the daemon's router, ledger and the simulator",
     ),
+    "sweep": (
+        "magellan_daemon.cli.sweep",
+        "sweep a strategy's parameters over recorded bars (grid or optuna, walk-forward, Ray)",
+    ),
     "check-config": (
         "magellan_daemon.cli.check_config",
         "validate every config and show what would run",

@@ -20,6 +20,7 @@ import hashlib
 import logging
 import os
 import tempfile
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 import numpy as np
@@ -29,6 +30,10 @@ log = logging.getLogger(__name__)
 
 COLUMNS = ("t", "open", "high", "low", "close", "volume", "trade_count", "vwap")
 CACHE_VERSION = 1  # bump when the parsed form changes
+
+Columns = dict[str, np.ndarray]
+# Files whose columns this process keeps in memory (``hold``), by absolute path.
+_held: dict[str, Columns] = {}
 
 
 def cache_dir() -> Path:
@@ -70,10 +75,28 @@ def parse_columns(file: Path) -> dict[str, np.ndarray]:
     }
 
 
-def read_columns(file: Path) -> dict[str, np.ndarray]:
-    """The columns of ``file``: from the cache when it holds this version of the file,
-    else parsed and cached."""
+def hold(columns_by_file: Mapping[str, Columns]) -> None:
+    """Keep these files' columns (by absolute path, as ``load`` returns them) in this
+    process's memory: ``read_columns`` then hands them out without touching the disk. A
+    sweep's worker runs many backtests on the same bars: they are loaded once per worker
+    (or mapped from Ray's object store), never read again per trial. The arrays may be
+    read-only (shared memory): nothing writes into bar columns."""
+    _held.update(columns_by_file)
+
+
+def load(files: Iterable[Path]) -> dict[str, Columns]:
+    """``read_columns`` of each file, by absolute path (what ``hold`` takes)."""
+    return {str(Path(f).resolve()): read_columns(f) for f in files}
+
+
+def read_columns(file: Path) -> Columns:
+    """The columns of ``file``: held in memory (``hold``), else from the cache when it holds
+    this version of the file, else parsed and cached."""
     file = Path(file)
+    if _held:
+        found = _held.get(str(file.resolve()))
+        if found is not None:
+            return dict(found)  # the caller's own dict over the shared arrays
     try:
         cached = _cache_path(file)
     except OSError:

@@ -1,0 +1,1 @@
+"""Parameter sweeps and walk-forward validation over the backtest."""

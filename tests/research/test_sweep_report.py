@@ -163,7 +163,7 @@ def test_a_walk_forward_has_its_section_and_chart(tmp_path: Path) -> None:
     assert "walk_forward.png" in {p.name for p in written}
     page = check_files(tmp_path, written)
     section = page[page.index("<h2>Walk-forward</h2>") :]
-    assert "efficiency (out-of-sample against in-sample sharpe): 0.50" in section
+    assert "annualised in-sample return of the chosen settings): 0.50" in section
     assert "<td>total_return_pct</td><td>0.95%</td>" in section
     assert "<td>2</td><td>2024-01-01 to 2024-03-10</td><td>2024-03-11 to 2024-03-20</td>" in section
     assert "<td>fast=10, on=true</td><td>1.20</td><td>0.60</td><td>0.80%</td>" in section

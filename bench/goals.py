@@ -128,6 +128,27 @@ GOALS = (
         ),
         "bench_fullmarket",
     ),
+    # Issue 22: magellan sweep (bench_sweep).
+    Goal(
+        "sweep: trials per second, all cores / 1 worker, per core",
+        (Check("sweep scaling efficiency (all cores / 1 worker / cores)", ">= 0.9x"),),
+        "bench_sweep",
+    ),
+    Goal(
+        "sweep: per-trial overhead of Ray against the local pool (trials of >= 1 s)",
+        (Check("sweep Ray overhead per trial against the local pool", "< 5 %"),),
+        "bench_sweep",
+    ),
+    Goal(
+        "sweep: a trial against the same `magellan backtest` (identical metrics)",
+        (Check("sweep trial / the same magellan backtest, time", "<= 1.05x"),),
+        "bench_sweep",
+    ),
+    Goal(
+        "sweep: resume after SIGKILL",
+        (Check("sweep resume after SIGKILL, trials lost or run twice", "<= 0 trials"),),
+        "bench_sweep",
+    ),
 )
 
 OPERATORS: dict[str, Callable[[float, float], bool]] = {
@@ -254,7 +275,7 @@ def main() -> int:
         figures = read_figures(path.read_text().splitlines())
     except FileNotFoundError:
         figures = {}
-    print(f"# issue 19's goals, from {len(figures)} figures in {path}", flush=True)
+    print(f"# the goals of issues 19 and 22, from {len(figures)} figures in {path}", flush=True)
     for text in table(figures):
         print(text)
     return 0

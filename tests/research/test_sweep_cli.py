@@ -12,6 +12,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -84,12 +85,60 @@ def write(path: Path, text: str) -> Path:
     return path
 
 
-def test_a_grid_on_the_local_pool_equals_direct_backtests_and_the_same_grid_on_ray(
+def processes() -> list[tuple[int, int, str]]:
+    """(pid, parent pid, command line) of every process on this machine, from /proc."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+            command = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except OSError:
+            continue  # ended meanwhile
+        parent = int(stat.rsplit(")", 1)[1].split()[1])
+        found.append((int(entry.name), parent, command))
+    return found
+
+
+def run_killing_a_worker(args: list[str], is_worker: Callable[[int, int, str], bool]) -> str:
+    """Run ``magellan`` and SIGKILL one of its trial workers once one runs; its stderr."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "magellan_daemon", *args],
+        cwd=REPO,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 120
+    killed = False
+    while not killed and time.monotonic() < deadline and process.poll() is None:
+        for pid, parent, command in processes():
+            if is_worker(process.pid, pid, command) and parent != process.pid:
+                time.sleep(0.3)  # into its trial
+                os.kill(pid, signal.SIGKILL)
+                killed = True
+                break
+        time.sleep(0.05)
+    _, err = process.communicate(timeout=300)
+    assert killed, "no worker was seen running"
+    assert process.returncode == 0, err
+    return err
+
+
+def test_a_grid_equals_direct_backtests_and_survives_a_killed_worker_locally_and_on_ray(
     tmp_path: Path,
 ) -> None:
     space = write(tmp_path / "space.toml", GRID)
     out = tmp_path / "pool"
-    magellan(*sweep_args(space, out, "--workers", "2"))
+
+    def pool_worker(sweep: int, pid: int, command: str) -> bool:
+        # The pool's workers are the fork server's children, the sweep's grandchildren.
+        parents = {p: parent for p, parent, _ in processes()}
+        return parents.get(parents.get(pid, 0), 0) == sweep
+
+    err = run_killing_a_worker(sweep_args(space, out, "--workers", "2"), pool_worker)
+    assert "a worker process died" in err
 
     trials = by_trial(out / "trials.csv")
     assert sorted(trials) == ["0", "1", "2", "3"]
@@ -121,9 +170,13 @@ def test_a_grid_on_the_local_pool_equals_direct_backtests_and_the_same_grid_on_r
     for key, value in metrics.items():
         assert trials[best][key] == format_value(value), key
 
-    # The same grid as Ray tasks on a real local instance: the same rows.
+    # The same grid as Ray tasks on a real local instance, one of its workers killed
+    # mid-trial (Ray retries the task): the same rows, each trial once.
     on_ray = tmp_path / "ray"
-    magellan(*sweep_args(space, on_ray, "--ray-address", "local", "--workers", "2"))
+    run_killing_a_worker(
+        sweep_args(space, on_ray, "--ray-address", "local", "--workers", "2"),
+        lambda sweep, pid, command: command.startswith("ray::_ray_trial"),
+    )
     assert by_trial(on_ray / "trials.csv") == trials
     assert "Ray cluster at local" in json.loads((on_ray / "sweep.json").read_text())["where"]
 
@@ -298,3 +351,18 @@ def test_bars_that_are_not_a_folder_and_an_end_before_the_start_exit_2(
     args[args.index("--end") + 1] = "2024-05-01"
     assert main(args) == 2
     assert "--end is before --start" in capsys.readouterr().err
+
+
+def test_a_combination_the_model_refuses_is_skipped_and_counted_not_run(tmp_path: Path) -> None:
+    space = write(
+        tmp_path / "space.toml", "[bear_trap]\ntp1_fraction = [0.5, 0.8]\ntp2_fraction = [0.3]\n"
+    )
+    out = tmp_path / "out"
+    assert main(sweep_args(space, out, "--workers", "1")) == 0
+    trials = by_trial(out / "trials.csv")
+    assert trials["0"]["status"] == "ok"
+    assert trials["1"]["status"] == "skipped"
+    assert "tp1_fraction + tp2_fraction = 1.1 exceeds 1" in trials["1"]["error"]
+    assert trials["1"]["sharpe"] == ""
+    counts = json.loads((out / "sweep.json").read_text())["counts"]
+    assert counts == {"ok": 1, "failed": 0, "skipped": 1}

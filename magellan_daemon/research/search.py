@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 import warnings
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -42,21 +42,29 @@ class Listener(Protocol):
 
 @dataclass
 class Study:
-    """The trials of ``space`` over ``setup``'s range, in ``out``."""
+    """The trials of ``space`` over ``setup``'s range, recorded in ``record`` from trial
+    number ``first`` on (a walk-forward window's study follows the windows before it in one
+    ``trials.csv``), its optuna study in ``out``."""
 
     out: Path
+    record: TrialsFile
     space: Space
     setup: TrialSetup
     objective: Objective
     pool: TrialPool
     listener: Listener
     label: str = "trials"
+    first: int = 0
 
     def run(self, search: str, trials: int, seed: int) -> list[TrialResult]:
-        """Run what is not yet in ``trials.csv``; every trial's result, by number."""
+        """Run what is not yet recorded; every trial's result, by number."""
         self.out.mkdir(parents=True, exist_ok=True)
-        self._record = TrialsFile(self.out / "trials.csv", self.space.parameters)
-        self._results = self._record.open()
+        size = len(self.space.grid()) if search == "grid" else trials
+        self._results = {
+            number - self.first: replace(result, number=number - self.first)
+            for number, result in self.record.open().items()
+            if self.first <= number < self.first + size
+        }
         if self._results:
             counted = counts(self._results.values())
             log.info(
@@ -69,11 +77,16 @@ class Study:
             self._grid()
         else:
             self._optuna(trials, seed)
-        return [self._results[n] for n in sorted(self._results)]
+        return [self._numbered(self._results[n]) for n in sorted(self._results)]
+
+    def _numbered(self, result: TrialResult) -> TrialResult:
+        """A result under its number in ``trials.csv`` (the study counts from 0)."""
+        return replace(result, number=result.number + self.first)
 
     def _grid(self) -> None:
         combos = self.space.grid()
-        self.listener.begin(self.label, len(combos), list(self._results.values()))
+        kept = [self._numbered(r) for r in self._results.values()]
+        self.listener.begin(self.label, len(combos), kept)
         todo = [
             task
             for number, values in enumerate(combos)
@@ -96,9 +109,9 @@ class Study:
             self._finished(result)
 
     def _finished(self, result: TrialResult) -> None:
-        self._record.append(result)  # on disk before anything else learns of it
+        self.record.append(self._numbered(result))  # on disk before anything else learns of it
         self._results[result.number] = result
-        self.listener.finished(result)
+        self.listener.finished(self._numbered(result))
 
     def _optuna(self, trials: int, seed: int) -> None:
         import optuna  # the sweep's only; the daemon never loads it
@@ -111,7 +124,8 @@ class Study:
             direction=self.objective.direction,
             load_if_exists=True,
         )
-        self.listener.begin(self.label, trials, list(self._results.values()))
+        kept = [self._numbered(r) for r in self._results.values()]
+        self.listener.begin(self.label, trials, kept)
         width = max(self.pool.workers, 1)
         while True:
             asked = study.get_trials(deepcopy=False)

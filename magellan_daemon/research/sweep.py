@@ -1,10 +1,10 @@
 """A whole sweep: one study over the range, or one per walk-forward window with each window's
 best setting run on its test months; then ``best.toml``, ``sweep.json`` and the report.
 
-Layout of ``--out``: ``study.json`` (what the study is), ``trials.csv`` and (optuna)
-``study.db`` for a plain sweep; with ``--walk-forward``, each window's study in
-``windows/NN/`` (its ``trials.csv``, ``study.db`` and ``test.json``, the out-of-sample run)
-and ``walk_forward.csv`` beside ``sweep.json``. A window whose ``test.json`` exists is done.
+Layout of ``--out``: ``study.json`` (what the study is), ``trials.csv`` (every trial) and
+(optuna) ``study.db``; with ``--walk-forward``, the windows' trials one after another in
+``trials.csv``, each window's optuna study and ``test.json`` (its out-of-sample run) in
+``windows/NN/``, and ``walk_forward.csv``. A window whose ``test.json`` exists is done.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from magellan_daemon.backtest import metrics
 from magellan_daemon.research import outputs, report
 from magellan_daemon.research.objective import Objective
 from magellan_daemon.research.pool import TrialPool
-from magellan_daemon.research.record import write_atomically
+from magellan_daemon.research.record import TrialsFile, write_atomically
 from magellan_daemon.research.search import STUDY_NAME, Listener, Study, counts
 from magellan_daemon.research.space import Space, format_value, with_values
 from magellan_daemon.research.trial import TrialResult, TrialSetup, TrialTask
@@ -62,6 +62,8 @@ class SweepPlan:
             "base_params": self.setup.base.params.model_dump(mode="json"),
             "walk_forward": self.walk_forward,
         }
+        if self.windows:  # the windows' trials follow each other in trials.csv
+            out["trials"] = self.trials if self.search == "optuna" else None
         if self.search == "optuna":  # these decide which trials optuna draws
             out |= {
                 "seed": self.seed,
@@ -79,7 +81,9 @@ def run_sweep(plan: SweepPlan, pool: TrialPool, listener: Listener) -> dict[str,
     if plan.windows:
         results, walk = _walk_forward(plan, pool, listener)
     else:
-        study = Study(plan.out, plan.space, plan.setup, plan.objective, pool, listener)
+        study = Study(
+            plan.out, _record(plan), plan.space, plan.setup, plan.objective, pool, listener
+        )
         results, walk = study.run(plan.search, plan.trials, plan.seed), None
     wall = time.perf_counter() - started
     ranked = plan.objective.ranked(results)
@@ -99,25 +103,25 @@ def run_sweep(plan: SweepPlan, pool: TrialPool, listener: Listener) -> dict[str,
     return summary
 
 
+def _record(plan: SweepPlan) -> TrialsFile:
+    return TrialsFile(plan.out / "trials.csv", plan.space.parameters)
+
+
 def _finished_count(plan: SweepPlan) -> int:
-    """Rows in every ``trials.csv`` of the sweep (the trials run so far)."""
-    files = (
-        [plan.out / "windows" / f"{w.number:02d}" / "trials.csv" for w in plan.windows]
-        if plan.windows
-        else [plan.out / "trials.csv"]
-    )
-    rows = 0
-    for file in files:
-        if file.exists():
-            rows += max(len(file.read_text().splitlines()) - 1, 0)
-    return rows
+    """Rows in ``trials.csv`` (the trials finished so far)."""
+    file = plan.out / "trials.csv"
+    return max(len(file.read_text().splitlines()) - 1, 0) if file.exists() else 0
 
 
 def _walk_forward(
     plan: SweepPlan, pool: TrialPool, listener: Listener
 ) -> tuple[list[TrialResult], dict[str, Any]]:
-    """Each window: the study on train, its best on test. The last window's trials are the
-    ones ``best.toml`` and the report's trial charts come from (the setting to trade next)."""
+    """Each window: the study on train, its best on test. Window ``w``'s trials follow the
+    windows before it in ``trials.csv`` (numbers from ``(w - 1) x`` the study's size). The last
+    window's trials are the ones ``best.toml`` and the report's trial charts come from (the
+    setting to trade next)."""
+    record = _record(plan)
+    size = len(plan.space.grid()) if plan.search == "grid" else plan.trials
     rows: list[dict[str, Any]] = []
     tests: list[TrialResult | None] = []
     results: list[TrialResult] = []
@@ -125,12 +129,14 @@ def _walk_forward(
         folder = plan.out / "windows" / f"{window.number:02d}"
         study = Study(
             folder,
+            record,
             plan.space,
             plan.setup.over(window.train_start, window.train_end),
             plan.objective,
             pool,
             listener,
             label=f"window {window.number}/{len(plan.windows)}",
+            first=(window.number - 1) * size,
         )
         results = study.run(plan.search, plan.trials, plan.seed)
         ranked = plan.objective.ranked(results)

@@ -3,7 +3,7 @@
 per trial against the process pool), a trial's time against the direct ``magellan backtest``
 of its setting, and a sweep SIGKILLed mid-way then resumed (trials lost or run twice).
 
-The grid: Bear Trap over two weeks of the shared minute bars with crash days, 8 settings,
+The grid: Bear Trap over two weeks of the shared minute bars with crash days, 16 settings,
 each trial about a second or more. Trials per second are ``sweep.json``'s (the trials run over
 the sweep's wall time, the workers already started and holding the bars).
 """
@@ -20,12 +20,13 @@ import tempfile
 import time
 from pathlib import Path
 
-from common import REPO, SHARED_BARS, machine, report
+from common import REPO, SHARED_BARS, machine, median, report
 
+ROUNDS = 2
 RANGE = ["--start", "2024-05-13", "--end", "2024-05-24"]
 SPACE = """[bear_trap]
 min_drop_pct = [0.10, 0.12, 0.15, 0.18]
-stop_atr_multiple = [0.3, 0.6]
+stop_atr_multiple = [0.3, 0.45, 0.6, 0.9]
 """
 CONFIG = """
 [accounts.main]
@@ -50,6 +51,22 @@ def sweep(space: Path, out: Path, *extra: str) -> dict:
         "--space", str(space), "--out", str(out), "--min-trades", "0", "--quiet", *extra,
     )  # fmt: skip
     return json.loads((out / "sweep.json").read_text())
+
+
+def mean_seconds(out: Path) -> float:
+    """The mean time of a sweep's trials, each as ``trials.csv`` records it (inside the
+    worker: the backtest alone)."""
+    rows = trial_rows(out / "trials.csv")
+    return sum(float(r["seconds"]) for r in rows) / len(rows)
+
+
+def outside_trials(summary: dict, out: Path) -> float:
+    """Seconds per trial that a worker slot spent outside the trial itself: the sweep's wall
+    time times its slots, over its trials, less the mean trial. What the pool or Ray adds per
+    trial (dispatch, arguments, results, recording), measured inside one run, so that the
+    machine's speed of the moment cancels out."""
+    slots = summary["workers"]
+    return summary["wall_seconds"] * slots / summary["trials_run"] - mean_seconds(out)
 
 
 def trial_rows(path: Path) -> list[dict[str, str]]:
@@ -90,24 +107,35 @@ def main() -> int:
         space = folder / "space.toml"
         space.write_text(SPACE)
         one = sweep(space, folder / "one", "--workers", "1")
-        every = sweep(space, folder / "every", "--workers", str(cores))
-        on_ray = sweep(space, folder / "ray", "--workers", str(cores), "--ray-address", "local")
+        # The pool and Ray in alternate rounds on this shared machine: the medians compare.
+        every, on_ray = [], []
+        for k in range(ROUNDS):
+            every.append(sweep(space, folder / f"every{k}", "--workers", str(cores)))
+            on_ray.append(
+                sweep(space, folder / f"ray{k}", "--workers", str(cores), "--ray-address", "local")
+            )
         trials = one["trials_run"]
         report("sweep trials/s, 1 worker", one["trials_per_second"], "trials/s", f"{trials} trials")
+        pool_rate = median(r["trials_per_second"] for r in every)
+        ray_rate = median(r["trials_per_second"] for r in on_ray)
         report(
-            f"sweep trials/s, {cores} workers", every["trials_per_second"], "trials/s",
-            f"{trials} trials",
+            f"sweep trials/s, {cores} workers", pool_rate, "trials/s",
+            f"{trials} trials, median of {ROUNDS}",
         )  # fmt: skip
-        scaling = every["trials_per_second"] / one["trials_per_second"]
+        scaling = pool_rate / one["trials_per_second"]
         report(
             "sweep scaling efficiency (all cores / 1 worker / cores)", scaling / cores, "x",
             f"{scaling:.2f}x on {cores} cores",
         )  # fmt: skip
-        overhead = (every["trials_per_second"] / on_ray["trials_per_second"] - 1) * 100
+        pool_extra = median(outside_trials(r, folder / f"every{k}") for k, r in enumerate(every))
+        ray_extra = median(outside_trials(r, folder / f"ray{k}") for k, r in enumerate(on_ray))
+        mean_trial = median(mean_seconds(folder / f"every{k}") for k in range(ROUNDS))
         report(
-            "sweep Ray overhead per trial against the local pool", overhead, "%",
-            f"Ray {on_ray['trials_per_second']:.3f} vs pool {every['trials_per_second']:.3f} "
-            f"trials/s, {cores} at once",
+            "sweep Ray overhead per trial against the local pool",
+            (ray_extra - pool_extra) / mean_trial * 100, "%",
+            f"time outside the trial per trial: Ray {ray_extra * 1000:.0f} ms, pool "
+            f"{pool_extra * 1000:.0f} ms, trials of {mean_trial:.2f} s; trials/s Ray "
+            f"{ray_rate:.3f} vs pool {pool_rate:.3f} (medians of {ROUNDS})",
         )  # fmt: skip
 
         # One trial against the direct backtest of its setting (the best, from best.toml).
@@ -131,7 +159,12 @@ def main() -> int:
 
         reference = trial_rows(out / "trials.csv")
         bad = killed_and_resumed(space, folder / "killed", reference)
-        report("sweep resume after SIGKILL, trials lost or run twice", bad, "trials", "8 trials")
+        report(
+            "sweep resume after SIGKILL, trials lost or run twice",
+            bad,
+            "trials",
+            f"{len(reference)} trials",
+        )
     return 0
 
 

@@ -74,12 +74,17 @@ class RayPool:
         self._ray.get([warm.remote(self._bars) for _ in range(self._workers)])
 
     def run(self, setup: TrialSetup, tasks: Iterable[TrialTask]) -> Iterator[TrialResult]:
+        """At most ``workers`` tasks in flight (``--workers`` trials at once, as locally);
+        the next is sent as one finishes."""
         ray = self._ray
         shared = ray.put(setup)
-        running: dict[Any, TrialTask] = {
-            self._task.remote(shared, self._bars, task): task for task in tasks
-        }
-        while running:
+        waiting = list(tasks)
+        waiting.reverse()  # popped from the end: in the given order
+        running: dict[Any, TrialTask] = {}
+        while waiting or running:
+            while waiting and len(running) < self._workers:
+                task = waiting.pop()
+                running[self._task.remote(shared, self._bars, task)] = task
             done, _ = ray.wait(list(running), num_returns=1)
             for ref in done:
                 task = running.pop(ref)

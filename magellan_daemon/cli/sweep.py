@@ -35,6 +35,7 @@ from magellan_daemon.research.sweep import SweepPlan, run_sweep
 from magellan_daemon.research.trial import TrialResult, TrialSetup
 from strategies.registry import REGISTRY
 
+SHARED_BARS = ".bars"  # in --out: the local pool's bars, mapped by its workers
 DEFAULT_CONFIG = Path(__file__).resolve().parents[2] / "configs" / "magellan.toml"
 log = logging.getLogger(__name__)
 
@@ -161,7 +162,7 @@ def _base(args: argparse.Namespace) -> StrategyConfig:
 def _pool(args: argparse.Namespace, plan: SweepPlan) -> TrialPool:
     files = plan.setup.files()
     if args.ray_address is None:
-        return LocalPool(args.workers or cores(), files)
+        return LocalPool(args.workers or cores(), files, plan.out / SHARED_BARS)
     from magellan_daemon.research.ray_pool import RayPool, RayUnavailable
 
     try:

@@ -1,10 +1,17 @@
 """The embedded default: trials on a pool of local worker processes.
 
 Workers come from a fork server that imported the backtest once (``forkserver`` preload), so
-each starts in milliseconds and none inherits the parent's threads (the progress bar's). Each
-worker loads the sweep's bar files into memory once (``bar_files.hold``) and runs every trial
-it is given on them. A worker that dies breaks the pool: it is started again and the trials
-that were in it run again, up to ``MAX_RETRIES`` times each, then count as failed.
+each starts in milliseconds and none inherits the parent's threads (the progress bar's).
+
+The bars are shared, not copied per worker: the pool reads the sweep's bar files once (from
+the parsed cache), writes each column as an ``.npy`` file in a scratch folder, and every
+worker maps them read-only (``np.load(mmap_mode="r")``, held by ``bar_files.hold``): the
+pages are the operating system's, one copy however many workers, and no trial reads or
+parses a file. The scratch folder goes when the pool closes (a killed sweep's is replaced
+by the next start).
+
+A worker that dies breaks the pool: it is started again and the trials that were in it run
+again, up to ``MAX_RETRIES`` times each, then count as failed.
 """
 
 from __future__ import annotations
@@ -12,12 +19,15 @@ from __future__ import annotations
 import logging
 import multiprocessing
 import os
+import shutil
 import signal
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor, as_completed
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
+
+import numpy as np
 
 from magellan_daemon.research.pool import MAX_RETRIES
 from magellan_daemon.research.trial import TrialResult, TrialSetup, TrialTask, run_trial
@@ -32,11 +42,13 @@ def cores() -> int:
 
 
 class LocalPool:
-    """``workers`` local processes, each holding the bars of ``files`` in memory."""
+    """``workers`` local processes mapping the bars of ``files``, shared through ``scratch``."""
 
-    def __init__(self, workers: int, files: list[Path]) -> None:
+    def __init__(self, workers: int, files: list[Path], scratch: Path) -> None:
         self._workers = workers
-        self._files = [str(f) for f in files]
+        self._files = files
+        self._scratch = scratch
+        self._shared: dict[str, dict[str, str]] | None = None
         self._executor: ProcessPoolExecutor | None = None
 
     @property
@@ -48,7 +60,7 @@ class LocalPool:
         return f"local pool of {self._workers} worker{'s' if self._workers > 1 else ''}"
 
     def start(self) -> None:
-        """Start the workers now and wait until each has loaded the bars."""
+        """Share the bars, start the workers now and wait until each has mapped them."""
         executor = self._running()
         for future in [executor.submit(_ready) for _ in range(self._workers)]:
             future.result()
@@ -88,13 +100,16 @@ class LocalPool:
 
     def close(self) -> None:
         self._stop()
+        shutil.rmtree(self._scratch, ignore_errors=True)
 
     def _running(self) -> ProcessPoolExecutor:
+        if self._shared is None:
+            self._shared = share(bar_files.load(self._files), self._scratch)
         if self._executor is None:
             context = multiprocessing.get_context("forkserver")
             context.set_forkserver_preload([__name__])
             self._executor = ProcessPoolExecutor(
-                self._workers, mp_context=context, initializer=_start, initargs=(self._files,)
+                self._workers, mp_context=context, initializer=_start, initargs=(self._shared,)
             )
         return self._executor
 
@@ -108,11 +123,33 @@ class LocalPool:
         executor.shutdown(wait=True, cancel_futures=True)
 
 
-def _start(files: list[str]) -> None:
-    """A worker's start: quiet logs, Ctrl-C left to the parent, the bars in memory."""
+def share(columns: dict[str, bar_files.Columns], scratch: Path) -> dict[str, dict[str, str]]:
+    """Each column as an ``.npy`` file in ``scratch`` (emptied first); where each went."""
+    shutil.rmtree(scratch, ignore_errors=True)
+    scratch.mkdir(parents=True)
+    index: dict[str, dict[str, str]] = {}
+    for k, (file, file_columns) in enumerate(columns.items()):
+        index[file] = {}
+        for name, values in file_columns.items():
+            path = scratch / f"{k}-{name}.npy"
+            np.save(path, values)
+            index[file][name] = str(path)
+    return index
+
+
+def mapped(index: dict[str, dict[str, str]]) -> dict[str, bar_files.Columns]:
+    """The shared columns, mapped read-only."""
+    return {
+        file: {name: np.load(path, mmap_mode="r") for name, path in paths.items()}
+        for file, paths in index.items()
+    }
+
+
+def _start(index: dict[str, dict[str, str]]) -> None:
+    """A worker's start: quiet logs, Ctrl-C left to the parent, the bars mapped."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     logging.getLogger().setLevel(logging.ERROR)  # a trial's warnings would drown the bar
-    bar_files.hold(bar_files.load(Path(f) for f in files))
+    bar_files.hold(mapped(index))
 
 
 def _ready() -> int:

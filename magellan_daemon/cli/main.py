@@ -68,6 +68,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args_list = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser(args_list)
     args = parser.parse_args(args_list)
+    args._argv = ["magellan", *args_list]  # the command as typed (sweep.json records it)
     return int(args._run(args))
 
 

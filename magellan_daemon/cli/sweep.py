@@ -148,7 +148,7 @@ def _plan(args: argparse.Namespace) -> SweepPlan:
         seed=args.seed,
         windows=windows,
         walk_forward=args.walk_forward,
-        command=tuple(sys.argv),
+        command=tuple(getattr(args, "_argv", sys.argv)),
     )
 
 

@@ -123,9 +123,16 @@ def main() -> int:
             f"{trials} trials, median of {ROUNDS}",
         )  # fmt: skip
         scaling = pool_rate / one["trials_per_second"]
+        busy = median(
+            1 - outside_trials(r, folder / f"every{k}") * r["trials_run"]
+            / (r["wall_seconds"] * r["workers"])
+            for k, r in enumerate(every)
+        )  # fmt: skip
+        slower = mean_seconds(folder / "every0") / mean_seconds(folder / "one")
         report(
             "sweep scaling efficiency (all cores / 1 worker / cores)", scaling / cores, "x",
-            f"{scaling:.2f}x on {cores} cores",
+            f"{scaling:.2f}x on {cores} cores; the pool's slots busy in trials {busy:.1%}; "
+            f"a trial {slower:.2f}x as long with {cores} running as alone",
         )  # fmt: skip
         pool_extra = median(outside_trials(r, folder / f"every{k}") for k, r in enumerate(every))
         ray_extra = median(outside_trials(r, folder / f"ray{k}") for k, r in enumerate(on_ray))

@@ -108,9 +108,13 @@ def _record(plan: SweepPlan) -> TrialsFile:
 
 
 def _finished_count(plan: SweepPlan) -> int:
-    """Rows in ``trials.csv`` (the trials finished so far)."""
+    """The trials run so far (``ok`` or ``failed`` rows of ``trials.csv``; a skipped one
+    never ran)."""
     file = plan.out / "trials.csv"
-    return max(len(file.read_text().splitlines()) - 1, 0) if file.exists() else 0
+    if not file.exists():
+        return 0
+    with file.open(newline="") as handle:
+        return sum(1 for row in csv.DictReader(handle) if row.get("status") in ("ok", "failed"))
 
 
 def _walk_forward(

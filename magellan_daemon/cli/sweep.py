@@ -29,7 +29,7 @@ from magellan_daemon.research import walk_forward
 from magellan_daemon.research.local_pool import LocalPool, cores
 from magellan_daemon.research.objective import OBJECTIVES, Objective
 from magellan_daemon.research.pool import TrialPool
-from magellan_daemon.research.record import StudyMismatch, claim
+from magellan_daemon.research.record import StudyMismatch, claim, release
 from magellan_daemon.research.space import SEARCHES, SpaceError, format_value, load_space
 from magellan_daemon.research.sweep import SweepPlan, run_sweep
 from magellan_daemon.research.trial import TrialResult, TrialSetup
@@ -87,23 +87,24 @@ def run(args: argparse.Namespace) -> int:
     try:
         plan = _plan(args)
         pool = _pool(args, plan)
-    except (UsageError, ConfigError, SpaceError, StudyMismatch, CorporateActionsFileError) as e:
-        print(f"magellan sweep: {e}", file=sys.stderr)
-        return 2
-    except walk_forward.WalkForwardError as exc:
+    except (
+        UsageError,
+        ConfigError,
+        SpaceError,
+        CorporateActionsFileError,
+        walk_forward.WalkForwardError,
+    ) as exc:
         print(f"magellan sweep: {exc}", file=sys.stderr)
         return 2
-    listener = ProgressListener(plan.objective, args.quiet)
     try:
-        try:
-            claim(plan.out, plan.identity(pool.workers))
-        except StudyMismatch as exc:
-            print(f"magellan sweep: {exc}", file=sys.stderr)
-            return 2
+        claim(plan.out, plan.identity(pool.workers))
         log.info("%s: %s", plan.out, pool.where)
         pool.start()
-        with listener:
+        with ProgressListener(plan.objective, args.quiet) as listener:
             summary = run_sweep(plan, pool, listener)
+    except StudyMismatch as exc:  # --out holds another study: nothing of it is touched
+        print(f"magellan sweep: {exc}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print(
             f"magellan sweep: interrupted; finished trials are kept in {plan.out}: "
@@ -113,6 +114,7 @@ def run(args: argparse.Namespace) -> int:
         return 130
     finally:
         pool.close()
+        release(plan.out)
     if not args.quiet:
         print_summary(summary)
     return 0

@@ -100,7 +100,8 @@ class LocalPool:
 
     def close(self) -> None:
         self._stop()
-        shutil.rmtree(self._scratch, ignore_errors=True)
+        if self._shared is not None:  # only what this pool wrote
+            shutil.rmtree(self._scratch, ignore_errors=True)
 
     def _running(self) -> ProcessPoolExecutor:
         if self._shared is None:

@@ -10,6 +10,7 @@ of what finished: a trial with a row is never run again, one without is.
 from __future__ import annotations
 
 import csv
+import fcntl
 import io
 import json
 import os
@@ -171,8 +172,11 @@ def write_atomically(path: Path, text: str) -> None:
 
 
 def claim(out: Path, identity: dict[str, Any]) -> bool:
-    """Make ``out`` this study's folder: True if it already was (a resume), False if new;
-    ``StudyMismatch`` naming what differs if it holds another study."""
+    """Make ``out`` this study's folder, for this process alone until it ends: True if it
+    already was (a resume), False if new; ``StudyMismatch`` naming what differs if it holds
+    another study, or if another sweep is running in it (two would record trials twice)."""
+    out.mkdir(parents=True, exist_ok=True)
+    _lock(out)
     path = out / "study.json"
     if path.exists():
         try:
@@ -186,8 +190,33 @@ def claim(out: Path, identity: dict[str, Any]) -> bool:
                 "use another --out, or remove it to start again"
             )
         return True
-    out.mkdir(parents=True, exist_ok=True)
     if (out / "trials.csv").exists():
         raise StudyMismatch(f"--out {out} holds a trials.csv but no study.json: use another --out")
     write_atomically(path, json.dumps(identity, indent=2, sort_keys=True) + "\n")
     return False
+
+
+_locks: dict[str, int] = {}  # folder -> the open, locked ``.lock`` of this process
+
+
+def _lock(out: Path) -> None:
+    """An exclusive lock on ``out/.lock`` (once per process): released by ``release``, or by
+    the kernel when this process ends however it ends (a SIGKILLed sweep leaves no stale
+    lock)."""
+    key = str(out.resolve())
+    if key in _locks:
+        return
+    fd = os.open(out / ".lock", os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        raise StudyMismatch(f"--out {out} is in use by another magellan sweep") from None
+    _locks[key] = fd
+
+
+def release(out: Path) -> None:
+    """Let go of ``out`` (the sweep in it ended)."""
+    fd = _locks.pop(str(out.resolve()), None)
+    if fd is not None:
+        os.close(fd)

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
-from magellan_daemon.research.record import StudyMismatch, TrialsFile, claim
+from magellan_daemon.research.record import StudyMismatch, TrialsFile, claim, release
 from magellan_daemon.research.space import Parameter
 from magellan_daemon.research.trial import TrialResult
 
@@ -69,3 +71,23 @@ def test_a_folder_holds_one_study(tmp_path: Path) -> None:
     assert claim(out, {"space": {"a": [1]}, "start": "2024-01-01"}) is True
     with pytest.raises(StudyMismatch, match=r"another study \(space, start differ\)"):
         claim(out, {"space": {"a": [2]}, "start": "2024-02-01"})
+
+
+def test_a_folder_in_use_by_another_sweep_is_refused(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    identity = {"space": {"a": [1]}}
+    claim(out, identity)
+    # Another process (a second magellan sweep on the same --out) is refused while this
+    # one holds the folder, and let in once it lets go.
+    probe = [
+        sys.executable,
+        "-c",
+        "import sys; from pathlib import Path; "
+        "from magellan_daemon.research.record import claim; "
+        f"claim(Path({str(out)!r}), {identity!r})",
+    ]
+    refused = subprocess.run(probe, capture_output=True, text=True, timeout=60)
+    assert refused.returncode != 0
+    assert "in use by another magellan sweep" in refused.stderr
+    release(out)
+    assert subprocess.run(probe, capture_output=True, text=True, timeout=60).returncode == 0

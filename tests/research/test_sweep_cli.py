@@ -231,7 +231,7 @@ def test_walk_forward_picks_on_train_tests_on_the_next_month_and_stitches(
 ) -> None:
     space = write(tmp_path / "space.toml", "[daily_trend.symbols.SPY]\nupper = [55, 65]\n")
     out = tmp_path / "wf"
-    magellan(
+    args = [
         "sweep",
         "--bars",
         str(BARS_DIR),
@@ -250,7 +250,11 @@ def test_walk_forward_picks_on_train_tests_on_the_next_month_and_stitches(
         "--walk-forward",
         "2M:1M",
         "--quiet",
-    )
+    ]
+    # Killed in its first window, then resumed: what follows holds all the same.
+    kill_after_first_row(args, out)
+    kept = len(by_trial(out / "trials.csv"))  # window 1's: 1, or both if they ended together
+    assert f"{kept} finished trial(s) kept" in magellan(*args).stderr
     windows = rows(out / "walk_forward.csv")
     assert [
         (w["window"], w["train_start"], w["train_end"], w["test_start"], w["test_end"])

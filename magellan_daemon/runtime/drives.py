@@ -238,15 +238,29 @@ class DailySignal:
     async def _signal_of(
         self, runner: StrategyRunner, session: Session, context: DriveContext
     ) -> None:
-        consumed = sorted(
-            s for s, t in runner.last_bar.items() if _new_york_date(t) >= session.date
+        consumed = {s for s, t in runner.last_bar.items() if _new_york_date(t) >= session.date}
+        # Taken as warm-up by this start, the bar was never evaluated: its signal is lost (the
+        # warm-up keeps the owed session's bar out, so this is a defect). Otherwise a run
+        # before this one evaluated it (a restart after the signal): nothing is owed.
+        lost = sorted(
+            s
+            for s in consumed
+            if (warmed := runner.warmed.get(s)) is not None
+            and _new_york_date(warmed) >= session.date
         )
-        if consumed:
+        if lost:
             log.error(
-                "daily signal for %s: the bar of that session was already consumed for %s "
-                "(by warm-up?): no signal for them",
+                "daily signal for %s: the bar of that session was taken as warm-up by this "
+                "start for %s: no signal for them",
                 session.date,
-                ", ".join(consumed),
+                ", ".join(lost),
+            )
+        done = sorted(consumed - set(lost))
+        if done:
+            log.info(
+                "daily signal for %s: already evaluated before this start for %s",
+                session.date,
+                ", ".join(done),
             )
         now = context.clock.now()
         bars = await context.fetch(runner, session.open - DAILY_FETCH_BACK, now)
@@ -259,7 +273,7 @@ class DailySignal:
         fresh = await runner.feed(todays)
         if fresh:
             log.info("daily signal for %s: %d new bars evaluated", session.date, fresh)
-        else:
+        elif not consumed:
             log.info("daily signal for %s: nothing new (no bar of that session yet)", session.date)
 
     def backtest_instant(self, bar: Bar, sessions: SessionBook) -> datetime | None:

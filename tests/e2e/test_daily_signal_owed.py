@@ -78,4 +78,37 @@ async def test_the_owed_daily_signal_runs_and_is_sent_at_the_next_open(
         assert planned.group(1) == "16:05:00"
     else:
         assert "16:05:00" <= planned.group(1) < "16:10:00"
-    assert "already consumed" not in log
+    assert "taken as warm-up by this start" not in log
+
+
+async def test_a_restart_after_the_daily_signal_finds_it_done_and_logs_no_error(
+    bars_dir: Path, tmp_path: Path
+) -> None:
+    """Restarted that evening, before the next open, the daemon still owes the 11-26 signal
+    by the calendar, but its saved state shows the bars evaluated by the run before: the
+    owed job says so and evaluates nothing again. It used to log an ERROR ("already consumed
+    (by warm-up?)"), at every such restart, for a normal event."""
+    async with Sim(bars_dir, ny("2024-11-26", "15:55")) as sim:
+        daemon = Daemon(
+            config_dir(tmp_path, only("daily_trend")), tmp_path / "s", sim.url, tmp_path / "d.log"
+        )
+        daemon.start()
+        await daemon.wait_ready()
+        await sim.run_until(ny("2024-11-26", "16:10"))
+        evaluations = (
+            "SELECT * FROM evaluations WHERE strategy='daily_trend' AND bar_time LIKE '2024-11-26%'"
+        )
+        await wait_for(lambda: daemon.query(evaluations), 30, "the 11-26 evaluations", daemon)
+        sim.pause()
+        assert await daemon.stop() == 0
+        evaluated = daemon.query(evaluations)
+        intents = daemon.query("SELECT * FROM intents WHERE signal_time LIKE '2024-11-26%'")
+
+        sim.jump(ny("2024-11-26", "20:00"))
+        daemon.start()
+        await daemon.wait_ready()
+        await daemon.wait_log("daily signal for 2024-11-26: already evaluated before this start")
+        assert " ERROR " not in daemon.current_log()
+        assert daemon.query(evaluations) == evaluated
+        assert daemon.query("SELECT * FROM intents WHERE signal_time LIKE '2024-11-26%'") == intents
+        assert await daemon.stop() == 0

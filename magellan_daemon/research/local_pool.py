@@ -60,7 +60,8 @@ class LocalPool:
         return f"local pool of {self._workers} worker{'s' if self._workers > 1 else ''}"
 
     def start(self) -> None:
-        """Share the bars, start the workers now and wait until each has mapped them."""
+        """Share the bars and start the pool before the first trial (each worker maps the
+        bars as it starts): the sweep's clock then times trials, not the setup."""
         executor = self._running()
         for future in [executor.submit(_ready) for _ in range(self._workers)]:
             future.result()

@@ -36,26 +36,13 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter
 
 from magellan_daemon.backtest.html_report import STYLE, fmt
+from magellan_daemon.research.record import LEADING_METRICS
 
 DPI = 100
 MAX_LEVELS = 12  # a numeric parameter with more distinct values than this is binned
 BINS = 10
 ONE_DAY = timedelta(days=1)
 BEST_COLUMNS = ("trades", "total_return_pct", "sharpe", "max_drawdown_pct", "win_rate")
-KEY_METRICS = (
-    "total_return_pct",
-    "cagr_pct",
-    "sharpe",
-    "sortino",
-    "calmar",
-    "max_drawdown_pct",
-    "profit_factor",
-    "expectancy_usd",
-    "sqn",
-    "win_rate",
-    "trades",
-    "exposure",
-)
 HEATMAP_NOTE = (
     "Each cell is the best objective over the trials with that pair of values: the other "
     "parameters vary within a cell, and a mean would mix their good and bad settings. "
@@ -469,7 +456,7 @@ def _walk_forward_section(
         return []
     metrics = walk_forward.get("metrics", {})
     efficiency = fmt("efficiency", walk_forward.get("efficiency"))
-    rows = ([key, fmt(key, metrics[key])] for key in KEY_METRICS if key in metrics)
+    rows = ([key, fmt(key, metrics[key])] for key in LEADING_METRICS if key in metrics)
     return [
         "<h2>Walk-forward</h2>",
         "<p>Walk-forward efficiency (the stitched curve's annualised return over the mean"

@@ -59,7 +59,7 @@ class Study:
     def run(self, search: str, trials: int, seed: int) -> list[TrialResult]:
         """Run what is not yet recorded; every trial's result, by number."""
         self.out.mkdir(parents=True, exist_ok=True)
-        size = len(self.space.grid()) if search == "grid" else trials
+        size = self.space.size(search, trials)
         self._results = {
             number - self.first: replace(result, number=number - self.first)
             for number, result in self.record.open().items()

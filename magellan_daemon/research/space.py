@@ -15,6 +15,7 @@ a ``SpaceError``.
 from __future__ import annotations
 
 import itertools
+import math
 from collections.abc import Iterator
 from dataclasses import dataclass
 from decimal import Decimal
@@ -127,6 +128,12 @@ class Space:
     @property
     def names(self) -> list[str]:
         return [p.name for p in self.parameters]
+
+    def size(self, search: str, trials: int) -> int:
+        """How many trials the study has: the grid's combinations, or optuna's ``trials``."""
+        if search != "grid":
+            return trials
+        return math.prod(len(p.grid_values()) for p in self.parameters)
 
     def grid(self) -> list[dict[str, Scalar]]:
         """Every combination, the last parameter varying fastest (the trials' order)."""

@@ -125,7 +125,7 @@ def _walk_forward(
     window's trials are the ones ``best.toml`` and the report's trial charts come from (the
     setting to trade next)."""
     record = _record(plan)
-    size = len(plan.space.grid()) if plan.search == "grid" else plan.trials
+    size = plan.space.size(plan.search, plan.trials)
     rows: list[dict[str, Any]] = []
     tests: list[TrialResult | None] = []
     results: list[TrialResult] = []
@@ -162,22 +162,14 @@ def _tested(
         return None if saved is None else _result_from_json(saved)
     result = None
     if chosen is not None:
-        task = TrialTask(
-            chosen.number,
-            chosen.values,
-            _params(plan, chosen),
-            keep_trades=True,
-        )
+        params = with_values(plan.setup.base.params, chosen.values)
+        task = TrialTask(chosen.number, chosen.values, params, keep_trades=True)
         setup = plan.setup.over(window.test_start, window.test_end)
         result = next(iter(pool.run(setup, [task])))
     else:
         log.warning("window %d: no setting counts as best: no trading out of sample", window.number)
     write_atomically(path, json.dumps(None if result is None else _result_json(result)) + "\n")
     return result
-
-
-def _params(plan: SweepPlan, result: TrialResult) -> Any:
-    return with_values(plan.setup.base.params, result.values)
 
 
 def _result_json(result: TrialResult) -> dict[str, Any]:

@@ -32,7 +32,8 @@ def test_a_range_steps_to_exact_decimals_and_the_grid_varies_the_last_fastest(
     space = load_space(path, "bear_trap", BASE, "grid")
     assert space.parameters[1].grid_values() == (0.3, 0.45, 0.6, 0.75, 0.9)
     grid = space.grid()
-    assert len(grid) == 10
+    assert len(grid) == space.size("grid", trials=100) == 10
+    assert space.size("optuna", trials=100) == 100
     assert grid[:2] == [
         {"min_drop_pct": 0.12, "stop_atr_multiple": 0.3},
         {"min_drop_pct": 0.12, "stop_atr_multiple": 0.45},

@@ -99,9 +99,10 @@ class StrategyRunner:
         self.execution_delay = execution_delay
         self._queue: asyncio.Queue[_Post] = asyncio.Queue()
         self.last_bar: dict[str, datetime] = {}
-        # The last bar each symbol took as warm-up in this process (never evaluated; not
-        # saved): what tells a bar this start's warm-up consumed from one a run before
-        # evaluated (``last_bar`` holds both once the state is restored).
+        # The last bar each symbol took in this start's warm-up (never evaluated; not saved):
+        # what tells a bar this start's warm-up consumed from one a run before evaluated
+        # (``last_bar`` holds both once the state is restored). Kept by ``_warmup`` only,
+        # not by the per-bar catch-up of a minute runner behind the stream.
         self.warmed: dict[str, datetime] = {}
         # "SYMBOL@YYYY-MM-DD" of the splits the strategy's state was re-based for (saved
         # with the snapshot, so a restart never re-bases it twice)
@@ -443,8 +444,8 @@ class StrategyRunner:
         if not bars:
             return 0
         self.strategy.warmup(bars, self._sessions().on)
-        for bar in bars:
-            self.last_bar[bar.symbol] = self.warmed[bar.symbol] = bar.t
+        for bar in bars:  # the minute stream's backlog: no daily signal asks ``warmed``
+            self.last_bar[bar.symbol] = bar.t
         if self._per_symbol:
             self._dirty.update(b.symbol for b in bars)
         self.bars_behind += len(bars)
